@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Idempotent setup shared by `make run` and `make test`.
+#   - system packages (as root on Debian/Ubuntu; otherwise says what is missing)
+#   - .venv with the pinned Python dependencies and the project (editable)
+#   - node_modules with the pinned solc and anvil
+#   - the compiled contract (contracts/build/)
+# Each step is skipped when a stamp file says its inputs did not change,
+# so a second run takes seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+STAMPS=.setup
+mkdir -p "$STAMPS"
+say() { printf '[setup] %s\n' "$*"; }
+
+# System packages the tests need: command -> Debian package.
+declare -A SYSTEM_TOOLS=(
+  [glpsol]=glpk-utils
+  [prometheus]=prometheus
+  [node]=nodejs
+  [npm]=npm
+)
+
+missing=()
+for tool in "${!SYSTEM_TOOLS[@]}"; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("${SYSTEM_TOOLS[$tool]}")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    say "installing system packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null
+    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    say "missing system packages: ${missing[*]}"
+    say "install them with: sudo apt-get install ${missing[*]}"
+    say "(continuing; tests that need them will fail or skip)"
+  fi
+fi
+
+# hash of the given files, for stamps
+digest() { cat "$@" | sha256sum | cut -c1-16; }
+
+# pip warns about every local index folder that does not exist; keep real errors.
+pip_quiet() { "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
+
+PY=${PYTHON:-python3}
+venv_key=$(digest requirements.lock pyproject.toml)
+if [[ ! -x .venv/bin/python || "$(cat "$STAMPS/venv" 2>/dev/null)" != "$venv_key" ]]; then
+  say "creating .venv with pinned Python dependencies"
+  [[ -x .venv/bin/python ]] || "$PY" -m venv .venv
+  pip_quiet .venv/bin/pip install -q -r requirements.lock
+  pip_quiet .venv/bin/pip install -q --no-deps --no-build-isolation -e .
+  echo "$venv_key" >"$STAMPS/venv"
+fi
+
+npm_key=$(digest package.json package-lock.json)
+if [[ ! -d node_modules || "$(cat "$STAMPS/npm" 2>/dev/null)" != "$npm_key" ]]; then
+  say "installing pinned npm tools (solc, anvil)"
+  npm ci --no-audit --no-fund --loglevel=error >/dev/null
+  echo "$npm_key" >"$STAMPS/npm"
+fi
+
+if [[ -f contracts/compile.py ]]; then
+  contract_key=$(digest contracts/*.sol package-lock.json contracts/compile.py)
+  if [[ "$(cat "$STAMPS/contract" 2>/dev/null)" != "$contract_key" ]]; then
+    say "compiling the market contract"
+    .venv/bin/python contracts/compile.py
+    echo "$contract_key" >"$STAMPS/contract"
+  fi
+fi
+say "ready"

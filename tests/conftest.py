@@ -1,0 +1,41 @@
+"""Shared test helpers.
+
+`require_tool` skips a test when an external tool is missing, except under
+CI=true, where a missing tool is a failure: CI must exercise the real thing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+TRANSAX_DIR = Path(os.environ.get("TRANSAX_DATA", REPO.parent / "shared/datasets/transax-phase2"))
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require(condition: bool, what: str) -> None:
+    """Skip (locally) or fail (under CI=true) when `condition` is false."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"required for this test but missing under CI: {what}")
+    pytest.skip(f"missing: {what}")
+
+
+def require_tool(name: str) -> str:
+    """Path of executable `name` (PATH, node_modules/.bin), or skip/fail."""
+    local = REPO / "node_modules" / ".bin" / name
+    path = str(local) if local.exists() else shutil.which(name)
+    require(path is not None, f"executable {name!r}")
+    assert path is not None
+    return path
+
+
+@pytest.fixture
+def transax_dir() -> Path:
+    require(TRANSAX_DIR.is_dir(), f"TRANSAX traces at {TRANSAX_DIR}")
+    return TRANSAX_DIR
