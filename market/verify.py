@@ -1,0 +1,362 @@
+"""Feasibility of a solution to the (extended) energy trading problem, paper section 4.
+
+`verify(problem, solution)` returns every violation, as a sorted list; an empty list
+means the solution is feasible. The smart contract implements the same verdict
+(feasible iff no violation), so the rules are stated exactly here.
+
+Units: `Trade.energy` is Wh delivered in that one interval (p·Δ); `Offer.energy` is
+the Wh of the whole offer; `Feeder.c_ext` and `Feeder.c_int` are Wh per interval.
+
+Checks on each trade of `solution` (`problem.fixed` trades are trusted, see below):
+- UNKNOWN_OFFER: seller or buyer is not an offer id of the problem.
+- NOT_MATCHABLE_KIND: the seller is not a SELL offer or the buyer not a BUY offer.
+- UNKNOWN_FEEDER: an offer of the trade lies in a feeder the problem does not list.
+- NONPOSITIVE: energy <= 0 (a listed trade must move energy; (17) p >= 0).
+- NEGATIVE_PRICE: price < 0 ((17) π >= 0).
+- NOT_MATCHABLE_PRICE: seller reservation price > buyer reservation price (1).
+- NOT_MATCHABLE_INTERVAL: the interval lies outside the seller's or the buyer's range (2).
+- FINALIZED_INTERVAL: `problem.free_from` is set and the interval is before it (12).
+- DUPLICATE: the (seller, buyer, interval) triple already occurred earlier in the
+  solution or among the fixed trades.
+- PRICE: the price is not within [seller reservation, buyer reservation] (9).
+
+Aggregate checks, over fixed + solution trades together. Every trade whose offers are
+known and of the right kinds counts with its energy as given (also a duplicate or
+otherwise flagged one); for the feeder checks the trade must also name known feeders.
+- SELL_ENERGY (3): Σ energy of the trades of sell offer s > E_s.
+- BUY_ENERGY (4): Σ energy of the trades of buy offer b > E_b.
+For each feeder f and interval t, with sold = Σ energy of trades whose seller is in f
+(to a buyer anywhere) and bought = Σ energy of trades whose buyer is in f:
+- FEEDER_EXT_OUT (5): sold - bought > c_ext.
+- FEEDER_EXT_IN (6): sold - bought < -c_ext.
+- FEEDER_INT_CONSUMPTION (7): bought > c_int.
+- FEEDER_INT_PRODUCTION (8): sold > c_int.
+
+Fixed trades are the finalized ones (section 4.3): they were verified when they were
+accepted, so only their offers must be known (else UNKNOWN_OFFER with the trade); they
+are exempt from every other per-trade check but use up offer energy and feeder limits.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from market.types import Feeder, Kind, Offer, Problem, Solution, Trade
+
+
+class ViolationKind(StrEnum):
+    """What is violated. Names and values are stable (used by the contract tests)."""
+
+    UNKNOWN_OFFER = "UNKNOWN_OFFER"
+    NOT_MATCHABLE_KIND = "NOT_MATCHABLE_KIND"
+    UNKNOWN_FEEDER = "UNKNOWN_FEEDER"
+    NONPOSITIVE = "NONPOSITIVE"
+    NEGATIVE_PRICE = "NEGATIVE_PRICE"
+    NOT_MATCHABLE_PRICE = "NOT_MATCHABLE_PRICE"
+    NOT_MATCHABLE_INTERVAL = "NOT_MATCHABLE_INTERVAL"
+    FINALIZED_INTERVAL = "FINALIZED_INTERVAL"
+    DUPLICATE = "DUPLICATE"
+    PRICE = "PRICE"
+    SELL_ENERGY = "SELL_ENERGY"
+    BUY_ENERGY = "BUY_ENERGY"
+    FEEDER_EXT_OUT = "FEEDER_EXT_OUT"
+    FEEDER_EXT_IN = "FEEDER_EXT_IN"
+    FEEDER_INT_CONSUMPTION = "FEEDER_INT_CONSUMPTION"
+    FEEDER_INT_PRODUCTION = "FEEDER_INT_PRODUCTION"
+
+
+_KIND_ORDER = {kind: i for i, kind in enumerate(ViolationKind)}
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One violated rule. `offer`, `feeder` and `interval` name what is at fault (None
+    when not applicable); `trade` is the offending trade for per-trade checks."""
+
+    kind: ViolationKind
+    message: str
+    offer: int | None = None
+    feeder: int | None = None
+    interval: int | None = None
+    trade: Trade | None = None
+
+    def sort_key(self) -> tuple[int, int, int, int, tuple[int, ...]]:
+        trade = self.trade
+        return (
+            _KIND_ORDER[self.kind],
+            -1 if self.offer is None else self.offer,
+            -1 if self.feeder is None else self.feeder,
+            -1 if self.interval is None else self.interval,
+            () if trade is None else (trade.seller, trade.buyer, trade.interval, trade.energy),
+        )
+
+
+def objective(solution: Solution) -> int:
+    """Objective (16): total energy traded by `solution`, in Wh."""
+    return sum(t.energy for t in solution.trades)
+
+
+def verify(problem: Problem, solution: Solution) -> list[Violation]:
+    """Every violation of `solution` against `problem` (see the module docstring)."""
+    offers = {o.id: o for o in problem.offers}
+    feeders = {f.id: f for f in problem.feeders}
+    out: list[Violation] = []
+    counted: list[tuple[Trade, Offer, Offer]] = []
+    seen: set[tuple[int, int, int]] = set()
+    for trade in problem.fixed:
+        pair = _known_pair(trade, offers, out, fixed=True)
+        if pair is not None:
+            seen.add((trade.seller, trade.buyer, trade.interval))
+            counted.append((trade, *pair))
+    for trade in solution.trades:
+        pair = _known_pair(trade, offers, out, fixed=False)
+        if pair is None:
+            continue
+        _check_trade(trade, pair[0], pair[1], problem.free_from, seen, out)
+        counted.append((trade, *pair))
+    _check_offer_energy(counted, out)
+    _check_feeders(counted, feeders, out)
+    out.sort(key=Violation.sort_key)
+    return out
+
+
+def _known_pair(
+    trade: Trade, offers: dict[int, Offer], out: list[Violation], *, fixed: bool
+) -> tuple[Offer, Offer] | None:
+    what = "fixed trade" if fixed else "trade"
+    seller, buyer = offers.get(trade.seller), offers.get(trade.buyer)
+    for oid, offer in ((trade.seller, seller), (trade.buyer, buyer)):
+        if offer is None:
+            out.append(
+                _v(
+                    ViolationKind.UNKNOWN_OFFER,
+                    f"{what} {_t(trade)}: unknown offer {oid}",
+                    offer=oid,
+                    interval=trade.interval,
+                    trade=trade,
+                )
+            )
+    if seller is None or buyer is None:
+        return None
+    ok = True
+    if not fixed:
+        for offer, want in ((seller, Kind.SELL), (buyer, Kind.BUY)):
+            if offer.kind != want:
+                ok = False
+                out.append(
+                    _v(
+                        ViolationKind.NOT_MATCHABLE_KIND,
+                        f"trade {_t(trade)}: offer {offer.id} is {offer.kind.name}, "
+                        f"not {want.name}",
+                        offer=offer.id,
+                        interval=trade.interval,
+                        trade=trade,
+                    )
+                )
+    elif seller.kind != Kind.SELL or buyer.kind != Kind.BUY:
+        ok = False
+        out.append(
+            _v(
+                ViolationKind.NOT_MATCHABLE_KIND,
+                f"fixed trade {_t(trade)}: offers of the wrong kinds",
+                offer=trade.seller,
+                interval=trade.interval,
+                trade=trade,
+            )
+        )
+    return (seller, buyer) if ok else None
+
+
+def _check_trade(
+    trade: Trade,
+    seller: Offer,
+    buyer: Offer,
+    free_from: int | None,
+    seen: set[tuple[int, int, int]],
+    out: list[Violation],
+) -> None:
+    t, name = trade.interval, _t(trade)
+    if trade.energy <= 0:
+        out.append(
+            _v(
+                ViolationKind.NONPOSITIVE,
+                f"trade {name}: energy {trade.energy} Wh <= 0",
+                offer=seller.id,
+                interval=t,
+                trade=trade,
+            )
+        )
+    if trade.price < 0:
+        out.append(
+            _v(
+                ViolationKind.NEGATIVE_PRICE,
+                f"trade {name}: price {trade.price} < 0",
+                offer=seller.id,
+                interval=t,
+                trade=trade,
+            )
+        )
+    if seller.price > buyer.price:
+        out.append(
+            _v(
+                ViolationKind.NOT_MATCHABLE_PRICE,
+                f"trade {name}: seller {seller.id} reservation {seller.price} > "
+                f"buyer {buyer.id} reservation {buyer.price}",
+                offer=seller.id,
+                interval=t,
+                trade=trade,
+            )
+        )
+    for offer in (seller, buyer):
+        if not offer.covers(t):
+            out.append(
+                _v(
+                    ViolationKind.NOT_MATCHABLE_INTERVAL,
+                    f"trade {name}: interval {t} outside offer {offer.id} "
+                    f"range [{offer.start}, {offer.end}]",
+                    offer=offer.id,
+                    interval=t,
+                    trade=trade,
+                )
+            )
+    if free_from is not None and t < free_from:
+        out.append(
+            _v(
+                ViolationKind.FINALIZED_INTERVAL,
+                f"trade {name}: interval {t} is before the first free interval {free_from}",
+                offer=seller.id,
+                interval=t,
+                trade=trade,
+            )
+        )
+    key = (trade.seller, trade.buyer, t)
+    if key in seen:
+        out.append(
+            _v(
+                ViolationKind.DUPLICATE,
+                f"trade {name}: seller {seller.id}, buyer {buyer.id}, interval {t} already traded",
+                offer=seller.id,
+                interval=t,
+                trade=trade,
+            )
+        )
+    seen.add(key)
+    if not seller.price <= trade.price <= buyer.price:
+        out.append(
+            _v(
+                ViolationKind.PRICE,
+                f"trade {name}: price {trade.price} outside "
+                f"[{seller.price}, {buyer.price}] of seller {seller.id} and buyer {buyer.id}",
+                offer=seller.id,
+                interval=t,
+                trade=trade,
+            )
+        )
+
+
+def _check_offer_energy(
+    counted: Iterable[tuple[Trade, Offer, Offer]], out: list[Violation]
+) -> None:
+    used: dict[int, int] = defaultdict(int)
+    by_id: dict[int, Offer] = {}
+    for trade, seller, buyer in counted:
+        used[seller.id] += trade.energy
+        used[buyer.id] += trade.energy
+        by_id[seller.id], by_id[buyer.id] = seller, buyer
+    for oid, total in used.items():
+        offer = by_id[oid]
+        if total > offer.energy:
+            kind = (
+                ViolationKind.SELL_ENERGY if offer.kind == Kind.SELL else ViolationKind.BUY_ENERGY
+            )
+            verb = "sold" if offer.kind == Kind.SELL else "bought"
+            out.append(
+                _v(
+                    kind,
+                    f"offer {oid}: {total} Wh {verb} > {offer.energy} Wh offered",
+                    offer=oid,
+                    feeder=offer.feeder,
+                )
+            )
+
+
+def _check_feeders(
+    counted: Iterable[tuple[Trade, Offer, Offer]], feeders: dict[int, Feeder], out: list[Violation]
+) -> None:
+    sold: dict[tuple[int, int], int] = defaultdict(int)
+    bought: dict[tuple[int, int], int] = defaultdict(int)
+    unknown: set[tuple[int, int]] = set()
+    for trade, seller, buyer in counted:
+        for offer in (seller, buyer):
+            if offer.feeder not in feeders:
+                unknown.add((offer.id, offer.feeder))
+        if seller.feeder in feeders and buyer.feeder in feeders:
+            sold[seller.feeder, trade.interval] += trade.energy
+            bought[buyer.feeder, trade.interval] += trade.energy
+    for oid, fid in unknown:
+        out.append(
+            _v(
+                ViolationKind.UNKNOWN_FEEDER,
+                f"offer {oid}: unknown feeder {fid}",
+                offer=oid,
+                feeder=fid,
+            )
+        )
+    for f, t in set(sold) | set(bought):
+        feeder, s, b = feeders[f], sold.get((f, t), 0), bought.get((f, t), 0)
+        where = f"feeder {f}, interval {t}"
+        if s - b > feeder.c_ext:
+            out.append(
+                _v(
+                    ViolationKind.FEEDER_EXT_OUT,
+                    f"{where}: net outflow {s - b} Wh > c_ext {feeder.c_ext} Wh",
+                    feeder=f,
+                    interval=t,
+                )
+            )
+        if s - b < -feeder.c_ext:
+            out.append(
+                _v(
+                    ViolationKind.FEEDER_EXT_IN,
+                    f"{where}: net inflow {b - s} Wh > c_ext {feeder.c_ext} Wh",
+                    feeder=f,
+                    interval=t,
+                )
+            )
+        if b > feeder.c_int:
+            out.append(
+                _v(
+                    ViolationKind.FEEDER_INT_CONSUMPTION,
+                    f"{where}: consumption {b} Wh > c_int {feeder.c_int} Wh",
+                    feeder=f,
+                    interval=t,
+                )
+            )
+        if s > feeder.c_int:
+            out.append(
+                _v(
+                    ViolationKind.FEEDER_INT_PRODUCTION,
+                    f"{where}: production {s} Wh > c_int {feeder.c_int} Wh",
+                    feeder=f,
+                    interval=t,
+                )
+            )
+
+
+def _t(trade: Trade) -> str:
+    return f"({trade.seller}->{trade.buyer}@{trade.interval})"
+
+
+def _v(
+    kind: ViolationKind,
+    message: str,
+    *,
+    offer: int | None = None,
+    feeder: int | None = None,
+    interval: int | None = None,
+    trade: Trade | None = None,
+) -> Violation:
+    return Violation(kind, message, offer, feeder, interval, trade)
