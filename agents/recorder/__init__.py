@@ -1,0 +1,1 @@
+"""Recorder agent: rebuilds offers, solutions and finalized trades from chain events."""
