@@ -1,0 +1,82 @@
+"""Every Prometheus metric named in run-interfaces.md, defined once.
+
+Agents import the objects they update; all live in the default registry, served
+by `start_metrics(host, port)`. Labels are bounded (function, result); which
+agent a series comes from is the scrape target's label (plus `testbed_agent_info`).
+Owner (the only role that updates it, so sums across agents do not double count):
+
+- recorder: OFFER_TO_TRADE_SECONDS, OFFER_TO_FINALIZATION_SECONDS
+- solver:   SOLVER_SOLVE_SECONDS, SOLVER_OBJECTIVE_WH, SOLUTIONS_TOTAL{result}
+- clock:    ENERGY_FINALIZED_WH_TOTAL, INTERVAL_LAG, CURRENT_INTERVAL
+- dso:      FAILED_WITHDRAWALS_TOTAL, WITHDRAWALS_TOTAL
+- prosumer: OFFERS_POSTED_TOTAL
+- every agent: TRANSACTIONS_TOTAL{function}, GAS_USED_TOTAL{function} for the
+  transactions it sends (use `record_transaction`), AGENT_READY, AGENT_INFO.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram, Info, start_http_server
+
+# Seconds; covers wallclock runs (Δ̂ of a few seconds up to the paper's 120 s)
+# and lockstep runs measured in virtual chain time (hours).
+LATENCY_BUCKETS = (
+    0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600,
+    900, 1800, 3600, 7200, 14400, 28800, 86400,
+)  # fmt: skip
+SOLVE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120)
+
+OFFER_TO_TRADE_SECONDS = Histogram(
+    "testbed_offer_to_trade_seconds",
+    "Offer transaction to the first accepted solution that trades it",
+    buckets=LATENCY_BUCKETS,
+)
+OFFER_TO_FINALIZATION_SECONDS = Histogram(
+    "testbed_offer_to_finalization_seconds",
+    "Offer transaction to the finalization of its first trade",
+    buckets=LATENCY_BUCKETS,
+)
+SOLVER_SOLVE_SECONDS = Histogram(
+    "testbed_solver_solve_seconds", "Wall seconds of one solve", buckets=SOLVE_BUCKETS
+)
+SOLVER_OBJECTIVE_WH = Gauge("testbed_solver_objective_wh", "Objective of the latest solve (Wh)")
+SOLUTIONS_TOTAL = Counter(
+    "testbed_solutions_total", "Solutions by outcome (accepted|rejected|skipped)", ["result"]
+)
+TRANSACTIONS_TOTAL = Counter(
+    "testbed_transactions_total", "Transactions sent, by contract function", ["function"]
+)
+GAS_USED_TOTAL = Counter("testbed_gas_used_total", "Gas used, by contract function", ["function"])
+ENERGY_FINALIZED_WH_TOTAL = Counter(
+    "testbed_energy_finalized_wh_total", "Energy in finalized trades (Wh)"
+)
+FAILED_WITHDRAWALS_TOTAL = Counter(
+    "testbed_failed_withdrawals_total", "withdrawAssets requests refused by the DSO"
+)
+WITHDRAWALS_TOTAL = Counter("testbed_withdrawals_total", "withdrawAssets requests granted")
+OFFERS_POSTED_TOTAL = Counter("testbed_offers_posted_total", "Offers posted by prosumers")
+INTERVAL_LAG = Gauge("testbed_interval_lag", "Clock interval minus last finalized interval")
+CURRENT_INTERVAL = Gauge("testbed_current_interval", "Current clock interval")
+AGENT_READY = Gauge("testbed_agent_ready", "1 once the agent is connected and ready")
+AGENT_INFO = Info("testbed_agent", "Identity of this agent process")
+
+
+def start_metrics(host: str, port: int, role: str, name: str) -> None:
+    """Serve /metrics on host:port (port 0 = do not serve) with ready = 0."""
+    AGENT_INFO.info({"role": role, "agent": name})
+    AGENT_READY.set(0)
+    if port:
+        start_http_server(port, addr=host)
+
+
+def mark_ready() -> None:
+    AGENT_READY.set(1)
+
+
+def record_transaction(function: str, receipt: Mapping[str, Any]) -> None:
+    """Count one mined transaction of contract `function` and its gas."""
+    TRANSACTIONS_TOTAL.labels(function=function).inc()
+    GAS_USED_TOTAL.labels(function=function).inc(int(receipt.get("gasUsed", 0)))

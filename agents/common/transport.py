@@ -1,0 +1,142 @@
+"""Thin ZeroMQ sockets speaking `agents.common.protocol` messages.
+
+All receives take a timeout (seconds) and return None when it passes, so agent
+loops can poll their `Shutdown`. Binders: the clock (PUB, PULL) and the DSO
+(REP). Connectors: everybody else.
+"""
+
+from __future__ import annotations
+
+import zmq
+
+from agents.common.errors import PeerTimeout, ProtocolError
+from agents.common.protocol import Dispatcher, Message, decode, encode
+
+LINGER_MS = 2000  # let queued reports leave on close
+
+
+def _ctx() -> zmq.Context[zmq.Socket[bytes]]:
+    return zmq.Context.instance()
+
+
+class _Socket:
+    def __init__(self, kind: int, endpoint: str, bind: bool) -> None:
+        self.endpoint = endpoint
+        self.sock = _ctx().socket(kind)
+        self.sock.setsockopt(zmq.LINGER, LINGER_MS)
+        if kind == zmq.SUB:
+            self.sock.setsockopt(zmq.SUBSCRIBE, b"")
+        if bind:
+            self.sock.bind(endpoint)
+        else:
+            self.sock.connect(endpoint)
+
+    def _recv(self, timeout: float) -> bytes | None:
+        if self.sock.poll(int(timeout * 1000), zmq.POLLIN):
+            return self.sock.recv()
+        return None
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class Publisher(_Socket):
+    """Clock side of the broadcast (PUB, bound)."""
+
+    def __init__(self, endpoint: str) -> None:
+        super().__init__(zmq.PUB, endpoint, bind=True)
+
+    def send(self, msg: Message) -> None:
+        self.sock.send(encode(msg))
+
+
+class Subscriber(_Socket):
+    """Agent side of the broadcast (SUB, connected, every message)."""
+
+    def __init__(self, endpoint: str) -> None:
+        super().__init__(zmq.SUB, endpoint, bind=False)
+
+    def recv(self, timeout: float) -> Message | None:
+        data = self._recv(timeout)
+        return None if data is None else decode(data)
+
+
+class Collector(_Socket):
+    """Clock side of the reports (PULL, bound)."""
+
+    def __init__(self, endpoint: str) -> None:
+        super().__init__(zmq.PULL, endpoint, bind=True)
+
+    def recv(self, timeout: float) -> Message | None:
+        data = self._recv(timeout)
+        return None if data is None else decode(data)
+
+
+class Reporter(_Socket):
+    """Agent side of the reports (PUSH, connected; queued until connected)."""
+
+    def __init__(self, endpoint: str) -> None:
+        super().__init__(zmq.PUSH, endpoint, bind=False)
+
+    def send(self, msg: Message) -> None:
+        self.sock.send(encode(msg))
+
+
+class Responder(_Socket):
+    """DSO side of REQ/REP: answer one request per `serve_once` with a dispatcher."""
+
+    def __init__(self, endpoint: str) -> None:
+        super().__init__(zmq.REP, endpoint, bind=True)
+
+    def serve_once(self, dispatcher: Dispatcher, timeout: float) -> bool:
+        """Answer one request if one arrives within `timeout`; True if it did."""
+        data = self._recv(timeout)
+        if data is None:
+            return False
+        reply = dispatcher.handle_bytes(data)
+        self.sock.send(reply if reply is not None else b'{"type":"error","reason":"no reply"}')
+        return True
+
+
+class Requester:
+    """REQ client with timeout and retries (a timed-out REQ socket is replaced,
+    the "lazy pirate" pattern). Requests must therefore be idempotent."""
+
+    def __init__(self, endpoint: str, timeout: float = 30.0, retries: int = 3) -> None:
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self.retries = retries
+        self._sock: _Socket | None = None
+
+    def request(self, msg: Message) -> Message:
+        data = encode(msg)
+        for _ in range(self.retries):
+            if self._sock is None:
+                self._sock = _Socket(zmq.REQ, self.endpoint, bind=False)
+            self._sock.sock.send(data)
+            reply = self._sock._recv(self.timeout)
+            if reply is not None:
+                return decode(reply)
+            self._sock.sock.setsockopt(zmq.LINGER, 0)
+            self._sock.close()
+            self._sock = None
+        raise PeerTimeout(
+            f"no reply from {self.endpoint} to {msg.TYPE} after "
+            f"{self.retries} x {self.timeout:.0f} s"
+        )
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+
+__all__ = [
+    "Collector",
+    "ProtocolError",
+    "Publisher",
+    "Reporter",
+    "Requester",
+    "Responder",
+    "Subscriber",
+]
