@@ -1,0 +1,145 @@
+"""The backend interface: where and how a planned run's processes run.
+
+Every backend (local processes, docker containers, ssh boards) implements the
+same five steps (ARCHITECTURE.md "Backends"):
+
+- `prepare(plan, bundle)`: reserve addresses and directories, record the run's
+  state (labelled with the run id) and return a `Placement`: where each agent
+  listens, where its config and output go, as seen by the agent and by the
+  orchestrator.
+- `start(unit)`: start one process (the chain or an agent).
+- `status()`: what is running, what exited and how.
+- `stop(names, timeout)`: SIGTERM (or equivalent), then kill after `timeout`.
+- `cleanup()`: remove what `prepare` made (never the results bundle).
+
+`clean_leftovers()` finds resources of runs whose orchestrator died (state
+labelled with the run id: pidfiles, container labels) and removes exactly those.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from orchestrator.errors import TestbedError
+from orchestrator.plan import Plan
+
+UnitState = Literal["running", "exited", "missing"]
+
+# `stop` waits this long after SIGTERM before it kills (module level: tests shorten it).
+STOP_TIMEOUT_SECONDS = 10.0
+
+
+class BackendError(TestbedError):
+    """A backend could not prepare, start or stop something."""
+
+    exit_code = 1
+
+
+def state_root() -> Path:
+    """Where backends keep per-run state (pidfiles, labels): $TESTBED_STATE_DIR,
+    else $XDG_STATE_HOME/testbed, else ~/.local/state/testbed."""
+    env = os.environ.get("TESTBED_STATE_DIR")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_STATE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "state"
+    return base / "testbed"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentPlacement:
+    """Where one agent runs, in the agent's view and in the orchestrator's."""
+
+    name: str
+    metrics_host: str  # the agent binds its Prometheus endpoint here
+    metrics_port: int
+    metrics_url: str  # the orchestrator scrapes (and probes readiness) here
+    config_path: str  # the path the agent is given (--config)
+    config_file: Path  # where the orchestrator writes that file
+    out_dir: str  # the agent's output folder, in its own view
+    log_file: Path  # where its stdout/stderr end up, on the orchestrator's side
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Addresses of the run's shared services and of every agent."""
+
+    rpc_url: str  # the chain as agents reach it
+    rpc_url_local: str  # the chain as the orchestrator reaches it
+    chain_port: int
+    dso_endpoint: str
+    clock_pub_endpoint: str
+    clock_pull_endpoint: str
+    chain_log: Path
+    agents: Mapping[str, AgentPlacement]
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """One process to start. `argv[0] == "python"` means the backend's agent
+    interpreter (the local backend uses the orchestrator's own)."""
+
+    name: str
+    role: str  # "chain" or an agent role
+    argv: tuple[str, ...]
+    log_file: Path
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class UnitStatus:
+    name: str
+    state: UnitState
+    pid: int | None = None
+    returncode: int | None = None
+    rss_bytes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Leftover:
+    """Something a dead run left behind, as `clean_leftovers` reports it."""
+
+    run_id: str
+    what: str  # e.g. "process 1234 (dso)"
+    action: str  # "killed", "already gone", "removed state"
+
+
+class Backend(ABC):
+    """One run on one backend. Not reusable across runs."""
+
+    name: str = "base"
+
+    def __init__(self, run_id: str, root: Path | None = None) -> None:
+        self.run_id = run_id
+        self.root = root if root is not None else state_root()
+
+    @abstractmethod
+    def prepare(self, plan: Plan, bundle: Path) -> Placement: ...
+
+    @abstractmethod
+    def start(self, unit: Unit) -> None: ...
+
+    @abstractmethod
+    def status(self) -> dict[str, UnitStatus]: ...
+
+    @abstractmethod
+    def stop(
+        self, names: Sequence[str], timeout: float = STOP_TIMEOUT_SECONDS
+    ) -> dict[str, int | None]:
+        """Stop the named units together; returns each one's exit code
+        (None when it had to be killed or could not be found)."""
+
+    @abstractmethod
+    def cleanup(self) -> None: ...
+
+    @classmethod
+    @abstractmethod
+    def clean_leftovers(cls, root: Path | None = None) -> list[Leftover]: ...
+
+    def running(self) -> list[str]:
+        return [n for n, s in self.status().items() if s.state == "running"]

@@ -1,0 +1,137 @@
+"""The results bundle on disk: `results/<spec name>/<run id>/`.
+
+Layout (ARCHITECTURE.md "Results bundle"):
+    spec.yaml        the resolved spec
+    manifest.json    what produced it (see manifest.py), updated with the outcome
+    config/          every agent's rendered config
+    events/          the recorder's CSVs (offers, solutions, trades), written as they happen
+    agents/<name>/   other agents' own output
+    logs/<agent>.log one log per process (chain.log for the node)
+    summary.json     built from events/ when the run ends, whatever the outcome
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DEFAULT_RESULTS_DIR = Path("results")
+
+
+def new_run_id(now: float | None = None) -> str:
+    """Sortable and unique enough: UTC time to the second plus 4 random hex digits."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now if now is not None else time.time()))
+    return f"{stamp}-{secrets.token_hex(2)}"
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write atomically (a reader never sees half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    tmp.replace(path)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Bundle:
+    path: Path
+
+    @classmethod
+    def create(cls, out: Path, spec_name: str, run_id: str) -> Bundle:
+        path = out / spec_name / run_id
+        path.mkdir(parents=True, exist_ok=False)
+        for sub in ("config", "events", "logs"):
+            (path / sub).mkdir()
+        return cls(path.resolve())
+
+    @property
+    def events(self) -> Path:
+        return self.path / "events"
+
+    @property
+    def logs(self) -> Path:
+        return self.path / "logs"
+
+    @property
+    def manifest_file(self) -> Path:
+        return self.path / "manifest.json"
+
+    @property
+    def summary_file(self) -> Path:
+        return self.path / "summary.json"
+
+    def write_spec(self, text: str) -> None:
+        (self.path / "spec.yaml").write_text(text)
+
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        write_json(self.manifest_file, manifest)
+
+    def update_manifest(self, **fields: Any) -> None:
+        manifest = read_json(self.manifest_file) or {}
+        manifest.update(fields)
+        write_json(self.manifest_file, manifest)
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        write_json(self.summary_file, summary)
+
+
+@dataclass(frozen=True, slots=True)
+class BundleInfo:
+    path: Path
+    spec_name: str
+    run_id: str
+    status: str | None
+    exit_code: int | None
+    total_energy_traded_kwh: float | None
+    wall_seconds: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "spec": self.spec_name,
+            "run_id": self.run_id,
+            "status": self.status,
+            "exit_code": self.exit_code,
+            "total_energy_traded_kwh": self.total_energy_traded_kwh,
+            "wall_seconds": self.wall_seconds,
+        }
+
+
+def bundle_info(path: Path) -> BundleInfo | None:
+    manifest = read_json(path / "manifest.json")
+    if manifest is None:
+        return None
+    summary = read_json(path / "summary.json") or {}
+    outcome = manifest.get("outcome") or {}
+    return BundleInfo(
+        path=path,
+        spec_name=str(manifest.get("spec_name", path.parent.name)),
+        run_id=str(manifest.get("run_id", path.name)),
+        status=outcome.get("status"),
+        exit_code=outcome.get("exit_code"),
+        total_energy_traded_kwh=summary.get("total_energy_traded_kwh"),
+        wall_seconds=outcome.get("wall_seconds"),
+    )
+
+
+def list_bundles(root: Path) -> list[BundleInfo]:
+    """Bundles under `root`: either a results dir (<spec>/<run>/), a spec dir
+    (<run>/) or one bundle. Sorted by run id (i.e. by start time)."""
+    if not root.is_dir():
+        return []
+    candidates = [root, *root.iterdir()]
+    candidates += [p for d in root.iterdir() if d.is_dir() for p in d.iterdir()]
+    found = [info for p in candidates if p.is_dir() and (info := bundle_info(p)) is not None]
+    return sorted(found, key=lambda b: (b.run_id, b.spec_name))
