@@ -1,0 +1,257 @@
+"""A lean Ethereum JSON-RPC client for agents: no web3 import (prosumer hosts
+must stay small: web3 alone costs ~60 MB RSS).
+
+- `JsonRpc`: calls and JSON-RPC *batches* over one kept-alive HTTP connection,
+  so a host sends a hundred signed transactions in one round trip.
+- `Contract`: ABI encoding of calls, decoding of return data and logs
+  (`agents.common.abi`, a minimal codec; eth_abi/eth_account cost ~35 MB).
+- `Signer`: a local key with a locally tracked nonce; signs legacy transactions
+  at gas price 0 (the testbed chain runs with base fee 0).
+- `send_and_wait`: send raw transactions in one batch, then poll their receipts
+  in batches until all are mined.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from agents.common.abi import Key, keccak256
+from agents.common.abi import decode as abi_decode
+from agents.common.abi import encode as abi_encode
+from agents.common.errors import AgentError
+
+RECEIPT_POLL_SECONDS = 0.02
+RECEIPT_TIMEOUT_SECONDS = 60.0
+
+
+class RpcError(AgentError):
+    """The node answered with an error (message and data kept)."""
+
+    def __init__(self, method: str, error: Mapping[str, Any]) -> None:
+        self.method = method
+        self.code = error.get("code")
+        self.data = error.get("data")
+        super().__init__(f"{method}: {error.get('message', error)}")
+
+
+class TransactionFailed(AgentError):
+    """A mined transaction reverted."""
+
+
+class JsonRpc:
+    """JSON-RPC over HTTP/1.1 with keep-alive; reconnects once on a broken pipe."""
+
+    def __init__(self, url: str, timeout: float = 30.0) -> None:
+        parts = urlsplit(url)
+        self.url = url
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or 80
+        self.path = parts.path or "/"
+        self.timeout = timeout
+        self._conn: http.client.HTTPConnection | None = None
+        self._id = 0
+
+    def _post(self, body: Any) -> Any:
+        data = json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"}
+        for attempt in (0, 1):
+            if self._conn is None:
+                self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            try:
+                self._conn.request("POST", self.path, data, headers)
+                resp = self._conn.getresponse()
+                raw = resp.read()
+            except (OSError, http.client.HTTPException) as exc:
+                self._conn.close()
+                self._conn = None
+                if attempt:
+                    raise AgentError(f"JSON-RPC {self.url}: {exc}") from exc
+                continue
+            if resp.status != 200:
+                raise AgentError(f"JSON-RPC {self.url}: HTTP {resp.status}: {raw[:200]!r}")
+            return json.loads(raw)
+        raise AssertionError("unreachable")
+
+    def call(self, method: str, params: Sequence[Any] = ()) -> Any:
+        self._id += 1
+        reply = self._post({"jsonrpc": "2.0", "id": self._id, "method": method, "params": params})
+        if "error" in reply:
+            raise RpcError(method, reply["error"])
+        return reply["result"]
+
+    def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
+        """Results in order; an item that failed is an RpcError instance (not raised)."""
+        if not calls:
+            return []
+        base = self._id + 1
+        self._id += len(calls)
+        body = [
+            {"jsonrpc": "2.0", "id": base + i, "method": m, "params": list(p)}
+            for i, (m, p) in enumerate(calls)
+        ]
+        replies = self._post(body)
+        if isinstance(replies, dict):  # the whole batch was refused
+            raise RpcError("batch", replies.get("error", replies))
+        by_id = {r["id"]: r for r in replies}
+        out: list[Any] = []
+        for i, (method, _) in enumerate(calls):
+            r = by_id.get(base + i, {"error": {"message": "no reply in batch"}})
+            out.append(RpcError(method, r["error"]) if "error" in r else r["result"])
+        return out
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+@dataclass(frozen=True)
+class _Fn:
+    name: str
+    selector: bytes
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Event:
+    name: str
+    topic: bytes
+    names: tuple[str, ...]
+    types: tuple[str, ...]
+    indexed: tuple[bool, ...]
+
+
+def _abi_type(param: Mapping[str, Any]) -> str:
+    kind = str(param["type"])
+    if kind.startswith("tuple"):
+        inner = ",".join(_abi_type(c) for c in param["components"])
+        return f"({inner}){kind[5:]}"
+    return kind
+
+
+class Contract:
+    """Encode calls and decode results/logs of one contract from its ABI."""
+
+    def __init__(self, address: str, abi: Iterable[Mapping[str, Any]]) -> None:
+        self.address = address
+        self.functions: dict[str, _Fn] = {}
+        self.events: dict[bytes, _Event] = {}
+        self.event_topics: dict[str, bytes] = {}
+        for item in abi:
+            if item.get("type") == "function":
+                ins = tuple(_abi_type(p) for p in item["inputs"])
+                sig = f"{item['name']}({','.join(ins)})"
+                outs = tuple(_abi_type(p) for p in item.get("outputs", ()))
+                self.functions[item["name"]] = _Fn(
+                    item["name"], keccak256(sig.encode())[:4], ins, outs
+                )
+            elif item.get("type") == "event":
+                params = item["inputs"]
+                types = tuple(_abi_type(p) for p in params)
+                topic = keccak256(f"{item['name']}({','.join(types)})".encode())
+                self.events[topic] = _Event(
+                    item["name"],
+                    topic,
+                    tuple(p["name"] for p in params),
+                    types,
+                    tuple(bool(p.get("indexed")) for p in params),
+                )
+                self.event_topics[item["name"]] = topic
+
+    def encode(self, fn: str, *args: Any) -> bytes:
+        f = self.functions[fn]
+        return f.selector + abi_encode(list(f.inputs), list(args))
+
+    def decode_output(self, fn: str, data: str | bytes) -> tuple[Any, ...]:
+        raw = bytes.fromhex(data[2:]) if isinstance(data, str) else data
+        return tuple(abi_decode(list(self.functions[fn].outputs), raw))
+
+    def decode_log(self, log: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
+        """(event name, arguments) of a log of this contract, or None."""
+        topics = [bytes.fromhex(t[2:]) for t in log["topics"]]
+        if not topics or topics[0] not in self.events:
+            return None
+        ev = self.events[topics[0]]
+        plain = [t for t, ix in zip(ev.types, ev.indexed, strict=True) if not ix]
+        values = iter(abi_decode(plain, bytes.fromhex(str(log["data"])[2:])))
+        indexed = iter(topics[1:])
+        args: dict[str, Any] = {}
+        for name, typ, ix in zip(ev.names, ev.types, ev.indexed, strict=True):
+            args[name] = abi_decode([typ], next(indexed))[0] if ix else next(values)
+        return ev.name, args
+
+
+class Signer:
+    """A private key with a locally tracked nonce (one sender per Signer)."""
+
+    def __init__(self, key: str | bytes, chain_id: int, nonce: int = 0) -> None:
+        self.key = Key(key)
+        self.address: str = self.key.address
+        self.chain_id = chain_id
+        self.nonce = nonce
+
+    def sync_nonce(self, rpc: JsonRpc) -> None:
+        self.nonce = int(rpc.call("eth_getTransactionCount", [self.address, "pending"]), 16)
+
+    def sign(self, to: str, data: bytes, gas: int) -> bytes:
+        raw = self.key.sign_transaction(
+            nonce=self.nonce,
+            gas_price=0,
+            gas=gas,
+            to=to,
+            value=0,
+            data=data,
+            chain_id=self.chain_id,
+        )
+        self.nonce += 1
+        return raw
+
+
+def send_and_wait(
+    rpc: JsonRpc,
+    raws: Sequence[bytes],
+    timeout: float = RECEIPT_TIMEOUT_SECONDS,
+) -> list[dict[str, Any]]:
+    """Send signed transactions in one batch and return their receipts in order.
+
+    Raises RpcError if the node refuses one (nothing after it is waited for)
+    and AgentError on timeout. Reverted receipts are returned (status 0x0):
+    callers decide; see `require_success`.
+    """
+    if not raws:
+        return []
+    sent = rpc.batch([("eth_sendRawTransaction", ["0x" + r.hex()]) for r in raws])
+    for item in sent:
+        if isinstance(item, RpcError):
+            raise item
+    hashes: list[str] = [str(h) for h in sent]
+    receipts: dict[str, dict[str, Any]] = {}
+    deadline = time.monotonic() + timeout
+    while True:
+        pending = [h for h in hashes if h not in receipts]
+        got = rpc.batch([("eth_getTransactionReceipt", [h]) for h in pending])
+        for h, r in zip(pending, got, strict=True):
+            if isinstance(r, dict):
+                receipts[h] = r
+        if len(receipts) == len(hashes):
+            return [receipts[h] for h in hashes]
+        if time.monotonic() > deadline:
+            raise AgentError(f"{len(hashes) - len(receipts)} transactions not mined in {timeout} s")
+        time.sleep(RECEIPT_POLL_SECONDS)
+
+
+def succeeded(receipt: Mapping[str, Any]) -> bool:
+    return int(str(receipt.get("status", "0x0")), 16) == 1
+
+
+def require_success(receipts: Sequence[Mapping[str, Any]], what: str) -> None:
+    failed = [r["transactionHash"] for r in receipts if not succeeded(r)]
+    if failed:
+        raise TransactionFailed(f"{what}: {len(failed)} transaction(s) reverted, first {failed[0]}")
