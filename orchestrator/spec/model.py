@@ -1,0 +1,220 @@
+"""The resolved spec as frozen dataclasses: no I/O, runtime objects are built
+from these. Field names are the spec's key names (schema.py), so building
+from validated data and `Spec.to_dict()` are generic."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, TypeVar, Union
+
+from market.types import Feeder
+
+MINUTES_PER_DAY = 1440
+
+
+def wh_per_interval(kw: float, interval_minutes: int) -> Fraction:
+    """Energy of `kw` sustained over one interval, in Wh (exact; the decimal
+    value of `kw` as written, so 0.1 kW is exactly 1/10)."""
+    return Fraction(str(kw)) * interval_minutes * 1000 / 60
+
+
+SYNTHETIC_ONLY = ("seed", "scale", "battery", "battery_capacity_kwh", "battery_rate_kwh")
+"""Dataset keys that only mean something for kind synthetic."""
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetConfig:
+    """`seed` is resolved (the spec's seed unless given) for kind synthetic;
+    the SYNTHETIC_ONLY fields are left out of `to_dict()` for kind transax."""
+
+    kind: str
+    path: str | None = None
+    seed: int | None = None
+    scale: int = 1
+    battery: bool = False
+    battery_capacity_kwh: float = 90
+    battery_rate_kwh: float = 10
+    feeders: tuple[int, ...] | None = None
+    prosumers: tuple[int, ...] | None = None
+
+    def _unserialized(self) -> tuple[str, ...]:
+        return SYNTHETIC_ONLY if self.kind != "synthetic" else ()
+
+
+@dataclass(frozen=True, slots=True)
+class FeederLimits:
+    id: int
+    c_ext_kw: float | None = None
+    c_int_kw: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedersConfig:
+    c_ext_kw: float = 80
+    c_int_kw: float = 100
+    overrides: tuple[FeederLimits, ...] = ()
+
+    def limits_kw(self, feeder_id: int) -> tuple[float, float]:
+        """(c_ext, c_int) in kW of feeder `feeder_id`."""
+        c_ext, c_int = self.c_ext_kw, self.c_int_kw
+        for override in self.overrides:
+            if override.id == feeder_id:
+                c_ext = c_ext if override.c_ext_kw is None else override.c_ext_kw
+                c_int = c_int if override.c_int_kw is None else override.c_int_kw
+        return c_ext, c_int
+
+
+@dataclass(frozen=True, slots=True)
+class PricesConfig:
+    sell: int = 100_000
+    buy: int = 200_000
+
+
+@dataclass(frozen=True, slots=True)
+class MicrogridConfig:
+    dataset: DatasetConfig
+    feeders: FeedersConfig = FeedersConfig()
+    prices: PricesConfig = PricesConfig()
+
+
+@dataclass(frozen=True, slots=True)
+class MarketConfig:
+    interval_minutes: int = 15
+    first_interval: int = 1
+    last_interval: int = 96
+    prediction_window: int = 2
+    t_clear: int = 1
+    simulated_interval_seconds: float = 120
+    solver_period_seconds: float = 5
+    clock: str = "lockstep"
+
+    @property
+    def intervals_per_day(self) -> int:
+        return MINUTES_PER_DAY // self.interval_minutes
+
+    def wh(self, kw: float) -> int:
+        """`kw` as whole Wh per interval (validation guarantees it is whole)."""
+        energy = wh_per_interval(kw, self.interval_minutes)
+        if energy.denominator != 1:
+            raise ValueError(f"{kw} kW is not a whole number of Wh per interval")
+        return int(energy)
+
+
+@dataclass(frozen=True, slots=True)
+class ChainConfig:
+    kind: str = "anvil"
+    block_time_seconds: float = 0
+    chain_id: int = 31337
+    accounts: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SolverConfig:
+    name: str
+    engine: str = "highs"
+    behaviour: str = "honest"
+
+
+@dataclass(frozen=True, slots=True)
+class HostConfig:
+    name: str
+    address: str | None = None
+    port: int | None = None
+    user: str | None = None
+    key_file: str | None = None
+    profile: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentConfig:
+    backend: str = "local"
+    prosumers_per_host: int | None = None
+    hosts: tuple[HostConfig, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PrometheusConfig:
+    enabled: bool = True
+    scrape_interval_seconds: float = 5
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    prometheus: PrometheusConfig = PrometheusConfig()
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """A validated experiment spec. `source` is the file it was loaded from
+    (not part of `to_dict()`: the resolved spec stands on its own)."""
+
+    name: str
+    seed: int
+    microgrid: MicrogridConfig
+    market: MarketConfig = MarketConfig()
+    chain: ChainConfig = ChainConfig()
+    solvers: tuple[SolverConfig, ...] = (SolverConfig("solver-1"),)
+    deployment: DeploymentConfig = DeploymentConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    source: str | None = field(default=None, compare=False, metadata={"serialize": False})
+
+    def feeder(self, feeder_id: int) -> Feeder:
+        """Feeder `feeder_id` with its limits in Wh per interval."""
+        c_ext, c_int = self.microgrid.feeders.limits_kw(feeder_id)
+        return Feeder(feeder_id, self.market.wh(c_ext), self.market.wh(c_int))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved spec (defaults filled in, paths absolute) as plain
+        data: loading it back gives an equal Spec."""
+        plain = _to_plain(self)
+        assert isinstance(plain, dict)
+        return plain
+
+
+T = TypeVar("T")
+
+
+def build(cls: type[T], data: dict[str, Any]) -> T:
+    """Instance of dataclass `cls` from validated plain data."""
+    hints = typing.get_type_hints(cls)
+    kwargs = {
+        f.name: _convert(hints[f.name], data[f.name])
+        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+        if f.name in data
+    }
+    return cls(**kwargs)
+
+
+def _convert(hint: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        inner = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _convert(inner[0], value) if len(inner) == 1 else value
+    if origin is tuple:
+        item = typing.get_args(hint)[0]
+        return tuple(_convert(item, v) for v in value)
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        return build(hint, value)
+    return value
+
+
+def _to_plain(value: Any) -> Any:
+    """Dataclasses as dicts, without None values (the schema's "absent")."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        skip: tuple[str, ...] = getattr(value, "_unserialized", tuple)()
+        return {
+            f.name: _to_plain(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if f.metadata.get("serialize", True)
+            and f.name not in skip
+            and getattr(value, f.name) is not None
+        }
+    if isinstance(value, tuple | list):
+        return [_to_plain(v) for v in value]
+    return value

@@ -1,0 +1,299 @@
+"""The JSON Schema (Draft 2020-12) of an experiment spec: the one place that
+says which keys exist, their types, ranges and defaults.
+
+To add a section (e.g. `faults:`), add its schema to SECTIONS, a frozen
+dataclass with the same field names to orchestrator/spec/model.py and a field
+on `Spec`; defaults written here are applied before the dataclasses are built.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+SCHEMA_ID = "urn:te-testbed:spec"
+NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]*$"
+NAME_HINT = "letters, digits, '.', '_' and '-', starting with a letter or digit"
+Schema = dict[str, Any]
+
+
+def _object(
+    properties: dict[str, Schema], *, required: tuple[str, ...] = (), **extra: Any
+) -> Schema:
+    schema: Schema = {"type": "object", "additionalProperties": False, "properties": properties}
+    if required:
+        schema["required"] = list(required)
+    schema.update(extra)
+    return schema
+
+
+def _integer(description: str, *, minimum: int | None = None, **extra: Any) -> Schema:
+    schema: Schema = {"type": "integer", "description": description}
+    if minimum is not None:
+        schema["minimum"] = minimum
+    schema.update(extra)
+    return schema
+
+
+def _number(description: str, **extra: Any) -> Schema:
+    return {"type": "number", "description": description, **extra}
+
+
+def _name(description: str, **extra: Any) -> Schema:
+    return {
+        "type": "string",
+        "description": description,
+        "pattern": NAME_PATTERN,
+        "x-pattern-hint": NAME_HINT,
+        **extra,
+    }
+
+
+_ID_LIST: Schema = {
+    "type": "array",
+    "items": {"type": "integer", "minimum": 1},
+    "minItems": 1,
+    "uniqueItems": True,
+}
+
+DATASET = _object(
+    {
+        "kind": {
+            "enum": ["synthetic", "transax"],
+            "description": "synthetic: the seeded generator with the paper microgrid's "
+            "structure; transax: a directory of prosumer_<ID>.csv traces.",
+        },
+        "path": {
+            "type": "string",
+            "minLength": 1,
+            "description": "transax only: the trace directory, relative to the spec file.",
+        },
+        "seed": {
+            "type": ["integer", "null"],
+            "minimum": 0,
+            "default": None,
+            "description": "synthetic only: generator seed (default: the spec's seed).",
+        },
+        "scale": _integer("synthetic only: copies of the 11-feeder block.", minimum=1, default=1),
+        "battery": {
+            "type": "boolean",
+            "default": False,
+            "description": "synthetic only: producers store midday energy and offer it until "
+            "interval 95 (paper Figure 7).",
+        },
+        "battery_capacity_kwh": _number("synthetic only.", minimum=0, default=90),
+        "battery_rate_kwh": _number(
+            "synthetic only: charge per interval.", exclusiveMinimum=0, default=10
+        ),
+        "feeders": {
+            **_ID_LIST,
+            "description": "Keep only the prosumers of these feeders (default: all).",
+        },
+        "prosumers": {**_ID_LIST, "description": "Keep only these prosumer ids (default: all)."},
+    },
+    required=("kind",),
+    description="Where the offer traces come from.",
+)
+
+_FEEDER_LIMITS = {
+    "c_ext_kw": _number("Net flow limit into or out of a feeder, kW.", minimum=0),
+    "c_int_kw": _number("Total production / consumption limit in a feeder, kW.", minimum=0),
+}
+
+FEEDERS = _object(
+    {
+        "c_ext_kw": {**_FEEDER_LIMITS["c_ext_kw"], "default": 80},
+        "c_int_kw": {**_FEEDER_LIMITS["c_int_kw"], "default": 100},
+        "overrides": {
+            "type": "array",
+            "default": [],
+            "description": "Per-feeder limits that differ from the defaults above.",
+            "items": _object(
+                {"id": _integer("Feeder id.", minimum=1), **_FEEDER_LIMITS}, required=("id",)
+            ),
+        },
+    },
+    default={},
+    description="Feeder safety limits in kW, converted to whole Wh per interval.",
+)
+
+MICROGRID = _object(
+    {
+        "dataset": DATASET,
+        "feeders": FEEDERS,
+        "prices": _object(
+            {
+                "sell": _integer(
+                    "Reservation price of selling offers, micro-units per kWh.",
+                    minimum=0,
+                    default=100_000,
+                ),
+                "buy": _integer(
+                    "Reservation price of buying offers, micro-units per kWh.",
+                    minimum=0,
+                    default=200_000,
+                ),
+            },
+            default={},
+        ),
+    },
+    required=("dataset",),
+)
+
+MARKET = _object(
+    {
+        "interval_minutes": _integer("Δ: length of a trading interval.", minimum=1, default=15),
+        "first_interval": _integer("First interval traded.", minimum=1, default=1),
+        "last_interval": _integer("Last interval traded.", minimum=1, default=96),
+        "prediction_window": _integer(
+            "L: offers appear L - 1 intervals ahead (the current interval counts).",
+            minimum=2,
+            default=2,
+        ),
+        "t_clear": _integer(
+            "T_clear: at interval t, trades of t + T_clear are finalized.", minimum=1, default=1
+        ),
+        "simulated_interval_seconds": _number(
+            "Δ̂: real seconds per interval under the wallclock clock.",
+            exclusiveMinimum=0,
+            default=120,
+        ),
+        "solver_period_seconds": _number(
+            "Δs: a solver runs every Δs seconds.", exclusiveMinimum=0, default=5
+        ),
+        "clock": {
+            "enum": ["lockstep", "wallclock"],
+            "default": "lockstep",
+            "description": "lockstep: advance when every agent is done (deterministic, equals "
+            "`testbed replay`); wallclock: every Δ̂ seconds, as on hardware.",
+        },
+    },
+    default={},
+)
+
+CHAIN = _object(
+    {
+        "kind": {"enum": ["anvil"], "default": "anvil"},
+        "block_time_seconds": _number(
+            "Emulated mining rate; 0 mines every transaction at once.", minimum=0, default=0
+        ),
+        "chain_id": _integer("EIP-155 chain id.", minimum=1, default=31337),
+        "accounts": {
+            "type": ["integer", "null"],
+            "minimum": 1,
+            "default": None,
+            "description": "Funded accounts (default: one per agent).",
+        },
+    },
+    default={},
+)
+
+SOLVER = _object(
+    {
+        "name": _name("Solver name, unique."),
+        "engine": {"enum": ["glpk", "highs"], "default": "highs"},
+        "behaviour": {
+            "enum": ["honest"],
+            "default": "honest",
+            "description": "honest: submit the optimum it finds.",
+        },
+    },
+    required=("name",),
+)
+
+HOST = _object(
+    {
+        "name": _name("Host name, unique."),
+        "address": {"type": "string", "minLength": 1, "description": "ssh: host or IP."},
+        "port": _integer("ssh: port.", minimum=1, maximum=65535),
+        "user": {"type": "string", "minLength": 1, "description": "ssh: login."},
+        "key_file": {"type": "string", "minLength": 1, "description": "ssh: private key."},
+        "profile": {
+            "type": "string",
+            "minLength": 1,
+            "description": "docker: host profile (CPU/memory limits), e.g. bbb.",
+        },
+    },
+    required=("name",),
+)
+
+DEPLOYMENT = _object(
+    {
+        "backend": {"enum": ["local", "docker", "ssh"], "default": "local"},
+        "prosumers_per_host": {
+            "type": ["integer", "null"],
+            "minimum": 1,
+            "default": None,
+            "description": "Prosumer agents sharing one testbed host (the paper: 102 on 31 "
+            "boards). Default: the backend's choice.",
+        },
+        "hosts": {
+            "type": "array",
+            "default": [],
+            "items": HOST,
+            "description": "Testbed hosts. Empty: the backend's defaults (local: this "
+            "machine; docker: one container per group of prosumers; ssh: 127.0.0.1).",
+        },
+    },
+    default={},
+)
+
+METRICS = _object(
+    {
+        "prometheus": _object(
+            {
+                "enabled": {"type": "boolean", "default": True},
+                "scrape_interval_seconds": _number("", exclusiveMinimum=0, default=5),
+            },
+            default={},
+        )
+    },
+    default={},
+)
+
+SECTIONS: dict[str, Schema] = {
+    "name": _name("Experiment name (default: the spec file's base name)."),
+    "seed": _integer("Seed of everything random in the experiment.", minimum=0, default=0),
+    "microgrid": MICROGRID,
+    "market": MARKET,
+    "chain": CHAIN,
+    "solvers": {
+        "type": "array",
+        "minItems": 1,
+        "items": SOLVER,
+        "default": [{"name": "solver-1"}],
+    },
+    "deployment": DEPLOYMENT,
+    "metrics": METRICS,
+}
+
+
+def json_schema() -> Schema:
+    """The spec's JSON Schema (a fresh copy, safe to modify)."""
+    return copy.deepcopy(
+        _object(
+            SECTIONS,
+            required=("microgrid",),
+            **{
+                "$schema": "https://json-schema.org/draft/2020-12/schema",
+                "$id": SCHEMA_ID,
+                "title": "te-testbed experiment spec",
+            },
+        )
+    )
+
+
+def apply_defaults(data: Any, schema: Schema) -> Any:
+    """A copy of `data` (already valid against `schema`) with every missing
+    key that has a default filled in, recursively."""
+    if isinstance(data, dict) and "properties" in schema:
+        result = dict(data)
+        for key, sub in schema["properties"].items():
+            if key not in result and "default" in sub:
+                result[key] = copy.deepcopy(sub["default"])
+            if key in result:
+                result[key] = apply_defaults(result[key], sub)
+        return result
+    if isinstance(data, list) and isinstance(schema.get("items"), dict):
+        return [apply_defaults(item, schema["items"]) for item in data]
+    return data
