@@ -1,0 +1,180 @@
+"""The streaming market of section 4.3 without chain or agents: what the smart contract
+and one solver do, interval by interval. A lockstep testbed run (same offers, same
+parameters, same engine and price rule) finalizes exactly the trades `replay` does.
+
+Semantics, for delivery intervals first..last, prediction window L, T_clear:
+- The clock runs t = first - T_clear .. last - T_clear. At clock interval t the
+  interval t + T_clear is finalized, so the first step finalizes `first`.
+- Visible at t: every offer with start <= t + L - 1 (the paper counts the current
+  interval in L: offers are posted L - 1 intervals ahead of their start).
+- The solver solves the extended problem: visible offers, fixed = trades finalized so
+  far, free_from = t + T_clear, free intervals limited to <= last. Offers that can no
+  longer trade (end < t + T_clear) are left out, and so are fixed trades of intervals
+  that no live offer traded in (see `_problem`); the LP is the same either way.
+- Contract rule: the candidate (initially empty) is replaced by the new solution only
+  if the new objective is strictly greater than the candidate's remaining objective
+  (its trades in intervals >= t + T_clear). The old candidate stays feasible, since
+  offers only grow and fixed trades came from it.
+- Then the candidate's trades of interval t + T_clear are finalized: removed from the
+  candidate and appended to the fixed trades.
+Same inputs give a byte-identical `to_json()` (timings are kept out of it).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from market.errors import MarketError
+from market.solve import PriceRule, midpoint_price, solve
+from market.types import Feeder, Offer, Problem, Trade
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayStep:
+    """One clock interval: what was visible, solved, kept and finalized (Wh)."""
+
+    clock: int
+    finalized_interval: int
+    visible_offers: int
+    solution_wh: int
+    candidate_wh: int
+    replaced: bool
+    finalized_wh: int
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    engine: str
+    per_interval_wh: dict[int, int]
+    trades: tuple[Trade, ...]
+    steps: tuple[ReplayStep, ...]
+    solve_seconds_total: float
+
+    @property
+    def total_wh(self) -> int:
+        return sum(self.per_interval_wh.values())
+
+    @property
+    def solves(self) -> int:
+        return len(self.steps)
+
+    @property
+    def replacements(self) -> int:
+        return sum(step.replaced for step in self.steps)
+
+    def to_json(self) -> str:
+        """Deterministic JSON of everything but timings (sorted keys, no spaces)."""
+        doc = {
+            "engine": self.engine,
+            "per_interval_wh": {str(t): wh for t, wh in sorted(self.per_interval_wh.items())},
+            "total_wh": self.total_wh,
+            "trades": [[t.seller, t.buyer, t.interval, t.energy, t.price] for t in self.trades],
+            "solves": self.solves,
+            "replacements": self.replacements,
+            "steps": [
+                [
+                    s.clock,
+                    s.finalized_interval,
+                    s.visible_offers,
+                    s.solution_wh,
+                    s.candidate_wh,
+                    int(s.replaced),
+                    s.finalized_wh,
+                ]
+                for s in self.steps
+            ],
+        }
+        return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+    def summary(self, engine: str | None = None) -> dict[str, Any]:
+        """What `testbed replay --json` prints (energies in kWh)."""
+        return {
+            "engine": engine or self.engine,
+            "total_energy_traded_kwh": self.total_wh / 1000,
+            "per_interval_kwh": {
+                str(t): wh / 1000 for t, wh in sorted(self.per_interval_wh.items())
+            },
+            "trades": len(self.trades),
+            "solves": self.solves,
+            "replacements": self.replacements,
+            "solve_seconds_total": self.solve_seconds_total,
+        }
+
+
+def replay(
+    feeders: Iterable[Feeder],
+    offers: Iterable[Offer],
+    *,
+    first_interval: int,
+    last_interval: int,
+    prediction_window: int,
+    t_clear: int = 1,
+    engine: str = "highs",
+    price_rule: PriceRule = midpoint_price,
+) -> ReplayResult:
+    """Run the streaming market (see the module docstring)."""
+    if prediction_window < 1 or t_clear < 1 or first_interval > last_interval:
+        raise MarketError(
+            "replay needs prediction_window >= 1, t_clear >= 1 and first <= last interval"
+        )
+    feeder_tuple = tuple(feeders)
+    by_start = sorted(offers, key=lambda o: (o.start, o.id))
+    by_id = {o.id: o for o in by_start}
+    if len(by_id) != len(by_start):
+        raise MarketError("duplicate offer ids")
+    fixed: list[Trade] = []
+    candidate: list[Trade] = []
+    steps: list[ReplayStep] = []
+    seconds = 0.0
+    for clock in range(first_interval - t_clear, last_interval - t_clear + 1):
+        free_from = clock + t_clear
+        visible = [o for o in by_start if o.start <= clock + prediction_window - 1]
+        problem = _problem(feeder_tuple, visible, fixed, by_id, free_from)
+        result = solve(problem, engine, price_rule=price_rule, last_interval=last_interval)
+        seconds += result.build_seconds + result.solve_seconds
+        new_wh = result.solution.objective
+        replaced = new_wh > sum(t.energy for t in candidate)
+        if replaced:
+            candidate = list(result.solution.trades)
+        done = [t for t in candidate if t.interval == free_from]
+        candidate = [t for t in candidate if t.interval != free_from]
+        fixed.extend(done)
+        steps.append(
+            ReplayStep(
+                clock=clock,
+                finalized_interval=free_from,
+                visible_offers=len(visible),
+                solution_wh=new_wh,
+                candidate_wh=sum(t.energy for t in done) + sum(t.energy for t in candidate),
+                replaced=replaced,
+                finalized_wh=sum(t.energy for t in done),
+            )
+        )
+    per_interval = {t: 0 for t in range(first_interval, last_interval + 1)}
+    for trade in fixed:
+        per_interval[trade.interval] += trade.energy
+    return ReplayResult(engine, per_interval, tuple(sorted(fixed)), tuple(steps), seconds)
+
+
+def _problem(
+    feeders: tuple[Feeder, ...],
+    visible: Sequence[Offer],
+    fixed: Sequence[Trade],
+    by_id: dict[int, Offer],
+    free_from: int,
+) -> Problem:
+    """The extended problem at `free_from`, without what cannot matter any more.
+
+    Kept: offers that can still trade (end >= free_from); the fixed trades of every
+    interval in which one of them has a fixed trade (whole intervals, so that each kept
+    interval's feeder sums stay exact and every live offer's used energy is complete);
+    and the offers those trades name."""
+    alive = {o.id for o in visible if o.end >= free_from}
+    busy = {t.interval for t in fixed if t.seller in alive or t.buyer in alive}
+    relevant = [t for t in fixed if t.interval in busy]
+    needed = alive | {t.seller for t in relevant} | {t.buyer for t in relevant}
+    chosen = tuple(by_id[i] for i in sorted(needed))
+    return Problem(feeders, chosen, tuple(relevant), free_from)
