@@ -1,0 +1,1 @@
+"""Solver agent: solves the extended problem from chain events and submits better solutions."""
