@@ -77,6 +77,8 @@ def mark_ready() -> None:
 
 
 def record_transaction(function: str, receipt: Mapping[str, Any]) -> None:
-    """Count one mined transaction of contract `function` and its gas."""
+    """Count one mined transaction of contract `function` and its gas
+    (`gasUsed` as an int, or hex string as in a raw JSON-RPC receipt)."""
+    gas = receipt.get("gasUsed", 0)
     TRANSACTIONS_TOTAL.labels(function=function).inc()
-    GAS_USED_TOTAL.labels(function=function).inc(int(receipt.get("gasUsed", 0)))
+    GAS_USED_TOTAL.labels(function=function).inc(int(gas, 16) if isinstance(gas, str) else int(gas))

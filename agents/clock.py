@@ -1,0 +1,209 @@
+"""The clock agent: drives the market's intervals and calls finalize().
+
+For each clock interval t = first - T_clear .. last - T_clear it publishes
+`tick(t)`, `solve(t)` and, after finalize() at the end of t, `finalized(t + T_clear)`.
+
+- lockstep: chain time is virtual. After `tick` it waits for `posted` from every
+  prosumer host, after `solve` for `solved` from every solver, then jumps chain
+  time to the end of t (anvil `evm_setNextBlockTimestamp`) and finalizes. A
+  missing report fails the run after `lockstep_timeout_seconds`, naming who.
+  Ticks are re-published every REPUBLISH_SECONDS while waiting, because PUB/SUB
+  drops messages sent before a subscriber's connection is up; agents ignore
+  repeats.
+- wallclock: chain time is real time; tick at the start of t, solve half-way,
+  finalize at the end, without waiting for anyone.
+
+After the last interval: wait (bounded) for `settled` from every prosumer host
+(they deposit their unspent assets), then publish `done` and exit 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+
+from agents.common import metrics
+from agents.common.chainclient import MarketClient
+from agents.common.config import ClockConfig
+from agents.common.errors import LockstepTimeout
+from agents.common.protocol import Done, Finalized, Message, Posted, Settled, Solve, Solved, Tick
+from agents.common.shutdown import Shutdown
+from agents.common.transport import Collector, Publisher
+
+log = logging.getLogger("agents.clock")
+
+REPUBLISH_SECONDS = 1.0
+POLL_SECONDS = 0.2
+SETTLE_TIMEOUT_SECONDS = 60.0
+DONE_REPEATS = 3
+
+
+class Reports:
+    """Which expected peers reported what, per (message type, interval). Pure."""
+
+    def __init__(self, hosts: Iterable[str], solvers: Iterable[str]) -> None:
+        self.hosts = frozenset(hosts)
+        self.solvers = frozenset(solvers)
+        self._seen: dict[tuple[str, int], set[str]] = {}
+        self.offers_posted: dict[int, int] = {}
+
+    def add(self, msg: Message) -> None:
+        if isinstance(msg, Posted) and msg.host in self.hosts:
+            seen = self._seen.setdefault(("posted", msg.interval), set())
+            if msg.host not in seen:
+                seen.add(msg.host)
+                self.offers_posted[msg.interval] = (
+                    self.offers_posted.get(msg.interval, 0) + msg.offers
+                )
+        elif isinstance(msg, Solved) and msg.solver in self.solvers:
+            self._seen.setdefault(("solved", msg.interval), set()).add(msg.solver)
+        elif isinstance(msg, Settled) and msg.host in self.hosts:
+            self._seen.setdefault(("settled", 0), set()).add(msg.host)
+        else:
+            log.warning("ignoring report %s from an unexpected sender", msg)
+
+    def missing(self, kind: str, interval: int = 0) -> list[str]:
+        expected = self.solvers if kind == "solved" else self.hosts
+        return sorted(expected - self._seen.get((kind, interval), set()))
+
+
+class Clock:
+    def __init__(
+        self,
+        config: ClockConfig,
+        chain: MarketClient,
+        publisher: Publisher,
+        collector: Collector,
+        shutdown: Shutdown,
+    ) -> None:
+        self.config = config
+        self.market = config.market
+        self.chain = chain
+        self.pub = publisher
+        self.pull = collector
+        self.shutdown = shutdown
+        self.reports = Reports(config.prosumer_hosts, config.solvers)
+        self.last_finalized = self.market.first_interval - 1
+
+    # --- helpers ---------------------------------------------------------------
+    def _drain(self, timeout: float) -> None:
+        msg = self.pull.recv(timeout)
+        while msg is not None:
+            self.reports.add(msg)
+            msg = self.pull.recv(0)
+
+    def _wait_for(self, kind: str, interval: int, republish: Message, timeout: float) -> bool:
+        """Collect reports until nobody is missing; re-publish `republish` meanwhile.
+
+        Returns False if shutdown was requested; raises LockstepTimeout.
+        """
+        deadline = time.monotonic() + timeout
+        next_publish = time.monotonic() + REPUBLISH_SECONDS
+        while self.reports.missing(kind, interval):
+            if self.shutdown:
+                return False
+            now = time.monotonic()
+            if now > deadline:
+                who = ", ".join(self.reports.missing(kind, interval))
+                raise LockstepTimeout(
+                    f"interval {interval}: no {kind!r} report from {who} within {timeout:.0f} s"
+                )
+            if now >= next_publish:
+                self.pub.send(republish)
+                next_publish = now + REPUBLISH_SECONDS
+            self._drain(POLL_SECONDS)
+        return True
+
+    def _finalize(self, t: int, set_time: bool) -> None:
+        end = self.market.interval_start(t + 1)
+        result = self.chain.finalize(timestamp=end if set_time else None)
+        self.last_finalized = t + self.market.t_clear
+        metrics.ENERGY_FINALIZED_WH_TOTAL.inc(result.energy_wh)
+        expected = self.market.interval_at(result.block_time) - 1 + self.market.t_clear
+        metrics.INTERVAL_LAG.set(max(0, expected - self.last_finalized))
+        self.pub.send(Finalized(self.last_finalized))
+        log.info(
+            "finalized interval %d: %d trades, %d Wh (gas %d)",
+            self.last_finalized,
+            result.trades,
+            result.energy_wh,
+            result.gas_used,
+        )
+
+    # --- modes ---------------------------------------------------------------
+    def lockstep_interval(self, t: int) -> bool:
+        timeout = self.config.lockstep_timeout_seconds
+        self.pub.send(Tick(t))
+        if not self._wait_for("posted", t, Tick(t), timeout):
+            return False
+        self.pub.send(Solve(t))
+        if not self._wait_for("solved", t, Solve(t), timeout):
+            return False
+        self._finalize(t, set_time=True)
+        return True
+
+    def wallclock_interval(self, t: int) -> bool:
+        start = self.market.interval_start(t)
+        end = self.market.interval_start(t + 1)
+        steps: list[tuple[float, Callable[[], None]]] = [
+            (start, lambda: self.pub.send(Tick(t))),
+            ((start + end) / 2, lambda: self.pub.send(Solve(t))),
+            (end, lambda: self._finalize(t, set_time=False)),
+        ]
+        for at, action in steps:
+            while (delay := at - time.time()) > 0:
+                if self.shutdown:
+                    return False
+                self._drain(min(delay, POLL_SECONDS))
+            action()
+        return True
+
+    def run(self) -> int:
+        step = self.lockstep_interval if self.config.mode == "lockstep" else self.wallclock_interval
+        for t in self.market.clock_intervals():
+            metrics.CURRENT_INTERVAL.set(t)
+            if not step(t):
+                return 0
+            self._drain(0)
+            log.info("interval %d done (%d offers posted)", t, self.reports.offers_posted.get(t, 0))
+        self._settle()
+        for _ in range(DONE_REPEATS):
+            self.pub.send(Done())
+            if self.shutdown.wait(0.2):
+                break
+        return 0
+
+    def _settle(self) -> None:
+        deadline = time.monotonic() + SETTLE_TIMEOUT_SECONDS
+        next_publish = time.monotonic() + REPUBLISH_SECONDS
+        while self.reports.missing("settled") and time.monotonic() < deadline:
+            if self.shutdown:
+                return
+            if time.monotonic() >= next_publish:
+                self.pub.send(Finalized(self.last_finalized))
+                next_publish = time.monotonic() + REPUBLISH_SECONDS
+            self._drain(POLL_SECONDS)
+        if missing := self.reports.missing("settled"):
+            log.warning("no 'settled' report from %s; ending anyway", ", ".join(missing))
+
+
+def run(config: ClockConfig, shutdown: Shutdown) -> int:
+    chain = MarketClient.connect(config, config.private_key)
+    publisher = Publisher(config.clock_pub_endpoint)
+    collector = Collector(config.clock_pull_endpoint)
+    try:
+        metrics.mark_ready()
+        log.info(
+            "%s clock: intervals %d..%d, hosts %s, solvers %s",
+            config.mode,
+            config.market.first_clock_interval,
+            config.market.last_clock_interval,
+            list(config.prosumer_hosts),
+            list(config.solvers),
+        )
+        return Clock(config, chain, publisher, collector, shutdown).run()
+    finally:
+        publisher.close()
+        collector.close()
+        chain.close()

@@ -1,0 +1,280 @@
+"""The market contract as my agents use it, over the lean client in `agents.common.rpc`.
+
+One place knows the contract's function and event signatures (the ABI comes
+from contracts/build, the artefact agents/chain deploys). Everything here signs
+locally and sends transactions in JSON-RPC batches, then waits for receipts in
+batches: the DSO issues hundreds of assets per interval.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agents.common import metrics
+from agents.common.abi import keccak256
+from agents.common.config import AgentConfig
+from agents.common.errors import AgentError
+from agents.common.rpc import Contract, JsonRpc, RpcError, Signer, send_and_wait, succeeded
+
+# contracts/compile.py writes the artefact to contracts/build/ and a copy into
+# agents/chain/ (package data for installs without the repository).
+ARTEFACTS = (
+    Path(__file__).resolve().parents[1] / "chain" / "Market.json",
+    Path(__file__).resolve().parents[2] / "contracts" / "build" / "Market.json",
+)
+
+# Gas limits: the chain runs at gas price 0, so a generous fixed limit costs
+# nothing and saves an eth_estimateGas round trip per transaction.
+GAS = {
+    "addEnergy": 300_000,
+    "addFinancialBalance": 200_000,
+    "postOffer": 400_000,
+    "closeOffer": 200_000,
+    "depositEnergy": 200_000,
+    "depositFinancial": 200_000,
+    "finalize": 25_000_000,
+}
+
+
+def load_abi(path: Path | None = None) -> list[dict[str, Any]]:
+    if path is None:
+        path = next((p for p in ARTEFACTS if p.exists()), ARTEFACTS[-1])
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise AgentError(f"cannot read contract artefact {path}: {exc}") from exc
+    abi = data["abi"] if isinstance(data, dict) else data
+    if isinstance(abi, str):
+        abi = json.loads(abi)
+    return list(abi)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One contract call to sign: function name (for metrics/gas) and calldata."""
+
+    function: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class AccountState:
+    """What an anonymous address holds on chain (unused permissions and money)."""
+
+    linked: bool
+    feeder: int
+    sell_energy: int
+    buy_energy: int
+    balance: int
+
+
+@dataclass(frozen=True)
+class FinalizeResult:
+    interval: int
+    trades: int
+    energy_wh: int
+    gas_used: int
+    block_time: int
+
+
+class MarketClient:
+    """Typed calls of the market contract; `signer` signs what this agent sends."""
+
+    def __init__(
+        self, rpc: JsonRpc, contract: Contract, chain_id: int, main: Signer | None = None
+    ) -> None:
+        self.rpc = rpc
+        self.contract = contract
+        self.chain_id = chain_id
+        self.address = contract.address
+        self.main = main  # the agent's own account (DSO, clock), if it has one
+        self.candidate_words: list[int] = []
+        self._scanned = 0
+
+    @classmethod
+    def connect(cls, config: AgentConfig, private_key: str | None = None) -> MarketClient:
+        """Client for the config's chain and contract; checks the contract is deployed."""
+        rpc = JsonRpc(config.rpc_url)
+        main = Signer(private_key, config.chain_id) if private_key else None
+        client = cls(rpc, Contract(config.contract_address, load_abi()), config.chain_id, main)
+        code = rpc.call("eth_getCode", [config.contract_address, "latest"])
+        if code in ("0x", "", None):
+            raise AgentError(f"no contract at {config.contract_address} on {config.rpc_url}")
+        if main is not None:
+            main.sync_nonce(rpc)
+        return client
+
+    def close(self) -> None:
+        self.rpc.close()
+
+    # --- calldata ----------------------------------------------------------------
+    def add_energy(
+        self, anon: str, feeder: int, kind: int, energy: int, start: int, end: int
+    ) -> Call:
+        data = self.contract.encode("addEnergy", anon, feeder, kind, energy, start, end)
+        return Call("addEnergy", data)
+
+    def add_financial(self, anon: str, amount: int) -> Call:
+        return Call(
+            "addFinancialBalance", self.contract.encode("addFinancialBalance", anon, amount)
+        )
+
+    def post_offer(self, kind: int, energy: int, start: int, end: int, price: int) -> Call:
+        return Call("postOffer", self.contract.encode("postOffer", kind, energy, start, end, price))
+
+    def close_offer(self, offer_id: int) -> Call:
+        return Call("closeOffer", self.contract.encode("closeOffer", offer_id))
+
+    def deposit_energy(self, kind: int, energy: int) -> Call:
+        return Call("depositEnergy", self.contract.encode("depositEnergy", kind, energy))
+
+    def deposit_financial(self, amount: int) -> Call:
+        return Call("depositFinancial", self.contract.encode("depositFinancial", amount))
+
+    # --- sending -------------------------------------------------------------------
+    def transact(self, batch: Sequence[tuple[Signer, Call]]) -> list[dict[str, Any]]:
+        """Sign every call with its signer (nonces advance locally), send them in one
+        batch, wait for all receipts; record transactions and gas per function.
+        Reverted transactions are returned with status 0 (callers decide)."""
+        raws = [s.sign(self.address, c.data, GAS[c.function]) for s, c in batch]
+        try:
+            receipts = send_and_wait(self.rpc, raws)
+        except RpcError:
+            for signer, _ in batch:  # resynchronise nonces after a refused batch
+                signer.sync_nonce(self.rpc)
+            raise
+        for (_, call), receipt in zip(batch, receipts, strict=True):
+            if succeeded(receipt):
+                metrics.record_transaction(call.function, receipt)
+        return receipts
+
+    def events(self, receipt: Mapping[str, Any], name: str) -> list[dict[str, Any]]:
+        out = []
+        for log in receipt.get("logs", ()):
+            if str(log.get("address", "")).lower() != self.address.lower():
+                continue
+            decoded = self.contract.decode_log(log)
+            if decoded is not None and decoded[0] == name:
+                out.append(decoded[1])
+        return out
+
+    def get_logs(
+        self, names: Sequence[str], from_block: int, to_block: int
+    ) -> list[tuple[str, dict[str, Any]]]:
+        topics = [["0x" + self.contract.event_topics[n].hex() for n in names]]
+        logs = self.rpc.call(
+            "eth_getLogs",
+            [
+                {
+                    "address": self.address,
+                    "fromBlock": hex(from_block),
+                    "toBlock": hex(to_block),
+                    "topics": topics,
+                }
+            ],
+        )
+        out = []
+        for log in logs:
+            decoded = self.contract.decode_log(log)
+            if decoded is not None:
+                out.append(decoded)
+        return out
+
+    def block_number(self) -> int:
+        return int(self.rpc.call("eth_blockNumber"), 16)
+
+    def view(self, fn: str, *args: Any) -> tuple[Any, ...]:
+        data = self.contract.encode(fn, *args)
+        out = self.rpc.call("eth_call", [{"to": self.address, "data": "0x" + data.hex()}, "latest"])
+        return self.contract.decode_output(fn, out)
+
+    def accounts(self, addresses: Sequence[str]) -> list[AccountState]:
+        """account(anon) of many addresses in one JSON-RPC batch."""
+        calls = [
+            (
+                "eth_call",
+                [
+                    {"to": self.address, "data": "0x" + self.contract.encode("account", a).hex()},
+                    "latest",
+                ],
+            )
+            for a in addresses
+        ]
+        out = []
+        for a, result in zip(addresses, self.rpc.batch(calls), strict=True):
+            if isinstance(result, RpcError):
+                raise AgentError(f"account({a}): {result}")
+            linked, feeder, sell, _, _, buy, _, _, balance = self.contract.decode_output(
+                "account", result
+            )
+            out.append(AccountState(bool(linked), int(feeder), int(sell), int(buy), int(balance)))
+        return out
+
+    def refresh_candidate(self) -> None:
+        """Follow SolutionAccepted events: keep the words of the latest candidate."""
+        head = self.block_number()
+        if head >= self._scanned:
+            accepted = self.get_logs(["SolutionAccepted"], self._scanned, head)
+            if accepted:
+                self.candidate_words = [int(w) for w in accepted[-1][1]["trades"]]
+            self._scanned = head + 1
+
+    def finalize(self, timestamp: int | None) -> FinalizeResult:
+        """finalize() the next delivery interval from the main signer, passing the
+        candidate's segment of that interval and the next link of its hash chain.
+        With `timestamp`, first set the next block's time (lockstep's virtual time)."""
+        if self.main is None:
+            raise AgentError("finalize needs a private key")
+        self.refresh_candidate()
+        (interval,) = self.view("nextFinalize")
+        segment, next_interval, next_hash = segment_link(self.candidate_words, int(interval))
+        if timestamp is not None:
+            self.rpc.call("evm_setNextBlockTimestamp", [timestamp])
+        call = Call("finalize", self.contract.encode("finalize", segment, next_interval, next_hash))
+        (receipt,) = self.transact([(self.main, call)])
+        if not succeeded(receipt):
+            raise AgentError(
+                f"finalize() of interval {interval} reverted ({receipt['transactionHash']})"
+            )
+        (done,) = self.events(receipt, "IntervalFinalized") or [{}]
+        block = self.rpc.call("eth_getBlockByNumber", [receipt["blockNumber"], False])
+        return FinalizeResult(
+            interval=int(interval),
+            trades=int(done.get("tradeCount", 0)),
+            energy_wh=int(done.get("energy", 0)),
+            gas_used=int(receipt["gasUsed"], 16),
+            block_time=int(block["timestamp"], 16),
+        )
+
+
+def trade_interval(word: int) -> int:
+    """Delivery interval of a packed trade word (bits 192..207)."""
+    return (word >> 192) & 0xFFFF
+
+
+def segment_link(words: Sequence[int], interval: int) -> tuple[list[int], int, bytes]:
+    """What finalize(segment, nextInterval, nextHash) needs for `interval`, given the
+    candidate's sorted trade words: its segment of that interval, the next
+    segment's interval and the hash node of the next segment (zeros if none).
+    node(j) = keccak256(words_j ++ uint256(interval_{j+1}) ++ node_{j+1})."""
+    segments: list[tuple[int, list[int]]] = []
+    for w in words:
+        t = trade_interval(w)
+        if t < interval:
+            continue
+        if segments and segments[-1][0] == t:
+            segments[-1][1].append(w)
+        else:
+            segments.append((t, [w]))
+    if not segments or segments[0][0] != interval:
+        return [], 0, bytes(32)
+    node, following = bytes(32), 0
+    for t, seg in reversed(segments[1:]):
+        body = b"".join(x.to_bytes(32, "big") for x in seg)
+        node = keccak256(body + following.to_bytes(32, "big") + node)
+        following = t
+    return segments[0][1], following, node

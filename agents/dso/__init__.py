@@ -1,0 +1,66 @@
+"""DSO agent: `python -m agents dso --config dso.json`.
+
+REP endpoint (`dso_endpoint`) for bootstrap and withdrawals; listens to the
+clock's broadcast for finalized intervals and `done`; credits deposits from
+EnergyDeposited/FinancialDeposited events. See accounts.py for the safety rules.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from agents.common import metrics
+from agents.common.chainclient import MarketClient
+from agents.common.config import DsoConfig
+from agents.common.errors import AgentError
+from agents.common.protocol import Done, Finalized
+from agents.common.shutdown import Shutdown
+from agents.common.transport import Responder, Subscriber
+from agents.dso.accounts import Accounts
+from agents.dso.service import DsoService
+
+log = logging.getLogger("agents.dso")
+
+SERVE_POLL_SECONDS = 0.05
+DEPOSIT_POLL_SECONDS = 0.5
+
+
+def run(config: DsoConfig, shutdown: Shutdown) -> int:
+    chain = MarketClient.connect(config, config.private_key)
+    if chain.main is None:
+        raise AgentError("dso needs private_key")
+    service = DsoService(config, Accounts.from_config(config), chain, chain.main)
+    dispatcher = service.dispatcher()
+    responder = Responder(config.dso_endpoint)
+    sub = Subscriber(config.clock_pub_endpoint)
+    try:
+        metrics.mark_ready()
+        log.info(
+            "serving %s: %d prosumers on %d feeders",
+            config.dso_endpoint,
+            len(config.prosumers),
+            len(config.feeders),
+        )
+        next_poll = time.monotonic()
+        done = False
+        while not shutdown and not done:
+            responder.serve_once(dispatcher, SERVE_POLL_SECONDS)
+            while (msg := sub.recv(0)) is not None:
+                if isinstance(msg, Finalized):
+                    service.accounts.finalized = max(service.accounts.finalized, msg.interval)
+                elif isinstance(msg, Done):
+                    done = True
+            if done or time.monotonic() >= next_poll:
+                service.poll_deposits()
+                next_poll = time.monotonic() + DEPOSIT_POLL_SECONDS
+        log.info(
+            "stopping: %d withdrawals granted, %d refused",
+            service.granted,
+            service.refused,
+        )
+        return 0
+    finally:
+        responder.close()
+        sub.close()
+        chain.close()

@@ -1,0 +1,173 @@
+"""The DSO's request handling: bootstrap, withdrawals (checked, then issued on chain
+in one pipelined batch), and crediting deposits from chain events."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from agents.common import metrics
+from agents.common.chainclient import Call, MarketClient
+from agents.common.config import DsoConfig
+from agents.common.protocol import (
+    AssetsAdded,
+    BatchResult,
+    Bootstrap,
+    BootstrapInfo,
+    Dispatcher,
+    ErrorReply,
+    FailedWithdrawal,
+    Message,
+    WithdrawAssets,
+    WithdrawBatch,
+)
+from agents.common.rpc import Signer, succeeded
+from agents.dso.accounts import Accounts, Refused, Snapshot
+
+log = logging.getLogger("agents.dso")
+
+
+@dataclass
+class _Pending:
+    index: int
+    request: WithdrawAssets
+    undo: Snapshot
+    calls: list[Call]
+
+
+class DsoService:
+    """Answers DSO requests: checks with `accounts`, issues with `chain` signed by `signer`."""
+
+    def __init__(
+        self, config: DsoConfig, accounts: Accounts, chain: MarketClient, signer: Signer
+    ) -> None:
+        self.config = config
+        self.accounts = accounts
+        self.chain = chain
+        self.signer = signer
+        self.next_block = 0  # first block not yet scanned for deposits
+        self.granted = 0
+        self.refused = 0
+
+    def dispatcher(self) -> Dispatcher:
+        d = Dispatcher()
+        d.on(Bootstrap, self.bootstrap)
+        d.on(WithdrawAssets, self.withdraw_one)
+        d.on(WithdrawBatch, self.withdraw_batch)
+        return d
+
+    def bootstrap(self, _msg: Bootstrap) -> BootstrapInfo:
+        m = self.config.market
+        return BootstrapInfo(
+            contract_address=self.config.contract_address,
+            chain_id=self.config.chain_id,
+            epoch=m.epoch,
+            interval_seconds=m.interval_seconds,
+            first_interval=m.first_interval,
+            last_interval=m.last_interval,
+            prediction_window=m.prediction_window,
+            t_clear=m.t_clear,
+        )
+
+    def withdraw_one(self, msg: WithdrawAssets) -> Message:
+        reply = self.withdraw_batch(WithdrawBatch((msg,)))
+        return reply.results[0] if isinstance(reply, BatchResult) else reply
+
+    def withdraw_batch(self, msg: WithdrawBatch) -> Message:
+        results: list[AssetsAdded | FailedWithdrawal | None] = [None] * len(msg.requests)
+        pending: list[_Pending] = []
+        for i, req in enumerate(msg.requests):
+            if self.accounts.is_duplicate(req):
+                results[i] = AssetsAdded(req.anon)
+                continue
+            undo = self.accounts.snapshot(req.prosumer)
+            try:
+                self.accounts.withdraw(req)
+            except Refused as exc:
+                results[i] = self._refuse(req, str(exc))
+                continue
+            calls = [
+                self.chain.add_energy(req.anon, req.feeder, kind, energy, start, end)
+                for kind, energy, start, end in permissions(req)
+            ]
+            if req.amount:
+                calls.append(self.chain.add_financial(req.anon, req.amount))
+            pending.append(_Pending(i, req, undo, calls))
+        try:
+            receipts = self.chain.transact([(self.signer, c) for p in pending for c in p.calls])
+        except Exception as exc:
+            for p in pending:
+                self.accounts.restore(p.undo, p.request)
+            log.error("issuing assets failed: %s", exc)
+            return ErrorReply(f"DSO could not issue assets: {exc}")
+        pos = 0
+        for p in pending:
+            mine = receipts[pos : pos + len(p.calls)]
+            pos += len(p.calls)
+            if all(succeeded(r) for r in mine):
+                metrics.WITHDRAWALS_TOTAL.inc()
+                self.granted += 1
+                results[p.index] = AssetsAdded(p.request.anon)
+            else:
+                self.accounts.restore(p.undo, p.request)
+                failed = next(
+                    c.function for c, r in zip(p.calls, mine, strict=True) if not succeeded(r)
+                )
+                results[p.index] = self._refuse(p.request, f"{failed} reverted on chain")
+        return BatchResult(tuple(r for r in results if r is not None))
+
+    def _refuse(self, req: WithdrawAssets, reason: str) -> FailedWithdrawal:
+        metrics.FAILED_WITHDRAWALS_TOTAL.inc()
+        self.refused += 1
+        log.warning("failedWithdrawal for prosumer %d to %s: %s", req.prosumer, req.anon, reason)
+        return FailedWithdrawal(req.anon, reason)
+
+    def poll_deposits(self) -> int:
+        """Credit EnergyDeposited/FinancialDeposited events since the last poll."""
+        head = self.chain.block_number()
+        if head < self.next_block:
+            return 0
+        events = self.chain.get_logs(
+            ["EnergyDeposited", "FinancialDeposited"], self.next_block, head
+        )
+        self.next_block = head + 1
+        credited = 0
+        for name, args in events:
+            anon = str(args["anon"])
+            if name == "EnergyDeposited":
+                ok = self.accounts.deposit_energy(
+                    anon,
+                    int(args["energy"]),
+                    int(args["kind"]),
+                    int(args["start"]),
+                    int(args["end"]),
+                )
+            else:
+                ok = self.accounts.deposit_money(anon, int(args["amount"]))
+            if ok:
+                credited += 1
+            else:
+                log.warning("%s from unknown address %s ignored", name, anon)
+        return credited
+
+
+def permissions(req: WithdrawAssets) -> list[tuple[int, int, int, int]]:
+    """The on-chain permissions for a checked request: (kind, energy, start, end).
+
+    The contract holds one permission per kind and address, with one range, so
+    the assets of one kind are issued together: their total energy over the
+    range spanning them (each asset was checked against the trace on its own).
+    """
+    out = []
+    for kind in (0, 1):
+        mine = [a for a in req.assets if a.kind == kind]
+        if mine:
+            out.append(
+                (
+                    kind,
+                    sum(a.energy_wh for a in mine),
+                    min(a.start for a in mine),
+                    max(a.end for a in mine),
+                )
+            )
+    return out
