@@ -66,7 +66,7 @@ def write_transax(dataset: Dataset, out_dir: str | Path, *, overwrite: bool = Fa
     if stale and not overwrite:
         raise DatasetError(
             f"{directory}: already holds {len(stale)} prosumer_<ID>.csv files; "
-            "choose an empty directory or overwrite"
+            "choose an empty directory or overwrite them (--force)"
         )
     try:
         directory.mkdir(parents=True, exist_ok=True)

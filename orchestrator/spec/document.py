@@ -87,6 +87,13 @@ class Document:
         return Origin(self.source, 1, 1)
 
 
+def yaml_error(exc: yaml.YAMLError) -> str:
+    """A PyYAML error in one line, without its multi-line source excerpt."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        return ": ".join(part for part in (exc.context, exc.problem) if part)
+    return str(exc).replace("\n", " ")
+
+
 def parse_document(text: str, source: str) -> tuple[Document, list[Problem]]:
     """Parse one YAML document. Syntax errors come back as a single problem
     (and data None); duplicate or non-string keys as one problem each."""
@@ -96,10 +103,10 @@ def parse_document(text: str, source: str) -> tuple[Document, list[Problem]]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         origin = Origin(source, mark.line + 1, mark.column + 1) if mark else Origin(source, 1, 1)
-        message = ": ".join(part for part in (exc.context, exc.problem) if part)
-        return Document(source, None), [Problem(origin, (), f"invalid YAML: {message}")]
+        return Document(source, None), [Problem(origin, (), f"invalid YAML: {yaml_error(exc)}")]
     except yaml.YAMLError as exc:
-        return Document(source, None), [Problem(Origin(source, 1, 1), (), f"invalid YAML: {exc}")]
+        problem = Problem(Origin(source, 1, 1), (), f"invalid YAML: {yaml_error(exc)}")
+        return Document(source, None), [problem]
     finally:
         loader.dispose()
     walker = _Walker(loader, source)
@@ -129,7 +136,8 @@ class _Walker:
         try:
             value = self.loader.construct_object(node, deep=True)
         except yaml.YAMLError as exc:
-            self.problems.append(Problem(self._origin(node), path, f"invalid value: {exc}"))
+            message = f"invalid value: {yaml_error(exc)}"
+            self.problems.append(Problem(self._origin(node), path, message))
             return None
         if isinstance(value, str) and isinstance(node, yaml.ScalarNode) and node.style is None:
             self.plain.add(path)
@@ -140,7 +148,8 @@ class _Walker:
         try:
             self.loader.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
         except yaml.YAMLError as exc:
-            self.problems.append(Problem(self._origin(node), path, f"invalid merge: {exc}"))
+            message = f"invalid merge: {yaml_error(exc)}"
+            self.problems.append(Problem(self._origin(node), path, message))
         result: dict[str, Any] = {}
         seen: set[str] = set()
         for key_node, value_node in node.value:

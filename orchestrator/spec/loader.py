@@ -17,7 +17,13 @@ from orchestrator.spec.document import Document, Origin, Problem, parse_document
 from orchestrator.spec.interpolate import interpolate
 from orchestrator.spec.model import SYNTHETIC_ONLY, Spec, build
 from orchestrator.spec.overrides import apply_overrides
-from orchestrator.spec.schema import NAME_HINT, NAME_PATTERN, apply_defaults, json_schema
+from orchestrator.spec.schema import (
+    NAME_HINT,
+    NAME_PATTERN,
+    apply_defaults,
+    json_schema,
+    schema_default,
+)
 from orchestrator.spec.validate import schema_problems
 
 SCHEMA = json_schema()
@@ -64,7 +70,9 @@ def parse_spec(
     if document.data is None and problems:
         raise SpecError(sorted_lines(problems))
     document, interpolation_problems = interpolate(document, os.environ if env is None else env)
-    document, override_problems = apply_overrides(document, overrides)
+    document, override_problems = apply_overrides(
+        document, overrides, lambda path: schema_default(SCHEMA, path)
+    )
     problems += interpolation_problems + override_problems
     broken = {p.path for p in interpolation_problems}
     problems += [p for p in schema_problems(document, SCHEMA) if p.path not in broken]

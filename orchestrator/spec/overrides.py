@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import yaml
 
-from orchestrator.spec.document import Document, KeyPath, Origin, Problem, dotted
+from orchestrator.spec.document import Document, KeyPath, Origin, Problem, dotted, yaml_error
+
+DefaultFor = Callable[[KeyPath], Any]
+"""The default of a missing key, to start from when an override reaches into it
+(`--set solvers[0].engine=glpk` edits the default solver list); None if none."""
 
 _PART = re.compile(r"(?P<key>[^.\[\]]+)|\[(?P<index>[0-9]+)\]")
 
@@ -42,7 +46,9 @@ def parse_key(key: str) -> KeyPath | None:
     return tuple(path)
 
 
-def apply_overrides(document: Document, overrides: Iterable[str]) -> tuple[Document, list[Problem]]:
+def apply_overrides(
+    document: Document, overrides: Iterable[str], default_for: DefaultFor = lambda path: None
+) -> tuple[Document, list[Problem]]:
     """A copy of `document` with every `KEY=VALUE` override applied in order."""
     data = copy.deepcopy(document.data)
     values = dict(document.values)
@@ -59,11 +65,11 @@ def apply_overrides(document: Document, overrides: Iterable[str]) -> tuple[Docum
         try:
             value = yaml.safe_load(raw)
         except yaml.YAMLError as exc:
-            problems.append(Problem(origin, path, f"value is not valid YAML: {exc}"))
+            problems.append(Problem(origin, path, f"value is not valid YAML: {yaml_error(exc)}"))
             continue
         if not isinstance(data, dict):
             data = {}
-        error = _set(data, path, value, values, origin)
+        error = _set(data, path, value, values, origin, default_for)
         if error is not None:
             problems.append(Problem(origin, path, error))
             continue
@@ -77,7 +83,12 @@ def apply_overrides(document: Document, overrides: Iterable[str]) -> tuple[Docum
 
 
 def _set(
-    data: dict[str, Any], path: KeyPath, value: Any, values: dict[KeyPath, Origin], origin: Origin
+    data: dict[str, Any],
+    path: KeyPath,
+    value: Any,
+    values: dict[KeyPath, Origin],
+    origin: Origin,
+    default_for: DefaultFor,
 ) -> str | None:
     """Set `value` at `path` inside `data`; the problem if impossible."""
     container: Any = data
@@ -88,7 +99,8 @@ def _set(
             if last:
                 container[part] = value
             elif part not in container or container[part] is None:
-                container[part] = {}
+                start = copy.deepcopy(default_for(here))
+                container[part] = start if isinstance(start, dict | list) else {}
                 values.setdefault(here, origin)
             elif not isinstance(container[part], dict | list):
                 return f"cannot set a key inside {dotted(here)}: it is not a mapping"

@@ -270,17 +270,25 @@ SECTIONS: dict[str, Schema] = {
 
 def json_schema() -> Schema:
     """The spec's JSON Schema (a fresh copy, safe to modify)."""
-    return copy.deepcopy(
-        _object(
-            SECTIONS,
-            required=("microgrid",),
-            **{
-                "$schema": "https://json-schema.org/draft/2020-12/schema",
-                "$id": SCHEMA_ID,
-                "title": "te-testbed experiment spec",
-            },
-        )
-    )
+    header = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "te-testbed experiment spec",
+    }
+    return copy.deepcopy({**header, **_object(SECTIONS, required=("microgrid",))})
+
+
+def schema_default(schema: Schema, path: tuple[str | int, ...]) -> Any:
+    """The schema's default for the value at `path`, or None."""
+    node: Schema | None = schema
+    for part in path:
+        if node is None:
+            return None
+        if isinstance(part, int):
+            node = node.get("items") if isinstance(node.get("items"), dict) else None
+        else:
+            node = node.get("properties", {}).get(part)
+    return None if node is None else copy.deepcopy(node.get("default"))
 
 
 def apply_defaults(data: Any, schema: Schema) -> Any:

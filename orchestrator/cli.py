@@ -1,0 +1,351 @@
+"""`testbed`: the command line. The only place that turns a TestbedError into a
+message on stderr and an exit code (2 for spec and dataset errors).
+
+Each subcommand is a `register(subparsers)` function in COMMANDS; it sets
+`handler` (args -> exit code) on its parser. Later commands add themselves there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import textwrap
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from market.types import Kind
+from orchestrator import __version__
+from orchestrator.datasets import (
+    Dataset,
+    format_kwh,
+    load_transax,
+    synthesize,
+    write_transax,
+)
+from orchestrator.errors import TestbedError
+from orchestrator.scenario import Scenario, build_scenario
+from orchestrator.spec import Spec, json_schema, load_spec
+
+Handler = Callable[[argparse.Namespace], int]
+Subparsers = Any  # argparse's _SubParsersAction is private
+
+BAR_WIDTH = 40
+
+DESCRIPTION = """\
+Testbed for blockchain-based transactive energy markets (Eisele et al. 2020).
+
+An experiment is a YAML spec (see topologies/). Start with:
+
+  testbed validate topologies/smoke.yaml      check a spec, nothing is run
+  testbed replay topologies/smoke.yaml        the market without chain: what trades
+  testbed replay topologies/paper-c.yaml --set market.prediction_window=13
+  testbed schema > spec.schema.json           the spec's JSON Schema, for editors
+  testbed dataset synth --seed 1 --battery --out /tmp/microgrid
+
+Specs take `--set key.path=value` overrides (YAML-typed, repeatable) and
+${VAR:-default} environment variables. Errors name file:line:col and key.
+Exit codes: 0 success, 1 failure, 2 invalid spec, dataset or command line."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    try:
+        return handler(args)
+    except TestbedError as exc:
+        print(str(exc), file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `testbed schema | head`
+        return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="testbed",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for register in COMMANDS:
+        register(subparsers)
+    return parser
+
+
+def _command(subparsers: Subparsers, name: str, summary: str, examples: str) -> Any:
+    return subparsers.add_parser(
+        name,
+        help=summary,
+        description=f"{summary}\n\nexamples:\n{textwrap.indent(examples.strip(), '  ')}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
+    """SPEC and --set, shared by every command that reads a spec."""
+    parser.add_argument("spec", metavar="SPEC", type=Path, help="experiment spec (YAML)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a spec value, e.g. market.prediction_window=5 (repeatable)",
+    )
+
+
+def load_spec_args(args: argparse.Namespace) -> Spec:
+    return load_spec(args.spec, args.overrides, env=os.environ)
+
+
+# -- validate -----------------------------------------------------------------
+
+
+def register_validate(subparsers: Subparsers) -> None:
+    parser = _command(
+        subparsers,
+        "validate",
+        "Check a spec and its dataset; run nothing.",
+        """
+testbed validate topologies/smoke.yaml
+testbed validate topologies/paper-a.yaml --set deployment.backend=docker
+testbed validate topologies/transax-a.yaml --print    # the resolved spec
+""",
+    )
+    add_spec_arguments(parser)
+    parser.add_argument(
+        "--print", action="store_true", help="print the resolved spec (defaults filled in)"
+    )
+    parser.set_defaults(handler=cmd_validate)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    spec = load_spec_args(args)
+    scenario = build_scenario(spec)
+    if args.print:
+        print(yaml.safe_dump(spec.to_dict(), sort_keys=False), end="")
+        return 0
+    market = spec.market
+    print(
+        f"{args.spec}: ok: {spec.name}: {len(scenario.dataset.prosumers)} prosumers on "
+        f"{len(scenario.feeders)} feeders, {len(scenario.offers)} offers in intervals "
+        f"{market.first_interval}..{market.last_interval}, L = {market.prediction_window}, "
+        f"{market.clock} clock, {spec.deployment.backend} backend"
+    )
+    return 0
+
+
+# -- schema -------------------------------------------------------------------
+
+
+def register_schema(subparsers: Subparsers) -> None:
+    parser = _command(
+        subparsers,
+        "schema",
+        "Print the spec's JSON Schema (Draft 2020-12).",
+        """
+testbed schema > spec.schema.json
+# VS Code (YAML extension): "yaml.schemas": {"spec.schema.json": "topologies/*.yaml"}
+""",
+    )
+    parser.set_defaults(handler=cmd_schema)
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    print(json.dumps(json_schema(), indent=2, ensure_ascii=False))
+    return 0
+
+
+# -- replay -------------------------------------------------------------------
+
+
+def register_replay(subparsers: Subparsers) -> None:
+    parser = _command(
+        subparsers,
+        "replay",
+        "Run the market without chain or agents (deterministic): what would trade.",
+        """
+testbed replay topologies/smoke.yaml
+testbed replay topologies/paper-b.yaml --set market.prediction_window=7 --json
+testbed replay topologies/transax-battery.yaml --engine glpk \\
+    --set market.first_interval=45 --set market.last_interval=60
+""",
+    )
+    add_spec_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--engine",
+        choices=("glpk", "highs"),
+        help="LP engine (default: the spec's first solver's)",
+    )
+    parser.set_defaults(handler=cmd_replay)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from orchestrator.replay import run_replay
+
+    spec = load_spec_args(args)
+    scenario = build_scenario(spec)
+    engine = args.engine or spec.solvers[0].engine
+    summary = run_replay(scenario, engine)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(replay_table(scenario, summary))
+    return 0
+
+
+def replay_table(scenario: Scenario, summary: dict[str, Any]) -> str:
+    """Per-interval traded kWh as bars, then the totals."""
+    spec, market = scenario.spec, scenario.spec.market
+    per_interval = {int(t): float(kwh) for t, kwh in summary["per_interval_kwh"].items()}
+    peak = max(per_interval.values(), default=0.0)
+    lines = [
+        f"{spec.name}: intervals {market.first_interval}..{market.last_interval}, "
+        f"L = {market.prediction_window}, T_clear = {market.t_clear}, engine {summary['engine']}",
+        f"{describe_dataset(scenario)}",
+        "",
+        "interval  time   traded kWh",
+    ]
+    for t, kwh in sorted(per_interval.items()):
+        minutes = (t - 1) * market.interval_minutes
+        bar = "#" * round(BAR_WIDTH * kwh / peak) if peak > 0 else ""
+        lines.append(f"{t:8d}  {minutes // 60:02d}:{minutes % 60:02d} {kwh:10.1f}  {bar}")
+    lines += [
+        "",
+        f"total {summary['total_energy_traded_kwh']:.1f} kWh traded in {summary['trades']} "
+        f"trades; solver time {summary['solve_seconds_total']:.2f} s",
+    ]
+    return "\n".join(lines)
+
+
+def describe_dataset(scenario: Scenario) -> str:
+    dataset = scenario.dataset
+    sold = sum(o.energy for o in scenario.offers if o.kind is Kind.SELL)
+    wanted = sum(o.energy for o in scenario.offers if o.kind is Kind.BUY)
+    return (
+        f"{len(dataset.prosumers)} prosumers on {len(scenario.feeders)} feeders, "
+        f"{len(scenario.offers)} offers: {format_kwh(sold)} kWh for sale, "
+        f"{format_kwh(wanted)} kWh wanted"
+    )
+
+
+# -- dataset ------------------------------------------------------------------
+
+
+def register_dataset(subparsers: Subparsers) -> None:
+    parser = _command(
+        subparsers,
+        "dataset",
+        "Make or inspect offer traces (TRANSAX format: prosumer_<ID>.csv).",
+        """
+testbed dataset synth --seed 1 --out /tmp/microgrid
+testbed dataset synth --seed 1 --battery --scale 10 --out /tmp/microgrid-x10
+testbed dataset info /tmp/microgrid
+""",
+    )
+    parser.set_defaults(handler=lambda _args: _usage(parser))
+    commands = parser.add_subparsers(title="dataset commands", metavar="COMMAND")
+    synth = _command(
+        commands,
+        "synth",
+        "Write the seeded synthetic microgrid (11 feeders, 102 prosumers per scale).",
+        """
+testbed dataset synth --seed 1 --out /tmp/microgrid
+testbed dataset synth --seed 1 --battery --battery-capacity-kwh 60 --out /tmp/mg
+""",
+    )
+    synth.add_argument("--seed", type=int, required=True, help="generator seed (>= 0)")
+    synth.add_argument("--out", type=Path, required=True, help="directory to write")
+    synth.add_argument("--battery", action="store_true", help="producers with batteries")
+    synth.add_argument("--scale", type=int, default=1, help="copies of the 11-feeder block")
+    synth.add_argument("--battery-capacity-kwh", type=float, default=90.0, metavar="KWH")
+    synth.add_argument("--battery-rate-kwh", type=float, default=10.0, metavar="KWH")
+    synth.add_argument("--force", action="store_true", help="replace existing trace files")
+    synth.set_defaults(handler=cmd_dataset_synth)
+    info = _command(
+        commands,
+        "info",
+        "Summarise a directory of TRANSAX traces.",
+        "testbed dataset info ../shared/datasets/transax-phase2/withBattery --json",
+    )
+    info.add_argument("path", type=Path, metavar="DIR")
+    info.add_argument("--json", action="store_true", help="print one JSON object")
+    info.set_defaults(handler=cmd_dataset_info)
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def cmd_dataset_synth(args: argparse.Namespace) -> int:
+    dataset = synthesize(
+        args.seed,
+        battery=args.battery,
+        scale=args.scale,
+        battery_capacity_kwh=args.battery_capacity_kwh,
+        battery_rate_kwh=args.battery_rate_kwh,
+    )
+    write_transax(dataset, args.out, overwrite=args.force)
+    print(f"{args.out}: {dataset_line(dataset)}")
+    return 0
+
+
+def cmd_dataset_info(args: argparse.Namespace) -> int:
+    dataset = load_transax(args.path)
+    if args.json:
+        print(json.dumps(dataset_facts(dataset), indent=2))
+    else:
+        print(f"{args.path}: {dataset_line(dataset)}")
+    return 0
+
+
+def dataset_facts(dataset: Dataset) -> dict[str, Any]:
+    rows = [o for p in dataset.prosumers for o in p.offers]
+    multi = [o for o in rows if o.start != o.end]
+    return {
+        "prosumers": len(dataset.prosumers),
+        "feeders": len(dataset.feeders),
+        "producers": [p.id for p in dataset.producers],
+        "offers": len(rows),
+        "multi_interval_offers": len(multi),
+        "offered_kwh": dataset.offered_wh / 1000,
+        "wanted_kwh": dataset.wanted_wh / 1000,
+        "intervals": [min(o.start for o in rows), max(o.end for o in rows)] if rows else [],
+    }
+
+
+def dataset_line(dataset: Dataset) -> str:
+    facts = dataset_facts(dataset)
+    return (
+        f"{facts['prosumers']} prosumers on {facts['feeders']} feeders, "
+        f"{len(facts['producers'])} producers, {facts['offers']} offers "
+        f"({facts['multi_interval_offers']} multi-interval), "
+        f"{format_kwh(dataset.offered_wh)} kWh offered for sale, "
+        f"{format_kwh(dataset.wanted_wh)} kWh wanted"
+    )
+
+
+COMMANDS: list[Callable[[Subparsers], None]] = [
+    register_validate,
+    register_schema,
+    register_replay,
+    register_dataset,
+]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
