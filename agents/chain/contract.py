@@ -1,0 +1,328 @@
+"""Deploying the market contract and typed wrappers for every function and event.
+
+    market = deploy_market(w3, Sender(w3, dso_key), params)
+    market.add_energy(dso, anon.address, 1, Kind.SELL, energy=500, start=3, end=6).wait()
+    market.post_offer(anon, Kind.SELL, energy=500, start=3, end=6, price=100).wait()
+    market.submit_solution(solver, solution).wait()
+    market.finalize(clock).wait()      # segment + next link computed from SolutionAccepted
+
+Transactions return `PendingTx` (call `.wait()`); views return plain values or dataclasses.
+A revert raises `ContractRevert` naming the contract's custom error (`.violation` maps
+solution errors to market.verify kinds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from web3 import Web3
+from web3.contract import Contract
+from web3.exceptions import ContractLogicError
+
+from agents.chain import encoding
+from agents.chain.artifact import abi, bytecode
+from agents.chain.errors import ChainError
+from agents.chain.events import ChainEvent, SolutionAccepted, decode_log, topic_of
+from agents.chain.tx import RECEIPT_TIMEOUT, PendingTx, Sender, revert_from_exception
+from market.types import Feeder, Kind, Solution, Trade
+
+
+@dataclass(frozen=True)
+class MarketParams:
+    """Constructor parameters. Delivery intervals first_interval .. last_interval are traded;
+    clock interval k (k from first_interval - t_clear) starts at epoch + (k - start_interval) *
+    interval_seconds, and its end allows finalizing delivery interval k + t_clear."""
+
+    feeders: tuple[Feeder, ...]
+    first_interval: int
+    last_interval: int
+    t_clear: int
+    interval_seconds: int
+    epoch: int
+
+    @property
+    def start_interval(self) -> int:
+        return self.first_interval - self.t_clear
+
+    def clock_end(self, clock_interval: int) -> int:
+        """Chain time at which clock interval `clock_interval` ends."""
+        return self.epoch + (clock_interval - self.start_interval + 1) * self.interval_seconds
+
+    def finalizable_at(self, delivery_interval: int) -> int:
+        """Chain time from which `delivery_interval` can be finalized."""
+        return self.clock_end(delivery_interval - self.t_clear)
+
+    def constructor_args(self) -> list[Any]:
+        return [
+            [f.id for f in self.feeders],
+            [f.c_ext for f in self.feeders],
+            [f.c_int for f in self.feeders],
+            self.interval_seconds,
+            self.epoch,
+            self.start_interval,
+            self.t_clear,
+            self.last_interval,
+        ]
+
+
+@dataclass(frozen=True)
+class CandidateState:
+    candidate_id: int  # 0: no solution accepted yet
+    remaining_objective: int  # Wh of its trades in intervals not finalized yet
+    head_interval: int  # first interval it still trades (0: none)
+    head_hash: bytes
+    accepted_block: int
+
+
+@dataclass(frozen=True)
+class OfferState:
+    offer_id: int
+    feeder: int
+    kind: Kind
+    energy: int
+    remaining: int  # energy minus what finalized trades used
+    start: int
+    end: int
+    price: int
+    owner: str
+    closed: bool
+
+
+@dataclass(frozen=True)
+class Permission:
+    energy: int  # Wh not yet reserved by offers
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class AccountState:
+    linked: bool
+    feeder: int
+    sell: Permission
+    buy: Permission
+    balance: int  # free money units (not reserved by buy offers)
+
+
+def _words(solution: Solution | Iterable[Trade] | Sequence[int]) -> list[int]:
+    """Words to send: trades are encoded (sorted); ints are taken as already encoded words
+    and sent as they are (so tests can send malformed encodings)."""
+    if isinstance(solution, Solution):
+        return encoding.encode_solution(solution)
+    items: list[Any] = list(solution)
+    if all(isinstance(x, int) for x in items):
+        return items
+    return encoding.encode_trades(items)
+
+
+class MarketContract:
+    """Typed access to a deployed market contract."""
+
+    def __init__(self, w3: Web3, address: str) -> None:
+        self.w3 = w3
+        self.address: str = Web3.to_checksum_address(address)
+        self.contract: Contract = w3.eth.contract(address=self.address, abi=abi())
+        self._candidates: dict[int, tuple[int, ...]] = {}
+
+    # ------------------------------------------------------------ plumbing
+    def _call(self, fn: str, *args: Any, block: int | str = "latest") -> Any:
+        try:
+            return getattr(self.contract.functions, fn)(*args).call(block_identifier=block)
+        except ContractLogicError as exc:
+            raise revert_from_exception(exc, fn) from None
+
+    def _send(self, sender: Sender, fn: str, *args: Any, gas: int | None = None) -> PendingTx:
+        data = self.contract.encode_abi(fn, args=list(args))
+        return sender.send(self.address, data, function=fn, gas=gas)
+
+    # ------------------------------------------------------------- DSO
+    def add_energy(
+        self,
+        dso: Sender,
+        anon: str,
+        feeder: int,
+        kind: Kind,
+        energy: int,
+        start: int,
+        end: int,
+        *,
+        gas: int | None = None,
+    ) -> PendingTx:
+        return self._send(dso, "addEnergy", anon, feeder, int(kind), energy, start, end, gas=gas)
+
+    def add_financial_balance(
+        self, dso: Sender, anon: str, amount: int, *, gas: int | None = None
+    ) -> PendingTx:
+        return self._send(dso, "addFinancialBalance", anon, amount, gas=gas)
+
+    # ------------------------------------------------------- prosumers
+    def post_offer(
+        self,
+        anon: Sender,
+        kind: Kind,
+        energy: int,
+        start: int,
+        end: int,
+        price: int,
+        *,
+        gas: int | None = None,
+    ) -> PendingTx:
+        return self._send(anon, "postOffer", int(kind), energy, start, end, price, gas=gas)
+
+    def close_offer(self, anon: Sender, offer_id: int, *, gas: int | None = None) -> PendingTx:
+        return self._send(anon, "closeOffer", offer_id, gas=gas)
+
+    def deposit_energy(
+        self, anon: Sender, kind: Kind, energy: int, *, gas: int | None = None
+    ) -> PendingTx:
+        return self._send(anon, "depositEnergy", int(kind), energy, gas=gas)
+
+    def deposit_financial(self, anon: Sender, amount: int, *, gas: int | None = None) -> PendingTx:
+        return self._send(anon, "depositFinancial", amount, gas=gas)
+
+    # ------------------------------------------------------- solutions
+    def check_solution(
+        self, solution: Solution | Iterable[Trade] | Sequence[int], block: int | str = "latest"
+    ) -> int:
+        """Objective of a feasible solution in the current state; ContractRevert otherwise."""
+        return int(self._call("checkSolution", _words(solution), block=block))
+
+    def submit_solution(
+        self,
+        solver: Sender,
+        solution: Solution | Iterable[Trade] | Sequence[int],
+        *,
+        gas: int | None = None,
+    ) -> PendingTx:
+        return self._send(solver, "submitSolution", _words(solution), gas=gas)
+
+    # ---------------------------------------------------- finalization
+    def finalize_args(self) -> encoding.FinalizeArgs:
+        """finalize()'s arguments for the next interval, from the current candidate."""
+        state = self.candidate()
+        if state.head_interval == 0 or state.head_interval != self.next_finalize():
+            return encoding.FinalizeArgs()
+        return encoding.finalize_args(self.candidate_words(state), state.head_interval)
+
+    def finalize(
+        self,
+        sender: Sender,
+        args: encoding.FinalizeArgs | None = None,
+        *,
+        gas: int | None = None,
+    ) -> PendingTx:
+        """Finalize the next delivery interval (arguments computed unless given)."""
+        a = args if args is not None else self.finalize_args()
+        return self._send(
+            sender, "finalize", list(a.segment), a.next_interval, a.next_hash, gas=gas
+        )
+
+    def candidate_words(self, state: CandidateState | None = None) -> tuple[int, ...]:
+        """All words of the current candidate, from its SolutionAccepted event (cached)."""
+        state = state or self.candidate()
+        if state.candidate_id == 0:
+            return ()
+        words = self._candidates.get(state.candidate_id)
+        if words is None:
+            cid = state.candidate_id.to_bytes(32, "big")
+            found = [
+                e
+                for e in self.events(
+                    state.accepted_block, state.accepted_block, [SolutionAccepted], [cid]
+                )
+                if isinstance(e, SolutionAccepted) and e.candidate_id == state.candidate_id
+            ]
+            if not found:
+                raise ChainError(f"SolutionAccepted of candidate {state.candidate_id} not found")
+            words = found[0].trades
+            self._candidates = {state.candidate_id: words}
+        return words
+
+    # ------------------------------------------------------------ views
+    def next_finalize(self) -> int:
+        return int(self._call("nextFinalize"))
+
+    def current_interval(self) -> int:
+        return int(self._call("currentInterval"))
+
+    def finalizable_at(self) -> int:
+        return int(self._call("finalizableAt"))
+
+    def first_delivery_interval(self) -> int:
+        return int(self._call("firstDeliveryInterval"))
+
+    def candidate(self, block: int | str = "latest") -> CandidateState:
+        cid, remaining, head, head_hash, accepted = self._call("candidate", block=block)
+        return CandidateState(int(cid), int(remaining), int(head), bytes(head_hash), int(accepted))
+
+    def offer_count(self) -> int:
+        return int(self._call("offerCount"))
+
+    def offer(self, offer_id: int) -> OfferState:
+        f, kind, energy, remaining, start, end, price, owner, closed = self._call("offer", offer_id)
+        return OfferState(
+            offer_id, f, Kind(kind), energy, remaining, start, end, price, owner, closed
+        )
+
+    def account(self, anon: str) -> AccountState:
+        linked, f, se, ss, send, be, bs, bend, balance = self._call("account", anon)
+        return AccountState(
+            linked, f, Permission(se, ss, send), Permission(be, bs, bend), int(balance)
+        )
+
+    def balance_of(self, anon: str) -> int:
+        return int(self._call("balanceOf", anon))
+
+    def feeders(self) -> tuple[Feeder, ...]:
+        ids, c_ext, c_int = self._call("feeders")
+        return tuple(Feeder(i, e, c) for i, e, c in zip(ids, c_ext, c_int, strict=True))
+
+    def dso(self) -> str:
+        return str(self._call("dso"))
+
+    def params(self) -> MarketParams:
+        start, t_clear = int(self._call("startInterval")), int(self._call("tClear"))
+        return MarketParams(
+            feeders=self.feeders(),
+            first_interval=start + t_clear,
+            last_interval=int(self._call("lastInterval")),
+            t_clear=t_clear,
+            interval_seconds=int(self._call("intervalSeconds")),
+            epoch=int(self._call("epoch")),
+        )
+
+    # ----------------------------------------------------------- events
+    def events(
+        self,
+        from_block: int,
+        to_block: int | str = "latest",
+        types: Sequence[type[ChainEvent]] | None = None,
+        topic1: Sequence[bytes] | None = None,
+    ) -> list[ChainEvent]:
+        """Typed events in chain order (optionally only some types / first indexed topic)."""
+        topics: list[Any] = [["0x" + topic_of(t).hex() for t in types]] if types else [None]
+        if topic1:
+            topics.append(["0x" + t.hex() for t in topic1])
+        query: Any = {
+            "address": self.address,
+            "fromBlock": from_block,
+            "toBlock": to_block,
+            "topics": topics,
+        }
+        out = [decode_log(log) for log in self.w3.eth.get_logs(query)]
+        return [e for e in out if e is not None]
+
+
+def deploy_market(
+    w3: Web3, dso: Sender, params: MarketParams, *, timeout: float = RECEIPT_TIMEOUT
+) -> MarketContract:
+    """Deploy with `dso` as the DSO and wait for it; returns the wrapper."""
+    factory = w3.eth.contract(abi=abi(), bytecode=bytecode())
+    data = factory.constructor(*params.constructor_args()).data_in_transaction
+    receipt = dso.send(None, data, function="constructor").wait(timeout)
+    address = receipt["contractAddress"]
+    if address is None:
+        raise ChainError("deployment receipt has no contract address")
+    return MarketContract(w3, address)

@@ -1,0 +1,149 @@
+"""The contract's encoding of trades and solutions, and the candidate's hash chain.
+
+A trade is one uint256 word (contracts/Market.sol):
+    bits 192..207 interval | 160..191 seller | 128..159 buyer | 64..127 energy | 0..63 price
+A solution is the list of its words sorted by (interval, seller, buyer): the contract requires
+strictly increasing keys, which rules out duplicates cheaply. `encode_trades` always sorts, so
+a Python list of trades in any order encodes to what the contract expects; a duplicated
+(seller, buyer, interval) stays in the list and the contract reports it as DUPLICATE, as
+market.verify does.
+
+The candidate's trades are not stored on chain. The contract keeps the head of a hash chain
+over the candidate's interval segments (node = keccak256(segment words ++ next segment's
+interval ++ next node)); `finalize_args` computes what finalize() needs from the words the
+contract published in SolutionAccepted.
+
+No web3 here: lean agents use it with their own JSON-RPC client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from agents.chain.errors import EncodingError
+from agents.common.abi import keccak256
+from market.types import Solution, Trade
+
+INTERVAL_BITS, OFFER_ID_BITS, ENERGY_BITS, PRICE_BITS = 16, 32, 64, 64
+MAX_INTERVAL = (1 << INTERVAL_BITS) - 1
+MAX_OFFER_ID = (1 << OFFER_ID_BITS) - 1
+MAX_ENERGY = (1 << ENERGY_BITS) - 1
+MAX_PRICE = (1 << PRICE_BITS) - 1
+_M16, _M32, _M64 = 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF
+ZERO_HASH = bytes(32)
+
+
+def _check(name: str, value: int, limit: int) -> int:
+    if not 0 <= value <= limit:
+        raise EncodingError(f"{name} {value} outside the contract's range [0, {limit}]")
+    return value
+
+
+def encode_trade(trade: Trade) -> int:
+    """The word of one trade (EncodingError if a field does not fit, e.g. negative)."""
+    return (
+        _check("interval", trade.interval, MAX_INTERVAL) << 192
+        | _check("seller", trade.seller, MAX_OFFER_ID) << 160
+        | _check("buyer", trade.buyer, MAX_OFFER_ID) << 128
+        | _check("energy", trade.energy, MAX_ENERGY) << 64
+        | _check("price", trade.price, MAX_PRICE)
+    )
+
+
+def decode_trade(word: int) -> Trade:
+    if not 0 <= word < 1 << 208:
+        raise EncodingError(f"not a trade word: {word:#x}")
+    return Trade(
+        seller=(word >> 160) & _M32,
+        buyer=(word >> 128) & _M32,
+        interval=(word >> 192) & _M16,
+        energy=(word >> 64) & _M64,
+        price=word & _M64,
+    )
+
+
+def trade_key(trade: Trade) -> tuple[int, int, int]:
+    """The contract's sort key of a trade."""
+    return (trade.interval, trade.seller, trade.buyer)
+
+
+def encode_trades(trades: Iterable[Trade]) -> list[int]:
+    """Words of `trades` in the order the contract requires (see the module docstring)."""
+    return sorted(encode_trade(t) for t in trades)
+
+
+def encode_solution(solution: Solution) -> list[int]:
+    return encode_trades(solution.trades)
+
+
+def decode_solution(words: Iterable[int]) -> Solution:
+    return Solution(tuple(decode_trade(w) for w in words))
+
+
+def word_interval(word: int) -> int:
+    return (word >> 192) & _M16
+
+
+def segments(words: Sequence[int]) -> list[tuple[int, list[int]]]:
+    """(interval, words) of each run of equal intervals, in order."""
+    out: list[tuple[int, list[int]]] = []
+    for w in words:
+        t = word_interval(w)
+        if out and out[-1][0] == t:
+            out[-1][1].append(w)
+        else:
+            out.append((t, [w]))
+    return out
+
+
+def _node(words: Sequence[int], next_interval: int, next_hash: bytes) -> bytes:
+    data = b"".join(w.to_bytes(32, "big") for w in words)
+    return keccak256(data + next_interval.to_bytes(32, "big") + next_hash)
+
+
+@dataclass(frozen=True)
+class Link:
+    """One node of the candidate's hash chain: a segment and what follows it."""
+
+    interval: int
+    words: tuple[int, ...]
+    next_interval: int
+    next_hash: bytes
+    node: bytes
+
+
+def chain(words: Sequence[int]) -> list[Link]:
+    """The hash chain of a sorted candidate, front to back (as the contract builds it)."""
+    links: list[Link] = []
+    next_interval, next_hash = 0, ZERO_HASH
+    for interval, seg in reversed(segments(words)):
+        node = _node(seg, next_interval, next_hash)
+        links.append(Link(interval, tuple(seg), next_interval, next_hash, node))
+        next_interval, next_hash = interval, node
+    links.reverse()
+    return links
+
+
+def candidate_head(words: Sequence[int]) -> tuple[bytes, int]:
+    """(head hash, head interval) the contract stores when it accepts `words`."""
+    links = chain(words)
+    return (links[0].node, links[0].interval) if links else (ZERO_HASH, 0)
+
+
+@dataclass(frozen=True)
+class FinalizeArgs:
+    """Arguments of finalize(segment, nextInterval, nextHash)."""
+
+    segment: tuple[int, ...] = ()
+    next_interval: int = 0
+    next_hash: bytes = ZERO_HASH
+
+
+def finalize_args(candidate_words: Sequence[int], interval: int) -> FinalizeArgs:
+    """What finalize() needs to finalize `interval` given the candidate's words (all of them,
+    as published in SolutionAccepted): its segment of `interval` and the next link."""
+    for link in chain(candidate_words):
+        if link.interval == interval:
+            return FinalizeArgs(link.words, link.next_interval, link.next_hash)
+    return FinalizeArgs()

@@ -1,0 +1,688 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+/// @title The transactive energy market of Eisele et al. 2020 (sections 4.2-4.3, 5.2, 6.3-6.4).
+/// @notice Units: energy in Wh per interval, prices in micro-units per kWh, money = Wh * price.
+///
+/// Time. Delivery intervals firstDeliveryInterval() .. lastInterval are traded. Clock interval k
+/// runs from epoch + (k - startInterval) * intervalSeconds for intervalSeconds; when it has ended,
+/// finalize() fixes delivery interval k + tClear (paper 4.3). startInterval is the first clock
+/// interval, so the first delivery interval is startInterval + tClear.
+///
+/// Solutions are packed one trade per uint256 word, strictly increasing:
+///   bits 192..207 interval | 160..191 seller offer id | 128..159 buyer offer id |
+///   64..127 energy (Wh)     | 0..63 price; bits 208..255 must be zero.
+/// The sort key (interval, seller, buyer) is word >> 128, so "strictly increasing words by key"
+/// rules out duplicates and groups trades by interval (cheap per-interval feeder checks).
+///
+/// The candidate is not kept in storage (one slot per trade would cost ~22k gas): the contract
+/// stores a hash chain over its interval segments, and the words are published in
+/// SolutionAccepted. node(segment j) = keccak256(words of segment j ++ uint256(interval of
+/// segment j+1, 0 if none) ++ node(segment j+1), 0 if none). finalize() takes the segment of
+/// the interval it finalizes plus the next link and checks it against the stored head.
+contract Market {
+    enum Kind {
+        SELL,
+        BUY
+    }
+
+    // ---------------------------------------------------------------- events
+    event AssetAdded(
+        address indexed anon, uint32 indexed feeder, Kind kind, uint64 energy, uint16 start, uint16 end
+    );
+    event FinancialAdded(address indexed anon, uint256 amount);
+    event OfferPosted(
+        uint32 indexed offerId,
+        uint32 indexed feeder,
+        Kind kind,
+        uint64 energy,
+        uint16 start,
+        uint16 end,
+        uint64 price,
+        address indexed poster
+    );
+    event SolutionAccepted(
+        uint32 indexed candidateId, address indexed submitter, uint256 objective, uint256 tradeCount, uint256[] trades
+    );
+    event TradeFinalized(uint16 interval, uint32 indexed seller, uint32 indexed buyer, uint64 energy, uint64 price);
+    event IntervalFinalized(uint16 indexed interval, uint32 candidateId, uint256 tradeCount, uint256 energy);
+    event EnergyDeposited(address indexed anon, Kind kind, uint64 energy, uint16 start, uint16 end);
+    event FinancialDeposited(address indexed anon, uint256 amount);
+    event OfferClosed(uint32 indexed offerId, uint64 energyDeposited, uint256 refund);
+
+    // ------------------------------------------------- errors: roles and assets
+    error NotDso();
+    error BadParameters();
+    error UnknownFeeder(uint32 feeder);
+    error FeederMismatch(address anon, uint32 linked, uint32 requested);
+    error NotLinked(address anon);
+    error ZeroAmount();
+    error AmountTooLarge();
+    error BadRange(uint16 start, uint16 end);
+    error RangeFinalized(uint16 end, uint16 nextFinalize);
+    error PermissionRangeMismatch(Kind kind, uint16 start, uint16 end, uint16 heldStart, uint16 heldEnd);
+    error OutsidePermission(Kind kind, uint16 start, uint16 end, uint16 heldStart, uint16 heldEnd);
+    error InsufficientEnergyAsset(Kind kind, uint64 requested, uint64 available);
+    error InsufficientBalance(uint256 requested, uint256 available);
+    error NotOfferOwner(uint32 offerId);
+    error OfferStillOpen(uint32 offerId, uint16 end, uint16 nextFinalize);
+    error OfferAlreadyClosed(uint32 offerId);
+    error TooManyOffers();
+    // --------------------------------------------------------- errors: clock
+    error NotStarted();
+    error MarketClosed();
+    error IntervalNotEnded(uint16 interval, uint256 endsAt);
+    error CandidateMismatch();
+    // --------------------------- errors: solutions (market.verify ViolationKind in brackets)
+    error MalformedTrade(uint256 index);
+    error UnsortedTrades(uint256 index);
+    error DuplicateTrade(uint32 seller, uint32 buyer, uint16 interval); // [DUPLICATE]
+    error UnknownOffer(uint32 offerId); // [UNKNOWN_OFFER]
+    error NotMatchableKind(uint32 seller, uint32 buyer); // [NOT_MATCHABLE_KIND]
+    error NonPositiveEnergy(uint32 seller, uint32 buyer, uint16 interval); // [NONPOSITIVE]
+    error FinalizedInterval(uint32 seller, uint32 buyer, uint16 interval, uint16 nextFinalize); // [FINALIZED_INTERVAL]
+    error NotMatchableInterval(uint32 offerId, uint16 interval); // [NOT_MATCHABLE_INTERVAL]
+    error NotMatchablePrice(uint32 seller, uint32 buyer); // [NOT_MATCHABLE_PRICE]
+    error PriceOutOfRange(uint32 seller, uint32 buyer, uint16 interval, uint64 price); // [PRICE]
+    error SellEnergyExceeded(uint32 offerId, uint256 traded, uint64 available); // [SELL_ENERGY]
+    error BuyEnergyExceeded(uint32 offerId, uint256 traded, uint64 available); // [BUY_ENERGY]
+    error FeederExtOut(uint32 feeder, uint16 interval, uint256 netOut, uint64 cExt); // [FEEDER_EXT_OUT]
+    error FeederExtIn(uint32 feeder, uint16 interval, uint256 netIn, uint64 cExt); // [FEEDER_EXT_IN]
+    error FeederIntConsumption(uint32 feeder, uint16 interval, uint256 consumption, uint64 cInt); // [FEEDER_INT_CONSUMPTION]
+    error FeederIntProduction(uint32 feeder, uint16 interval, uint256 production, uint64 cInt); // [FEEDER_INT_PRODUCTION]
+    error NotBetter(uint256 objective, uint256 candidateObjective);
+
+    // ------------------------------------------------------------ bit layouts
+    uint256 private constant M16 = 0xffff;
+    uint256 private constant M32 = 0xffffffff;
+    uint256 private constant M64 = 0xffffffffffffffff;
+    // offer word: remaining 0..63 | price 64..127 | start 128..143 | end 144..159 |
+    //             feeder index 160..175 | kind 176..183 | closed 184..191 | energy 192..255
+    // account word: feeder index + 1 0..15 | SELL permission 16..111 | BUY permission 112..207,
+    //               a permission being energy 0..63 | start 64..79 | end 80..95 (relative)
+    // feeder word: id 0..31 | cExt 32..95 | cInt 96..159
+    // state word: nextFinalize 0..15 | head interval 16..31 | candidate id 32..63 |
+    //             accepted block 64..127 | remaining objective 128..255
+
+    address public immutable dso;
+    uint64 public immutable intervalSeconds;
+    uint64 public immutable epoch;
+    uint16 public immutable startInterval;
+    uint16 public immutable tClear;
+    uint16 public immutable lastInterval;
+
+    uint256[] private _feeders;
+    mapping(uint32 => uint256) private _feederIndex1;
+    mapping(address => uint256) private _accounts;
+    mapping(address => uint256) private _balances;
+    uint256[] private _offers; // index = offer id; index 0 is a placeholder
+    address[] private _owners; // index = offer id
+    bytes32 private _headHash;
+    uint256 private _state;
+
+    modifier onlyDso() {
+        if (msg.sender != dso) revert NotDso();
+        _;
+    }
+
+    /// @param feederIds feeder ids; cExt[i] and cInt[i] (Wh per interval) belong to feederIds[i].
+    constructor(
+        uint32[] memory feederIds,
+        uint64[] memory cExt,
+        uint64[] memory cInt,
+        uint64 intervalSeconds_,
+        uint64 epoch_,
+        uint16 startInterval_,
+        uint16 tClear_,
+        uint16 lastInterval_
+    ) {
+        uint256 n = feederIds.length;
+        if (
+            n == 0 || n > M16 || cExt.length != n || cInt.length != n || intervalSeconds_ == 0 || tClear_ == 0
+                || uint256(startInterval_) + tClear_ > lastInterval_
+        ) revert BadParameters();
+        for (uint256 i = 0; i < n; i++) {
+            if (_feederIndex1[feederIds[i]] != 0) revert BadParameters();
+            _feederIndex1[feederIds[i]] = i + 1;
+            _feeders.push(uint256(feederIds[i]) | (uint256(cExt[i]) << 32) | (uint256(cInt[i]) << 96));
+        }
+        dso = msg.sender;
+        intervalSeconds = intervalSeconds_;
+        epoch = epoch_;
+        startInterval = startInterval_;
+        tClear = tClear_;
+        lastInterval = lastInterval_;
+        _offers.push(0);
+        _owners.push(address(0));
+        _state = uint256(startInterval_) + tClear_;
+    }
+
+    // ============================================================ DSO: assets
+    /// @notice Links `anon` to `feeder` (first call) and gives it permission to sell or buy
+    /// `energy` Wh within delivery intervals [start, end]. A held permission of the same kind with
+    /// energy left must have the same range; an exhausted one is replaced.
+    function addEnergy(address anon, uint32 feeder, Kind kind, uint64 energy, uint16 start, uint16 end)
+        external
+        onlyDso
+    {
+        if (energy == 0) revert ZeroAmount();
+        if (start > end || start < firstDeliveryInterval() || end > lastInterval) revert BadRange(start, end);
+        uint16 next = uint16(_state & M16);
+        if (end < next) revert RangeFinalized(end, next);
+        uint256 index1 = _feederIndex1[feeder];
+        if (index1 == 0) revert UnknownFeeder(feeder);
+        uint256 acc = _accounts[anon];
+        uint256 linked = acc & M16;
+        if (linked == 0) acc |= index1;
+        else if (linked != index1) revert FeederMismatch(anon, _feederId(linked - 1), feeder);
+        uint256 shift = _permShift(kind);
+        uint256 perm = (acc >> shift) & ((1 << 96) - 1);
+        uint256 held = perm & M64;
+        if (held != 0 && (((perm >> 64) & M16) != start || ((perm >> 80) & M16) != end)) {
+            revert PermissionRangeMismatch(kind, start, end, uint16(perm >> 64), uint16(perm >> 80));
+        }
+        uint256 total = held + energy;
+        if (total > M64) revert AmountTooLarge();
+        perm = total | (uint256(start) << 64) | (uint256(end) << 80);
+        _accounts[anon] = (acc & ~(((1 << 96) - 1) << shift)) | (perm << shift);
+        emit AssetAdded(anon, feeder, kind, energy, start, end);
+    }
+
+    /// @notice Credits `amount` money units to `anon` (to pay for buy offers).
+    function addFinancialBalance(address anon, uint256 amount) external onlyDso {
+        if (amount == 0) revert ZeroAmount();
+        _balances[anon] += amount;
+        emit FinancialAdded(anon, amount);
+    }
+
+    // ========================================================= prosumers: offers
+    /// @notice Posts a selling or buying offer from an anonymous address, reserving the energy
+    /// permission it needs and, for a buy offer, energy * price money units.
+    function postOffer(Kind kind, uint64 energy, uint16 start, uint16 end, uint64 price)
+        external
+        returns (uint32 offerId)
+    {
+        if (energy == 0) revert ZeroAmount();
+        if (start > end) revert BadRange(start, end);
+        uint16 next = uint16(_state & M16);
+        if (end < next) revert RangeFinalized(end, next);
+        uint256 acc = _accounts[msg.sender];
+        uint256 index1 = acc & M16;
+        if (index1 == 0) revert NotLinked(msg.sender);
+        uint256 shift = _permShift(kind);
+        uint256 perm = acc >> shift;
+        uint64 held = uint64(perm);
+        uint16 heldStart = uint16(perm >> 64);
+        uint16 heldEnd = uint16(perm >> 80);
+        if (start < heldStart || end > heldEnd) revert OutsidePermission(kind, start, end, heldStart, heldEnd);
+        if (energy > held) revert InsufficientEnergyAsset(kind, energy, held);
+        _accounts[msg.sender] = acc - (uint256(energy) << shift);
+        if (kind == Kind.BUY) {
+            uint256 cost = uint256(energy) * price;
+            uint256 balance = _balances[msg.sender];
+            if (cost > balance) revert InsufficientBalance(cost, balance);
+            _balances[msg.sender] = balance - cost;
+        }
+        uint256 id = _offers.length;
+        if (id > M32) revert TooManyOffers();
+        offerId = uint32(id);
+        _offers.push(
+            uint256(energy) | (uint256(price) << 64) | (uint256(start) << 128) | (uint256(end) << 144)
+                | ((index1 - 1) << 160) | (uint256(kind) << 176) | (uint256(energy) << 192)
+        );
+        _owners.push(msg.sender);
+        emit OfferPosted(offerId, _feederId(index1 - 1), kind, energy, start, end, price, msg.sender);
+    }
+
+    /// @notice After every interval of an offer is finalized, deposits its untraded energy back to
+    /// the DSO (EnergyDeposited) and releases what a buy offer reserved but did not spend.
+    function closeOffer(uint32 offerId) external {
+        if (offerId == 0 || offerId >= _offers.length) revert UnknownOffer(offerId);
+        if (_owners[offerId] != msg.sender) revert NotOfferOwner(offerId);
+        uint256 o = _offers[offerId];
+        if ((o >> 184) & 0xff != 0) revert OfferAlreadyClosed(offerId);
+        uint16 next = uint16(_state & M16);
+        uint16 end = uint16(o >> 144);
+        if (end >= next) revert OfferStillOpen(offerId, end, next);
+        uint64 left = uint64(o);
+        Kind kind = Kind((o >> 176) & 0xff);
+        uint256 refund = kind == Kind.BUY ? uint256(left) * uint64(o >> 64) : 0;
+        _offers[offerId] = (o & ~M64) | (uint256(1) << 184);
+        if (refund != 0) _balances[msg.sender] += refund;
+        if (left != 0) emit EnergyDeposited(msg.sender, kind, left, uint16(o >> 128), end);
+        emit OfferClosed(offerId, left, refund);
+    }
+
+    /// @notice Deposits `energy` Wh of the sender's unused permission of `kind` back to the DSO.
+    function depositEnergy(Kind kind, uint64 energy) external {
+        if (energy == 0) revert ZeroAmount();
+        uint256 acc = _accounts[msg.sender];
+        uint256 shift = _permShift(kind);
+        uint256 perm = acc >> shift;
+        uint64 held = uint64(perm);
+        if (energy > held) revert InsufficientEnergyAsset(kind, energy, held);
+        _accounts[msg.sender] = acc - (uint256(energy) << shift);
+        emit EnergyDeposited(msg.sender, kind, energy, uint16(perm >> 64), uint16(perm >> 80));
+    }
+
+    /// @notice Deposits `amount` of the sender's free financial balance back to the DSO.
+    function depositFinancial(uint256 amount) external {
+        if (amount == 0) revert ZeroAmount();
+        uint256 balance = _balances[msg.sender];
+        if (amount > balance) revert InsufficientBalance(amount, balance);
+        _balances[msg.sender] = balance - amount;
+        emit FinancialDeposited(msg.sender, amount);
+    }
+
+    // ============================================================== solutions
+    /// @notice Verifies a solution against the current state (offers' remaining energy, first
+    /// free interval nextFinalize) and returns its objective (total Wh); reverts if infeasible.
+    function checkSolution(uint256[] calldata trades) external view returns (uint256 objective) {
+        (objective,,) = _verify(trades, _state & M16);
+    }
+
+    /// @notice Verifies a solution and makes it the candidate if its objective beats what is left
+    /// of the current candidate (its trades in intervals not finalized yet).
+    function submitSolution(uint256[] calldata trades) external returns (uint32 candidateId) {
+        uint256 st = _state;
+        (uint256 objective, uint256 scratch, uint256 scratchWords) = _verify(trades, st & M16);
+        uint256 remaining = st >> 128;
+        if (objective <= remaining) revert NotBetter(objective, remaining);
+        if (objective > type(uint128).max) revert AmountTooLarge();
+        (bytes32 head, uint256 headInterval) = _chain(trades, scratch, scratchWords);
+        candidateId = uint32(((st >> 32) & M32) + 1);
+        _headHash = head;
+        _state = (st & M16) | (headInterval << 16) | (uint256(candidateId) << 32) | (uint256(uint64(block.number)) << 64)
+            | (objective << 128);
+        emit SolutionAccepted(candidateId, msg.sender, objective, trades.length, trades);
+    }
+
+    // =========================================================== finalization
+    /// @notice Finalizes delivery interval nextFinalize once clock interval nextFinalize - tClear
+    /// has ended: settles the candidate's trades of that interval. `segment` is the candidate's
+    /// words of that interval (empty if it has none), `nextInterval`/`nextHash` the following link
+    /// of the hash chain (zero if none); agents.chain computes them from SolutionAccepted.
+    function finalize(uint256[] calldata segment, uint16 nextInterval, bytes32 nextHash) external {
+        uint256 st = _state;
+        uint256 d = st & M16;
+        if (d > lastInterval) revert MarketClosed();
+        uint256 endsAt = _clockEnd(d - tClear);
+        if (block.timestamp < endsAt) revert IntervalNotEnded(uint16(d), endsAt);
+        uint256 count;
+        uint256 total;
+        if ((st >> 16) & M16 == d) {
+            if (_segmentHash(segment, nextInterval, nextHash) != _headHash) revert CandidateMismatch();
+            (count, total) = _settle(segment);
+            _headHash = nextHash;
+            uint256 remaining = (st >> 128) - total;
+            st = (st & ((M64 << 64) | (M32 << 32))) | (uint256(nextInterval) << 16) | (remaining << 128);
+        } else if (segment.length != 0) {
+            revert CandidateMismatch();
+        }
+        _state = (st & ~M16) | (d + 1);
+        emit IntervalFinalized(uint16(d), uint32(st >> 32), count, total);
+    }
+
+    // ================================================================== views
+    function firstDeliveryInterval() public view returns (uint16) {
+        return startInterval + tClear;
+    }
+
+    function nextFinalize() external view returns (uint16) {
+        return uint16(_state & M16);
+    }
+
+    /// @notice The clock interval running now.
+    function currentInterval() external view returns (uint256) {
+        if (block.timestamp < epoch) revert NotStarted();
+        return startInterval + (block.timestamp - epoch) / intervalSeconds;
+    }
+
+    /// @notice Chain time from which finalize() may finalize the next delivery interval.
+    function finalizableAt() external view returns (uint256) {
+        return _clockEnd((_state & M16) - tClear);
+    }
+
+    function candidate()
+        external
+        view
+        returns (
+            uint32 candidateId,
+            uint256 remainingObjective,
+            uint16 headInterval,
+            bytes32 headHash,
+            uint64 acceptedBlock
+        )
+    {
+        uint256 st = _state;
+        return (uint32(st >> 32), st >> 128, uint16(st >> 16), _headHash, uint64(st >> 64));
+    }
+
+    function offerCount() external view returns (uint256) {
+        return _offers.length - 1;
+    }
+
+    function offer(uint32 offerId)
+        external
+        view
+        returns (
+            uint32 feeder,
+            Kind kind,
+            uint64 energy,
+            uint64 remaining,
+            uint16 start,
+            uint16 end,
+            uint64 price,
+            address owner,
+            bool closed
+        )
+    {
+        if (offerId == 0 || offerId >= _offers.length) revert UnknownOffer(offerId);
+        uint256 o = _offers[offerId];
+        return (
+            _feederId((o >> 160) & M16),
+            Kind((o >> 176) & 0xff),
+            uint64(o >> 192),
+            uint64(o),
+            uint16(o >> 128),
+            uint16(o >> 144),
+            uint64(o >> 64),
+            _owners[offerId],
+            (o >> 184) & 0xff != 0
+        );
+    }
+
+    function account(address anon)
+        external
+        view
+        returns (
+            bool linked,
+            uint32 feeder,
+            uint64 sellEnergy,
+            uint16 sellStart,
+            uint16 sellEnd,
+            uint64 buyEnergy,
+            uint16 buyStart,
+            uint16 buyEnd,
+            uint256 balance
+        )
+    {
+        uint256 acc = _accounts[anon];
+        linked = acc & M16 != 0;
+        feeder = linked ? _feederId((acc & M16) - 1) : 0;
+        sellEnergy = uint64(acc >> 16);
+        sellStart = uint16(acc >> 80);
+        sellEnd = uint16(acc >> 96);
+        buyEnergy = uint64(acc >> 112);
+        buyStart = uint16(acc >> 176);
+        buyEnd = uint16(acc >> 192);
+        balance = _balances[anon];
+    }
+
+    function balanceOf(address anon) external view returns (uint256) {
+        return _balances[anon];
+    }
+
+    function feeders() external view returns (uint32[] memory ids, uint64[] memory cExt, uint64[] memory cInt) {
+        uint256 n = _feeders.length;
+        ids = new uint32[](n);
+        cExt = new uint64[](n);
+        cInt = new uint64[](n);
+        for (uint256 i = 0; i < n; i++) {
+            uint256 f = _feeders[i];
+            (ids[i], cExt[i], cInt[i]) = (uint32(f), uint64(f >> 32), uint64(f >> 96));
+        }
+    }
+
+    // ============================================================== internals
+    function _permShift(Kind kind) private pure returns (uint256) {
+        return kind == Kind.SELL ? 16 : 112;
+    }
+
+    function _feederId(uint256 index) private view returns (uint32) {
+        return uint32(_feeders[index]);
+    }
+
+    function _clockEnd(uint256 clockInterval) private view returns (uint256) {
+        return uint256(epoch) + (clockInterval - startInterval + 1) * intervalSeconds;
+    }
+
+    /// Verifies `trades` (see the contract comment) against offers' remaining energy with first
+    /// free interval `freeFrom`. Per-offer sums live in an open-addressing table in memory (4n
+    /// slots, so at most half full); per-feeder sums are kept for the current interval only.
+    /// Returns the objective and the table memory, reused as scratch by _chain.
+    function _verify(uint256[] calldata trades, uint256 freeFrom)
+        private
+        view
+        returns (uint256 objective, uint256 table, uint256 cap)
+    {
+        uint256 n = trades.length;
+        cap = 4;
+        while (cap < 4 * n) cap <<= 1;
+        table = _alloc(cap);
+        uint256 nF = _feeders.length;
+        uint256 sold = _alloc(nF);
+        uint256 bought = _alloc(nF);
+        uint256 touched = _alloc(nF);
+        uint256 nTouched;
+        uint256 nOffers = _offers.length;
+        uint256 offersBase;
+        assembly ("memory-safe") {
+            mstore(0, _offers.slot)
+            offersBase := keccak256(0, 32)
+        }
+        uint256 prevKey;
+        uint256 interval;
+        for (uint256 i = 0; i < n; i++) {
+            uint256 w = trades[i];
+            if (w >> 208 != 0) revert MalformedTrade(i);
+            uint256 key = w >> 128;
+            if (i != 0 && key <= prevKey) {
+                if (key == prevKey) revert DuplicateTrade(uint32(key >> 32), uint32(key), uint16(key >> 64));
+                revert UnsortedTrades(i);
+            }
+            prevKey = key;
+            if (key >> 64 != interval) {
+                if (i != 0) _checkFeeders(interval, sold, bought, touched, nTouched);
+                nTouched = 0;
+                interval = key >> 64;
+            }
+            uint256 seller = (key >> 32) & M32;
+            uint256 buyer = key & M32;
+            if (seller == 0 || seller >= nOffers) revert UnknownOffer(uint32(seller));
+            if (buyer == 0 || buyer >= nOffers) revert UnknownOffer(uint32(buyer));
+            uint256 so;
+            uint256 bo;
+            assembly ("memory-safe") {
+                so := sload(add(offersBase, seller))
+                bo := sload(add(offersBase, buyer))
+            }
+            if ((so >> 176) & 0xff != uint256(Kind.SELL) || (bo >> 176) & 0xff != uint256(Kind.BUY)) {
+                revert NotMatchableKind(uint32(seller), uint32(buyer));
+            }
+            uint256 energy = (w >> 64) & M64;
+            if (energy == 0) revert NonPositiveEnergy(uint32(seller), uint32(buyer), uint16(interval));
+            if (interval < freeFrom) {
+                revert FinalizedInterval(uint32(seller), uint32(buyer), uint16(interval), uint16(freeFrom));
+            }
+            if (interval < (so >> 128) & M16 || interval > (so >> 144) & M16) {
+                revert NotMatchableInterval(uint32(seller), uint16(interval));
+            }
+            if (interval < (bo >> 128) & M16 || interval > (bo >> 144) & M16) {
+                revert NotMatchableInterval(uint32(buyer), uint16(interval));
+            }
+            {
+                uint256 rs = (so >> 64) & M64;
+                uint256 rb = (bo >> 64) & M64;
+                if (rs > rb) revert NotMatchablePrice(uint32(seller), uint32(buyer));
+                uint256 price = w & M64;
+                if (price < rs || price > rb) {
+                    revert PriceOutOfRange(uint32(seller), uint32(buyer), uint16(interval), uint64(price));
+                }
+            }
+            {
+                uint256 s = _tableAdd(table, cap - 1, seller, energy);
+                if (s > so & M64) revert SellEnergyExceeded(uint32(seller), s, uint64(so));
+                uint256 b = _tableAdd(table, cap - 1, buyer, energy);
+                if (b > bo & M64) revert BuyEnergyExceeded(uint32(buyer), b, uint64(bo));
+            }
+            nTouched = _accumulate(sold, bought, touched, nTouched, (so >> 160) & M16, (bo >> 160) & M16, energy);
+            // Cannot overflow: at most calldata-size many terms below 2^64.
+            unchecked {
+                objective += energy;
+            }
+        }
+        if (n != 0) _checkFeeders(interval, sold, bought, touched, nTouched);
+    }
+
+    /// Adds a trade's energy to its feeders' production (seller side) and consumption (buyer side)
+    /// of the current interval, recording first touches; sums stay far below 2^256.
+    function _accumulate(
+        uint256 sold,
+        uint256 bought,
+        uint256 touched,
+        uint256 nTouched,
+        uint256 fs,
+        uint256 fb,
+        uint256 energy
+    ) private pure returns (uint256) {
+        assembly ("memory-safe") {
+            let ps := add(sold, shl(5, fs))
+            let qs := add(bought, shl(5, fs))
+            if iszero(or(mload(ps), mload(qs))) {
+                mstore(add(touched, shl(5, nTouched)), fs)
+                nTouched := add(nTouched, 1)
+            }
+            mstore(ps, add(mload(ps), energy))
+            let pb := add(sold, shl(5, fb))
+            let qb := add(bought, shl(5, fb))
+            if iszero(or(mload(pb), mload(qb))) {
+                mstore(add(touched, shl(5, nTouched)), fb)
+                nTouched := add(nTouched, 1)
+            }
+            mstore(qb, add(mload(qb), energy))
+        }
+        return nTouched;
+    }
+
+    /// Checks (5)-(8) for the feeders touched in `interval` and clears their sums.
+    function _checkFeeders(uint256 interval, uint256 sold, uint256 bought, uint256 touched, uint256 nTouched)
+        private
+        view
+    {
+        for (uint256 j = 0; j < nTouched; j++) {
+            uint256 f;
+            uint256 s;
+            uint256 b;
+            assembly ("memory-safe") {
+                f := mload(add(touched, shl(5, j)))
+                s := mload(add(sold, shl(5, f)))
+                b := mload(add(bought, shl(5, f)))
+                mstore(add(sold, shl(5, f)), 0)
+                mstore(add(bought, shl(5, f)), 0)
+            }
+            uint256 limits = _feeders[f];
+            uint256 cExt = (limits >> 32) & M64;
+            uint256 cInt = (limits >> 96) & M64;
+            if (s > b && s - b > cExt) revert FeederExtOut(uint32(limits), uint16(interval), s - b, uint64(cExt));
+            if (b > s && b - s > cExt) revert FeederExtIn(uint32(limits), uint16(interval), b - s, uint64(cExt));
+            if (b > cInt) revert FeederIntConsumption(uint32(limits), uint16(interval), b, uint64(cInt));
+            if (s > cInt) revert FeederIntProduction(uint32(limits), uint16(interval), s, uint64(cInt));
+        }
+    }
+
+    /// Adds `energy` to offer `id`'s running sum in the table and returns the new sum.
+    /// Entry = id << 192 | sum (id != 0, so 0 marks an empty slot); linear probing.
+    function _tableAdd(uint256 table, uint256 mask, uint256 id, uint256 energy) private pure returns (uint256 sum) {
+        assembly ("memory-safe") {
+            let h := and(id, mask)
+            for {} 1 {} {
+                let p := add(table, shl(5, h))
+                let v := mload(p)
+                if iszero(v) {
+                    sum := energy
+                    mstore(p, or(shl(192, id), energy))
+                    break
+                }
+                if eq(shr(192, v), id) {
+                    sum := add(and(v, sub(shl(192, 1), 1)), energy)
+                    mstore(p, or(shl(192, id), sum))
+                    break
+                }
+                h := and(add(h, 1), mask)
+            }
+        }
+    }
+
+    /// Zeroed memory of `words` words (not an ABI array: no length word).
+    function _alloc(uint256 words) private pure returns (uint256 p) {
+        assembly ("memory-safe") {
+            p := mload(0x40)
+            let size := shl(5, words)
+            calldatacopy(p, calldatasize(), size)
+            mstore(0x40, add(p, size))
+        }
+    }
+
+    /// Head of the hash chain over the interval segments of sorted `trades`, built back to front
+    /// in `scratch` (at least n + 2 words; the verifier's table has 4n >= n + 2 for n >= 1).
+    function _chain(uint256[] calldata trades, uint256 scratch, uint256 scratchWords)
+        private
+        pure
+        returns (bytes32 h, uint256 headInterval)
+    {
+        uint256 end = trades.length;
+        assert(end == 0 || scratchWords >= end + 2);
+        while (end != 0) {
+            uint256 interval = (trades[end - 1] >> 192) & M16;
+            uint256 start = end - 1;
+            while (start != 0 && (trades[start - 1] >> 192) & M16 == interval) start--;
+            assembly ("memory-safe") {
+                let len := shl(5, sub(end, start))
+                calldatacopy(scratch, add(trades.offset, shl(5, start)), len)
+                mstore(add(scratch, len), headInterval)
+                mstore(add(scratch, add(len, 32)), h)
+                h := keccak256(scratch, add(len, 64))
+            }
+            headInterval = interval;
+            end = start;
+        }
+    }
+
+    function _segmentHash(uint256[] calldata segment, uint256 nextInterval, bytes32 nextHash)
+        private
+        pure
+        returns (bytes32 h)
+    {
+        uint256 p = _alloc(segment.length + 2);
+        assembly ("memory-safe") {
+            let len := shl(5, segment.length)
+            calldatacopy(p, segment.offset, len)
+            mstore(add(p, len), nextInterval)
+            mstore(add(p, add(len, 32)), nextHash)
+            h := keccak256(p, add(len, 64))
+        }
+    }
+
+    /// Settles one finalized segment: offers' remaining energy decreases, the buyer pays
+    /// energy * price to the seller and gets back what it reserved above that price.
+    function _settle(uint256[] calldata segment) private returns (uint256 count, uint256 total) {
+        count = segment.length;
+        for (uint256 i = 0; i < count; i++) {
+            uint256 w = segment[i];
+            uint256 seller = (w >> 160) & M32;
+            uint256 buyer = (w >> 128) & M32;
+            uint256 energy = (w >> 64) & M64;
+            uint256 price = w & M64;
+            uint256 so = _offers[seller];
+            uint256 bo = _offers[buyer];
+            _offers[seller] = (so & ~M64) | ((so & M64) - energy);
+            _offers[buyer] = (bo & ~M64) | ((bo & M64) - energy);
+            _balances[_owners[seller]] += energy * price;
+            uint256 refund = energy * (((bo >> 64) & M64) - price);
+            if (refund != 0) _balances[_owners[buyer]] += refund;
+            total += energy;
+            emit TradeFinalized(uint16(w >> 192), uint32(seller), uint32(buyer), uint64(energy), uint64(price));
+        }
+    }
+}
