@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agents.chain.encoding import finalize_args
 from agents.common import metrics
-from agents.common.abi import keccak256
 from agents.common.config import AgentConfig
 from agents.common.errors import AgentError
 from agents.common.rpc import Contract, JsonRpc, RpcError, Signer, send_and_wait, succeeded
@@ -231,10 +231,15 @@ class MarketClient:
             raise AgentError("finalize needs a private key")
         self.refresh_candidate()
         (interval,) = self.view("nextFinalize")
-        segment, next_interval, next_hash = segment_link(self.candidate_words, int(interval))
+        args = finalize_args(self.candidate_words, int(interval))
         if timestamp is not None:
             self.rpc.call("evm_setNextBlockTimestamp", [timestamp])
-        call = Call("finalize", self.contract.encode("finalize", segment, next_interval, next_hash))
+        call = Call(
+            "finalize",
+            self.contract.encode(
+                "finalize", list(args.segment), args.next_interval, args.next_hash
+            ),
+        )
         (receipt,) = self.transact([(self.main, call)])
         if not succeeded(receipt):
             raise AgentError(
@@ -249,32 +254,3 @@ class MarketClient:
             gas_used=int(receipt["gasUsed"], 16),
             block_time=int(block["timestamp"], 16),
         )
-
-
-def trade_interval(word: int) -> int:
-    """Delivery interval of a packed trade word (bits 192..207)."""
-    return (word >> 192) & 0xFFFF
-
-
-def segment_link(words: Sequence[int], interval: int) -> tuple[list[int], int, bytes]:
-    """What finalize(segment, nextInterval, nextHash) needs for `interval`, given the
-    candidate's sorted trade words: its segment of that interval, the next
-    segment's interval and the hash node of the next segment (zeros if none).
-    node(j) = keccak256(words_j ++ uint256(interval_{j+1}) ++ node_{j+1})."""
-    segments: list[tuple[int, list[int]]] = []
-    for w in words:
-        t = trade_interval(w)
-        if t < interval:
-            continue
-        if segments and segments[-1][0] == t:
-            segments[-1][1].append(w)
-        else:
-            segments.append((t, [w]))
-    if not segments or segments[0][0] != interval:
-        return [], 0, bytes(32)
-    node, following = bytes(32), 0
-    for t, seg in reversed(segments[1:]):
-        body = b"".join(x.to_bytes(32, "big") for x in seg)
-        node = keccak256(body + following.to_bytes(32, "big") + node)
-        following = t
-    return segments[0][1], following, node

@@ -201,7 +201,7 @@ def parse_config(data: Mapping[str, Any]) -> AgentConfig:
             prosumers=_prosumers(data),
             prices=Prices(sell=_get(prices, "sell", int), buy=_get(prices, "buy", int)),
             address_rotation=rotation,
-            seed=int(data.get("seed", 0)),
+            seed=_opt(data, "seed", int, 0),
         )
     if role == "solver":
         return SolverConfig(
@@ -250,17 +250,26 @@ def _common(data: Mapping[str, Any]) -> dict[str, Any]:
         "name": _get(data, "name", str),
         "rpc_url": str(data.get("rpc_url", "")),
         "contract_address": str(data.get("contract_address", "")),
-        "chain_id": int(data.get("chain_id", 31337)),
+        "chain_id": _opt(data, "chain_id", int, 31337),
         "dso_endpoint": str(data.get("dso_endpoint", "")),
         "clock_pub_endpoint": str(data.get("clock_pub_endpoint", "")),
         "clock_pull_endpoint": str(data.get("clock_pull_endpoint", "")),
         "metrics_host": str(data.get("metrics_host", "127.0.0.1")),
-        "metrics_port": int(data.get("metrics_port", 0)),
+        "metrics_port": _opt(data, "metrics_port", int, 0),
         "out_dir": Path(str(data.get("out_dir", "."))),
         "log_level": str(data.get("log_level", "INFO")),
         "market": market,
         "raw": dict(data),
     }
+
+
+def _opt(data: Mapping[str, Any], key: str, kind: type, default: Any) -> Any:
+    if key not in data:
+        return default
+    try:
+        return kind(data[key])
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{key}: expected {kind.__name__}, got {data[key]!r}") from exc
 
 
 def _get(data: Mapping[str, Any], key: str, kind: type) -> Any:
