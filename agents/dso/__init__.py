@@ -7,6 +7,7 @@ EnergyDeposited/FinancialDeposited events. See accounts.py for the safety rules.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
@@ -21,6 +22,8 @@ from agents.dso.accounts import Accounts
 from agents.dso.service import DsoService
 
 log = logging.getLogger("agents.dso")
+
+ACCOUNTS_FILE = "accounts.json"
 
 SERVE_POLL_SECONDS = 0.05
 DEPOSIT_POLL_SECONDS = 0.5
@@ -61,6 +64,17 @@ def run(config: DsoConfig, shutdown: Shutdown) -> int:
         )
         return 0
     finally:
+        _write_accounts(config, service)
         responder.close()
         sub.close()
         chain.close()
+
+
+def _write_accounts(config: DsoConfig, service: DsoService) -> None:
+    """Leave the final prosumer accounts in out_dir/accounts.json (also on SIGTERM)."""
+    try:
+        config.out_dir.mkdir(parents=True, exist_ok=True)
+        path = config.out_dir / ACCOUNTS_FILE
+        path.write_text(json.dumps(service.accounts.summary(), indent=1, sort_keys=True) + "\n")
+    except OSError as exc:
+        log.warning("cannot write %s: %s", ACCOUNTS_FILE, exc)

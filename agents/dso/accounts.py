@@ -187,6 +187,20 @@ class Accounts:
         acct.deposited_money += amount
         return True
 
+    def summary(self) -> dict[str, dict[str, int]]:
+        """Per prosumer: balance, deposits credited, addresses used (JSON-ready)."""
+        return {
+            str(a.prosumer): {
+                "feeder": a.feeder,
+                "balance": a.balance,
+                "deposited_energy_wh": a.deposited_energy_wh,
+                "deposited_money": a.deposited_money,
+                "addresses": len(a.addresses),
+                "undrawn_energy_wh": sum(left for *_, left in a.declared),
+            }
+            for a in self.accounts.values()
+        }
+
     def _account_of(self, anon: str) -> Account | None:
         prosumer = self.owner.get(anon.lower())
         return None if prosumer is None else self.accounts[prosumer]

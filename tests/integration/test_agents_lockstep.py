@@ -1,0 +1,315 @@
+"""dso + prosumer host + solver + clock as real processes on a real anvil and contract.
+
+`python -m agents <role> --config file.json` for each agent, lockstep mode over four
+delivery intervals. Checks what ends up on chain: offers posted from anonymous
+addresses with DSO-issued assets, a failedWithdrawal for an over-asking request
+(from the test directly and from the host, whose trace claims more than the DSO's),
+finalization through the last interval with exactly the trades market.replay
+finalizes, and every anonymous address emptied by deposits that the DSO credits.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account import Account
+
+from agents.chain.contract import MarketParams, deploy_market
+from agents.chain.node import Anvil
+from agents.chain.tx import Sender
+from agents.common.chainclient import Contract, MarketClient, load_abi
+from agents.common.protocol import Asset, FailedWithdrawal, WithdrawAssets
+from agents.common.rpc import JsonRpc
+from agents.common.transport import Requester
+from market.replay import replay
+from market.types import Feeder, Kind, Offer, Trade
+from tests.conftest import require_tool
+
+# anvil's dev accounts 0..2 (public test keys): DSO (deployer), clock, solver.
+DSO_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+CLOCK_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
+SOLVER_KEY = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a"
+
+FIRST, LAST, WINDOW, T_CLEAR, SECONDS = 1, 4, 2, 1, 3600
+FEEDERS = [{"id": 1, "c_ext": 1500, "c_int": 2000}, {"id": 2, "c_ext": 1500, "c_int": 2000}]
+PRICES = {"sell": 10, "buy": 20}
+HOST_PROSUMERS = [
+    {
+        "id": 101,
+        "feeder": 1,
+        "offers": [
+            {"start": 1, "end": 1, "energy_wh": 1000},
+            {"start": 2, "end": 2, "energy_wh": 1000},
+            {"start": 3, "end": 4, "energy_wh": 800},
+        ],
+    },
+    {
+        "id": 102,
+        "feeder": 1,
+        "offers": [
+            {"start": 1, "end": 2, "energy_wh": -600},
+            {"start": 4, "end": 4, "energy_wh": -500},
+        ],
+    },
+    {
+        "id": 201,
+        "feeder": 2,
+        "offers": [
+            {"start": 3, "end": 3, "energy_wh": -800},
+            {"start": 4, "end": 4, "energy_wh": 300},
+        ],
+    },
+]
+# The DSO's record of prosumer 201's trace allows only 100 Wh of selling at 4:
+# the host's withdrawal for 300 Wh must be refused.
+DSO_PROSUMERS = [
+    *HOST_PROSUMERS[:2],
+    {
+        **HOST_PROSUMERS[2],
+        "offers": [HOST_PROSUMERS[2]["offers"][0], {"start": 4, "end": 4, "energy_wh": 100}],
+    },
+]
+REFUSED = (Kind.SELL, 300, 4, 4, 10)
+STOP_SECONDS = 30
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def deploy(anvil: Anvil, epoch: int) -> str:
+    w3 = anvil.web3()
+    params = MarketParams(
+        feeders=tuple(Feeder(f["id"], f["c_ext"], f["c_int"]) for f in FEEDERS),
+        first_interval=FIRST,
+        last_interval=LAST,
+        t_clear=T_CLEAR,
+        interval_seconds=SECONDS,
+        epoch=epoch,
+    )
+    return str(deploy_market(w3, Sender(w3, Account.from_key(DSO_KEY)), params).address)
+
+
+@pytest.fixture
+def anvil() -> Iterator[Anvil]:
+    node = Anvil(binary=require_tool("anvil"), accounts=3)
+    node.start()
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+def ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as r:
+            body = r.read().decode()
+    except OSError:
+        return False
+    return "testbed_agent_ready 1.0" in body
+
+
+def test_lockstep_run_on_a_real_chain(anvil: Anvil, tmp_path: Path) -> None:
+    rpc = JsonRpc(anvil.url)
+    latest = rpc.call("eth_getBlockByNumber", ["latest", False])
+    epoch = int(latest["timestamp"], 16)
+    address = deploy(anvil, epoch)
+    endpoints = {
+        "dso_endpoint": f"tcp://127.0.0.1:{free_port()}",
+        "clock_pub_endpoint": f"tcp://127.0.0.1:{free_port()}",
+        "clock_pull_endpoint": f"tcp://127.0.0.1:{free_port()}",
+    }
+    common = {
+        "run_id": "t1",
+        "rpc_url": anvil.url,
+        "contract_address": address,
+        "chain_id": 31337,
+        **endpoints,
+        "metrics_host": "127.0.0.1",
+        "log_level": "INFO",
+        "market": {
+            "first_interval": FIRST,
+            "last_interval": LAST,
+            "prediction_window": WINDOW,
+            "t_clear": T_CLEAR,
+            "interval_seconds": SECONDS,
+            "epoch": epoch,
+            "clock": "lockstep",
+            "solver_period_seconds": 1,
+        },
+    }
+    roles: dict[str, dict[str, Any]] = {
+        "dso": {
+            "role": "dso",
+            "private_key": DSO_KEY,
+            "feeders": FEEDERS,
+            "prosumers": DSO_PROSUMERS,
+            "initial_balance": 100_000,
+        },
+        "solver-1": {
+            "role": "solver",
+            "private_key": SOLVER_KEY,
+            "engine": "highs",
+            "behaviour": "honest",
+            "period_seconds": 1,
+        },
+        "prosumers-01": {
+            "role": "prosumer",
+            "prosumers": HOST_PROSUMERS,
+            "prices": PRICES,
+            "address_rotation": "per_offer",
+            "seed": 7,
+        },
+        "clock": {
+            "role": "clock",
+            "private_key": CLOCK_KEY,
+            "mode": "lockstep",
+            "prosumer_hosts": ["prosumers-01"],
+            "solvers": ["solver-1"],
+            "lockstep_timeout_seconds": 60,
+        },
+    }
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    ports: dict[str, int] = {}
+    logs: dict[str, Path] = {}
+
+    def start(name: str) -> None:
+        extra = roles[name]
+        ports[name] = free_port()
+        cfg = {**common, **extra, "name": name, "metrics_port": ports[name]}
+        cfg["out_dir"] = str(tmp_path / name)
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(cfg))
+        logs[name] = tmp_path / f"{name}.log"
+        with logs[name].open("wb") as log:
+            procs[name] = subprocess.Popen(
+                [sys.executable, "-m", "agents", extra["role"], "--config", str(path)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    try:
+        for name in ("dso", "solver-1", "prosumers-01"):
+            start(name)
+        wait_ready(procs, ports, logs, ["dso", "solver-1", "prosumers-01"])
+        # before the clock starts: an over-asking request straight to the DSO
+        asker = Requester(endpoints["dso_endpoint"], timeout=10, retries=1)
+        reply = asker.request(WithdrawAssets(101, "0x" + "5a" * 20, 1, (Asset(0, 1001, 1, 1),), 0))
+        asker.close()
+        assert isinstance(reply, FailedWithdrawal)
+        assert "exceeds prosumer 101's declared offers" in reply.reason
+        start("clock")
+        codes = {name: wait_exit(p, logs[name]) for name, p in procs.items()}
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert codes == dict.fromkeys(roles, 0), {n: logs[n].read_text()[-3000:] for n in roles}
+
+    chain = MarketClient(rpc, Contract(address, load_abi()), 31337)
+    head = chain.block_number()
+    events = chain.get_logs(list(chain.contract.event_topics), 0, head)
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for name, args in events:
+        by_name.setdefault(name, []).append(args)
+
+    # offers: everything of the host's traces except the refused one
+    expected = Counter(
+        (Kind.SELL if o["energy_wh"] > 0 else Kind.BUY, abs(o["energy_wh"]), o["start"], o["end"],
+         PRICES["sell"] if o["energy_wh"] > 0 else PRICES["buy"])
+        for p in HOST_PROSUMERS
+        for o in p["offers"]
+    )  # fmt: skip
+    expected[REFUSED] -= 1
+    posted = by_name["OfferPosted"]
+    got = Counter((Kind(a["kind"]), a["energy"], a["start"], a["end"], a["price"]) for a in posted)
+    assert got == +expected
+    assert len({a["poster"] for a in posted}) == len(posted)  # per_offer: fresh addresses
+    assert len(by_name["AssetAdded"]) == len(posted)
+    buys = [a for a in posted if a["kind"] == Kind.BUY]
+    assert sorted(a["amount"] for a in by_name["FinancialAdded"]) == sorted(
+        a["energy"] * a["price"] for a in buys
+    )
+    assert "failedWithdrawal for prosumer 201" in logs["prosumers-01"].read_text()
+
+    # finalization through the last interval, equal to market.replay on the posted offers
+    (next_final,) = chain.view("nextFinalize")
+    assert next_final == LAST + 1
+    finalized = by_name["IntervalFinalized"]
+    assert [a["interval"] for a in finalized] == list(range(FIRST, LAST + 1))
+    offers = [
+        Offer(
+            a["offerId"],
+            a["feeder"],
+            Kind(a["kind"]),
+            a["energy"],
+            a["start"],
+            a["end"],
+            a["price"],
+        )
+        for a in posted
+    ]
+    oracle = replay(
+        [Feeder(f["id"], f["c_ext"], f["c_int"]) for f in FEEDERS],
+        offers,
+        first_interval=FIRST,
+        last_interval=LAST,
+        prediction_window=WINDOW,
+        t_clear=T_CLEAR,
+    )
+    per_interval = {a["interval"]: a["energy"] for a in finalized}
+    assert per_interval == oracle.per_interval_wh
+    assert oracle.total_wh > 0
+    trades = sorted(
+        Trade(a["seller"], a["buyer"], a["interval"], a["energy"], a["price"])
+        for a in by_name["TradeFinalized"]
+    )
+    assert trades == sorted(oracle.trades)  # same offer ids: the oracle got the chain's
+
+    # settlement: every anonymous address closed its offers and deposited everything
+    assert len(by_name["OfferClosed"]) == len(posted)
+    states = chain.accounts([a["poster"] for a in posted])
+    assert all(s.balance == s.sell_energy == s.buy_energy == 0 for s in states)
+    deposited = sum(a["amount"] for a in by_name["FinancialDeposited"])
+    accounts = json.loads((tmp_path / "dso" / "accounts.json").read_text())
+    assert sum(a["deposited_money"] for a in accounts.values()) == deposited
+    # money is conserved: what the DSO issued came back (sellers paid by buyers)
+    assert deposited == sum(a["amount"] for a in by_name["FinancialAdded"])
+    assert accounts["201"]["undrawn_energy_wh"] == 100
+
+
+def wait_ready(
+    procs: dict[str, subprocess.Popen[bytes]],
+    ports: dict[str, int],
+    logs: dict[str, Path],
+    names: list[str],
+    timeout: float = 30,
+) -> None:
+    deadline = time.monotonic() + timeout
+    for name in names:
+        while not ready(ports[name]):
+            if procs[name].poll() is not None:
+                pytest.fail(f"{name} exited early:\n{logs[name].read_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"{name} not ready:\n{logs[name].read_text()[-3000:]}")
+            time.sleep(0.1)
+
+
+def wait_exit(proc: subprocess.Popen[bytes], log: Path) -> int | str:
+    try:
+        return proc.wait(STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        return f"still running:\n{log.read_text()[-3000:]}"
