@@ -266,3 +266,60 @@ def test_solver_submits_contract_accepts_recorder_logs_finalized_trades(
     assert len(_rows(events_dir / "latencies.csv")) == len(offers)
     finalizations = _rows(events_dir / "finalizations.csv")
     assert [int(r["interval"]) for r in finalizations] == [2, 3, 4]
+
+
+def _wait_candidate(
+    market: MarketContract, candidate_id: int, proc: subprocess.Popen[bytes]
+) -> int:
+    deadline = time.monotonic() + REPORT_TIMEOUT
+    while time.monotonic() < deadline and proc.poll() is None:
+        state = market.candidate()
+        if state.candidate_id >= candidate_id:
+            return state.remaining_objective
+        time.sleep(0.1)
+    raise AssertionError(f"no candidate {candidate_id} (solver exit code {proc.poll()})")
+
+
+def test_wallclock_solver_resolves_on_its_timer_as_offers_arrive(
+    node: Anvil, tmp_path: Path
+) -> None:
+    w3 = node.web3()
+    dso = Sender(w3, Account.from_key(_key("dso")))
+    epoch = latest_timestamp(w3)
+    params = MarketParams(FEEDERS, FIRST, LAST, T_CLEAR, HOUR, epoch)
+    market = deploy_market(w3, dso, params)
+    _post_offers(w3, market, dso)
+    pub_ep = f"tcp://127.0.0.1:{_free_port()}"
+    pub = Publisher(pub_ep)
+    cfg = _config(
+        "solver",
+        "solver-wall",
+        node,
+        market,
+        out_dir=str(tmp_path / "solver"),
+        private_key=_key("solver"),
+        engine="glpk",
+        behaviour="honest",
+        period_seconds=0.3,
+        clock_pub_endpoint=pub_ep,
+        epoch=epoch,
+    )
+    cfg["market"]["clock"] = "wallclock"
+    solver = _spawn("solver", cfg, tmp_path / "solver.json")
+    try:
+        first = _wait_candidate(market, 1, solver)
+        # A new seller in feeder 2 lets interval 4's feeder-2 buyer get more: the
+        # solver must pick the new offer up from the next blocks and improve.
+        anon = Sender(w3, Account.from_key(_key("late-seller")))
+        market.add_energy(dso, anon.address, 2, Kind.SELL, 2_000, 4, 4).wait()
+        market.post_offer(anon, Kind.SELL, 2_000, 4, 4, PRICE_SELL).wait()
+        second = _wait_candidate(market, 2, solver)
+        assert second > first
+        assert _stop(solver, pub, tmp_path / "solver.log") == 0
+    finally:
+        if solver.poll() is None:
+            solver.terminate()
+            solver.wait(10)
+        pub.close()
+    log = (tmp_path / "solver.log").read_text()
+    assert "wallclock mode" in log
