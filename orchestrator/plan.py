@@ -115,7 +115,9 @@ class PlanInput:
     prosumers_per_host: int | None = None
     prices: Mapping[str, int] = field(default_factory=lambda: {"sell": 0, "buy": 0})
     address_rotation: str = "per_offer"
-    initial_balance: int = 0
+    # Money each prosumer's DSO account starts with; None = exactly what all of
+    # its buying offers cost at the buy price (so no withdrawal fails for money).
+    initial_balance: int | None = None
     log_level: str = "INFO"
     block_time: float | None = None
 
@@ -180,6 +182,19 @@ def prosumers_per_host(inp: PlanInput) -> int:
     return 4  # docker/ssh: about the paper's 102 prosumers on 31 boards
 
 
+def initial_balances(inp: PlanInput) -> dict[str, int]:
+    """{prosumer id: money}: the spec's amount, or the cost of all its buying offers."""
+    buy = int(inp.prices.get("buy", 0))
+    return {
+        str(p.id): (
+            inp.initial_balance
+            if inp.initial_balance is not None
+            else sum(-o.energy_wh for o in p.offers if o.energy_wh < 0) * buy
+        )
+        for p in inp.prosumers
+    }
+
+
 def chunk(items: Sequence[ProsumerTrace], size: int) -> list[tuple[ProsumerTrace, ...]]:
     """Consecutive groups of `size` (feeder order kept: neighbours share a host)."""
     return [tuple(items[i : i + size]) for i in range(0, len(items), size)]
@@ -214,7 +229,7 @@ def build_plan(inp: PlanInput, run_id: str) -> Plan:
             {
                 "feeders": [{"id": f.id, "c_ext": f.c_ext, "c_int": f.c_int} for f in inp.feeders],
                 "prosumers": [p.as_config() for p in prosumers],
-                "initial_balance": inp.initial_balance,
+                "initial_balance": initial_balances(inp),
             },
             account=DSO_ACCOUNT,
         ),

@@ -1,0 +1,139 @@
+"""Pieces of the run lifecycle that do not depend on a spec: outcomes and their
+errors, signal handling, readiness probing, log tails."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from orchestrator.backends.base import AgentPlacement, Backend
+from orchestrator.errors import TestbedError
+from orchestrator.progress import scrape
+
+READY_POLL_SECONDS = 0.2
+LOG_TAIL_LINES = 12
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a run ended: status ok | agent_failed | not_ready | interrupted | error."""
+
+    status: str
+    exit_code: int
+    message: str
+
+
+class AgentFailed(TestbedError):
+    """An agent (or the chain) crashed, or quit before the run finished."""
+
+    exit_code = 3
+
+    def __init__(self, name: str, code: int | None, tail: str = "", why: str | None = None) -> None:
+        self.name = name
+        self.code = code
+        reason = why or (
+            f"killed by signal {-code}" if code is not None and code < 0 else f"exited with {code}"
+        )
+        message = f"{name}: {reason}"
+        if tail:
+            message += f"\n--- last lines of {name}'s log ---\n{tail}"
+        super().__init__(message)
+
+
+class NotReady(TestbedError):
+    """Agents did not report ready in time (one line per agent, with why)."""
+
+    exit_code = 4
+
+
+class Interrupted(BaseException):
+    """A termination signal other than SIGINT (which is KeyboardInterrupt)."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+        super().__init__(self.name)
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - 16_384))
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _raise_interrupted(signum: int, _frame: FrameType | None) -> None:
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def signals_as_interrupts() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise Interrupted in the main thread (SIGINT already
+    raises KeyboardInterrupt), so the run's `finally` tears everything down."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+@contextlib.contextmanager
+def interrupts_ignored() -> Iterator[None]:
+    """During teardown a second Ctrl-C must not leave processes behind: the
+    teardown is bounded (SIGTERM, then SIGKILL after a timeout) and finishes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    old = {s: signal.signal(s, signal.SIG_IGN) for s in sigs}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+def wait_ready(backend: Backend, agents: Mapping[str, AgentPlacement], timeout: float) -> None:
+    """Until every agent's /metrics shows `testbed_agent_ready 1`. An agent that
+    exits meanwhile raises AgentFailed; the timeout raises NotReady naming each
+    agent that is not ready, why, and the end of its log."""
+    pending = dict(agents)
+    why: dict[str, str] = {}
+    deadline = time.monotonic() + timeout
+    while pending:
+        status = backend.status()
+        for name, where in list(pending.items()):
+            st = status.get(name)
+            if st is not None and st.state == "exited":
+                raise AgentFailed(name, st.returncode, log_tail(where.log_file), None)
+            metrics = scrape(where.metrics_url)
+            if metrics is None:
+                why[name] = f"metrics endpoint {where.metrics_url} not answering"
+            elif metrics.get("testbed_agent_ready") == 1.0:
+                del pending[name]
+            else:
+                why[name] = "testbed_agent_ready is 0 (not connected yet)"
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            lines = [f"agents not ready after {timeout:g} s:"]
+            for name, where in pending.items():
+                tail = log_tail(where.log_file, 3)
+                lines.append(f"  {name}: {why.get(name, 'no answer')}")
+                lines += [f"    | {line}" for line in tail.splitlines()]
+            raise NotReady("\n".join(lines))
+        time.sleep(READY_POLL_SECONDS)

@@ -1,0 +1,48 @@
+"""summary.json: the recorder's event CSVs summarised (whatever was recorded,
+also for an interrupted or crashed run), with gas by function, the processes'
+peak memory and the run's outcome.
+
+The event statistics are `agents.recorder.records.summarize_events`, the very
+function the recorder uses for its own recorder.json, so both always agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from agents.recorder.records import summarize_events
+
+
+def build_summary(
+    events: Path,
+    *,
+    intervals: Iterable[int],
+    outcome: Mapping[str, Any],
+    gas: Mapping[str, Any] | None = None,
+    processes: Mapping[str, Mapping[str, Any]] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    summary: dict[str, Any] = {
+        "status": outcome.get("status"),
+        "exit_code": outcome.get("exit_code"),
+    }
+    summary.update(_complete_rows_only(events, list(intervals)))
+    summary["gas"] = dict(gas or {})
+    summary["outcome"] = dict(outcome)
+    if processes:
+        summary["processes"] = {k: dict(v) for k, v in processes.items()}
+    if extra:
+        summary.update(extra)
+    return summary
+
+
+def _complete_rows_only(events: Path, intervals: list[int]) -> dict[str, Any]:
+    """summarize_events, after dropping a half-written last line of any CSV
+    (a recorder killed mid-row)."""
+    for csv_file in events.glob("*.csv"):
+        data = csv_file.read_bytes()
+        if data and not data.endswith(b"\n"):
+            csv_file.write_bytes(data[: data.rfind(b"\n") + 1])
+    return summarize_events(events, intervals)
