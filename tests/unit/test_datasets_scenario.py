@@ -1,0 +1,75 @@
+"""From a spec to market inputs: dataset selection, feeders, offers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from market.types import Feeder, Kind
+from orchestrator.errors import DatasetError, SpecError
+from orchestrator.scenario import build_scenario
+from orchestrator.spec import load_spec, parse_spec
+from tests.conftest import REPO
+
+
+def test_smoke_scenario() -> None:
+    scenario = build_scenario(load_spec(REPO / "topologies" / "smoke.yaml", env={}))
+    assert [p.id for p in scenario.dataset.prosumers] == [101, 103, 104, 701, 702, 703]
+    assert scenario.feeders == (Feeder(1, 20_000, 25_000), Feeder(7, 20_000, 25_000))
+    offers = scenario.offers
+    assert [o.id for o in offers] == list(range(1, len(offers) + 1))
+    assert all(o.start <= 56 and o.end >= 49 for o in offers)
+    assert any(o.kind is Kind.SELL and o.end == 95 for o in offers), "battery offers"
+    assert {o.price for o in offers if o.kind is Kind.SELL} == {100_000}
+    assert {o.price for o in offers if o.kind is Kind.BUY} == {200_000}
+    assert scenario.offers_of(101) and all(o.feeder == 1 for o in scenario.offers_of(101))
+    assert sum(len(scenario.offers_of(p.id)) for p in scenario.dataset.prosumers) == len(offers)
+
+
+def test_transax_scenario(transax_dir: Path) -> None:
+    spec = parse_spec(
+        "microgrid:\n  dataset: {kind: transax, path: withBattery, feeders: [1, 2]}\n"
+        "  feeders: {overrides: [{id: 2, c_ext_kw: 40}]}\n"
+        "market: {first_interval: 50, last_interval: 52}\n",
+        base_dir=transax_dir,
+    )
+    scenario = build_scenario(spec)
+    assert scenario.feeders == (Feeder(1, 20_000, 25_000), Feeder(2, 10_000, 25_000))
+    assert len(scenario.dataset.prosumers) == 9 + 17
+    multi = [o for o in scenario.offers if o.start != o.end]
+    assert [(o.start, o.end, o.energy) for o in multi][:2] == [(50, 95, 8_400), (51, 95, 8_600)]
+
+
+def test_selection_of_unknown_feeders_and_prosumers() -> None:
+    spec = parse_spec(
+        "microgrid:\n  dataset: {kind: synthetic, feeders: [1, 12, 13], prosumers: [101, 1299]}\n"
+    )
+    with pytest.raises(DatasetError) as caught:
+        build_scenario(spec)
+    assert str(caught.value).splitlines() == [
+        "microgrid.dataset.feeders: 12, 13 are not in the dataset (feeders 1..11)",
+        "microgrid.dataset.prosumers: 1299 is not in the dataset",
+    ]
+
+
+def test_feeder_override_for_a_feeder_the_dataset_lacks() -> None:
+    spec = parse_spec(
+        "microgrid:\n  dataset: {kind: synthetic, prosumers: [101]}\n"
+        "  feeders: {overrides: [{id: 4, c_ext_kw: 40}]}\n",
+        source="exp.yaml",
+    )
+    with pytest.raises(SpecError) as caught:
+        build_scenario(spec)
+    assert caught.value.problems == [
+        "exp.yaml: microgrid.feeders.overrides[0].id: feeder 4 is not in the dataset (feeders 1)"
+    ]
+
+
+def test_missing_transax_directory_is_a_dataset_error(tmp_path: Path) -> None:
+    spec = parse_spec("microgrid:\n  dataset: {kind: transax, path: nowhere}\n", base_dir=tmp_path)
+    with pytest.raises(DatasetError) as caught:
+        build_scenario(spec)
+    assert (
+        str(caught.value) == f"{tmp_path / 'nowhere'}: not a directory of prosumer_<ID>.csv files"
+    )
