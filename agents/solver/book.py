@@ -35,16 +35,19 @@ def extended_problem(
 ) -> Problem:
     """The extended problem with only intervals >= free_from free.
 
-    Exactly `market.replay`'s construction: offers that can no longer trade
-    (end < free_from) are left out, except those named by a finalized trade of
-    an offer that still can; only such relevant finalized trades are fixed.
-    (Dropped parts have no free LP cells, so the LP is unchanged; matching
-    replay keeps the two problems equal by content.) Offers keep their
+    Exactly `market.replay`'s construction: kept are the offers that can still
+    trade (end >= free_from); the finalized trades of every interval in which one
+    of them has a finalized trade (whole intervals, so each kept interval's feeder
+    sums stay exact and every live offer's used energy is complete); and the offers
+    those trades name. What is dropped has no free LP cell, so the LP is unchanged;
+    matching replay keeps the two problems equal by content. Offers keep their
     ORIGINAL energy: fixed trades use it up. Canonical order: offers by id.
     """
     by_id = {o.id: o for o in offers}
+    fixed = list(finalized)
     alive = {i for i, o in by_id.items() if o.end >= free_from}
-    relevant = [t for t in finalized if t.seller in alive or t.buyer in alive]
+    busy = {t.interval for t in fixed if t.seller in alive or t.buyer in alive}
+    relevant = [t for t in fixed if t.interval in busy]
     needed = alive | {t.seller for t in relevant} | {t.buyer for t in relevant}
     missing = needed - by_id.keys()
     if missing:

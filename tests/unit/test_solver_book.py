@@ -23,6 +23,7 @@ from agents.solver.book import (
     offer_from_event,
     trade_from_event,
 )
+from market.replay import _problem as replay_problem
 from market.replay import replay
 from market.solve import solve
 from market.types import Feeder, Kind, Offer, Problem, Trade
@@ -60,15 +61,23 @@ def test_problem_keeps_original_energy_fixes_finalized_and_prunes_dead_offers() 
         for e in (
             _posted(1, 1, 0, 3_000, 1, 4),  # battery-like sell, still alive at 3
             _posted(2, 2, 1, 1_000, 1, 1),  # bought from 1 in interval 1, now dead
-            _posted(3, 1, 1, 500, 2, 2),  # dead, traded with nobody
+            _posted(3, 1, 1, 500, 2, 2),  # dead, bought from 1 in interval 2
             _posted(4, 2, 1, 800, 3, 3),  # alive
-            _posted(5, 1, 0, 700, 2, 2),  # dead seller of a dead buyer's trade
+            _posted(5, 1, 0, 700, 2, 2),  # dead, but traded in interval 2 where 1 traded
             _posted(6, 2, 1, 400, 2, 2),
+            _posted(7, 2, 0, 600, 1, 1),  # dead, traded in interval 1 ...
+            _posted(8, 1, 1, 600, 1, 1),
+            _posted(9, 2, 0, 300, 2, 2),  # dead, never traded: dropped
         )
     )
     book.add_finalized(
         trade_from_event(e)
-        for e in (_final(1, 1, 2, 1_000), _final(2, 5, 6, 400), _final(2, 1, 3, 500))
+        for e in (
+            _final(1, 1, 2, 1_000),
+            _final(2, 5, 6, 400),
+            _final(2, 1, 3, 500),
+            _final(1, 7, 8, 600),
+        )
     )
     problem = book.problem(FEEDERS, free_from=3)
     assert problem == Problem(
@@ -78,10 +87,23 @@ def test_problem_keeps_original_energy_fixes_finalized_and_prunes_dead_offers() 
             Offer(2, 2, Kind.BUY, 1_000, 1, 1, 100),  # named by a trade of alive offer 1
             Offer(3, 1, Kind.BUY, 500, 2, 2, 100),
             Offer(4, 2, Kind.BUY, 800, 3, 3, 100),
+            # whole intervals 1 and 2 stay fixed: their feeder sums must stay exact
+            Offer(5, 1, Kind.SELL, 700, 2, 2, 100),
+            Offer(6, 2, Kind.BUY, 400, 2, 2, 100),
+            Offer(7, 2, Kind.SELL, 600, 1, 1, 100),
+            Offer(8, 1, Kind.BUY, 600, 1, 1, 100),
         ),
-        fixed=(Trade(1, 2, 1, 1_000, 100), Trade(1, 3, 2, 500, 100)),
+        fixed=(
+            Trade(1, 2, 1, 1_000, 100),
+            Trade(1, 3, 2, 500, 100),
+            Trade(5, 6, 2, 400, 100),
+            Trade(7, 8, 1, 600, 100),
+        ),
         free_from=3,
     )
+    # nothing alive trades in a finalized interval any more: nothing fixed is needed
+    assert book.problem(FEEDERS, free_from=5).offers == ()
+    assert book.problem(FEEDERS, free_from=5).fixed == ()
 
 
 def test_reading_the_same_events_twice_changes_nothing() -> None:
@@ -109,6 +131,21 @@ def _by_content(trades: Sequence[Trade], offers: dict[int, Offer]) -> Counter[tu
     return Counter(
         (_content(offers[t.seller]), _content(offers[t.buyer]), t.interval, t.energy, t.price)
         for t in trades
+    )
+
+
+def _replay_problem(book: OrderBook, feeders: Sequence[Feeder], free_from: int) -> Problem:
+    # market.replay's own (private) construction, to catch any drift between the two
+    by_id = {o.id: o for o in book.offers}
+    return replay_problem(tuple(feeders), book.offers, book.finalized, by_id, free_from)
+
+
+def _canonical(problem: Problem) -> tuple:
+    return (
+        sorted(problem.feeders, key=lambda f: f.id),
+        sorted(problem.offers, key=lambda o: o.id),
+        sorted(problem.fixed),
+        problem.free_from,
     )
 
 
@@ -141,6 +178,7 @@ def _stream_with_book(
             chain_offers[posted.id] = posted
             book.add_offers([posted])
         problem = book.problem(feeders, free_from)
+        assert _canonical(problem) == _canonical(_replay_problem(book, feeders, free_from))
         result = solve(problem, engine, last_interval=last)
         decision = behaviour.decide(problem, result, sum(t.energy for t in candidate))
         if decision.solution is not None:
