@@ -50,7 +50,7 @@ if [[ ! -x .venv/bin/python || "$(cat "$STAMPS/venv" 2>/dev/null)" != "$venv_key
   say "creating .venv with pinned Python dependencies"
   [[ -x .venv/bin/python ]] || "$PY" -m venv .venv
   pip_quiet .venv/bin/pip install -q -r requirements.lock
-  pip_quiet .venv/bin/pip install -q --no-deps --no-build-isolation -e .
+  pip_quiet .venv/bin/pip install -q --no-deps --no-build-isolation --config-settings editable_mode=compat -e .
   echo "$venv_key" >"$STAMPS/venv"
 fi
 
