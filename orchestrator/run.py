@@ -27,8 +27,8 @@ from typing import Any, TextIO
 import yaml
 
 from market.types import Kind
+from orchestrator.backends import BACKENDS
 from orchestrator.backends.base import Backend, Placement, Unit
-from orchestrator.backends.local import LocalBackend
 from orchestrator.errors import TestbedError
 from orchestrator.lifecycle import (
     AgentFailed,
@@ -69,8 +69,6 @@ WATCH_POLL_SECONDS = 0.5
 FINISH_GRACE_SECONDS = 60.0  # after the clock's exit, for the others to finish themselves
 EARLY_EXIT_GRACE_SECONDS = 10.0  # an agent exited 0 but the clock has not finished
 WALLCLOCK_START_MARGIN_SECONDS = 10.0  # + 1 s per agent: the epoch lies after bring-up
-
-BACKENDS: dict[str, type[Backend]] = {"local": LocalBackend}
 
 log = logging.getLogger("testbed.run")
 

@@ -1,0 +1,1 @@
+"""CLI subcommands implemented outside cli.py (cli.py registers them)."""

@@ -1,0 +1,216 @@
+"""CLI subcommands `run`, `clean` and `results`. Each `register_*` adds a parser
+and sets `handler` (args -> exit code), as cli.py's COMMANDS expect."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from orchestrator.backends import BACKENDS
+from orchestrator.backends.base import state_root
+from orchestrator.results.bundle import DEFAULT_RESULTS_DIR, list_bundles
+from orchestrator.run import RunOptions, RunResult, run
+
+RUN_EXIT_CODES = """\
+exit codes:
+  0    the last interval was finalized and every agent exited 0
+  1    testbed error (e.g. the chain or the contract deployment failed)
+  2    invalid spec, dataset or command line (nothing was started)
+  3    an agent or the chain crashed, or quit before the end
+  4    an agent did not become ready in time
+  130  interrupted by Ctrl-C (143: SIGTERM)
+Whatever the outcome, every process is stopped and the bundle keeps what was
+recorded (events/, logs/, summary.json, manifest.json)."""
+
+
+def _command(subparsers: Any, name: str, summary: str, examples: str, epilog: str = "") -> Any:
+    description = f"{summary}\n\nexamples:\n{textwrap.indent(examples.strip(), '  ')}"
+    return subparsers.add_parser(
+        name,
+        help=summary,
+        description=description,
+        epilog=epilog or None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+# -- run ----------------------------------------------------------------------
+
+
+def register_run(subparsers: Any) -> None:
+    parser = _command(
+        subparsers,
+        "run",
+        "Bring up a testbed for a spec, run the market to the last interval, tear it "
+        "down, and leave a results bundle.",
+        """
+testbed run topologies/smoke.yaml
+testbed run topologies/paper-c.yaml --set market.clock=lockstep --set chain.block_time_seconds=0
+testbed run topologies/smoke.yaml --json --out /tmp/results
+""",
+        RUN_EXIT_CODES,
+    )
+    parser.add_argument("spec", metavar="SPEC", type=Path, help="experiment spec (YAML)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a spec value, e.g. market.prediction_window=5 (repeatable)",
+    )
+    parser.add_argument(
+        "--backend", choices=sorted({"local", "docker", "ssh"}), help="override deployment.backend"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_RESULTS_DIR,
+        help="results directory (bundle: OUT/<spec name>/<run id>/; default: results/)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print summary.json (and the bundle path) on stdout"
+    )
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress lines on stderr while it runs"
+    )
+    parser.set_defaults(handler=cmd_run)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    result = run(
+        RunOptions(
+            spec=args.spec,
+            overrides=tuple(args.overrides),
+            backend=args.backend,
+            out=args.out,
+            progress=None if args.quiet else sys.stderr,
+            argv=tuple(sys.argv),
+        )
+    )
+    if args.json:
+        print(json.dumps({"bundle": str(result.bundle), **result.summary}, indent=2))
+    else:
+        print(run_report(result))
+    if result.exit_code != 0:
+        print(f"testbed run: {result.outcome.status}: {result.outcome.message}", file=sys.stderr)
+    return result.exit_code
+
+
+def run_report(result: RunResult) -> str:
+    s = result.summary
+    o = result.outcome
+    lines = [f"{result.run_id}: {o.status} ({o.message.splitlines()[0] if o.message else ''})"]
+    if s:
+        per = s.get("per_interval_kwh") or {}
+        span = f" in intervals {min(per, key=int)}..{max(per, key=int)}" if per else ""
+        sol = s.get("solutions") or {}
+        lines.append(
+            f"  {s.get('total_energy_traded_kwh', 0):.1f} kWh traded{span}; "
+            f"{s.get('offers', 0)} offers; solutions {sol.get('accepted', 0)} accepted, "
+            f"{sol.get('rejected', 0)} rejected; {s.get('wall_seconds', 0):.1f} s"
+        )
+        lat = s.get("offer_to_trade_seconds") or {}
+        if lat.get("count"):
+            lines.append(
+                f"  offer->trade p50 {lat['p50']:.2f} s, p95 {lat['p95']:.2f} s, "
+                f"p99 {lat['p99']:.2f} s, max {lat['max']:.2f} s ({lat['count']} offers)"
+            )
+        gas = s.get("gas") or {}
+        if gas:
+            parts = [f"{f} {g['count']} x {g['mean']:,.0f}" for f, g in gas.items()]
+            lines.append("  gas (count x mean): " + ", ".join(parts))
+    lines.append(f"  bundle: {result.bundle}")
+    return "\n".join(lines)
+
+
+# -- clean --------------------------------------------------------------------
+
+
+def register_clean(subparsers: Any) -> None:
+    parser = _command(
+        subparsers,
+        "clean",
+        "Stop and remove what killed runs left behind (by recorded pid, never by name).",
+        """
+testbed clean
+TESTBED_STATE_DIR=/tmp/state testbed clean --json
+""",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(handler=cmd_clean)
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    report = []
+    for name, backend in BACKENDS.items():
+        for item in backend.clean_leftovers():
+            report.append(
+                {"backend": name, "run_id": item.run_id, "what": item.what, "action": item.action}
+            )
+    if args.json:
+        print(json.dumps({"state_dir": str(state_root()), "cleaned": report}, indent=2))
+    elif not report:
+        print(f"nothing to clean ({state_root()})")
+    else:
+        for r in report:
+            print(f"{r['backend']}: run {r['run_id']}: {r['what']}: {r['action']}")
+    return 0
+
+
+# -- results ------------------------------------------------------------------
+
+
+ROW = "{:<22} {:<16} {:<13} {:>4} {:>9} {:>8}  {}"
+
+
+def register_results(subparsers: Any) -> None:
+    parser = _command(
+        subparsers,
+        "results",
+        "List results bundles (newest last).",
+        """
+testbed results
+testbed results results/smoke --json
+""",
+    )
+    parser.add_argument(
+        "dir",
+        metavar="DIR",
+        type=Path,
+        nargs="?",
+        default=DEFAULT_RESULTS_DIR,
+        help="a results directory, a spec's directory in it, or one bundle (default: results/)",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON list")
+    parser.set_defaults(handler=cmd_results)
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    bundles = list_bundles(args.dir)
+    if args.json:
+        print(json.dumps([b.as_dict() for b in bundles], indent=2))
+        return 0
+    if not bundles:
+        print(f"no results bundles under {args.dir}")
+        return 0
+    header = (
+        f"{'run id':<22} {'spec':<16} {'status':<13} {'exit':>4} {'kWh':>9} {'wall s':>8}  path"
+    )
+    print(header)
+    for b in bundles:
+        kwh = f"{b.total_energy_traded_kwh:.1f}" if b.total_energy_traded_kwh is not None else "-"
+        wall = f"{b.wall_seconds:.1f}" if b.wall_seconds is not None else "-"
+        code = "-" if b.exit_code is None else str(b.exit_code)
+        status = b.status or "incomplete"
+        print(
+            f"{b.run_id:<22} {b.spec_name:<16} {status:<13} {code:>4} {kwh:>9} {wall:>8}  {b.path}"
+        )
+    return 0
+
+
+COMMANDS = [register_run, register_clean, register_results]
