@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 from agents.common import metrics
 from agents.common.config import SolverConfig
-from agents.common.errors import ConfigError
-from agents.common.protocol import Done, Message, Solve, Solved
+from agents.common.errors import AgentError, ConfigError
+from agents.common.protocol import Done, Solve, Solved
 from agents.common.shutdown import Shutdown
 from agents.common.transport import Reporter, Subscriber
 from agents.solver.behaviour import Behaviour, make_behaviour
@@ -123,10 +123,6 @@ class Solver:
         return StepOutcome(free_from, objective, candidate, outcome, offers, seconds)
 
 
-def _next_message(sub: Subscriber, timeout: float) -> Message | None:
-    return sub.recv(timeout)
-
-
 def run_lockstep(solver: Solver, config: SolverConfig, shutdown: Shutdown) -> int:
     """Answer every `solve(t)` with a step and a `solved` report; stop at `done`."""
     sub = Subscriber(config.clock_pub_endpoint)
@@ -135,7 +131,7 @@ def run_lockstep(solver: Solver, config: SolverConfig, shutdown: Shutdown) -> in
     metrics.mark_ready()
     try:
         while not shutdown:
-            msg = _next_message(sub, RECV_SECONDS)
+            msg = sub.recv(RECV_SECONDS)
             if isinstance(msg, Done):
                 return 0
             if not isinstance(msg, Solve):
@@ -166,18 +162,20 @@ def run_wallclock(solver: Solver, config: SolverConfig, shutdown: Shutdown) -> i
         while not shutdown:
             now = time.monotonic()
             if now >= next_run:
-                free_from = solver.chain.next_finalize()
-                if free_from > solver.last_interval:
-                    if sub is None:
+                try:
+                    free_from = solver.chain.next_finalize()
+                    if free_from > solver.last_interval and sub is None:
                         return 0
-                else:
-                    solver.step(free_from)
+                    if free_from <= solver.last_interval:
+                        solver.step(free_from)
+                except AgentError as exc:  # transient (node busy, race): retry next period
+                    log.warning("solve failed, retrying next period: %s", exc)
                 # fixed rate, but never a backlog of missed periods after a long solve
                 next_run = max(next_run + period, time.monotonic())
             wait = max(0.0, min(RECV_SECONDS, next_run - time.monotonic()))
             if sub is None:
                 shutdown.wait(wait)
-            elif isinstance(_next_message(sub, wait), Done):
+            elif isinstance(sub.recv(wait), Done):
                 return 0
         return 0
     finally:
