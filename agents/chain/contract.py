@@ -220,25 +220,21 @@ class MarketContract:
         )
 
     def candidate_words(self, state: CandidateState | None = None) -> tuple[int, ...]:
-        """All words of the current candidate, from its SolutionAccepted event (cached)."""
+        """All words of the current candidate, from its SolutionAccepted event. Cached, and
+        the cache is checked against the stored head (snapshots can revert the chain)."""
         state = state or self.candidate()
         if state.candidate_id == 0:
             return ()
-        words = self._candidates.get(state.candidate_id)
-        if words is None:
-            cid = state.candidate_id.to_bytes(32, "big")
-            found = [
-                e
-                for e in self.events(
-                    state.accepted_block, state.accepted_block, [SolutionAccepted], [cid]
-                )
-                if isinstance(e, SolutionAccepted) and e.candidate_id == state.candidate_id
-            ]
-            if not found:
-                raise ChainError(f"SolutionAccepted of candidate {state.candidate_id} not found")
-            words = found[0].trades
-            self._candidates = {state.candidate_id: words}
-        return words
+        cached = self._candidates.get(state.candidate_id)
+        if cached is not None and _holds_head(cached, state):
+            return cached
+        cid = state.candidate_id.to_bytes(32, "big")
+        block = state.accepted_block
+        for event in self.events(block, block, [SolutionAccepted], [cid]):
+            if isinstance(event, SolutionAccepted) and _holds_head(event.trades, state):
+                self._candidates = {state.candidate_id: event.trades}
+                return event.trades
+        raise ChainError(f"SolutionAccepted of candidate {state.candidate_id} not found")
 
     # ------------------------------------------------------------ views
     def next_finalize(self) -> int:
@@ -313,6 +309,13 @@ class MarketContract:
         }
         out = [decode_log(log) for log in self.w3.eth.get_logs(query)]
         return [e for e in out if e is not None]
+
+
+def _holds_head(words: Sequence[int], state: CandidateState) -> bool:
+    """Whether the candidate `words` still has `state`'s head in its hash chain."""
+    if state.head_interval == 0:
+        return True
+    return any(link.node == state.head_hash for link in encoding.chain(words))
 
 
 def deploy_market(

@@ -232,7 +232,8 @@ def snapshot(w3: Web3) -> str:
 
 
 def revert(w3: Web3, snapshot_id: str) -> None:
-    """Restore a snapshot (it is consumed: take a new one to return there again)."""
+    """Restore a snapshot (it is consumed: take a new one to return there again).
+    Nonces go back too: call `Sender.sync_nonce()` on senders that sent since."""
     if not rpc(w3, "evm_revert", snapshot_id):
         raise NodeError(f"evm_revert: unknown snapshot {snapshot_id}")
 
