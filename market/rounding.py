@@ -12,8 +12,8 @@
    (e.g. net outflow > c_ext >= fixed net outflow implies a free outflow). So the
    loop ends feasible.
 3. Fill: walk the LP's support in canonical order and raise each trade by the
-   smallest slack of the rows it is in. This only uses slack, so it stays
-   feasible, and wins back most of the Wh lost to flooring.
+   smallest slack of the rows it is in, until a pass changes nothing. This only
+   uses slack, so it stays feasible, and wins back most of the Wh lost to flooring.
 All steps are deterministic functions of the canonical variable order.
 """
 
@@ -119,8 +119,14 @@ class _State:
             self._cut(*found)
 
     def fill(self) -> None:
+        """Passes over the support until no trade can grow any more."""
+        while self._fill_pass():
+            pass
+
+    def _fill_pass(self) -> bool:
         prep = self.prep
         c_ext, c_int = prep.c_ext, prep.c_int
+        grew = False
         for k in range(len(self.support)):
             fs, fb, c = self.fs[k], self.fb[k], self.col[k]
             room = [
@@ -135,3 +141,5 @@ class _State:
             grow = int(min(room))
             if grow > 0:
                 self._change(k, grow)
+                grew = True
+        return grew
