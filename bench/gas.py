@@ -36,7 +36,7 @@ BLOCK_GAS_LIMIT = 30_000_000
 
 
 def _key(label: str) -> LocalAccount:
-    return Account.from_key(Account.create(label).key)  # type: ignore[no-any-return]
+    return Account.from_key(Account.create(label).key)
 
 
 def _intervals(n: int, per: int) -> int:
@@ -51,10 +51,10 @@ def _setup(market: MarketContract, dso: Sender, n: int, per: int) -> tuple[list[
     sellers = {f.id: Sender(w3, _key(f"s{f.id}")) for f in FEEDERS}
     buyers = {f.id: Sender(w3, _key(f"b{f.id}")) for f in FEEDERS}
     pending: list[PendingTx] = []
-    for f in FEEDERS:
-        s, b = sellers[f.id].address, buyers[f.id].address
-        pending.append(market.add_energy(dso, s, f.id, Kind.SELL, 10**12, FIRST, last, gas=200_000))
-        pending.append(market.add_energy(dso, b, f.id, Kind.BUY, 10**12, FIRST, last, gas=200_000))
+    for feeder in FEEDERS:
+        s, b, fid = sellers[feeder.id].address, buyers[feeder.id].address, feeder.id
+        pending.append(market.add_energy(dso, s, fid, Kind.SELL, 10**12, FIRST, last, gas=200_000))
+        pending.append(market.add_energy(dso, b, fid, Kind.BUY, 10**12, FIRST, last, gas=200_000))
         pending.append(market.add_financial_balance(dso, b, 10**30, gas=100_000))
     for p in pending:
         p.wait()
@@ -68,12 +68,16 @@ def _setup(market: MarketContract, dso: Sender, n: int, per: int) -> tuple[list[
         sell_ids = []
         for j in range(SELLERS_PER_INTERVAL):
             f = fids[(k + j) % len(fids)]
-            posts.append((market.post_offer(sellers[f], Kind.SELL, 10**9, t, t, 10, gas=300_000), "sell"))
+            posts.append(
+                (market.post_offer(sellers[f], Kind.SELL, 10**9, t, t, 10, gas=300_000), "sell")
+            )
             sell_ids.append(next_id)
             next_id += 1
         for j in range(count):
             f = fids[(k * 7 + j) % len(fids)]
-            posts.append((market.post_offer(buyers[f], Kind.BUY, 1_000, t, t, 20, gas=300_000), "buy"))
+            posts.append(
+                (market.post_offer(buyers[f], Kind.BUY, 1_000, t, t, 20, gas=300_000), "buy")
+            )
             trades.append(Trade(sell_ids[j % SELLERS_PER_INTERVAL], next_id, t, 500 + j, 15))
             next_id += 1
     gas = {"sell": [], "buy": []}  # type: dict[str, list[int]]
@@ -87,7 +91,8 @@ def measure(market: MarketContract, dso: Sender, clock: Sender, n: int, per: int
     words = encode_trades(trades)
     solver = Sender(market.w3, _key("solver"))
     data = market.contract.encode_abi("checkSolution", args=[words])
-    verify_gas = market.w3.eth.estimate_gas({"to": market.address, "data": data})  # type: ignore[typeddict-item]
+    call: Any = {"to": market.address, "data": data}
+    verify_gas = market.w3.eth.estimate_gas(call)
     # A first candidate: all but the last trade; then the full solution replaces it.
     first = market.submit_solution(solver, trades[:-1] or trades, gas=BLOCK_GAS_LIMIT - 100_000)
     first_gas = first.gas_used

@@ -27,6 +27,7 @@ from types import TracebackType
 from typing import Any
 
 from web3 import HTTPProvider, Web3
+from web3.types import RPCEndpoint
 
 from agents.chain.errors import NodeError
 
@@ -170,7 +171,7 @@ class Anvil:
         self.port = None
 
     def web3(self, timeout: float = 60.0) -> Web3:
-        return Web3(HTTPProvider(self.url, request_kwargs={"timeout": timeout}))
+        return connect(self.url, timeout)
 
     def __enter__(self) -> Anvil:
         return self.start()
@@ -182,6 +183,18 @@ class Anvil:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def connect(url: str, timeout: float = 60.0) -> Web3:
+    """A Web3 on `url` over HTTP that asks for the chain id only once (web3 would ask
+    before every call and transaction)."""
+    provider = HTTPProvider(
+        url,
+        request_kwargs={"timeout": timeout},
+        cache_allowed_requests=True,
+        cacheable_requests={RPCEndpoint("eth_chainId")},
+    )
+    return Web3(provider)
 
 
 def _answers(url: str) -> bool:
