@@ -84,12 +84,10 @@ class ChainFollower:
         stamps: dict[int, int] = {}
         submissions: list[Mapping[str, Any]] = []
         for block in blocks:
-            if isinstance(block, RpcError) or block is None:
-                raise (
-                    block
-                    if isinstance(block, RpcError)
-                    else RpcError("eth_getBlockByNumber", {"message": "block not found"})
-                )
+            if isinstance(block, RpcError):
+                raise block
+            if not isinstance(block, dict):  # below the head, so it must exist
+                raise RpcError("eth_getBlockByNumber", {"message": "block not found"})
             stamps[_hex(block["number"])] = _hex(block["timestamp"])
             submissions.extend(self._submissions(block["transactions"]))
         receipts = self._receipts(submissions)
@@ -119,7 +117,7 @@ class ChainFollower:
         for tx in txs:
             to = str(tx.get("to") or "").lower()
             data = str(tx.get("input") or tx.get("data") or "")
-            if to == self.address and bytes.fromhex(data[2:10]) == SUBMIT_SELECTOR:
+            if to == self.address and data[2:10].lower() == SUBMIT_SELECTOR.hex():
                 out.append(tx)
         return out
 
