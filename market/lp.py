@@ -235,8 +235,8 @@ class Variables:
 def matchable(prep: Prepared) -> Variables:
     """All matchable (s, b, t) triples, vectorised: each offer is expanded into its
     (offer, interval) cells, and sellers and buyers are paired per interval."""
-    s_cell, s_t = _cells(prep.sells)
-    b_cell, b_t = _cells(prep.buys)
+    s_cell, s_t = cells_of(prep.sells)
+    b_cell, b_t = cells_of(prep.buys)
     # Cells are grouped by interval (stable, so offers stay in canonical order).
     s_ord = np.argsort(s_t, kind="stable")
     b_ord = np.argsort(b_t, kind="stable")
@@ -255,7 +255,8 @@ def matchable(prep: Prepared) -> Variables:
     return Variables(s[ok], b[ok], t[ok])
 
 
-def _cells(table: ClassTable) -> tuple[IntArray, IntArray]:
+def cells_of(table: ClassTable) -> tuple[IntArray, IntArray]:
+    """(class, interval) for every interval of every class's free window, class-major."""
     lengths = table.hi - table.lo + 1
     owner = np.repeat(np.arange(len(lengths)), lengths)
     first = np.repeat(np.cumsum(lengths) - lengths, lengths)

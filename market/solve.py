@@ -6,6 +6,10 @@ with the fixed trades using up offer energy and feeder limits. Engines: "highs"
 (vectorised arrays, `market.lp_highs`) and "glpk" (Pyomo + glpsol, `market.lp_glpk`);
 they reach the same LP optimum.
 
+HiGHS solves the exact cell reformulation of `market.lp_cells` (one variable per
+offer class and interval instead of per matchable triple); GLPK the paper's LP as
+written. `variables`/`constraints` describe the model the engine solved.
+
 The returned solution holds only free trades, with integer Wh (`market.rounding`) and
 prices from `price_rule` (default `midpoint_price`), is verified feasible, and is a
 deterministic function of the problem's content: the same problem, with its offers
@@ -21,9 +25,9 @@ from enum import StrEnum
 
 import numpy as np
 
-from market import lp_glpk, lp_highs
+from market import lp_cells, lp_glpk, lp_highs
 from market.errors import MarketError
-from market.lp import IntArray, Prepared, Variables, matchable, prepare, split
+from market.lp import IntArray, Prepared, Variables, prepare, split
 from market.rounding import round_solution
 from market.types import Problem, Solution, Trade
 from market.verify import verify
@@ -79,24 +83,32 @@ def solve(
     start = time.perf_counter()
     prep = prepare(problem, last_interval, aggregate=engine == "highs")
     if engine == "highs":
-        var = matchable(prep)
-        array_lp = lp_highs.build(prep, var)
-        rows = array_lp.rows
+        cell_lp = lp_cells.build(prep)
+        columns, rows = cell_lp.columns, cell_lp.rows
         built = time.perf_counter()
-        if len(var):
-            outcome = lp_highs.run(array_lp)
-            status_text, lp_obj, x = outcome.status, outcome.objective, outcome.x
+        status_text, lp_obj, values = "optimal", 0.0, np.zeros(0)
+        if columns:
+            outcome = lp_highs.run(
+                cell_lp.cost,
+                cell_lp.col_upper,
+                cell_lp.row_lower,
+                cell_lp.row_upper,
+                cell_lp.matrix,
+            )
+            status_text, lp_obj, values = outcome.status, outcome.objective, outcome.x
+        solved = time.perf_counter()
+        if _status(status_text) == SolveStatus.OPTIMAL:
+            var, x = lp_cells.pair(prep, cell_lp, values)
     else:
         var = lp_glpk.enumerate_matchable(prep)
         model = lp_glpk.build(prep, var)
-        rows = lp_glpk.count_constraints(model)
+        columns, rows = len(var), lp_glpk.count_constraints(model)
         built = time.perf_counter()
-        if len(var):
+        status_text, lp_obj, x = "optimal", 0.0, np.zeros(0)
+        if columns:
             glpk = lp_glpk.run(model, len(var))
             status_text, lp_obj, x = glpk.status, glpk.objective, glpk.x
-    if not len(var):
-        status_text, lp_obj, x = "optimal", 0.0, np.zeros(0)
-    solved = time.perf_counter()
+        solved = time.perf_counter()
     status = _status(status_text)
     if status != SolveStatus.OPTIMAL:
         raise MarketError(f"engine {engine}: solver reports {status_text!r}, not an optimum")
@@ -109,7 +121,7 @@ def solve(
         lp_objective=lp_obj,
         build_seconds=built - start,
         solve_seconds=solved - built,
-        variables=len(var),
+        variables=columns,
         constraints=rows,
         engine=engine,
         status=status,
