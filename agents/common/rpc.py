@@ -28,6 +28,10 @@ from agents.common.errors import AgentError
 
 RECEIPT_POLL_SECONDS = 0.02
 RECEIPT_TIMEOUT_SECONDS = 60.0
+# anvil's automine can miss transactions that become ready while it mines
+# (foundry-rs/foundry#10122): they sit in the pool until the next transaction
+# arrives. When receipts are this late on an automining node, mine a block.
+AUTOMINE_KICK_SECONDS = 1.0
 
 
 class RpcError(AgentError):
@@ -56,6 +60,7 @@ class JsonRpc:
         self.timeout = timeout
         self._conn: http.client.HTTPConnection | None = None
         self._id = 0
+        self._automine: bool | None = None
 
     def _post(self, body: Any) -> Any:
         data = json.dumps(body).encode()
@@ -109,6 +114,15 @@ class JsonRpc:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+    def automine(self) -> bool:
+        """True if the node is anvil in automine mode (asked once)."""
+        if self._automine is None:
+            try:
+                self._automine = bool(self.call("anvil_getAutomine"))
+            except AgentError:
+                self._automine = False
+        return self._automine
 
 
 @dataclass(frozen=True)
@@ -234,6 +248,7 @@ def send_and_wait(
     hashes: list[str] = [str(h) for h in sent]
     receipts: dict[str, dict[str, Any]] = {}
     deadline = time.monotonic() + timeout
+    kick_at = time.monotonic() + AUTOMINE_KICK_SECONDS
     while True:
         pending = [h for h in hashes if h not in receipts]
         got = rpc.batch([("eth_getTransactionReceipt", [h]) for h in pending])
@@ -242,9 +257,23 @@ def send_and_wait(
                 receipts[h] = r
         if len(receipts) == len(hashes):
             return [receipts[h] for h in hashes]
+        if time.monotonic() > kick_at:
+            kick_at = time.monotonic() + AUTOMINE_KICK_SECONDS
+            if rpc.automine():
+                rpc.call("evm_mine")
         if time.monotonic() > deadline:
-            raise AgentError(f"{len(hashes) - len(receipts)} transactions not mined in {timeout} s")
+            raise AgentError(
+                f"{len(hashes) - len(receipts)} transactions not mined in {timeout} s "
+                f"(first {pending[0]}; node pool: {_pool_status(rpc)})"
+            )
         time.sleep(RECEIPT_POLL_SECONDS)
+
+
+def _pool_status(rpc: JsonRpc) -> object:
+    try:
+        return rpc.call("txpool_status")
+    except AgentError as exc:
+        return f"unknown ({exc})"
 
 
 def succeeded(receipt: Mapping[str, Any]) -> bool:

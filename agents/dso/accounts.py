@@ -21,6 +21,7 @@ Deposits (EnergyDeposited / FinancialDeposited) credit the account back.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 from agents.common.config import DsoConfig, ProsumerSpec
@@ -40,11 +41,12 @@ class Account:
 
 
 @dataclass(frozen=True)
-class Snapshot:
-    prosumer: int
-    declared: list[tuple[int, int, int, int]]
-    balance: int
-    addresses: frozenset[str]
+class Grant:
+    """What one granted withdrawal took, so that `undo` can give exactly that back
+    (in any order relative to other grants) if issuing it on chain fails."""
+
+    request: WithdrawAssets
+    taken: tuple[tuple[int, int], ...]  # (index into the declared offers, Wh)
 
 
 class Refused(Exception):
@@ -81,6 +83,7 @@ class Accounts:
         self.finalized = first_interval - 1  # last finalized delivery interval
         self.owner: dict[str, int] = {}  # anonymous address (lower case) -> prosumer
         self._granted: set[WithdrawAssets] = set()
+        self._uses: Counter[str] = Counter()  # grants per linked address
 
     @classmethod
     def from_config(cls, config: DsoConfig) -> Accounts:
@@ -92,31 +95,27 @@ class Accounts:
             config.market.last_interval,
         )
 
-    def snapshot(self, prosumer: int) -> Snapshot:
-        """State of one account, to `restore` if issuing on chain fails."""
-        acct = self.accounts.get(prosumer)
-        if acct is None:
-            return Snapshot(prosumer, [], 0, frozenset())
-        return Snapshot(prosumer, list(acct.declared), acct.balance, frozenset(acct.addresses))
-
-    def restore(self, snap: Snapshot, req: WithdrawAssets | None = None) -> None:
-        """Undo a withdrawal (`req`) whose assets could not be issued."""
-        acct = self.accounts.get(snap.prosumer)
-        if acct is None:
-            return
-        for anon in acct.addresses - snap.addresses:
+    def undo(self, grant: Grant) -> None:
+        """Give back what `grant` took (its assets could not be issued)."""
+        req = grant.request
+        acct = self.accounts[req.prosumer]
+        for index, energy in grant.taken:
+            kind, start, end, left = acct.declared[index]
+            acct.declared[index] = (kind, start, end, left + energy)
+        acct.balance += req.amount
+        anon = req.anon.lower()
+        self._uses[anon] -= 1
+        if self._uses[anon] <= 0:  # no other grant uses the link
+            del self._uses[anon]
+            acct.addresses.discard(anon)
             self.owner.pop(anon, None)
-        if req is not None:
-            self._granted.discard(req)
-        acct.declared = list(snap.declared)
-        acct.balance = snap.balance
-        acct.addresses = set(snap.addresses)
+        self._granted.discard(req)
 
     def is_duplicate(self, req: WithdrawAssets) -> bool:
         """True if exactly this request was granted before (a client retry)."""
         return req in self._granted
 
-    def withdraw(self, req: WithdrawAssets) -> None:
+    def withdraw(self, req: WithdrawAssets) -> Grant:
         """Check `req`; on success debit the account and link the address.
 
         Raises Refused (with the reason) and then changes nothing.
@@ -141,15 +140,18 @@ class Accounts:
         if not req.assets and req.amount == 0:
             raise Refused("nothing to withdraw")
         declared = list(acct.declared)
-        for asset in req.assets:
-            self._take(declared, asset, req.prosumer)
+        taken = tuple(self._take(declared, asset, req.prosumer) for asset in req.assets)
         acct.declared = declared
         acct.balance -= req.amount
         acct.addresses.add(anon)
         self.owner[anon] = req.prosumer
+        self._uses[anon] += 1
         self._granted.add(req)
+        return Grant(req, taken)
 
-    def _take(self, declared: list[tuple[int, int, int, int]], a: Asset, who: int) -> None:
+    def _take(
+        self, declared: list[tuple[int, int, int, int]], a: Asset, who: int
+    ) -> tuple[int, int]:
         what = f"{_kind_name(a.kind)} {a.energy_wh} Wh in {a.start}..{a.end}"
         if a.kind not in (Kind.SELL, Kind.BUY):
             raise Refused(f"unknown asset kind {a.kind}")
@@ -164,7 +166,7 @@ class Accounts:
         for i, (kind, start, end, left) in enumerate(declared):
             if kind == a.kind and start <= a.start and a.end <= end and left >= a.energy_wh:
                 declared[i] = (kind, start, end, left - a.energy_wh)
-                return
+                return i, a.energy_wh
         raise Refused(f"{what} exceeds prosumer {who}'s declared offers")
 
     def deposit_energy(self, anon: str, energy_wh: int, kind: int, start: int, end: int) -> bool:

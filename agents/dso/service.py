@@ -22,7 +22,7 @@ from agents.common.protocol import (
     WithdrawBatch,
 )
 from agents.common.rpc import Signer, succeeded
-from agents.dso.accounts import Accounts, Refused, Snapshot
+from agents.dso.accounts import Accounts, Grant, Refused
 
 log = logging.getLogger("agents.dso")
 
@@ -30,9 +30,12 @@ log = logging.getLogger("agents.dso")
 @dataclass
 class _Pending:
     index: int
-    request: WithdrawAssets
-    undo: Snapshot
+    grant: Grant
     calls: list[Call]
+
+    @property
+    def request(self) -> WithdrawAssets:
+        return self.grant.request
 
 
 class DsoService:
@@ -80,9 +83,8 @@ class DsoService:
             if self.accounts.is_duplicate(req):
                 results[i] = AssetsAdded(req.anon)
                 continue
-            undo = self.accounts.snapshot(req.prosumer)
             try:
-                self.accounts.withdraw(req)
+                grant = self.accounts.withdraw(req)
             except Refused as exc:
                 results[i] = self._refuse(req, str(exc))
                 continue
@@ -92,12 +94,12 @@ class DsoService:
             ]
             if req.amount:
                 calls.append(self.chain.add_financial(req.anon, req.amount))
-            pending.append(_Pending(i, req, undo, calls))
+            pending.append(_Pending(i, grant, calls))
         try:
             receipts = self.chain.transact([(self.signer, c) for p in pending for c in p.calls])
         except Exception as exc:
             for p in pending:
-                self.accounts.restore(p.undo, p.request)
+                self.accounts.undo(p.grant)
             log.error("issuing assets failed: %s", exc)
             return ErrorReply(f"DSO could not issue assets: {exc}")
         pos = 0
@@ -109,7 +111,7 @@ class DsoService:
                 self.granted += 1
                 results[p.index] = AssetsAdded(p.request.anon)
             else:
-                self.accounts.restore(p.undo, p.request)
+                self.accounts.undo(p.grant)
                 failed = next(
                     c.function for c, r in zip(p.calls, mine, strict=True) if not succeeded(r)
                 )

@@ -116,17 +116,32 @@ def test_clipped_declared_offer_covers_the_clipped_range() -> None:
     acc.withdraw(req(101, 1, Asset(SELL, 400, 8, 10)))  # declared 8..99 clipped to 8..10
 
 
-def test_duplicate_and_restore() -> None:
+def test_duplicate_and_undo() -> None:
     acc = accounts()
     r = req(202, 2, Asset(BUY, 700, 3, 4), amount=7_000)
-    snap = acc.snapshot(202)
-    acc.withdraw(r)
+    grant = acc.withdraw(r)
     assert acc.is_duplicate(r)
-    acc.restore(snap, r)
+    acc.undo(grant)
     assert not acc.is_duplicate(r)
     assert acc.accounts[202].balance == 10_000
     assert acc.accounts[202].declared == [(BUY, 3, 4, 700)]
     assert acc.owner == {}
+
+
+def test_undo_of_several_grants_in_any_order_restores_the_account() -> None:
+    acc = accounts()
+    before = list(acc.accounts[101].declared)
+    g1 = acc.withdraw(req(101, 1, Asset(SELL, 300, 3, 3)))
+    g2 = acc.withdraw(req(101, 1, Asset(SELL, 200, 3, 3), Asset(SELL, 50, 5, 5), anon=A2))
+    g3 = acc.withdraw(req(101, 1, Asset(SELL, 100, 4, 4)))  # A1 again: already linked
+    acc.undo(g1)
+    assert acc.owner == {A1: 101, A2: 101}  # g3 still uses A1
+    acc.undo(g3)
+    assert acc.owner == {A2: 101}
+    acc.undo(g2)
+    assert acc.accounts[101].declared == before
+    assert acc.owner == {}
+    assert acc.accounts[101].addresses == set()
 
 
 def test_permissions_aggregate_one_range_per_kind() -> None:
