@@ -17,8 +17,8 @@ HIGHS_OPTIONS: dict[str, object] = {
     "output_flag": False,
     "threads": 1,  # determinism
     "random_seed": 0,
-    # Measured on the TRANSAX and 10x synthetic LPs: presolve costs 3-4x the time it
-    # saves (the class LP has little to remove), so the dual simplex starts directly.
+    # Measured on the cell LPs of TRANSAX withBattery and the 10x synthetic day:
+    # presolve only adds time (little to remove), so the dual simplex starts directly.
     "presolve": "off",
 }
 _ROWWISE = 2  # highspy.MatrixFormat.kRowwise

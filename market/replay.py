@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from market.errors import MarketError
-from market.solve import PriceRule, midpoint_price, solve
+from market.solve import PriceRule, midpoint_price, solve, sorted_trades
 from market.types import Feeder, Offer, Problem, Trade
 
 
@@ -156,7 +156,7 @@ def replay(
     per_interval = {t: 0 for t in range(first_interval, last_interval + 1)}
     for trade in fixed:
         per_interval[trade.interval] += trade.energy
-    return ReplayResult(engine, per_interval, tuple(sorted(fixed)), tuple(steps), seconds)
+    return ReplayResult(engine, per_interval, sorted_trades(fixed), tuple(steps), seconds)
 
 
 def _problem(

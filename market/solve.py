@@ -19,7 +19,7 @@ in any order, gives the same trades byte for byte (for a given engine).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -146,7 +146,13 @@ def _to_solution(
         Trade(p.seller, p.buyer, p.interval, p.energy, price_rule(p.seller_price, p.buyer_price))
         for p in split(prep, var, energy)
     ]
-    return Solution(tuple(sorted(trades)))
+    return Solution(sorted_trades(trades))
+
+
+def sorted_trades(trades: Iterable[Trade]) -> tuple[Trade, ...]:
+    """`trades` in Trade's own order (seller, buyer, interval, energy, price), sorted by a
+    tuple key: much faster than the dataclass comparisons at 10^4-10^5 trades."""
+    return tuple(sorted(trades, key=lambda t: (t.seller, t.buyer, t.interval, t.energy, t.price)))
 
 
 __all__ = [
@@ -156,4 +162,5 @@ __all__ = [
     "SolveStatus",
     "midpoint_price",
     "solve",
+    "sorted_trades",
 ]
