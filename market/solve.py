@@ -25,7 +25,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from market import lp_cells, lp_glpk, lp_highs
+from market import lp_cells, lp_highs
 from market.errors import MarketError
 from market.lp import IntArray, Prepared, Variables, prepare, split
 from market.rounding import round_solution
@@ -100,6 +100,8 @@ def solve(
         if _status(status_text) == SolveStatus.OPTIMAL:
             var, x = lp_cells.pair(prep, cell_lp, values)
     else:
+        from market import lp_glpk  # Pyomo takes ~2 s to import: only when asked for
+
         var = lp_glpk.enumerate_matchable(prep)
         model = lp_glpk.build(prep, var)
         columns, rows = len(var), lp_glpk.count_constraints(model)
