@@ -1,12 +1,15 @@
-"""What both LP engines share: the problem in canonical order, as arrays.
+"""What both LP engines share: the problem validated and laid out canonically, as arrays.
 
-The LP of section 5.1 has one variable p[s,b,t] (Wh in interval t) per matchable
-triple in the free intervals; rows (3), (4), (5)-(6) as one ranged row, (7), (8).
-Fixed trades lower the right-hand sides. Variables are laid out in a canonical order
-that depends only on offer content: offers are ranked by
-(feeder, kind, start, end, energy, price, id) and variables are sorted by
-(interval, seller class, buyer class). Two problems that differ only in the order of
-`problem.offers` therefore produce the same LP, byte for byte, and the same solution.
+The paper's LP (section 5.1) has one variable p[s,b,t] (Wh in interval t) per
+matchable triple in the free intervals (`matchable`, vectorised; the GLPK engine
+enumerates the same list with plain loops) and rows (3), (4), (5)-(6) as one ranged
+row, (7), (8); fixed trades lower the right-hand sides (`prepare`). The HiGHS engine
+solves an exact reformulation on offer cells instead (`market.lp_cells`).
+
+Canonical order: offers are ranked by (feeder, kind, start, end, energy, price, id),
+classes (below) by (feeder, window, price), triples by (interval, seller class, buyer
+class). Everything downstream follows these orders, so problems that differ only in
+the order of `problem.offers` give the same LP, byte for byte, and the same solution.
 
 Offer classes (an exact reduction, used by the HiGHS engine): offers of one kind with
 the same feeder, the same free window [lo, hi] and the same reservation price are
