@@ -237,3 +237,24 @@ def _transax_problem(folder) -> Problem:
                     Offer(len(offers) + 1, feeder, kind, abs(wh), int(start), int(end), price)
                 )
     return Problem(tuple(Feeder(f, 20_000, 25_000) for f in sorted(feeders)), tuple(offers))
+
+
+@pytest.mark.parametrize("engine", ["highs", "glpk"])
+def test_price_levels_bind(engine: str):
+    # Seller 2 (30) can only sell to buyer 4 (40), who wants 50 Wh: a balance of total
+    # supply and demand alone (200 = 200) would promise 200 Wh; the optimum is 150.
+    if engine == "glpk":
+        require_tool("glpsol")
+    feeders = (Feeder(1, 0, 1000),)
+    offers = (
+        Offer(1, 1, Kind.SELL, 100, 1, 1, 10),
+        Offer(2, 1, Kind.SELL, 100, 1, 1, 30),
+        Offer(3, 1, Kind.BUY, 150, 1, 1, 20),
+        Offer(4, 1, Kind.BUY, 50, 1, 1, 40),
+    )
+    problem = Problem(feeders, offers)
+    result = solve(problem, engine)
+    assert result.lp_objective == pytest.approx(150)
+    assert result.solution.objective == 150
+    assert verify(problem, result.solution) == []
+    assert {(t.seller, t.buyer) for t in result.solution.trades} >= {(2, 4)}
