@@ -28,7 +28,7 @@ OFFERS = (
     Offer(5, feeder=2, kind=Kind.BUY, energy=1000, start=1, end=3, price=40),
 )
 PROBLEM = Problem(FEEDERS, OFFERS)
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @st.composite
