@@ -25,6 +25,7 @@ _LAZY = {
     "midpoint_price": "market.solve",
     "replay": "market.replay",
     "ReplayResult": "market.replay",
+    "extended_problem": "market.replay",
 }
 
 

@@ -10,7 +10,7 @@ Semantics, for delivery intervals first..last, prediction window L, T_clear:
 - The solver solves the extended problem: visible offers, fixed = trades finalized so
   far, free_from = t + T_clear, free intervals limited to <= last. Offers that can no
   longer trade (end < t + T_clear) are left out, and so are fixed trades of intervals
-  that no live offer traded in (see `_problem`); the LP is the same either way.
+  that no live offer traded in (see `extended_problem`); the LP is the same either way.
 - Contract rule: the candidate (initially empty) is replaced by the new solution only
   if the new objective is strictly greater than the candidate's remaining objective
   (its trades in intervals >= t + T_clear). The old candidate stays feasible, since
@@ -23,7 +23,7 @@ Same inputs give a byte-identical `to_json()` (timings are kept out of it).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,7 +132,7 @@ def replay(
     for clock in range(first_interval - t_clear, last_interval - t_clear + 1):
         free_from = clock + t_clear
         visible = [o for o in by_start if o.start <= clock + prediction_window - 1]
-        problem = _problem(feeder_tuple, visible, fixed, by_id, free_from)
+        problem = extended_problem(feeder_tuple, visible, fixed, free_from)
         result = solve(problem, engine, price_rule=price_rule, last_interval=last_interval)
         seconds += result.build_seconds + result.solve_seconds
         new_wh = result.solution.objective
@@ -159,22 +159,34 @@ def replay(
     return ReplayResult(engine, per_interval, sorted_trades(fixed), tuple(steps), seconds)
 
 
-def _problem(
-    feeders: tuple[Feeder, ...],
-    visible: Sequence[Offer],
-    fixed: Sequence[Trade],
-    by_id: dict[int, Offer],
+def extended_problem(
+    feeders: Iterable[Feeder],
+    offers: Iterable[Offer],
+    fixed: Iterable[Trade],
     free_from: int,
 ) -> Problem:
-    """The extended problem at `free_from`, without what cannot matter any more.
+    """The extended problem (section 4.3) at `free_from`, without what cannot matter.
 
-    Kept: offers that can still trade (end >= free_from); the fixed trades of every
-    interval in which one of them has a fixed trade (whole intervals, so that each kept
-    interval's feeder sums stay exact and every live offer's used energy is complete);
-    and the offers those trades name."""
-    alive = {o.id for o in visible if o.end >= free_from}
-    busy = {t.interval for t in fixed if t.seller in alive or t.buyer in alive}
-    relevant = [t for t in fixed if t.interval in busy]
+    `offers` are the offers posted so far with their ORIGINAL energy; `fixed` the trades
+    finalized so far. Kept: offers that can still trade (end >= free_from); the fixed
+    trades of every interval in which one of them has a fixed trade (whole intervals, so
+    that each kept interval's feeder sums stay exact and every live offer's used energy
+    is complete); and the offers those trades name. What is dropped has no free LP cell,
+    so the LP is unchanged. Shared by `replay` and the solver agent, so that a lockstep
+    run builds exactly replay's problems. Canonical order: feeders, offers and trades
+    sorted by id."""
+    by_id = {o.id: o for o in offers}
+    fixed_list = list(fixed)
+    alive = {i for i, o in by_id.items() if o.end >= free_from}
+    busy = {t.interval for t in fixed_list if t.seller in alive or t.buyer in alive}
+    relevant = [t for t in fixed_list if t.interval in busy]
     needed = alive | {t.seller for t in relevant} | {t.buyer for t in relevant}
-    chosen = tuple(by_id[i] for i in sorted(needed))
-    return Problem(feeders, chosen, tuple(relevant), free_from)
+    missing = needed - by_id.keys()
+    if missing:
+        raise MarketError(f"finalized trades name offers never posted: {sorted(missing)[:5]}")
+    return Problem(
+        feeders=tuple(sorted(feeders, key=lambda f: f.id)),
+        offers=tuple(by_id[i] for i in sorted(needed)),
+        fixed=tuple(sorted(relevant)),
+        free_from=free_from,
+    )

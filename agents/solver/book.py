@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from agents.common.errors import AgentError
+from market.errors import MarketError
+from market.replay import extended_problem as market_extended_problem
 from market.types import Feeder, Kind, Offer, Problem, Trade
 
 
@@ -33,31 +35,11 @@ def extended_problem(
     finalized: Iterable[Trade],
     free_from: int,
 ) -> Problem:
-    """The extended problem with only intervals >= free_from free.
-
-    Exactly `market.replay`'s construction: kept are the offers that can still
-    trade (end >= free_from); the finalized trades of every interval in which one
-    of them has a finalized trade (whole intervals, so each kept interval's feeder
-    sums stay exact and every live offer's used energy is complete); and the offers
-    those trades name. What is dropped has no free LP cell, so the LP is unchanged;
-    matching replay keeps the two problems equal by content. Offers keep their
-    ORIGINAL energy: fixed trades use it up. Canonical order: offers by id.
-    """
-    by_id = {o.id: o for o in offers}
-    fixed = list(finalized)
-    alive = {i for i, o in by_id.items() if o.end >= free_from}
-    busy = {t.interval for t in fixed if t.seller in alive or t.buyer in alive}
-    relevant = [t for t in fixed if t.interval in busy]
-    needed = alive | {t.seller for t in relevant} | {t.buyer for t in relevant}
-    missing = needed - by_id.keys()
-    if missing:
-        raise BookError(f"finalized trades name offers never posted: {sorted(missing)[:5]}")
-    return Problem(
-        feeders=tuple(sorted(feeders, key=lambda f: f.id)),
-        offers=tuple(by_id[i] for i in sorted(needed)),
-        fixed=tuple(sorted(relevant)),
-        free_from=free_from,
-    )
+    """`market.replay.extended_problem`, with inconsistent chain events as `BookError`."""
+    try:
+        return market_extended_problem(feeders, offers, finalized, free_from)
+    except MarketError as exc:
+        raise BookError(str(exc)) from exc
 
 
 @dataclass(frozen=True, slots=True)

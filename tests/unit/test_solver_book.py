@@ -23,7 +23,6 @@ from agents.solver.book import (
     offer_from_event,
     trade_from_event,
 )
-from market.replay import _problem as replay_problem
 from market.replay import replay
 from market.solve import solve
 from market.types import Feeder, Kind, Offer, Problem, Trade
@@ -134,21 +133,6 @@ def _by_content(trades: Sequence[Trade], offers: dict[int, Offer]) -> Counter[tu
     )
 
 
-def _replay_problem(book: OrderBook, feeders: Sequence[Feeder], free_from: int) -> Problem:
-    # market.replay's own (private) construction, to catch any drift between the two
-    by_id = {o.id: o for o in book.offers}
-    return replay_problem(tuple(feeders), book.offers, book.finalized, by_id, free_from)
-
-
-def _canonical(problem: Problem) -> tuple:
-    return (
-        sorted(problem.feeders, key=lambda f: f.id),
-        sorted(problem.offers, key=lambda o: o.id),
-        sorted(problem.fixed),
-        problem.free_from,
-    )
-
-
 def _stream_with_book(
     feeders: Sequence[Feeder],
     offers: Sequence[Offer],
@@ -178,7 +162,6 @@ def _stream_with_book(
             chain_offers[posted.id] = posted
             book.add_offers([posted])
         problem = book.problem(feeders, free_from)
-        assert _canonical(problem) == _canonical(_replay_problem(book, feeders, free_from))
         result = solve(problem, engine, last_interval=last)
         decision = behaviour.decide(problem, result, sum(t.energy for t in candidate))
         if decision.solution is not None:
