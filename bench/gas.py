@@ -90,7 +90,7 @@ def measure(market: MarketContract, dso: Sender, clock: Sender, n: int, per: int
     trades, post_gas = _setup(market, dso, n, per)
     words = encode_trades(trades)
     solver = Sender(market.w3, _key("solver"))
-    data = market.contract.encode_abi("checkSolution", args=[words])
+    data = market.encode("checkSolution", words)
     call: Any = {"to": market.address, "data": data}
     verify_gas = market.w3.eth.estimate_gas(call)
     # A first candidate: all but the last trade; then the full solution replaces it.

@@ -115,6 +115,11 @@ class Sender:
             self._gas_price = (now, int(self.w3.eth.gas_price))
         return self._gas_price[1]
 
+    def set_nonce(self, nonce: int) -> None:
+        """Set the next nonce (e.g. after an evm_revert to a state whose nonce is known)."""
+        with self._lock:
+            self._nonce = nonce
+
     def sync_nonce(self) -> int:
         with self._lock:
             self._nonce = self.w3.eth.get_transaction_count(self.address, "pending")  # type: ignore[arg-type]
