@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 from agents.common import metrics
 from agents.common.chainclient import MarketClient
 from agents.common.config import ClockConfig
-from agents.common.errors import LockstepTimeout
+from agents.common.errors import AgentError, LockstepTimeout
 from agents.common.protocol import Done, Finalized, Message, Posted, Settled, Solve, Solved, Tick
 from agents.common.shutdown import Shutdown
 from agents.common.transport import Collector, Publisher
@@ -37,6 +37,8 @@ REPUBLISH_SECONDS = 1.0
 POLL_SECONDS = 0.2
 SETTLE_TIMEOUT_SECONDS = 60.0
 DONE_REPEATS = 3
+FINALIZE_ATTEMPTS = 5
+FINALIZE_RETRY_SECONDS = 0.5
 
 
 class Reports:
@@ -117,7 +119,19 @@ class Clock:
 
     def _finalize(self, t: int, set_time: bool) -> None:
         end = self.market.interval_start(t + 1)
-        result = self.chain.finalize(timestamp=end if set_time else None)
+        if set_time:
+            result = self.chain.finalize(timestamp=end)
+        else:  # wallclock: the node's clock may lag ours by a moment
+            for attempt in range(FINALIZE_ATTEMPTS):
+                try:
+                    result = self.chain.finalize(timestamp=None)
+                    break
+                except AgentError as exc:
+                    if attempt == FINALIZE_ATTEMPTS - 1:
+                        raise
+                    log.warning("finalize at the end of %d failed (%s); retrying", t, exc)
+                    if self.shutdown.wait(FINALIZE_RETRY_SECONDS):
+                        return
         self.last_finalized = t + self.market.t_clear
         metrics.ENERGY_FINALIZED_WH_TOTAL.inc(result.energy_wh)
         expected = self.market.interval_at(result.block_time) - 1 + self.market.t_clear

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,12 +27,19 @@ from agents.common.abi import decode as abi_decode
 from agents.common.abi import encode as abi_encode
 from agents.common.errors import AgentError
 
-RECEIPT_POLL_SECONDS = 0.02
+# receipt polling backs off from the first to the last delay (the node is shared)
+RECEIPT_POLL_SECONDS = (0.005, 0.1)
 RECEIPT_TIMEOUT_SECONDS = 60.0
-# anvil's automine can miss transactions that become ready while it mines
-# (foundry-rs/foundry#10122): they sit in the pool until the next transaction
-# arrives. When receipts are this late on an automining node, mine a block.
-AUTOMINE_KICK_SECONDS = 1.0
+log = logging.getLogger("agents.rpc")
+# When receipts are this late, look after the transactions still missing:
+# - anvil's automine can miss transactions that become ready while it mines
+#   (foundry-rs/foundry#10122): they sit in the pool until the next transaction
+#   arrives, so on an automining node we mine a block;
+# - under heavy concurrent load we saw anvil accept transactions and then lose
+#   them (neither in the pool nor mined), leaving a nonce gap that blocks every
+#   later transaction of the sender; a transaction the node no longer knows is
+#   sent again (the same signed bytes: harmless if it was mined meanwhile).
+STALL_SECONDS = 1.0
 
 
 class RpcError(AgentError):
@@ -246,9 +254,11 @@ def send_and_wait(
         if isinstance(item, RpcError):
             raise item
     hashes: list[str] = [str(h) for h in sent]
+    raw_of = dict(zip(hashes, raws, strict=True))
     receipts: dict[str, dict[str, Any]] = {}
     deadline = time.monotonic() + timeout
-    kick_at = time.monotonic() + AUTOMINE_KICK_SECONDS
+    stall_at = time.monotonic() + STALL_SECONDS
+    delay = RECEIPT_POLL_SECONDS[0]
     while True:
         pending = [h for h in hashes if h not in receipts]
         got = rpc.batch([("eth_getTransactionReceipt", [h]) for h in pending])
@@ -257,16 +267,29 @@ def send_and_wait(
                 receipts[h] = r
         if len(receipts) == len(hashes):
             return [receipts[h] for h in hashes]
-        if time.monotonic() > kick_at:
-            kick_at = time.monotonic() + AUTOMINE_KICK_SECONDS
-            if rpc.automine():
-                rpc.call("evm_mine")
-        if time.monotonic() > deadline:
+        now = time.monotonic()
+        if now > deadline:
             raise AgentError(
                 f"{len(hashes) - len(receipts)} transactions not mined in {timeout} s "
                 f"(first {pending[0]}; node pool: {_pool_status(rpc)})"
             )
-        time.sleep(RECEIPT_POLL_SECONDS)
+        if now > stall_at:
+            _unstick(rpc, [h for h in hashes if h not in receipts], raw_of)
+            stall_at = time.monotonic() + STALL_SECONDS
+        time.sleep(delay)
+        delay = min(delay * 2, RECEIPT_POLL_SECONDS[1])
+
+
+def _unstick(rpc: JsonRpc, pending: list[str], raw_of: Mapping[str, bytes]) -> None:
+    known = rpc.batch([("eth_getTransactionByHash", [h]) for h in pending])
+    lost = [h for h, tx in zip(pending, known, strict=True) if tx is None]
+    if lost:
+        log.warning(
+            "node lost %d of %d pending transactions; sending them again", len(lost), len(pending)
+        )
+        rpc.batch([("eth_sendRawTransaction", ["0x" + raw_of[h].hex()]) for h in lost])
+    if rpc.automine():
+        rpc.call("evm_mine")
 
 
 def _pool_status(rpc: JsonRpc) -> object:

@@ -4,6 +4,7 @@ in one pipelined batch), and crediting deposits from chain events."""
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 from agents.common import metrics
@@ -95,6 +96,7 @@ class DsoService:
             if req.amount:
                 calls.append(self.chain.add_financial(req.anon, req.amount))
             pending.append(_Pending(i, grant, calls))
+        started = time.perf_counter()
         try:
             receipts = self.chain.transact([(self.signer, c) for p in pending for c in p.calls])
         except Exception as exc:
@@ -116,6 +118,12 @@ class DsoService:
                     c.function for c, r in zip(p.calls, mine, strict=True) if not succeeded(r)
                 )
                 results[p.index] = self._refuse(p.request, f"{failed} reverted on chain")
+        log.debug(
+            "withdrawBatch: %d requests, %d transactions in %.2f s",
+            len(msg.requests),
+            len(receipts),
+            time.perf_counter() - started,
+        )
         return BatchResult(tuple(r for r in results if r is not None))
 
     def _refuse(self, req: WithdrawAssets, reason: str) -> FailedWithdrawal:

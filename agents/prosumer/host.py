@@ -13,6 +13,7 @@ After the last interval it reports `settled`.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
@@ -96,17 +97,22 @@ class ProsumerHost:
             AnonAddress(b, Signer(anon_secret(self.config.seed, b.prosumer, b.counter), chain_id))
             for b in batches
         ]
+        started = time.perf_counter()
         granted = self._withdraw(addresses)
+        withdrawn = time.perf_counter()
         posted = self._post(granted)
         self.live.extend(granted)
         self.posted_total += posted
         self.report.send(Posted(t, self.config.name, posted))
         log.info(
-            "tick %d: %d offers posted from %d addresses (%d refused)",
+            "tick %d: %d offers posted from %d addresses (%d refused); "
+            "withdraw %.2f s, post %.2f s",
             t,
             posted,
             len(granted),
             len(addresses) - len(granted),
+            withdrawn - started,
+            time.perf_counter() - withdrawn,
         )
         return posted
 

@@ -12,6 +12,7 @@ anonymous address emptied by deposits that the DSO credits.
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -360,3 +361,21 @@ def test_wallclock_run_follows_real_time(anvil: Anvil, tmp_path: Path) -> None:
     assert times == sorted(times)
     for k, stamp in enumerate(times):
         assert stamp >= epoch + (k + 1) * seconds
+
+
+def test_sigterm_stops_agents_cleanly(anvil: Anvil, tmp_path: Path) -> None:
+    latest = JsonRpc(anvil.url).call("eth_getBlockByNumber", ["latest", False])
+    run = Run(anvil, tmp_path, "lockstep", 3600, epoch=int(latest["timestamp"], 16))
+    names = ["dso", "prosumers-01", "clock"]
+    try:
+        for name in names:
+            run.start(name)
+        run.wait_ready(names)  # the clock waits for posted reports that never come
+        for name in names:
+            run.procs[name].send_signal(signal.SIGTERM)
+        codes = {name: run.procs[name].wait(STOP_SECONDS) for name in names}
+    finally:
+        run.kill_leftovers()
+    assert codes == dict.fromkeys(names, 0), {n: run.log(n) for n in names}
+    assert "stopped by SIGTERM" in run.logs["dso"].read_text()
+    assert json.loads((tmp_path / "dso" / "accounts.json").read_text())["101"]["feeder"] == 1
