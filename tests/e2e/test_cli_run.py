@@ -1,0 +1,199 @@
+"""`testbed run`, `testbed results` and `testbed clean` as a user runs them.
+
+The correctness oracle: a lockstep run of topologies/smoke.yaml finalizes
+exactly what `testbed replay` finalizes, to the Wh, interval by interval.
+Ctrl-C mid-run leaves no process and a bundle with what was recorded; a run
+whose orchestrator was killed is cleaned up by `testbed clean`, by recorded pid.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from tests.conftest import REPO, require_tool
+
+SMOKE = REPO / "topologies" / "smoke.yaml"
+# smoke over a longer window: still going when the test interrupts it
+LONG = ["--set", "market.first_interval=40", "--set", "market.last_interval=90"]
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    require_tool("anvil")
+    return {**os.environ, "TESTBED_STATE_DIR": str(tmp_path / "state")}
+
+
+def testbed(
+    *args: str, env: dict[str, str], timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def start_testbed(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "orchestrator.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
+
+
+def rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def only_bundle(out: Path) -> Path:
+    bundles = [p for p in out.glob("*/*") if p.is_dir()]
+    assert len(bundles) == 1, bundles
+    return bundles[0]
+
+
+def recorded_pids(env: dict[str, str]) -> dict[str, int]:
+    state = Path(env["TESTBED_STATE_DIR"])
+    return {
+        rec["name"]: int(rec["pid"])
+        for rec in (json.loads(p.read_text()) for p in state.glob("runs/*/pids/*.json"))
+    }
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def wait_for_finalized(out: Path, proc: subprocess.Popen[str], timeout: float = 120) -> Path:
+    """The bundle, once its recorder logged the first finalized interval."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        for f in out.glob("*/*/events/finalizations.csv"):
+            if len(rows(f)) >= 1:
+                return f.parent.parent
+        time.sleep(0.05)
+    raise AssertionError("no interval finalized in time")
+
+
+def test_smoke_run_finalizes_exactly_what_replay_finalizes(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    out = tmp_path / "results"
+    done = testbed("run", str(SMOKE), "--json", "--out", str(out), env=env)
+    assert done.returncode == 0, done.stderr
+    summary: dict[str, Any] = json.loads(done.stdout)
+    replayed = testbed("replay", str(SMOKE), "--json", env=env)
+    assert replayed.returncode == 0, replayed.stderr
+    expected = json.loads(replayed.stdout)
+
+    assert expected["total_energy_traded_kwh"] > 0
+    assert summary["total_energy_traded_wh"] == round(expected["total_energy_traded_kwh"] * 1000)
+    assert summary["per_interval_kwh"] == expected["per_interval_kwh"]
+    assert summary["status"] == "ok" and summary["exit_code"] == 0
+    assert summary["solutions"]["accepted"] >= 1 and summary["solutions"]["rejected"] == 0
+    assert summary["offers"] == expected["dataset"]["offers"]
+    for key in ("p50", "p95", "p99", "max"):
+        assert summary["offer_to_trade_seconds"][key] is not None
+    assert {"postOffer", "submitSolution", "finalize"} <= set(summary["gas"])
+
+    bundle = Path(summary["bundle"])
+    assert bundle == only_bundle(out) and bundle.parent.name == "smoke"
+    trades = rows(bundle / "events" / "trades.csv")
+    assert sum(int(t["energy_wh"]) for t in trades) == summary["total_energy_traded_wh"]
+    assert len(trades) == expected["trades"]
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["seed"] == 7 and manifest["run_id"] == bundle.name
+    assert manifest["tools"]["anvil"].startswith("1.5.1")
+    assert manifest["git"]["commit"]
+    assert manifest["outcome"]["status"] == "ok"
+    agents = set(summary["processes"])
+    assert {"recorder", "dso", "clock", "solver-1"} <= agents
+    for name in agents | {"chain", "orchestrator"}:
+        assert (bundle / "logs" / f"{name}.log").stat().st_size > 0, name
+    # the resolved spec in the bundle is a valid spec that replays the same
+    again = testbed("replay", str(bundle / "spec.yaml"), "--json", env=env)
+    assert (
+        json.loads(again.stdout)["total_energy_traded_kwh"] == expected["total_energy_traded_kwh"]
+    )
+
+    listed = testbed("results", str(out), "--json", env=env)
+    assert listed.returncode == 0
+    [entry] = json.loads(listed.stdout)
+    assert entry["run_id"] == bundle.name and entry["status"] == "ok"
+    assert entry["total_energy_traded_kwh"] == summary["total_energy_traded_kwh"]
+    assert not list(Path(env["TESTBED_STATE_DIR"]).glob("runs/*"))
+
+
+def test_ctrl_c_mid_run_stops_everything_and_keeps_the_bundle(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    out = tmp_path / "results"
+    proc = start_testbed("run", str(SMOKE), *LONG, "--out", str(out), env=env)
+    bundle = wait_for_finalized(out, proc)
+    pids = recorded_pids(env)
+    assert {"chain", "recorder", "dso", "clock", "solver-1"} <= set(pids)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr
+    assert not [name for name, pid in pids.items() if alive(pid)]
+    assert not list(Path(env["TESTBED_STATE_DIR"]).glob("runs/*"))
+    summary = json.loads((bundle / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["exit_code"] == 130
+    assert summary["offers"] > 0
+    recorded = rows(bundle / "events" / "finalizations.csv")
+    assert 1 <= len(recorded) < 51  # what was recorded, not the whole window
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["outcome"]["exit_code"] == 130
+
+
+def test_clean_stops_what_a_killed_run_left_behind(tmp_path: Path, env: dict[str, str]) -> None:
+    out = tmp_path / "results"
+    proc = start_testbed("run", str(SMOKE), *LONG, "--out", str(out), env=env)
+    wait_for_finalized(out, proc)
+    pids = recorded_pids(env)
+    proc.kill()  # the orchestrator dies without any teardown
+    proc.communicate()
+    assert alive(pids["chain"])  # the chain never stops by itself
+    cleaned = testbed("clean", "--json", env=env)
+    assert cleaned.returncode == 0, cleaned.stderr
+    report = json.loads(cleaned.stdout)["cleaned"]
+    assert {
+        r["what"].split("(")[-1].rstrip(")") for r in report if r["action"] != "removed state"
+    } == set(pids)
+    assert any(r["action"] == "killed" and "(chain)" in r["what"] for r in report)
+    assert not [name for name, pid in pids.items() if alive(pid)]
+    assert not list(Path(env["TESTBED_STATE_DIR"]).glob("runs/*"))
+    again = testbed("clean", env=env)
+    assert again.stdout.startswith("nothing to clean")
+
+
+def test_invalid_spec_starts_nothing(tmp_path: Path, env: dict[str, str]) -> None:
+    out = tmp_path / "results"
+    done = testbed("run", str(SMOKE), "--set", "market.clock=lockstpe", "--out", str(out), env=env)
+    assert done.returncode == 2
+    assert "market.clock" in done.stderr and "did you mean 'lockstep'" in done.stderr
+    assert not out.exists()
+    assert not Path(env["TESTBED_STATE_DIR"]).exists()
