@@ -20,6 +20,7 @@ import yaml
 
 from market.types import Kind
 from orchestrator import __version__
+from orchestrator.commands.runs import COMMANDS as RUN_COMMANDS
 from orchestrator.datasets import (
     Dataset,
     format_kwh,
@@ -344,6 +345,7 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
     register_schema,
     register_replay,
     register_dataset,
+    *RUN_COMMANDS,  # run, clean, results (orchestrator/commands/runs.py)
 ]
 
 

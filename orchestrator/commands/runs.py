@@ -8,12 +8,14 @@ import json
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.backends import BACKENDS
 from orchestrator.backends.base import state_root
 from orchestrator.results.bundle import DEFAULT_RESULTS_DIR, list_bundles
-from orchestrator.run import RunOptions, RunResult, run
+
+if TYPE_CHECKING:
+    from orchestrator.run import RunResult
 
 RUN_EXIT_CODES = """\
 exit codes:
@@ -82,6 +84,8 @@ testbed run topologies/smoke.yaml --json --out /tmp/results
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from orchestrator.run import RunOptions, run  # web3 and friends: only when running
+
     result = run(
         RunOptions(
             spec=args.spec,
