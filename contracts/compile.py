@@ -1,9 +1,10 @@
-"""Compile contracts/Market.sol with the pinned npm solc into deterministic artefacts.
+"""Compile contracts/Market.sol (and the SolutionVerifier.sol it imports) with the pinned npm
+solc into deterministic artefacts.
 
     .venv/bin/python contracts/compile.py [--out DIR] [--package-out FILE] [--solcjs PATH]
 
 Writes `Market.json` (ABI, creation and runtime bytecode, compiler version, the exact
-settings, source hash) and `Market.abi.json` into contracts/build/, plus a copy of
+settings, the sources' sha256) and `Market.abi.json` into contracts/build/, plus a copy of
 `Market.json` into agents/chain/ so that the agents find it as package data when they are
 installed without the repository (container images, boards). Same source, same compiler,
 same bytes: tests/integration/test_contract_build.py recompiles into a temporary directory
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-SOURCE = REPO / "contracts" / "Market.sol"
+SOURCES = ("Market.sol", "SolutionVerifier.sol")  # contracts/<name>, imported as "./<name>"
 CONTRACT = "Market"
 SETTINGS: dict[str, Any] = {
     "optimizer": {"enabled": True, "runs": 100000},
@@ -53,10 +54,10 @@ def solcjs_path() -> Path:
 
 def compile_market(solcjs: Path) -> dict[str, Any]:
     """The artefact dictionary of Market.sol (raises CompileError)."""
-    source = SOURCE.read_text()
+    sources = {name: (REPO / "contracts" / name).read_text() for name in SOURCES}
     request = {
         "language": "Solidity",
-        "sources": {"Market.sol": {"content": source}},
+        "sources": {name: {"content": text} for name, text in sources.items()},
         "settings": SETTINGS,
     }
     # solcjs exits before a piped stdout is drained (output cut at 64 KiB): use a file.
@@ -90,9 +91,9 @@ def compile_market(solcjs: Path) -> dict[str, Any]:
         "deployedBytecode": "0x" + out["evm"]["deployedBytecode"]["object"],
         "compiler": {"name": "solc (npm solc, solcjs)", "version": metadata["compiler"]["version"]},
         "settings": {k: v for k, v in SETTINGS.items() if k != "outputSelection"},
-        "source": {
-            "path": "contracts/Market.sol",
-            "sha256": hashlib.sha256(source.encode()).hexdigest(),
+        "sources": {
+            f"contracts/{name}": hashlib.sha256(text.encode()).hexdigest()
+            for name, text in sources.items()
         },
     }
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
+from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import ContractLogicError
@@ -360,9 +361,15 @@ def _holds_head(words: Sequence[int], state: CandidateState) -> bool:
 
 
 def deploy_market(
-    w3: Web3, dso: Sender, params: MarketParams, *, timeout: float = RECEIPT_TIMEOUT
+    w3: Web3,
+    dso: Sender | LocalAccount,
+    params: MarketParams,
+    *,
+    timeout: float = RECEIPT_TIMEOUT,
 ) -> MarketContract:
     """Deploy with `dso` as the DSO and wait for it; returns the wrapper."""
+    if not isinstance(dso, Sender):
+        dso = Sender(w3, dso)
     factory = w3.eth.contract(abi=abi(), bytecode=bytecode())
     data = factory.constructor(*params.constructor_args()).data_in_transaction
     receipt = dso.send(None, data, function="constructor").wait(timeout)
