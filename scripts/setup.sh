@@ -19,11 +19,15 @@ declare -A SYSTEM_TOOLS=(
   [prometheus]=prometheus
   [node]=nodejs
   [npm]=npm
+  [dockerd]=docker.io
+  [debootstrap]=debootstrap
 )
 
 missing=()
 for tool in "${!SYSTEM_TOOLS[@]}"; do
-  command -v "$tool" >/dev/null 2>&1 || missing+=("${SYSTEM_TOOLS[$tool]}")
+  # sbin tools (dockerd, debootstrap) are not on a non-root PATH
+  command -v "$tool" >/dev/null 2>&1 || [[ -x /usr/sbin/$tool ]] ||
+    missing+=("${SYSTEM_TOOLS[$tool]}")
 done
 if ((${#missing[@]})); then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
@@ -67,6 +71,28 @@ if [[ -f contracts/compile.py ]]; then
     say "compiling the market contract"
     .venv/bin/python contracts/compile.py
     echo "$contract_key" >"$STAMPS/contract"
+  fi
+fi
+# A Docker Engine for the docker backend's tests: when nothing answers (DOCKER_HOST
+# honoured) and we are root, start dockerd in the background (log: .setup/dockerd.log).
+DOCKERD_TIMEOUT=${DOCKERD_TIMEOUT:-60}
+docker_answers() { .venv/bin/python -c 'import docker; docker.from_env(timeout=5).ping()' >/dev/null 2>&1; }
+if command -v dockerd >/dev/null 2>&1 && ! docker_answers; then
+  if [[ $(id -u) -eq 0 && -z "${DOCKER_HOST:-}" ]]; then
+    say "starting dockerd (log: $STAMPS/dockerd.log)"
+    # its own session: a Ctrl-C in the terminal that ran setup must not stop it
+    setsid dockerd >"$STAMPS/dockerd.log" 2>&1 </dev/null &
+    for ((i = 0; i < DOCKERD_TIMEOUT * 2; i++)); do
+      docker_answers && break
+      sleep 0.5
+    done
+    if ! docker_answers; then
+      say "ERROR: dockerd did not answer within ${DOCKERD_TIMEOUT} s; last lines of $STAMPS/dockerd.log:"
+      tail -n 20 "$STAMPS/dockerd.log" >&2
+      exit 1
+    fi
+  else
+    say "no Docker Engine answers (${DOCKER_HOST:-unix:///var/run/docker.sock}); docker tests will skip"
   fi
 fi
 say "ready"
