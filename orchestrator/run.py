@@ -40,6 +40,7 @@ from orchestrator.lifecycle import (
     signals_as_interrupts,
     wait_ready,
 )
+from orchestrator.observability.collect import RunMetrics, start_run_metrics
 from orchestrator.plan import (
     MarketParams,
     Plan,
@@ -51,6 +52,7 @@ from orchestrator.plan import (
 )
 from orchestrator.progress import Progress
 from orchestrator.render import ChainInfo, write_configs
+from orchestrator.reports.report import write_report
 from orchestrator.results.bundle import DEFAULT_RESULTS_DIR, Bundle, new_run_id
 from orchestrator.results.manifest import build_manifest
 from orchestrator.results.summary import build_summary
@@ -201,12 +203,18 @@ class Run:
         self.progress: Progress | None = None
         self.timeline: dict[str, float] = {}
         self.teardown_errors: list[str] = []
+        self.metrics: RunMetrics | None = None  # Prometheus (observability/collect.py)
         self._t0 = time.monotonic()
         self._log = _file_logger(bundle.logs / "orchestrator.log", plan.run_id)
 
     def mark(self, what: str) -> None:
         self.timeline[what] = round(time.monotonic() - self._t0, 3)
         self._log.info("%s (%.1f s)", what, self.timeline[what])
+
+    def _announce(self, message: str) -> None:
+        self._log.info("%s", message)
+        if self.options.progress is not None:
+            print(message, file=self.options.progress, flush=True)
 
     # -- the whole run -------------------------------------------------------------
     def execute(self) -> RunResult:
@@ -244,6 +252,9 @@ class Run:
 
         placement = self.backend.prepare(self.plan, self.bundle.path)
         self.placement = placement
+        self.metrics = start_run_metrics(
+            self.spec, self.plan, placement, self.backend, self.bundle.path, self._announce
+        )
         chain_cfg = self.spec.chain
         solvers = len(self.plan.by_role("solver"))
         argv = anvil_argv(
@@ -265,7 +276,10 @@ class Run:
         )
         self.mark("contract deployed")
         write_configs(self.plan, placement, self.chain)
-        for tier in self.plan.tiers():
+        tiers = self.plan.tiers()
+        for tier in tiers:
+            if self.metrics is not None and tier is tiers[-1]:
+                self.metrics.wait_discovered()  # scraping before the market starts
             for agent in tier:
                 where = placement.agents[agent.name]
                 command = ("python", "-m", "agents", agent.role, "--config", where.config_path)
@@ -314,7 +328,7 @@ class Run:
                     return
                 raise self._failed("clock", clock.returncode)
             for name, st in status.items():
-                if st.state != "exited" or name == "clock":
+                if st.state != "exited" or name == "clock" or name in self._auxiliary():
                     continue
                 if st.returncode != 0 or name == "chain":
                     raise self._failed(name, st.returncode)
@@ -324,6 +338,10 @@ class Run:
             if self.progress is not None:
                 self.progress.update()
             time.sleep(WATCH_POLL_SECONDS)
+
+    def _auxiliary(self) -> set[str]:
+        """Units whose exit does not end the run (Prometheus)."""
+        return {self.metrics.unit} if self.metrics is not None else set()
 
     def _sample(self) -> dict[str, Any]:
         status = self.backend.status()
@@ -370,6 +388,8 @@ class Run:
         for tier in reversed(self.plan.tiers()):
             names = [a.name for a in tier if a.name in self.started]
             self._attempt(f"stop {', '.join(names)}", lambda n=names: self._stop(n))
+        if self.metrics is not None:
+            self._attempt("metrics snapshot", self.metrics.finish)
         gas: dict[str, Any] = {}
         if self.chain is not None and self.placement is not None and self._chain_running():
             from orchestrator.results.gas import gas_by_function
@@ -382,6 +402,7 @@ class Run:
         summary: dict[str, Any] = {}
         self._attempt("summary", lambda: summary.update(self._summary(outcome, gas)))
         self._attempt("manifest", lambda: self._final_manifest(outcome))
+        self._attempt("report", lambda: write_report(self.bundle.path))
         self._attempt("cleanup", self.backend.cleanup)
         return summary
 

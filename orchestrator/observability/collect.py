@@ -1,0 +1,259 @@
+"""Prometheus as part of a run: started right after the backend has placed
+the agents (so it is scraping before the market starts), snapshotted into the
+bundle when the run ends.
+
+    metrics = start_run_metrics(spec, plan, placement, backend, bundle, announce)
+    ...            # before the last tier starts: metrics.wait_discovered()
+    metrics.finish()   # in teardown: final scrape, snapshot -> bundle/metrics/
+
+Bundle layout: metrics/prometheus.yml (the rendered config), metrics/tsdb/
+(the snapshot: Prometheus blocks), metrics/prometheus.json (what `testbed
+metrics` needs: time span, scrape interval, targets), logs/prometheus.log.
+
+The Prometheus process is a backend unit like any agent (pidfile, run id),
+so `testbed clean` stops it after a killed run. It is auxiliary: if it dies,
+the experiment goes on without metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from orchestrator.backends.base import Backend, Placement, Unit
+from orchestrator.lifecycle import log_tail
+from orchestrator.observability.exporter import DatasetExporter, dataset_energy
+from orchestrator.observability.server import (
+    PrometheusApi,
+    PrometheusError,
+    prometheus_argv,
+    prometheus_binary,
+)
+from orchestrator.observability.targets import (
+    ScrapeTarget,
+    agent_targets,
+    orchestrator_target,
+    render_config,
+    scrape_interval,
+)
+from orchestrator.plan import Plan
+from orchestrator.spec import Spec
+
+UNIT = "prometheus"
+METRICS_DIR = "metrics"
+SNAPSHOT_DIR = "tsdb"
+INFO_FILE = "prometheus.json"
+START_TIMEOUT_SECONDS = 30.0
+DISCOVERY_TIMEOUT_SECONDS = 30.0
+# At the end: wait this many scrape intervals (at least FINAL_SCRAPE_MIN_SECONDS)
+# for Prometheus to scrape the orchestrator's final counters.
+FINAL_SCRAPES = 3
+FINAL_SCRAPE_MIN_SECONDS = 2.0
+
+Announce = Callable[[str], None]
+
+
+class RunMetrics:
+    """One run's Prometheus (a backend unit) and the orchestrator's exporter."""
+
+    def __init__(
+        self,
+        *,
+        plan: Plan,
+        backend: Backend,
+        bundle: Path,
+        targets: Sequence[ScrapeTarget],
+        exporter: DatasetExporter,
+        interval_seconds: float,
+        tsdb: Path,
+        listen_host: str = "127.0.0.1",
+        announce: Announce = lambda _message: None,
+    ) -> None:
+        self.plan = plan
+        self.backend = backend
+        self.dir = bundle / METRICS_DIR
+        self.log_file = bundle / "logs" / "prometheus.log"
+        self.targets = list(targets)
+        self.exporter = exporter
+        self.interval_seconds = interval_seconds
+        self.tsdb = tsdb
+        self.listen_host = listen_host
+        self.announce = announce
+        self.unit = UNIT if UNIT not in {a.name for a in plan.agents} else f"{UNIT}-server"
+        self.api: PrometheusApi | None = None
+        self.started_at: float | None = None
+
+    @property
+    def url(self) -> str | None:
+        return self.api.url if self.api is not None else None
+
+    def start(self, binary: str, port: int) -> str:
+        """Start Prometheus on `port`; returns its URL once it is ready."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.tsdb.mkdir(parents=True, exist_ok=True)
+        config = self.dir / "prometheus.yml"
+        config.write_text(
+            render_config(
+                self.targets, interval_seconds=self.interval_seconds, run_id=self.plan.run_id
+            )
+        )
+        listen = f"{self.listen_host}:{port}"
+        argv = prometheus_argv(binary, config=str(config), tsdb=str(self.tsdb), listen=listen)
+        self.backend.start(Unit(self.unit, "prometheus", tuple(argv), self.log_file))
+        self.started_at = time.time()
+        self.api = PrometheusApi(f"http://{listen}")
+        self.api.wait_ready(START_TIMEOUT_SECONDS, self._alive)
+        return self.api.url
+
+    def _alive(self) -> None:
+        state = self.backend.status().get(self.unit)
+        if state is not None and state.state == "exited":
+            tail = log_tail(self.log_file, 5)
+            raise PrometheusError(f"prometheus exited with {state.returncode}:\n{tail}")
+
+    def wait_discovered(self) -> None:
+        """Until Prometheus scrapes every target (call before the market
+        starts). A failure is announced, not raised."""
+        if self.api is None:
+            return
+        try:
+            self.api.wait_targets(len(self.targets), DISCOVERY_TIMEOUT_SECONDS)
+        except PrometheusError as exc:
+            self.announce(f"metrics: {exc}")
+
+    def finish(self) -> dict[str, Any]:
+        """Final scrape, snapshot into the bundle, stop Prometheus and the
+        exporter (always, whatever fails). Returns what prometheus.json holds."""
+        try:
+            return self._snapshot()
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """Stop Prometheus and the exporter (no snapshot)."""
+        try:
+            if self.unit in self.backend.status():
+                self.backend.stop([self.unit])
+        finally:
+            self.exporter.stop()
+
+    def _snapshot(self) -> dict[str, Any]:
+        assert self.api is not None
+        self._alive()
+        self.exporter.poll()
+        self._wait_final_scrape()
+        name = self.api.snapshot()
+        end = time.time()
+        target = self.dir / SNAPSHOT_DIR
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(self.tsdb / "snapshots" / name, target)
+        blocks = sorted(p.name for p in target.iterdir() if (p / "meta.json").exists())
+        info = {
+            "run_id": self.plan.run_id,
+            "spec": self.plan.spec_name,
+            "prometheus_version": self._version(),
+            "live_url": self.api.url,
+            "scrape_interval_seconds": self.interval_seconds,
+            "start": self.started_at,
+            "end": end,
+            "snapshot": SNAPSHOT_DIR,
+            "blocks": blocks,
+            "targets": [{"address": t.address, "labels": dict(t.labels)} for t in self.targets],
+        }
+        (self.dir / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+        return info
+
+    def _wait_final_scrape(self) -> None:
+        """Until Prometheus holds the exporter's last finalized interval (bounded)."""
+        assert self.api is not None
+        expr = f'testbed_finalized_interval{{run_id="{self.plan.run_id}"}}'
+        wanted = float(self.exporter.last_interval)
+        timeout = max(FINAL_SCRAPE_MIN_SECONDS, FINAL_SCRAPES * self.interval_seconds)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = [v for s in self.api.query(expr) for v in s.finite]
+            if got and max(got) >= wanted:
+                return
+            time.sleep(min(0.2, self.interval_seconds / 2))
+
+    def _version(self) -> str | None:
+        try:
+            return str(self.api.build_info().get("version")) if self.api else None
+        except PrometheusError:
+            return None
+
+
+def start_run_metrics(
+    spec: Spec,
+    plan: Plan,
+    placement: Placement,
+    backend: Backend,
+    bundle: Path,
+    announce: Announce = lambda _message: None,
+) -> RunMetrics | None:
+    """Prometheus for this run when the spec enables it and the backend
+    supports it; None (with a note through `announce`) otherwise, also when
+    Prometheus does not come up: observability never stops an experiment."""
+    config = spec.metrics.prometheus
+    if not config.enabled:
+        return None
+    tsdb_root = getattr(backend, "state_dir", None)
+    if backend.name != "local" or not isinstance(tsdb_root, Path):
+        announce(f"metrics: Prometheus is not wired for the {backend.name} backend yet")
+        return None
+    binary = prometheus_binary()
+    if binary is None:
+        announce(
+            "metrics: prometheus not found (install the Debian package `prometheus` or "
+            "set metrics.prometheus.enabled=false); running without metrics"
+        )
+        return None
+    from orchestrator.backends.local import HOST, free_ports
+
+    production, consumption = dataset_energy(plan)
+    m = plan.market
+    exporter = DatasetExporter(
+        bundle / "events",
+        production,
+        consumption,
+        m.first_interval,
+        info={"spec": plan.spec_name, "run_id": plan.run_id, "clock": m.clock},
+        host=HOST,
+    )
+    exporter_address = exporter.start()
+    targets = [
+        *agent_targets(
+            plan,
+            lambda name: f"{placement.agents[name].metrics_host}:"
+            f"{placement.agents[name].metrics_port}",
+        ),
+        orchestrator_target(plan, exporter_address),
+    ]
+    interval = scrape_interval(
+        config.scrape_interval_seconds, m.clock, m.simulated_interval_seconds
+    )
+    metrics = RunMetrics(
+        plan=plan,
+        backend=backend,
+        bundle=bundle,
+        targets=targets,
+        exporter=exporter,
+        interval_seconds=interval,
+        tsdb=tsdb_root / "prometheus",
+        announce=announce,
+    )
+    try:
+        url = metrics.start(binary, free_ports(1, HOST)[0])
+    except PrometheusError as exc:
+        metrics.stop()
+        announce(f"metrics: {exc}; running without metrics")
+        return None
+    except BaseException:
+        metrics.stop()
+        raise
+    announce(f"prometheus: {url} (scraping {len(targets)} targets every {interval:g} s)")
+    return metrics

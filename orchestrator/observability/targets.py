@@ -1,0 +1,100 @@
+"""Prometheus scrape targets and prometheus.yml, rendered from a run's plan.
+
+Pure: the caller says how Prometheus reaches each agent (`address_of`), so
+the local backend (127.0.0.1:port), a docker backend (container DNS names)
+and an ssh backend (board addresses) render their configs the same way.
+
+Every series carries the target labels `run_id`, `spec`, `agent` and `role`
+(bounded: one value per agent process), so dashboards filter and group by
+them without the agents knowing anything about Prometheus.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+import yaml
+
+from orchestrator.plan import Plan
+
+JOB = "testbed"
+ORCHESTRATOR_TARGET = "orchestrator"  # the orchestrator's own exporter (exporter.py)
+
+# Scrape interval bounds: at least this many scrapes per simulated interval Δ̂
+# in wallclock runs (a dashboard then resolves every interval), never faster
+# than MIN_SCRAPE_SECONDS (Prometheus and the agents' HTTP servers stay idle).
+SCRAPES_PER_INTERVAL = 4
+MIN_SCRAPE_SECONDS = 0.25
+MAX_SCRAPE_TIMEOUT_SECONDS = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class ScrapeTarget:
+    address: str  # host:port, as Prometheus reaches it
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+def scrape_interval(configured: float, clock: str, simulated_interval_seconds: float) -> float:
+    """The spec's scrape interval, shortened in wallclock runs to resolve
+    every interval Δ̂ (SCRAPES_PER_INTERVAL scrapes per interval); lockstep
+    intervals take no fixed time, so the spec's value stands."""
+    seconds = float(configured)
+    if clock == "wallclock" and simulated_interval_seconds > 0:
+        seconds = min(seconds, simulated_interval_seconds / SCRAPES_PER_INTERVAL)
+    return max(MIN_SCRAPE_SECONDS, seconds)
+
+
+def duration(seconds: float) -> str:
+    """A Prometheus duration: whole seconds as "5s", else milliseconds ("250ms")."""
+    ms = max(1, round(seconds * 1000))
+    return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
+
+
+def run_labels(plan: Plan) -> dict[str, str]:
+    return {"run_id": plan.run_id, "spec": plan.spec_name}
+
+
+def agent_targets(plan: Plan, address_of: Callable[[str], str]) -> list[ScrapeTarget]:
+    """One target per agent process of the plan; `address_of(agent name)`
+    gives the host:port Prometheus scrapes."""
+    base = run_labels(plan)
+    return [
+        ScrapeTarget(address_of(a.name), {**base, "agent": a.name, "role": a.role})
+        for a in plan.agents
+    ]
+
+
+def orchestrator_target(plan: Plan, address: str) -> ScrapeTarget:
+    labels = {**run_labels(plan), "agent": ORCHESTRATOR_TARGET, "role": ORCHESTRATOR_TARGET}
+    return ScrapeTarget(address, labels)
+
+
+def render_config(targets: Iterable[ScrapeTarget], *, interval_seconds: float, run_id: str) -> str:
+    """prometheus.yml scraping `targets` every `interval_seconds`."""
+    interval = duration(interval_seconds)
+    timeout = duration(min(interval_seconds, MAX_SCRAPE_TIMEOUT_SECONDS))
+    config = {
+        "global": {
+            "scrape_interval": interval,
+            "scrape_timeout": timeout,
+            "evaluation_interval": interval,
+            "external_labels": {"testbed_run": run_id},
+        },
+        "scrape_configs": [
+            {
+                "job_name": JOB,
+                "honor_labels": False,
+                "static_configs": [
+                    {"targets": [t.address], "labels": dict(t.labels)} for t in targets
+                ],
+            }
+        ],
+    }
+    header = f"# Rendered by the testbed for run {run_id}; scrapes every agent of the plan.\n"
+    return header + yaml.safe_dump(config, sort_keys=False)
+
+
+def empty_config() -> str:
+    """A config with nothing to scrape (a Prometheus that only serves stored data)."""
+    return yaml.safe_dump({"global": {"scrape_interval": "1m"}, "scrape_configs": []})

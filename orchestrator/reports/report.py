@@ -1,0 +1,279 @@
+"""A bundle's report: the figures (figures/*.png) and the key numbers of
+summary.json, as report.md and report.html (same content, built from one
+list of blocks). `testbed report BUNDLE` and the end of every run call
+`write_report`.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchestrator.reports import data as rd
+from orchestrator.reports import figures
+
+FIGURES_DIR = "figures"
+FIG6 = "fig6-energy-per-interval.png"
+FIG10 = "fig10-producer-sales.png"
+FIG11 = "fig11-offer-to-trade-latency.png"
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list[str]]
+
+
+@dataclass
+class Image:
+    path: str  # relative to the bundle
+    caption: str
+
+
+@dataclass
+class Section:
+    title: str
+    blocks: list[str | Table | Image] = field(default_factory=list)
+
+
+@dataclass
+class ReportFiles:
+    markdown: Path
+    html: Path
+    figures: dict[str, Path]
+    notes: list[str]
+
+
+def write_figures(
+    data: rd.BundleData, producer: int | None = None
+) -> tuple[dict[str, Path], list[str]]:
+    """Figures 6, 10 and 11 of a bundle into <bundle>/figures/; (paths, notes)."""
+    out = data.path / FIGURES_DIR
+    notes = list(data.notes)
+    paths = {"fig6": figures.figure6(rd.energy_series(data), out / FIG6)}
+    sales = rd.producer_sales(data, producer)
+    if sales is not None:
+        paths["fig10"] = figures.figure10(sales, out / FIG10)
+    else:
+        notes.append("Figure 10 left out: no dataset or no producer")
+    paths["fig11"] = figures.figure11(rd.latencies(data), out / FIG11)
+    return paths, notes
+
+
+def write_report(bundle: Path, producer: int | None = None) -> ReportFiles:
+    data = rd.load_bundle(Path(bundle))
+    paths, notes = write_figures(data, producer)
+    sections = build_sections(data, paths, notes)
+    title = f"Run report: {_name(data)}"
+    md = data.path / "report.md"
+    md.write_text(to_markdown(title, sections))
+    page = data.path / "report.html"
+    page.write_text(to_html(title, sections))
+    return ReportFiles(md, page, paths, notes)
+
+
+def _name(data: rd.BundleData) -> str:
+    spec = data.manifest.get("spec_name") or (data.spec.name if data.spec else "?")
+    return f"{spec} / {data.manifest.get('run_id', data.path.name)}"
+
+
+def _kwh(wh: float) -> str:
+    return f"{wh / 1000:,.1f} kWh"
+
+
+def _lat(stats: dict[str, Any] | None) -> str:
+    if not stats or not stats.get("count"):
+        return "-"
+    parts = [
+        f"{k} {stats[k]:.3f} s" for k in ("p50", "p95", "p99", "max") if stats.get(k) is not None
+    ]
+    return ", ".join(parts) + f" ({stats['count']} offers)"
+
+
+def key_numbers(data: rd.BundleData, energy: rd.EnergySeries) -> list[list[str]]:
+    """(label, value) rows: outcome, window, energy, offers, latency, solutions, memory."""
+    s = data.summary
+    outcome = data.manifest.get("outcome") or s.get("outcome") or {}
+    message = str(outcome.get("message") or "").splitlines()
+    w = data.window
+    span = (
+        f"{len(w.intervals)} x {w.interval_minutes} min, {w.clock(w.first)}-{w.clock(w.last + 1)}"
+    )
+    status = f"{outcome.get('status', '?')} (exit {outcome.get('exit_code', '?')})"
+    wall = s.get("wall_seconds") or outcome.get("wall_seconds") or 0
+    rows = [
+        ["Outcome", status + (f": {message[0]}" if message else "")],
+        ["Wall time", f"{wall:.1f} s"],
+        ["Intervals", f"{w.first}..{w.last} ({span})"],
+        ["Energy traded", _kwh(sum(energy.traded.values()))],
+    ]
+    if energy.production is not None and energy.consumption is not None:
+        produced, consumed = sum(energy.production.values()), sum(energy.consumption.values())
+        rows.append(["Production / consumption (dataset)", f"{_kwh(produced)} / {_kwh(consumed)}"])
+    if data.spec is not None:
+        mk = data.spec.market
+        market = f"L = {mk.prediction_window}, T_clear = {mk.t_clear}, {mk.clock} clock"
+        rows.append(["Market", f"{market}, Δ̂ = {mk.simulated_interval_seconds:g} s"])
+    sol = s.get("solutions") or {}
+    counts = [s.get(k, "-") for k in ("offers", "offers_traded", "offers_finalized")]
+    rows += [
+        ["Offers posted / traded / finalized", " / ".join(map(str, counts))],
+        ["Offer to trade", _lat(s.get("offer_to_trade_seconds"))],
+        ["Offer to finalization", _lat(s.get("offer_to_finalization_seconds"))],
+        ["Solutions accepted / rejected", f"{sol.get('accepted', 0)} / {sol.get('rejected', 0)}"],
+    ]
+    per_prosumer = [
+        p["peak_rss_mb_per_prosumer"]
+        for p in (s.get("processes") or {}).values()
+        if "peak_rss_mb_per_prosumer" in p
+    ]
+    if per_prosumer:
+        rows.append(["Peak RSS per prosumer", f"{max(per_prosumer):.1f} MB (worst host)"])
+    return rows
+
+
+def build_sections(
+    data: rd.BundleData, paths: dict[str, Path], notes: Sequence[str]
+) -> list[Section]:
+    energy = rd.energy_series(data)
+    rows = key_numbers(data, energy)
+    sections = [Section("Key numbers", [Table(["", ""], rows)])]
+    figs = Section("Figures")
+    captions = {
+        "fig6": "Figure 6: energy traded per interval against the microgrid's total "
+        "production and consumption.",
+        "fig10": "Figure 10: energy one producer sold per interval, stacked by buyer, "
+        "and its generation.",
+        "fig11": "Figure 11: offer-to-trade latency (offer transaction to the first "
+        "accepted solution trading it).",
+    }
+    for key, path in paths.items():
+        figs.blocks.append(Image(str(path.relative_to(data.path)), captions[key]))
+    figs.blocks += list(notes)
+    sections.append(figs)
+    sections.append(_gas_section(data.summary.get("gas") or {}))
+    sections.append(_metrics_section(data))
+    sections.append(_interval_section(energy))
+    return sections
+
+
+def _gas_section(gas: dict[str, Any]) -> Section:
+    rows = [
+        [
+            f,
+            str(g.get("count", 0)),
+            f"{g.get('mean', 0):,.0f}",
+            f"{g.get('total', 0):,}",
+            str(g.get("reverted", 0)),
+        ]
+        for f, g in sorted(gas.items())
+    ]
+    if not rows:
+        return Section(
+            "Gas by function", ["No gas recorded (the chain was not reachable at the end)."]
+        )
+    return Section(
+        "Gas by function",
+        [Table(["function", "transactions", "mean gas", "total gas", "reverted"], rows)],
+    )
+
+
+def _metrics_section(data: rd.BundleData) -> Section:
+    info = rd.read_json(data.path / "metrics" / "prometheus.json")
+    if not info:
+        return Section(
+            "Metrics", ["No Prometheus snapshot in this bundle (metrics disabled or unavailable)."]
+        )
+    targets, blocks = len(info.get("targets", [])), len(info.get("blocks", []))
+    span = " to ".join(
+        time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(info[k])))
+        for k in ("start", "end")
+    )
+    return Section(
+        "Metrics",
+        [
+            f"Prometheus {info.get('prometheus_version') or ''} scraped {targets} targets "
+            f"every {info.get('scrape_interval_seconds')} s from {span}; the TSDB snapshot is "
+            f"in `metrics/{info.get('snapshot', 'tsdb')}` ({blocks} blocks).",
+            f"Explore it: `testbed metrics {data.path}` (Prometheus on the snapshot), or "
+            "with Grafana: see dashboards/README.md.",
+        ],
+    )
+
+
+def _interval_section(energy: rd.EnergySeries) -> Section:
+    w = energy.window
+    header = ["interval", "start", "traded kWh"]
+    have = energy.production is not None and energy.consumption is not None
+    if have:
+        header += ["production kWh", "consumption kWh"]
+    rows = []
+    for t in w.intervals:
+        row = [str(t), w.clock(t), f"{energy.traded.get(t, 0) / 1000:.1f}"]
+        if have:
+            assert energy.production is not None and energy.consumption is not None
+            row += [
+                f"{energy.production.get(t, 0) / 1000:.1f}",
+                f"{energy.consumption.get(t, 0) / 1000:.1f}",
+            ]
+        rows.append(row)
+    return Section("Energy per interval", [Table(header, rows)])
+
+
+# -- rendering ----------------------------------------------------------------
+
+
+def to_markdown(title: str, sections: Sequence[Section]) -> str:
+    out = [f"# {title}", ""]
+    for section in sections:
+        out += [f"## {section.title}", ""]
+        for block in section.blocks:
+            if isinstance(block, Table):
+                out.append("| " + " | ".join(block.header) + " |")
+                out.append("|" + "---|" * len(block.header))
+                out += [
+                    "| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in block.rows
+                ]
+            elif isinstance(block, Image):
+                out.append(f"![{block.caption}]({block.path})")
+                out += ["", f"*{block.caption}*"]
+            else:
+                out.append(block)
+            out.append("")
+    return "\n".join(out)
+
+
+def to_html(title: str, sections: Sequence[Section]) -> str:
+    e = html.escape
+    out = [
+        "<!doctype html>",
+        f"<html><head><meta charset='utf-8'><title>{e(title)}</title>",
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;"
+        "text-align:left}img{max-width:100%}</style></head><body>",
+        f"<h1>{e(title)}</h1>",
+    ]
+    for section in sections:
+        out.append(f"<h2>{e(section.title)}</h2>")
+        for block in section.blocks:
+            if isinstance(block, Table):
+                out.append("<table>")
+                if any(block.header):
+                    out.append("<tr>" + "".join(f"<th>{e(h)}</th>" for h in block.header) + "</tr>")
+                out += [
+                    "<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in block.rows
+                ]
+                out.append("</table>")
+            elif isinstance(block, Image):
+                out.append(
+                    f"<figure><img src='{e(block.path)}' alt='{e(block.caption)}'>"
+                    f"<figcaption>{e(block.caption)}</figcaption></figure>"
+                )
+            else:
+                out.append(f"<p>{e(block)}</p>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
