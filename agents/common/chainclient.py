@@ -1,9 +1,10 @@
-"""The market contract as my agents use it, over the lean client in `agents.common.rpc`.
+"""The market contract for the lean agents (dso, prosumer, clock), over `agents.common.rpc`.
 
-One place knows the contract's function and event signatures (the ABI comes
-from contracts/build, the artefact agents/chain deploys). Everything here signs
-locally and sends transactions in JSON-RPC batches, then waits for receipts in
-batches: the DSO issues hundreds of assets per interval.
+No web3: a prosumer host must stay small. One place knows the calls these agents
+make (the ABI is the artefact agents/chain deploys). Everything is signed locally
+and sent in JSON-RPC batches, receipts are awaited in batches: the DSO issues
+hundreds of assets per interval. (The solver and recorder use agents.chain's
+web3 wrappers.)
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from agents.common.errors import AgentError
 RECEIPT_POLL_SECONDS = (0.005, 0.1)
 RECEIPT_TIMEOUT_SECONDS = 60.0
 log = logging.getLogger("agents.rpc")
-# When receipts are this late, look after the transactions still missing:
+# When no receipt of ours came for this long, look after the missing ones:
 # - anvil's automine can miss transactions that become ready while it mines
 #   (foundry-rs/foundry#10122): they sit in the pool until the next transaction
 #   arrives, so on an automining node we mine a block;
@@ -39,7 +39,7 @@ log = logging.getLogger("agents.rpc")
 #   them (neither in the pool nor mined), leaving a nonce gap that blocks every
 #   later transaction of the sender; a transaction the node no longer knows is
 #   sent again (the same signed bytes: harmless if it was mined meanwhile).
-STALL_SECONDS = 1.0
+STALL_SECONDS = 0.25
 
 
 class RpcError(AgentError):
@@ -249,6 +249,7 @@ def send_and_wait(
     """
     if not raws:
         return []
+    scanned = int(rpc.call("eth_blockNumber"), 16)  # our transactions land after this
     sent = rpc.batch([("eth_sendRawTransaction", ["0x" + r.hex()]) for r in raws])
     for item in sent:
         if isinstance(item, RpcError):
@@ -260,18 +261,30 @@ def send_and_wait(
     stall_at = time.monotonic() + STALL_SECONDS
     delay = RECEIPT_POLL_SECONDS[0]
     while True:
-        pending = [h for h in hashes if h not in receipts]
-        got = rpc.batch([("eth_getTransactionReceipt", [h]) for h in pending])
-        for h, r in zip(pending, got, strict=True):
-            if isinstance(r, dict):
-                receipts[h] = r
+        # new blocks' receipts in one batch: cheaper for the node than polling each hash
+        head = int(rpc.call("eth_blockNumber"), 16)
+        if head > scanned:
+            found = len(receipts)
+            blocks = rpc.batch(
+                [("eth_getBlockReceipts", [hex(n)]) for n in range(scanned + 1, head + 1)]
+            )
+            for block in blocks:
+                if isinstance(block, RpcError):
+                    raise block
+                for r in block or ():
+                    if r["transactionHash"] in raw_of:
+                        receipts[r["transactionHash"]] = r
+            scanned = head
+            if len(receipts) > found:
+                stall_at = time.monotonic() + STALL_SECONDS
+                delay = RECEIPT_POLL_SECONDS[0]
         if len(receipts) == len(hashes):
             return [receipts[h] for h in hashes]
         now = time.monotonic()
         if now > deadline:
             raise AgentError(
                 f"{len(hashes) - len(receipts)} transactions not mined in {timeout} s "
-                f"(first {pending[0]}; node pool: {_pool_status(rpc)})"
+                f"(node pool: {_pool_status(rpc)})"
             )
         if now > stall_at:
             _unstick(rpc, [h for h in hashes if h not in receipts], raw_of)

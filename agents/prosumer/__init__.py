@@ -47,8 +47,10 @@ def run(config: ProsumerHostConfig, shutdown: Shutdown) -> int:
         )
         last = config.market.last_interval
         while not shutdown:
-            msg = sub.recv(POLL_SECONDS)
-            if isinstance(msg, Tick):
+            msg = sub.recv(0 if host.deposits_due() else POLL_SECONDS)
+            if msg is None:
+                host.deposit_due()
+            elif isinstance(msg, Tick):
                 host.on_tick(msg.interval)
             elif isinstance(msg, Finalized):
                 host.on_finalized(msg.interval)

@@ -4,7 +4,7 @@ On tick(t): for every prosumer, the offers entering the prediction window are
 grouped into anonymous addresses (plan.py); one `withdrawBatch` asks the DSO for
 their assets; the granted offers are posted with `postOffer`, all signed locally
 and sent in JSON-RPC batches; then `posted` goes to the clock.
-On finalized(i): every address whose offers all end <= i closes them
+After finalized(i), when idle: every address whose offers all end <= i closes them
 (`closeOffer`: untraded energy back to the DSO, buy reservations released),
 returns unused permissions (`depositEnergy`) and its money (`depositFinancial`).
 After the last interval it reports `settled`.
@@ -166,13 +166,22 @@ class ProsumerHost:
         return posted
 
     # --- finalized: close and deposit --------------------------------------------
-    def on_finalized(self, interval: int) -> int:
-        """Close and deposit every address whose offers all end <= interval."""
+    def on_finalized(self, interval: int) -> None:
+        """Note that delivery interval `interval` is final (deposits come later)."""
         self.last_finalized = max(self.last_finalized, interval)
-        due = [a for a in self.live if not a.closed and a.batch.last_interval <= interval]
-        if not due:
-            return 0
-        self._close_and_deposit(due)
+
+    def deposits_due(self) -> list[AnonAddress]:
+        return [
+            a for a in self.live if not a.closed and a.batch.last_interval <= self.last_finalized
+        ]
+
+    def deposit_due(self) -> int:
+        """Close and deposit every address whose offers all end <= the last finalized
+        interval. Called when idle: the next tick's offers go first, deposits
+        then overlap with the solvers' work."""
+        due = self.deposits_due()
+        if due:
+            self._close_and_deposit(due)
         return len(due)
 
     def _close_and_deposit(self, due: list[AnonAddress]) -> None:
