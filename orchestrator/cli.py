@@ -20,6 +20,11 @@ import yaml
 
 from market.types import Kind
 from orchestrator import __version__
+from orchestrator.commands.observe import (
+    add_replay_arguments,
+    cmd_replay_sweep,
+    write_replay_plot,
+)
 from orchestrator.commands.runs import COMMANDS as RUN_COMMANDS
 from orchestrator.datasets import (
     Dataset,
@@ -191,6 +196,7 @@ testbed replay topologies/transax-battery.yaml --engine glpk \\
         choices=("glpk", "highs"),
         help="LP engine (default: the spec's first solver's)",
     )
+    add_replay_arguments(parser)  # --plot, --out (commands/observe.py)
     parser.set_defaults(handler=cmd_replay)
 
 
@@ -198,9 +204,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from orchestrator.replay import run_replay
 
     spec = load_spec_args(args)
+    if spec.sweep:  # every point, the sweep table and Figure 9
+        return cmd_replay_sweep(args)
     scenario = build_scenario(spec)
     engine = args.engine or spec.solvers[0].engine
     summary = run_replay(scenario, engine)
+    if args.plot:
+        print(f"figure 6: {write_replay_plot(scenario, summary, args.plot)}", file=sys.stderr)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:

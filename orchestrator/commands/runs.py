@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.backends import BACKENDS
 from orchestrator.backends.base import state_root
+from orchestrator.commands.observe import COMMANDS as OBSERVE_COMMANDS  # metrics, report
 from orchestrator.results.bundle import DEFAULT_RESULTS_DIR, list_bundles
 
 if TYPE_CHECKING:
@@ -84,7 +85,11 @@ testbed run topologies/smoke.yaml --json --out /tmp/results
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from orchestrator.commands.observe import cmd_run_sweep, is_sweep_args
     from orchestrator.run import RunOptions, run  # web3 and friends: only when running
+
+    if is_sweep_args(args):  # a spec with `sweep:`: every point, a bundle each
+        return cmd_run_sweep(args)
 
     result = run(
         RunOptions(
@@ -217,4 +222,4 @@ def cmd_results(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = [register_run, register_clean, register_results]
+COMMANDS = [register_run, register_clean, register_results, *OBSERVE_COMMANDS]

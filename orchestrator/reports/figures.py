@@ -190,13 +190,24 @@ def figure9(
     for i, (label, points) in enumerate(series.items()):
         pts = sorted(points)
         xs.update(p[0] for p in pts)
-        ax.plot(
+        (line,) = ax.plot(
             [p[0] for p in pts],
             [p[1] for p in pts],
             marker=markers[i % len(markers)],
             lw=2,
             label=label,
         )
+        for x, y in pts:
+            ax.annotate(
+                f"{y:,.1f}",
+                (x, y),
+                textcoords="offset points",
+                xytext=(0, 7) if i % 2 else (0, -13),
+                ha="center",
+                fontsize="x-small",
+                color=line.get_color(),
+            )
+    ax.margins(x=0.06, y=0.15)
     if xs and all(float(v).is_integer() for v in xs):
         ax.set_xticks(sorted(xs))
     ax.set_xlabel(x_label)

@@ -11,6 +11,7 @@ from typing import Any
 
 from orchestrator.spec.document import Document, KeyPath, Problem
 from orchestrator.spec.model import MINUTES_PER_DAY, SYNTHETIC_ONLY, wh_per_interval
+from orchestrator.spec.sweepcheck import sweep_problems
 
 Check = Callable[[Document, dict[str, Any], dict[str, Any]], list[Problem]]
 
@@ -160,5 +161,18 @@ def check_deployment(
     ]
 
 
-CHECKS: list[Check] = [check_market, check_feeders, check_dataset, check_names, check_deployment]
+def check_sweep(document: Document, given: dict[str, Any], full: dict[str, Any]) -> list[Problem]:
+    """Every sweep key is a spec path that can be swept; every value is valid
+    there (cross-key checks run per point when the sweep is expanded)."""
+    return sweep_problems(document, full.get("sweep") or {})
+
+
+CHECKS: list[Check] = [
+    check_market,
+    check_feeders,
+    check_dataset,
+    check_names,
+    check_deployment,
+    check_sweep,
+]
 """Later sections append their own checks here."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, TypeVar, Union
@@ -160,6 +161,8 @@ class Spec:
     solvers: tuple[SolverConfig, ...] = (SolverConfig("solver-1"),)
     deployment: DeploymentConfig = DeploymentConfig()
     metrics: MetricsConfig = MetricsConfig()
+    # dotted key -> values; None: a single experiment (orchestrator/sweep.py expands it)
+    sweep: Mapping[str, tuple[Any, ...]] | None = field(default=None, hash=False)
     source: str | None = field(default=None, compare=False, metadata={"serialize": False})
 
     def feeder(self, feeder_id: int) -> Feeder:
@@ -199,6 +202,9 @@ def _convert(hint: Any, value: Any) -> Any:
     if origin is tuple:
         item = typing.get_args(hint)[0]
         return tuple(_convert(item, v) for v in value)
+    if origin in (dict, Mapping):
+        item = typing.get_args(hint)[1]
+        return {k: _convert(item, v) for k, v in value.items()}
     if dataclasses.is_dataclass(hint) and isinstance(hint, type):
         return build(hint, value)
     return value
@@ -217,4 +223,6 @@ def _to_plain(value: Any) -> Any:
         }
     if isinstance(value, tuple | list):
         return [_to_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _to_plain(v) for k, v in value.items()}
     return value

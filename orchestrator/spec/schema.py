@@ -251,6 +251,15 @@ METRICS = _object(
     default={},
 )
 
+SWEEP: Schema = {
+    "type": ["object", "null"],
+    "description": "Run the experiment once per combination (cartesian product) of these "
+    "values: keys are dotted spec paths as for --set (e.g. market.prediction_window), values "
+    "the lists to try. `testbed run` and `testbed replay` run every point and write a sweep "
+    "table; each point's bundle holds the resolved spec of that point.",
+    "additionalProperties": {"type": "array", "minItems": 1, "uniqueItems": True},
+}
+
 SECTIONS: dict[str, Schema] = {
     "name": _name("Experiment name (default: the spec file's base name)."),
     "seed": _integer("Seed of everything random in the experiment.", minimum=0, default=0),
@@ -265,6 +274,7 @@ SECTIONS: dict[str, Schema] = {
     },
     "deployment": DEPLOYMENT,
     "metrics": METRICS,
+    "sweep": SWEEP,
 }
 
 
