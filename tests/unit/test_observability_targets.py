@@ -1,0 +1,94 @@
+"""Scrape targets and prometheus.yml rendered from a plan (pure), the scrape
+interval rule, and the orchestrator's dataset exporter served over HTTP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from market.types import Feeder
+from orchestrator.observability.exporter import DatasetExporter, dataset_energy
+from orchestrator.observability.targets import (
+    agent_targets,
+    duration,
+    orchestrator_target,
+    render_config,
+    scrape_interval,
+)
+from orchestrator.plan import (
+    MarketParams,
+    Plan,
+    PlanInput,
+    ProsumerTrace,
+    SolverParams,
+    TraceOffer,
+    build_plan,
+)
+from orchestrator.progress import scrape
+
+
+def small_plan() -> Plan:
+    market = MarketParams(49, 52, 3, 1, 15, "wallclock", 8.0, 2.0)
+    prosumers = (
+        ProsumerTrace(101, 1, (TraceOffer(49, 49, 700), TraceOffer(50, 52, 300))),
+        ProsumerTrace(102, 1, (TraceOffer(49, 49, -400), TraceOffer(51, 51, -250))),
+    )
+    inp = PlanInput("t", 1, market, (Feeder(1, 20_000, 25_000),), prosumers,
+                    (SolverParams("s1"), SolverParams("s2")), prosumers_per_host=1)  # fmt: skip
+    return build_plan(inp, "RUN1")
+
+
+def test_every_agent_is_a_target_with_bounded_labels() -> None:
+    plan = small_plan()
+    ports = {a.name: 9000 + i for i, a in enumerate(plan.agents)}
+    targets = agent_targets(plan, lambda name: f"10.0.0.1:{ports[name]}")
+    targets.append(orchestrator_target(plan, "127.0.0.1:8999"))
+    config = yaml.safe_load(render_config(targets, interval_seconds=0.5, run_id="RUN1"))
+    assert config["global"]["scrape_interval"] == "500ms"
+    assert config["global"]["scrape_timeout"] == "500ms"
+    static = config["scrape_configs"][0]["static_configs"]
+    assert [c["targets"] for c in static] == [
+        [f"10.0.0.1:{ports[a.name]}"] for a in plan.agents
+    ] + [["127.0.0.1:8999"]]
+    assert {c["labels"]["role"] for c in static} == {
+        "recorder", "dso", "clock", "solver", "prosumer", "orchestrator",
+    }  # fmt: skip
+    assert all(set(c["labels"]) == {"run_id", "spec", "agent", "role"} for c in static)
+
+
+def test_scrape_interval_resolves_every_wallclock_interval() -> None:
+    assert scrape_interval(5, "wallclock", 120) == 5
+    assert scrape_interval(5, "wallclock", 8) == 2  # 4 scrapes per interval
+    assert scrape_interval(5, "lockstep", 8) == 5  # lockstep intervals take no fixed time
+    assert scrape_interval(0.01, "lockstep", 8) == 0.25  # floor
+    assert [duration(s) for s in (5, 0.25, 1.5, 60)] == ["5s", "250ms", "1500ms", "60s"]
+
+
+def test_dataset_exporter_counts_finalized_intervals(tmp_path: Path) -> None:
+    plan = small_plan()
+    production, consumption = dataset_energy(plan)
+    assert production == {49: 700, 50: 300} and consumption == {49: 400, 51: 250}
+    events = tmp_path / "events"
+    events.mkdir()
+    finals = events / "finalizations.csv"
+    finals.write_text("interval,candidate_id,trades,energy_wh\n49,1,1,400\n")
+    exporter = DatasetExporter(events, production, consumption, 49, {"spec": "t"})
+    address = exporter.start()
+    try:
+        exporter.poll()
+        first = scrape(f"http://{address}/metrics")
+        with finals.open("a") as fh:
+            fh.write("51,2,1,250\n")  # interval 50 finalized nothing: still counted
+        exporter.poll()
+        second = scrape(f"http://{address}/metrics")
+    finally:
+        exporter.stop()
+    assert first is not None and second is not None
+    assert first["testbed_dataset_production_wh_total"] == 700
+    assert first["testbed_dataset_consumption_wh_total"] == 400
+    assert first["testbed_finalized_interval"] == 49
+    assert second["testbed_dataset_production_wh_total"] == 1000
+    assert second["testbed_dataset_consumption_wh_total"] == 650
+    assert second["testbed_finalized_interval"] == 51
+    assert scrape(f"http://{address}/metrics", timeout=0.5) is None  # stopped
