@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from market.types import Feeder
 from orchestrator.errors import TestbedError
+from orchestrator.hosts import HostParams, HostsError, place_prosumers
 
 Role = Literal["dso", "prosumer", "solver", "clock", "recorder"]
 ClockMode = Literal["lockstep", "wallclock"]
@@ -120,6 +121,9 @@ class PlanInput:
     initial_balance: int | None = None
     log_level: str = "INFO"
     block_time: float | None = None
+    # Testbed hosts from deployment.hosts (hosts.expand_hosts); empty: the
+    # backend's default hosts ("prosumers-NN", prosumers_per_host each).
+    hosts: tuple[HostParams, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +151,7 @@ class Plan:
     agents: tuple[AgentPlan, ...]
     block_time: float | None = None
     log_level: str = "INFO"
+    hosts: Mapping[str, HostParams] = field(default_factory=dict)  # prosumer hosts by name
 
     def agent(self, name: str) -> AgentPlan:
         for a in self.agents:
@@ -200,6 +205,21 @@ def chunk(items: Sequence[ProsumerTrace], size: int) -> list[tuple[ProsumerTrace
     return [tuple(items[i : i + size]) for i in range(0, len(items), size)]
 
 
+def place_on_hosts(
+    inp: PlanInput, prosumers: Sequence[ProsumerTrace]
+) -> list[tuple[HostParams, tuple[ProsumerTrace, ...]]]:
+    """(host, its prosumers): the spec's hosts, or default hosts of
+    prosumers_per_host each."""
+    if inp.hosts:
+        try:
+            return place_prosumers(prosumers, inp.hosts, inp.prosumers_per_host)
+        except HostsError as exc:
+            raise PlanError(str(exc)) from exc
+    groups = chunk(prosumers, prosumers_per_host(inp))
+    width = max(2, len(str(len(groups))))
+    return [(HostParams(f"prosumers-{i + 1:0{width}d}"), g) for i, g in enumerate(groups)]
+
+
 def build_plan(inp: PlanInput, run_id: str) -> Plan:
     """Turn a validated spec's contents into agents and hosts."""
     m = inp.market
@@ -214,9 +234,12 @@ def build_plan(inp: PlanInput, run_id: str) -> Plan:
         raise PlanError(f"solvers: duplicate names {sorted(names)}")
 
     prosumers = sorted(inp.prosumers, key=lambda p: (p.feeder, p.id))
-    groups = chunk(prosumers, prosumers_per_host(inp))
-    width = max(2, len(str(len(groups))))
-    host_names = [f"prosumers-{i + 1:0{width}d}" for i in range(len(groups))]
+    placed = place_on_hosts(inp, prosumers)
+    host_names = [host.name for host, _ in placed]
+    groups = [group for _, group in placed]
+    clash = sorted({"recorder", "dso", "clock", "chain", "prometheus", *names} & set(host_names))
+    if clash:
+        raise PlanError(f"deployment.hosts: {', '.join(clash)}: name taken by a service")
     tier = {role: i for i, role in enumerate(START_TIERS)}
 
     agents: list[AgentPlan] = [
@@ -283,4 +306,5 @@ def build_plan(inp: PlanInput, run_id: str) -> Plan:
         agents=tuple(agents),
         block_time=inp.block_time,
         log_level=inp.log_level,
+        hosts={host.name: host for host, _ in placed},
     )

@@ -30,6 +30,7 @@ from market.types import Kind
 from orchestrator.backends import BACKENDS
 from orchestrator.backends.base import Backend, Placement, Unit
 from orchestrator.errors import TestbedError
+from orchestrator.hosts import expand_hosts
 from orchestrator.lifecycle import (
     AgentFailed,
     Interrupted,
@@ -133,6 +134,7 @@ def plan_input(scenario: Scenario, backend: str) -> PlanInput:
         solvers=tuple(SolverParams(s.name, s.engine, s.behaviour) for s in spec.solvers),
         backend=backend,
         prosumers_per_host=spec.deployment.prosumers_per_host,
+        hosts=expand_hosts(spec.deployment.hosts),
         prices={"sell": spec.microgrid.prices.sell, "buy": spec.microgrid.prices.buy},
         block_time=spec.chain.block_time_seconds or None,
     )

@@ -121,6 +121,14 @@ class SolverConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class NetemConfig:
+    latency_ms: float = 0
+    jitter_ms: float = 0
+    loss_percent: float = 0
+    rate_mbit: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class HostConfig:
     name: str
     address: str | None = None
@@ -128,6 +136,9 @@ class HostConfig:
     user: str | None = None
     key_file: str | None = None
     profile: str | None = None
+    count: int | None = None  # None: one host
+    prosumers: tuple[int, ...] | None = None
+    netem: NetemConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -201,6 +201,16 @@ SOLVER = _object(
     required=("name",),
 )
 
+NETEM = _object(
+    {
+        "latency_ms": _number("Added one-way delay of the host's outgoing packets.", minimum=0),
+        "jitter_ms": _number("Delay variation (uniform, +-).", minimum=0),
+        "loss_percent": _number("Outgoing packets dropped at random.", minimum=0, maximum=100),
+        "rate_mbit": _number("Outgoing bandwidth limit.", exclusiveMinimum=0),
+    },
+    description="docker: network emulation of the host's link (tc netem in the container).",
+)
+
 HOST = _object(
     {
         "name": _name("Host name, unique."),
@@ -209,10 +219,21 @@ HOST = _object(
         "user": {"type": "string", "minLength": 1, "description": "ssh: login."},
         "key_file": {"type": "string", "minLength": 1, "description": "ssh: private key."},
         "profile": {
-            "type": "string",
-            "minLength": 1,
-            "description": "docker: host profile (CPU/memory limits), e.g. bbb.",
+            "enum": ["none", "bbb"],
+            "description": "docker: host profile: CPU and memory limits of the container "
+            "(bbb: a BeagleBone Black, 512 MB and a fraction of a core; none: no limits).",
         },
+        "count": _integer(
+            "A group of this many identical hosts, named <name>-01, <name>-02, ... "
+            "(default: one host named <name>).",
+            minimum=1,
+        ),
+        "prosumers": {
+            **_ID_LIST,
+            "description": "Prosumers placed on this host (or spread over the group); the "
+            "others are spread evenly over the hosts without such a list.",
+        },
+        "netem": NETEM,
     },
     required=("name",),
 )
