@@ -31,15 +31,17 @@ from agents.common.errors import AgentError
 RECEIPT_POLL_SECONDS = (0.005, 0.1)
 RECEIPT_TIMEOUT_SECONDS = 60.0
 log = logging.getLogger("agents.rpc")
-# When no receipt of ours came for this long, look after the missing ones:
-# - anvil's automine can miss transactions that become ready while it mines
+# Recovering from two anvil behaviours seen under heavy concurrent load:
+# - automine can miss transactions that become ready while it mines
 #   (foundry-rs/foundry#10122): they sit in the pool until the next transaction
-#   arrives, so on an automining node we mine a block;
-# - under heavy concurrent load we saw anvil accept transactions and then lose
-#   them (neither in the pool nor mined), leaving a nonce gap that blocks every
-#   later transaction of the sender; a transaction the node no longer knows is
-#   sent again (the same signed bytes: harmless if it was mined meanwhile).
-STALL_SECONDS = 0.25
+#   arrives. If no new block came for KICK_SECONDS on an automining node, we
+#   mine one (`evm_mine`).
+# - anvil sometimes accepted transactions and then lost them (neither in the
+#   pool nor mined), leaving a nonce gap that blocks every later transaction of
+#   the sender. After LOST_CHECK_SECONDS without progress, a transaction the
+#   node no longer knows is sent again (same signed bytes: harmless if mined).
+KICK_SECONDS = 0.25
+LOST_CHECK_SECONDS = 2.0
 
 
 class RpcError(AgentError):
@@ -257,12 +259,14 @@ def send_and_wait(
     hashes: list[str] = [str(h) for h in sent]
     raw_of = dict(zip(hashes, raws, strict=True))
     receipts: dict[str, dict[str, Any]] = {}
-    deadline = time.monotonic() + timeout
-    stall_at = time.monotonic() + STALL_SECONDS
+    now = time.monotonic()
+    deadline = now + timeout
+    kick_at, lost_check_at = now + KICK_SECONDS, now + LOST_CHECK_SECONDS
     delay = RECEIPT_POLL_SECONDS[0]
     while True:
         # new blocks' receipts in one batch: cheaper for the node than polling each hash
         head = int(rpc.call("eth_blockNumber"), 16)
+        now = time.monotonic()
         if head > scanned:
             found = len(receipts)
             blocks = rpc.batch(
@@ -275,25 +279,29 @@ def send_and_wait(
                     if r["transactionHash"] in raw_of:
                         receipts[r["transactionHash"]] = r
             scanned = head
+            kick_at = now + KICK_SECONDS
             if len(receipts) > found:
-                stall_at = time.monotonic() + STALL_SECONDS
+                lost_check_at = now + LOST_CHECK_SECONDS
                 delay = RECEIPT_POLL_SECONDS[0]
         if len(receipts) == len(hashes):
             return [receipts[h] for h in hashes]
-        now = time.monotonic()
         if now > deadline:
             raise AgentError(
                 f"{len(hashes) - len(receipts)} transactions not mined in {timeout} s "
                 f"(node pool: {_pool_status(rpc)})"
             )
-        if now > stall_at:
-            _unstick(rpc, [h for h in hashes if h not in receipts], raw_of)
-            stall_at = time.monotonic() + STALL_SECONDS
+        if now > kick_at:
+            if rpc.automine():
+                rpc.call("evm_mine")
+            kick_at = now + KICK_SECONDS
+        if now > lost_check_at:
+            _resend_lost(rpc, [h for h in hashes if h not in receipts], raw_of)
+            lost_check_at = now + LOST_CHECK_SECONDS
         time.sleep(delay)
         delay = min(delay * 2, RECEIPT_POLL_SECONDS[1])
 
 
-def _unstick(rpc: JsonRpc, pending: list[str], raw_of: Mapping[str, bytes]) -> None:
+def _resend_lost(rpc: JsonRpc, pending: list[str], raw_of: Mapping[str, bytes]) -> None:
     known = rpc.batch([("eth_getTransactionByHash", [h]) for h in pending])
     lost = [h for h, tx in zip(pending, known, strict=True) if tx is None]
     if lost:
@@ -301,8 +309,6 @@ def _unstick(rpc: JsonRpc, pending: list[str], raw_of: Mapping[str, bytes]) -> N
             "node lost %d of %d pending transactions; sending them again", len(lost), len(pending)
         )
         rpc.batch([("eth_sendRawTransaction", ["0x" + raw_of[h].hex()]) for h in lost])
-    if rpc.automine():
-        rpc.call("evm_mine")
 
 
 def _pool_status(rpc: JsonRpc) -> object:

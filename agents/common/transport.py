@@ -2,7 +2,7 @@
 
 All receives take a timeout (seconds) and return None when it passes, so agent
 loops can poll their `Shutdown`. Binders: the clock (PUB, PULL) and the DSO
-(REP). Connectors: everybody else.
+(ROUTER, or REP). Connectors: everybody else.
 """
 
 from __future__ import annotations
@@ -98,6 +98,28 @@ class Responder(_Socket):
         return True
 
 
+class Router(_Socket):
+    """Server side for many REQ clients at once (ROUTER, bound): `recv_all` returns
+    every request that is waiting, so a server can answer them together."""
+
+    def __init__(self, endpoint: str) -> None:
+        super().__init__(zmq.ROUTER, endpoint, bind=True)
+
+    def recv_all(self, timeout: float) -> list[tuple[list[bytes], bytes]]:
+        """[(reply envelope, request body)], waiting up to `timeout` for the first."""
+        out: list[tuple[list[bytes], bytes]] = []
+        if not self.sock.poll(int(timeout * 1000), zmq.POLLIN):
+            return out
+        while self.sock.poll(0, zmq.POLLIN):
+            frames = self.sock.recv_multipart()
+            split = frames.index(b"") + 1 if b"" in frames else len(frames) - 1
+            out.append((frames[:split], frames[-1]))
+        return out
+
+    def reply(self, envelope: list[bytes], body: bytes) -> None:
+        self.sock.send_multipart([*envelope, body])
+
+
 class Requester:
     """REQ client with timeout and retries (a timed-out REQ socket is replaced,
     the "lazy pirate" pattern). Requests must therefore be idempotent."""
@@ -138,5 +160,6 @@ __all__ = [
     "Reporter",
     "Requester",
     "Responder",
+    "Router",
     "Subscriber",
 ]

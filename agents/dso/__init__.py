@@ -1,6 +1,8 @@
 """DSO agent: `python -m agents dso --config dso.json`.
 
-REP endpoint (`dso_endpoint`) for bootstrap and withdrawals; listens to the
+ROUTER endpoint (`dso_endpoint`, REQ clients) for bootstrap and withdrawals:
+requests waiting together are answered together, their assets issued in one
+batch of transactions; listens to the
 clock's broadcast for finalized intervals and `done`; credits deposits from
 EnergyDeposited/FinancialDeposited events. See accounts.py for the safety rules.
 """
@@ -17,7 +19,7 @@ from agents.common.config import DsoConfig
 from agents.common.errors import AgentError
 from agents.common.protocol import Done, Finalized
 from agents.common.shutdown import Shutdown
-from agents.common.transport import Responder, Subscriber
+from agents.common.transport import Router, Subscriber
 from agents.dso.accounts import Accounts
 from agents.dso.service import DsoService
 
@@ -35,7 +37,7 @@ def run(config: DsoConfig, shutdown: Shutdown) -> int:
         raise AgentError("dso needs private_key")
     service = DsoService(config, Accounts.from_config(config), chain, chain.main)
     dispatcher = service.dispatcher()
-    responder = Responder(config.dso_endpoint)
+    router = Router(config.dso_endpoint)
     sub = Subscriber(config.clock_pub_endpoint)
     try:
         metrics.mark_ready()
@@ -48,7 +50,11 @@ def run(config: DsoConfig, shutdown: Shutdown) -> int:
         next_poll = time.monotonic()
         done = False
         while not shutdown and not done:
-            responder.serve_once(dispatcher, SERVE_POLL_SECONDS)
+            waiting = router.recv_all(SERVE_POLL_SECONDS)
+            if waiting:
+                replies = service.handle_many([body for _, body in waiting], dispatcher)
+                for (envelope, _), reply in zip(waiting, replies, strict=True):
+                    router.reply(envelope, reply)
             while (msg := sub.recv(0)) is not None:
                 if isinstance(msg, Finalized):
                     service.accounts.finalized = max(service.accounts.finalized, msg.interval)
@@ -65,7 +71,7 @@ def run(config: DsoConfig, shutdown: Shutdown) -> int:
         return 0
     finally:
         _write_accounts(config, service)
-        responder.close()
+        router.close()
         sub.close()
         chain.close()
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from agents.common import metrics
 from agents.common.chainclient import Call, MarketClient
 from agents.common.config import DsoConfig
+from agents.common.errors import ProtocolError
 from agents.common.protocol import (
     AssetsAdded,
     BatchResult,
@@ -21,6 +22,8 @@ from agents.common.protocol import (
     Message,
     WithdrawAssets,
     WithdrawBatch,
+    decode,
+    encode,
 )
 from agents.common.rpc import Signer, succeeded
 from agents.dso.accounts import Accounts, Grant, Refused
@@ -74,13 +77,52 @@ class DsoService:
         )
 
     def withdraw_one(self, msg: WithdrawAssets) -> Message:
-        reply = self.withdraw_batch(WithdrawBatch((msg,)))
-        return reply.results[0] if isinstance(reply, BatchResult) else reply
+        results = self.withdraw_all([msg])
+        return results if isinstance(results, ErrorReply) else results[0]
 
     def withdraw_batch(self, msg: WithdrawBatch) -> Message:
-        results: list[AssetsAdded | FailedWithdrawal | None] = [None] * len(msg.requests)
+        results = self.withdraw_all(list(msg.requests))
+        return results if isinstance(results, ErrorReply) else BatchResult(tuple(results))
+
+    def handle_many(self, frames: list[bytes], dispatcher: Dispatcher) -> list[bytes]:
+        """Answer several requests at once (one per frame, in order). All their
+        withdrawals are checked in order and issued in ONE pipelined batch of
+        transactions: hosts asking at the same time wait for one round of
+        receipts, not one round each."""
+        msgs: list[Message] = []
+        for frame in frames:
+            try:
+                msgs.append(decode(frame))
+            except ProtocolError as exc:
+                msgs.append(ErrorReply(str(exc)))
+        flat = [r for m in msgs for r in _withdrawals(m)]
+        combined = self.withdraw_all(flat) if flat else []
+        replies: list[Message] = []
+        pos = 0
+        for m in msgs:
+            if isinstance(m, WithdrawAssets | WithdrawBatch):
+                n = len(_withdrawals(m))
+                if isinstance(combined, ErrorReply):
+                    replies.append(combined)
+                elif isinstance(m, WithdrawBatch):
+                    replies.append(BatchResult(tuple(combined[pos : pos + n])))
+                else:
+                    replies.append(combined[pos])
+                pos += n
+            elif isinstance(m, ErrorReply):
+                replies.append(m)
+            else:
+                replies.append(dispatcher.dispatch(m) or ErrorReply("no reply"))
+        return [encode(r) for r in replies]
+
+    def withdraw_all(
+        self, requests: list[WithdrawAssets]
+    ) -> list[AssetsAdded | FailedWithdrawal] | ErrorReply:
+        """Check each request in order; issue the granted ones' assets on chain in one
+        batch; a request whose transactions reverted is undone and refused."""
+        results: list[AssetsAdded | FailedWithdrawal | None] = [None] * len(requests)
         pending: list[_Pending] = []
-        for i, req in enumerate(msg.requests):
+        for i, req in enumerate(requests):
             if self.accounts.is_duplicate(req):
                 results[i] = AssetsAdded(req.anon)
                 continue
@@ -100,7 +142,7 @@ class DsoService:
         try:
             receipts = self.chain.transact([(self.signer, c) for p in pending for c in p.calls])
         except Exception as exc:
-            for p in pending:
+            for p in reversed(pending):
                 self.accounts.undo(p.grant)
             log.error("issuing assets failed: %s", exc)
             return ErrorReply(f"DSO could not issue assets: {exc}")
@@ -119,12 +161,12 @@ class DsoService:
                 )
                 results[p.index] = self._refuse(p.request, f"{failed} reverted on chain")
         log.debug(
-            "withdrawBatch: %d requests, %d transactions in %.2f s",
-            len(msg.requests),
+            "withdrawals: %d requests, %d transactions in %.2f s",
+            len(requests),
             len(receipts),
             time.perf_counter() - started,
         )
-        return BatchResult(tuple(r for r in results if r is not None))
+        return [r for r in results if r is not None]
 
     def _refuse(self, req: WithdrawAssets, reason: str) -> FailedWithdrawal:
         metrics.FAILED_WITHDRAWALS_TOTAL.inc()
@@ -181,3 +223,11 @@ def permissions(req: WithdrawAssets) -> list[tuple[int, int, int, int]]:
                 )
             )
     return out
+
+
+def _withdrawals(msg: Message) -> tuple[WithdrawAssets, ...]:
+    if isinstance(msg, WithdrawBatch):
+        return msg.requests
+    if isinstance(msg, WithdrawAssets):
+        return (msg,)
+    return ()

@@ -4,10 +4,23 @@ from __future__ import annotations
 
 import pytest
 
-from agents.common.config import ProsumerSpec, TraceOffer
-from agents.common.protocol import Asset, WithdrawAssets
+from agents.common.chainclient import MarketClient
+from agents.common.config import DsoConfig, ProsumerSpec, TraceOffer, parse_config
+from agents.common.protocol import (
+    Asset,
+    BatchResult,
+    Bootstrap,
+    BootstrapInfo,
+    ErrorReply,
+    FailedWithdrawal,
+    WithdrawAssets,
+    WithdrawBatch,
+    decode,
+    encode,
+)
+from agents.common.rpc import Contract, JsonRpc, Signer
 from agents.dso.accounts import Accounts, Refused
-from agents.dso.service import permissions
+from agents.dso.service import DsoService, permissions
 from market.types import Kind
 
 A1 = "0x" + "a1" * 20
@@ -153,3 +166,47 @@ def test_permissions_aggregate_one_range_per_kind() -> None:
         Asset(BUY, 20, 4, 4),
     )
     assert permissions(r) == [(SELL, 150, 3, 6), (BUY, 20, 4, 4)]
+
+
+def test_many_requests_are_answered_in_order_with_one_reply_each() -> None:
+    """The DSO's ROUTER loop: requests waiting together are handled together
+    (refusals, bootstrap and garbage here: no transaction, so no node needed)."""
+    config = parse_config(
+        {
+            "role": "dso",
+            "name": "dso",
+            "contract_address": "0x" + "cc" * 20,
+            "private_key": "0x" + "01" * 32,
+            "market": {
+                "first_interval": 2,
+                "last_interval": 10,
+                "prediction_window": 2,
+                "t_clear": 1,
+                "interval_seconds": 60,
+                "epoch": 0,
+            },
+            "feeders": [{"id": 1, "c_ext": 10, "c_int": 10}, {"id": 2, "c_ext": 10, "c_int": 10}],
+            "prosumers": [],
+        }
+    )
+    assert isinstance(config, DsoConfig)
+    chain = MarketClient(JsonRpc("http://127.0.0.1:9"), Contract("0x" + "cc" * 20, []), 31337)
+    service = DsoService(config, accounts(), chain, Signer("0x" + "01" * 32, 31337))
+    frames = [
+        encode(
+            WithdrawBatch((req(999, 1, Asset(SELL, 1, 3, 3)), req(101, 2, Asset(SELL, 1, 3, 3))))
+        ),
+        encode(Bootstrap()),
+        b"garbage",
+        encode(req(101, 1, Asset(SELL, 5000, 3, 3))),
+    ]
+    replies = [decode(r) for r in service.handle_many(frames, service.dispatcher())]
+    assert len(replies) == 4
+    batch, boot, bad, single = replies
+    assert isinstance(batch, BatchResult)
+    assert [type(r) for r in batch.results] == [FailedWithdrawal, FailedWithdrawal]
+    assert "unknown prosumer 999" in batch.results[0].reason  # type: ignore[union-attr]
+    assert isinstance(boot, BootstrapInfo) and boot.last_interval == 10
+    assert isinstance(bad, ErrorReply) and "not JSON" in bad.reason
+    assert isinstance(single, FailedWithdrawal) and "declared" in single.reason
+    assert service.refused == 3
