@@ -13,7 +13,22 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-TRANSAX_DIR = Path(os.environ.get("TRANSAX_DATA", REPO.parent / "shared/datasets/transax-phase2"))
+
+
+def _find_transax() -> Path:
+    """The public traces: $TRANSAX_DATA, else the project's shared/ folder beside the
+    checkout (or beside the main working copy, for clones made elsewhere, as CI does)."""
+    if os.environ.get("TRANSAX_DATA"):
+        return Path(os.environ["TRANSAX_DATA"])
+    candidates = [REPO.parent / "shared/datasets/transax-phase2"]
+    candidates += [Path("/work/shared/datasets/transax-phase2")]
+    found = next((c for c in candidates if c.is_dir()), candidates[0])
+    # the CLI subprocesses and topologies/transax-*.yaml read it from the environment
+    os.environ["TRANSAX_DATA"] = str(found)
+    return found
+
+
+TRANSAX_DIR = _find_transax()
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
