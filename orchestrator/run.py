@@ -208,6 +208,7 @@ class Run:
         self.metrics: RunMetrics | None = None  # Prometheus (observability/collect.py)
         self._t0 = time.monotonic()
         self._log = _file_logger(bundle.logs / "orchestrator.log", plan.run_id)
+        backend.announce = self._announce
 
     def mark(self, what: str) -> None:
         self.timeline[what] = round(time.monotonic() - self._t0, 3)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -49,6 +49,10 @@ def state_root() -> Path:
     xdg = os.environ.get("XDG_STATE_HOME")
     base = Path(xdg) if xdg else Path.home() / ".local" / "state"
     return base / "testbed"
+
+
+def _quiet(_message: str) -> None:
+    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +121,8 @@ class Backend(ABC):
     def __init__(self, run_id: str, root: Path | None = None) -> None:
         self.run_id = run_id
         self.root = root if root is not None else state_root()
+        # Progress lines for the user (e.g. image builds); the run sets it.
+        self.announce: Callable[[str], None] = _quiet
 
     @abstractmethod
     def prepare(self, plan: Plan, bundle: Path) -> Placement: ...
@@ -140,6 +146,11 @@ class Backend(ABC):
     @classmethod
     @abstractmethod
     def clean_leftovers(cls, root: Path | None = None) -> list[Leftover]: ...
+
+    def orchestrator_host(self) -> str:
+        """The address at which units reach services of the orchestrator itself
+        (e.g. its metrics exporter); the local backend's loopback by default."""
+        return "127.0.0.1"
 
     def running(self) -> list[str]:
         return [n for n, s in self.status().items() if s.state == "running"]

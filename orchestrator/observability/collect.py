@@ -202,7 +202,7 @@ def start_run_metrics(
     if not config.enabled:
         return None
     tsdb_root = getattr(backend, "state_dir", None)
-    if backend.name != "local" or not isinstance(tsdb_root, Path):
+    if not isinstance(tsdb_root, Path):
         announce(f"metrics: Prometheus is not wired for the {backend.name} backend yet")
         return None
     binary = prometheus_binary()
@@ -222,7 +222,7 @@ def start_run_metrics(
         consumption,
         m.first_interval,
         info={"spec": plan.spec_name, "run_id": plan.run_id, "clock": m.clock},
-        host=HOST,
+        host=backend.orchestrator_host(),  # where Prometheus (local or in a container) reaches it
     )
     exporter_address = exporter.start()
     targets = [

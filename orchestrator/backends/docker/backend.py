@@ -1,0 +1,398 @@
+"""The docker backend: every unit of a run is a container on one Docker Engine.
+
+One container per testbed host (a prosumer host process, with the host's
+profile limits and netem), and one each for the chain ("miner"), DSO, clock,
+solvers, recorder and Prometheus, on a private bridge network of the run.
+Containers reach each other by unit name; the orchestrator reaches them at
+fixed addresses on that network (readiness probes, metrics, JSON-RPC).
+
+Starts are asynchronous with bounded parallelism: `start` queues the
+container, and `status`/`stop` first wait for queued starts, so the run
+lifecycle starts a whole tier at once and then waits for its readiness.
+Everything carries the run's labels (engine.py); `cleanup` and `testbed clean`
+remove exactly what those name. Images are built (or reused) in `prepare`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from orchestrator.backends.base import (
+    STOP_TIMEOUT_SECONDS,
+    AgentPlacement,
+    Backend,
+    BackendError,
+    Leftover,
+    Placement,
+    Unit,
+    UnitStatus,
+    state_root,
+)
+from orchestrator.backends.docker.containers import (
+    CHAIN_PORT,
+    CLOCK_PUB_PORT,
+    CLOCK_PULL_PORT,
+    CONFIG_DIR,
+    DSO_PORT,
+    METRICS_PORT,
+    OUT_DIR,
+    ContainerSpec,
+    container_name,
+    unit_spec,
+)
+from orchestrator.backends.docker.engine import (
+    LABEL_ORCHESTRATOR,
+    LABEL_RUN,
+    LABEL_SPEC,
+    clean_dead_runs,
+    connect,
+    orchestrator_label,
+    remove_resources,
+    run_resources,
+)
+from orchestrator.backends.docker.logs import LogFollower
+from orchestrator.backends.docker.network import FIRST_AGENT_OFFSET, RunNetwork, create_network
+from orchestrator.hosts import PROFILES, Netem
+from orchestrator.plan import Plan
+
+START_PARALLELISM = 4  # containers created and started at once
+POLL_SECONDS = 0.1
+CHAIN_INDEX = 2
+
+
+def docker_state_root(root: Path | None = None) -> Path:
+    return (root if root is not None else state_root()) / "docker"
+
+
+@dataclass
+class _Record:
+    spec: ContainerSpec
+    log_file: Path
+    future: Future[str] | None = None
+    container_id: str | None = None
+    pid: int | None = None
+    exit_code: int | None = None
+    follower: LogFollower | None = None
+    start_error: str | None = None
+
+
+class DockerBackend(Backend):
+    name = "docker"
+
+    def __init__(self, run_id: str, root: Path | None = None) -> None:
+        super().__init__(run_id, root)
+        self.state_dir = docker_state_root(root) / run_id
+        self.client: Any = None
+        self.plan: Plan | None = None
+        self.bundle: Path | None = None
+        self.images: Any = None  # images.ImageSet
+        self.network: RunNetwork | None = None
+        self._orchestrator = orchestrator_label()
+        self._records: dict[str, _Record] = {}
+        self._addresses: dict[str, int] = {"chain": CHAIN_INDEX}
+        self._outs: dict[str, Path] = {}
+        self._pool = ThreadPoolExecutor(START_PARALLELISM, thread_name_prefix="docker-start")
+
+    # -- prepare ---------------------------------------------------------------
+    def prepare(self, plan: Plan, bundle: Path) -> Placement:
+        from orchestrator.images import ensure_images
+
+        self.plan = plan
+        self.bundle = bundle.resolve()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        (self.state_dir / "run.json").write_text(
+            json.dumps({"run_id": self.run_id, "orchestrator": self._orchestrator}) + "\n"
+        )
+        for sub in ("config", "logs", "events"):
+            (self.bundle / sub).mkdir(parents=True, exist_ok=True)
+        self.client = connect()
+        self.images = ensure_images(
+            self.client, say=self.announce, run_id=self.run_id, overrides=image_overrides()
+        )
+        labels = {
+            LABEL_RUN: self.run_id,
+            LABEL_SPEC: plan.spec_name,
+            LABEL_ORCHESTRATOR: self._orchestrator,
+        }
+        self.network = create_network(self.client, f"testbed-{self.run_id}", self.run_id, labels)
+        agents: dict[str, AgentPlacement] = {}
+        for i, agent in enumerate(plan.agents):
+            self._addresses[agent.name] = FIRST_AGENT_OFFSET + i
+            out = self.bundle / ("events" if agent.role == "recorder" else f"agents/{agent.name}")
+            out.mkdir(parents=True, exist_ok=True)
+            self._outs[agent.name] = out
+            ip = self.network.address(self._addresses[agent.name])
+            agents[agent.name] = AgentPlacement(
+                name=agent.name,
+                metrics_host=agent.name,  # binds the container's address; Prometheus scrapes it
+                metrics_port=METRICS_PORT,
+                metrics_url=f"http://{ip}:{METRICS_PORT}/metrics",
+                config_path=f"{CONFIG_DIR}/{agent.name}.json",
+                config_file=self.bundle / "config" / f"{agent.name}.json",
+                out_dir=OUT_DIR,
+                log_file=self.bundle / "logs" / f"{agent.name}.log",
+            )
+        self._write_info()
+        return Placement(
+            rpc_url=f"http://chain:{CHAIN_PORT}",
+            rpc_url_local=f"http://{self.network.address(CHAIN_INDEX)}:{CHAIN_PORT}",
+            chain_port=CHAIN_PORT,
+            dso_endpoint=f"tcp://dso:{DSO_PORT}",
+            clock_pub_endpoint=f"tcp://clock:{CLOCK_PUB_PORT}",
+            clock_pull_endpoint=f"tcp://clock:{CLOCK_PULL_PORT}",
+            chain_log=self.bundle / "logs" / "chain.log",
+            agents=agents,
+        )
+
+    def orchestrator_host(self) -> str:
+        """The host's side of the run's network (containers reach the orchestrator there)."""
+        assert self.network is not None, "prepare() first"
+        return str(self.network.gateway)
+
+    def address_of(self, unit: str) -> str:
+        """The unit's fixed address on the run's network (allocated on first use)."""
+        assert self.network is not None, "prepare() first"
+        if unit not in self._addresses:
+            self._addresses[unit] = max(self._addresses.values()) + 1
+        return self.network.address(self._addresses[unit])
+
+    def _write_info(self) -> None:
+        assert self.plan is not None and self.bundle is not None and self.network is not None
+        info = {
+            "engine": os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock",
+            "images": self.images.as_dict(),
+            "network": {"name": self.network.name, "subnet": str(self.network.subnet)},
+            "hosts": {
+                name: {
+                    "profile": host.profile.name,
+                    "memory_bytes": host.profile.memory_bytes,
+                    "nano_cpus": host.profile.nano_cpus,
+                    "netem": host.netem.describe(),
+                }
+                for name, host in self.plan.hosts.items()
+            },
+        }
+        (self.bundle / "docker.json").write_text(json.dumps(info, indent=2) + "\n")
+
+    # -- start -----------------------------------------------------------------
+    def start(self, unit: Unit) -> None:
+        if self.network is None or self.bundle is None:
+            raise BackendError("docker backend: prepare() was not called")
+        if unit.name in self._records:
+            raise BackendError(f"{unit.name}: already started in run {self.run_id}")
+        host = self.plan.hosts.get(unit.name) if self.plan is not None else None
+        spec = unit_spec(
+            unit,
+            self.address_of(unit.name),
+            config_dir=self.bundle / "config",
+            out_dir=self._outs.get(unit.name),
+            profile=host.profile if host else PROFILES["none"],
+            netem=host.netem if host else Netem(),
+        )
+        record = _Record(spec, unit.log_file)
+        record.future = self._pool.submit(self._create_and_start, record)
+        self._records[unit.name] = record
+
+    def _create_and_start(self, record: _Record) -> str:
+        import docker.errors
+
+        assert self.network is not None and self.plan is not None
+        spec, api = record.spec, self.client.api
+        host_config = api.create_host_config(
+            binds=[f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'}" for m in spec.mounts],
+            mem_limit=spec.profile.memory_bytes,
+            memswap_limit=spec.profile.memory_bytes,  # no swap: a board has none
+            nano_cpus=spec.profile.nano_cpus,
+            cap_add=spec.cap_add or None,
+            init=True,  # forwards SIGTERM to the agent, reaps its children
+            port_bindings={p: ("127.0.0.1", h) for p, h in spec.published.items()} or None,
+        )
+        endpoint = api.create_endpoint_config(ipv4_address=spec.address, aliases=[spec.unit])
+        try:
+            created = api.create_container(
+                self.images.of(spec.image_kind),
+                command=list(spec.command),
+                name=container_name(self.run_id, spec.unit),
+                hostname=spec.unit,
+                environment=spec.env(self.run_id),
+                labels=spec.labels(self.run_id, self.plan.spec_name, self._orchestrator),
+                host_config=host_config,
+                ports=list(spec.published) or None,
+                networking_config=api.create_networking_config({self.network.name: endpoint}),
+            )
+            api.start(created["Id"])
+        except docker.errors.APIError as exc:
+            record.start_error = str(exc)
+            raise BackendError(f"{spec.unit}: cannot start its container: {exc}") from exc
+        record.container_id = str(created["Id"])
+        record.follower = LogFollower(self.client, record.container_id, record.log_file).start()
+        with contextlib.suppress(Exception):
+            record.pid = int(api.inspect_container(record.container_id)["State"]["Pid"]) or None
+        return record.container_id
+
+    def _settle(self, names: Sequence[str] | None = None, *, raise_errors: bool = True) -> None:
+        """Wait for queued starts; the first failure is raised (after all settled)."""
+        errors: list[BaseException] = []
+        for name, record in self._records.items():
+            if (names is None or name in names) and record.future is not None:
+                try:
+                    record.future.result()
+                except BaseException as exc:
+                    errors.append(exc)
+                record.future = None
+        if errors and raise_errors:
+            raise errors[0]
+
+    # -- status ----------------------------------------------------------------
+    def status(self) -> dict[str, UnitStatus]:
+        self._settle()
+        states = self._states()
+        out: dict[str, UnitStatus] = {}
+        for name, record in self._records.items():
+            if record.container_id is None:
+                out[name] = UnitStatus(name, "missing")
+                continue
+            state = states.get(record.container_id)
+            if state in ("running", "created", "restarting", "paused"):
+                out[name] = UnitStatus(name, "running", record.pid, None, self._rss(record))
+            elif state is None and record.exit_code is None:
+                out[name] = UnitStatus(name, "missing", record.pid)
+            else:
+                out[name] = UnitStatus(name, "exited", record.pid, self._exit_code(record))
+        return out
+
+    def _states(self) -> dict[str, str]:
+        listed = self.client.api.containers(
+            all=True, filters={"label": f"{LABEL_RUN}={self.run_id}"}
+        )
+        return {c["Id"]: c["State"] for c in listed}
+
+    def _exit_code(self, record: _Record) -> int | None:
+        if record.exit_code is None and record.container_id is not None:
+            state = self.client.api.inspect_container(record.container_id)["State"]
+            record.exit_code = int(state["ExitCode"])
+            if state.get("OOMKilled"):
+                limit = record.spec.profile.memory_bytes or 0
+                note = (
+                    f"testbed: {record.spec.unit} was killed by the kernel: out of memory "
+                    f"(profile {record.spec.profile.name}, limit {limit // 2**20} MB)\n"
+                )
+                with open(record.log_file, "a") as f:
+                    f.write(note)
+        return record.exit_code
+
+    @staticmethod
+    def _rss(record: _Record) -> int | None:
+        """Resident memory of the container's processes (engine on this machine)."""
+        if record.pid is None:
+            return None
+        try:
+            root = psutil.Process(record.pid)
+            procs = [root, *root.children(recursive=True)]
+            return sum(p.memory_info().rss for p in procs)
+        except psutil.Error:
+            return None
+
+    # -- stop ------------------------------------------------------------------
+    def stop(
+        self, names: Sequence[str], timeout: float = STOP_TIMEOUT_SECONDS
+    ) -> dict[str, int | None]:
+        self._settle(names, raise_errors=False)
+        records = {n: self._records[n] for n in names if n in self._records}
+        live = {n: r for n, r in records.items() if r.container_id is not None}
+        running = {
+            n for n, r in live.items() if self._states().get(str(r.container_id)) == "running"
+        }
+        for name in running:
+            self._signal(live[name], "SIGTERM")
+        deadline = time.monotonic() + timeout
+        while running and time.monotonic() < deadline:
+            states = self._states()
+            running = {n for n in running if states.get(str(live[n].container_id)) == "running"}
+            if running:
+                time.sleep(POLL_SECONDS)
+        killed = set(running)
+        for name in killed:
+            self._signal(live[name], "SIGKILL")
+        result: dict[str, int | None] = {}
+        for name, record in records.items():
+            if record.container_id is None:
+                result[name] = None
+                continue
+            with contextlib.suppress(Exception):
+                self.client.api.wait(record.container_id, timeout=timeout + 10)
+            code = self._exit_code(record)
+            result[name] = None if name in killed else code
+            if record.follower is not None:
+                record.follower.finish()
+        return result
+
+    def _signal(self, record: _Record, signal: str) -> None:
+        import docker.errors
+
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            self.client.api.kill(record.container_id, signal=signal)
+
+    # -- cleanup ---------------------------------------------------------------
+    def cleanup(self) -> None:
+        """Remove every container, network and volume labelled with this run."""
+        try:
+            self._settle(raise_errors=False)
+            if self.client is not None:
+                self.stop([n for n, r in self._records.items() if r.container_id], timeout=5)
+                found = run_resources(self.client, self.run_id).get(self.run_id)
+                failed = [
+                    f"{item.what}: {item.action}"
+                    for item in (remove_resources(found) if found else [])
+                    if item.action.startswith("failed")
+                ]
+                if failed:
+                    raise BackendError(f"run {self.run_id}: cleanup: " + "; ".join(failed))
+        finally:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    @classmethod
+    def clean_leftovers(cls, root: Path | None = None) -> list[Leftover]:
+        """Containers, networks and volumes of runs whose orchestrator is gone."""
+        from orchestrator.backends.docker.engine import DockerUnavailable, orchestrator_alive
+
+        report: list[Leftover] = []
+        try:
+            client = connect(timeout=30)
+        except DockerUnavailable:
+            client = None
+        if client is not None:
+            try:
+                report += clean_dead_runs(client)
+            finally:
+                client.close()
+        base = docker_state_root(root)
+        for run in sorted(base.iterdir()) if base.is_dir() else []:
+            try:
+                owner = json.loads((run / "run.json").read_text()).get("orchestrator")
+            except (OSError, ValueError):
+                owner = None
+            if run.is_dir() and not orchestrator_alive(owner):
+                shutil.rmtree(run, ignore_errors=True)
+                report.append(Leftover(run.name, str(run), "removed state"))
+        return report
+
+
+def image_overrides() -> dict[str, str]:
+    """$TESTBED_IMAGE_AGENT / _CHAIN / _PROMETHEUS: run these images instead of
+    building the project's (e.g. a custom agent image)."""
+    from orchestrator.images import KINDS
+
+    return {k: v for k in KINDS if (v := os.environ.get(f"TESTBED_IMAGE_{k.upper()}"))}
