@@ -233,5 +233,7 @@ def test_readiness_timeout_stops_everything_with_exit_4(
     assert result.outcome.status == "not_ready"
     message = result.outcome.message
     assert message.startswith("agents not ready after 3 s:\n  recorder: testbed_agent_ready is 0")
-    assert set(seen) == {"chain", "recorder"}  # the next tiers were never started
+    # the next tiers were never started (other units, e.g. Prometheus, may be)
+    assert {"chain", "recorder"} <= set(seen)
+    assert not {"dso", "clock", "solver-1", "prosumers-01"} & set(seen)
     assert_torn_down(result, seen, _state_dir)
