@@ -197,15 +197,23 @@ def start_run_metrics(
 ) -> RunMetrics | None:
     """Prometheus for this run when the spec enables it and the backend
     supports it; None (with a note through `announce`) otherwise, also when
-    Prometheus does not come up: observability never stops an experiment."""
+    Prometheus does not come up: observability never stops an experiment.
+
+    Targets are each agent's metrics_host:metrics_port as placed by the
+    backend (local: 127.0.0.1:port; docker: the container name on the run's
+    network) and the orchestrator's exporter at `backend.orchestrator_host()`.
+    Prometheus listens on 127.0.0.1 (a docker backend publishes it there) and
+    keeps its TSDB in the backend's run state."""
     config = spec.metrics.prometheus
     if not config.enabled:
         return None
     tsdb_root = getattr(backend, "state_dir", None)
     if not isinstance(tsdb_root, Path):
-        announce(f"metrics: Prometheus is not wired for the {backend.name} backend yet")
+        announce(f"metrics: the {backend.name} backend keeps no run state for Prometheus")
         return None
-    binary = prometheus_binary()
+    # local and ssh: the Debian binary on this machine; docker runs the same argv
+    # in a container (the image's binary; argv[0] is ignored)
+    binary = "prometheus" if backend.name == "docker" else prometheus_binary()
     if binary is None:
         announce(
             "metrics: prometheus not found (install the Debian package `prometheus` or "
