@@ -20,6 +20,7 @@ import yaml
 
 from market.types import Kind
 from orchestrator import __version__
+from orchestrator.commands.docker import COMMANDS as DOCKER_COMMANDS
 from orchestrator.commands.observe import (
     add_replay_arguments,
     cmd_replay_sweep,
@@ -356,6 +357,7 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
     register_replay,
     register_dataset,
     *RUN_COMMANDS,  # run, clean, results (orchestrator/commands/runs.py)
+    *DOCKER_COMMANDS,  # images, render (orchestrator/commands/docker.py)
 ]
 
 

@@ -252,3 +252,22 @@ def _failure(kind: str, why: str, log: list[str]) -> str:
 def images_for_clean(client: Any) -> list[Any]:
     """Every image the testbed built (label testbed.image)."""
     return list(client.images.list(filters={"label": LABEL_IMAGE}))
+
+
+def planned_tags(client: Any, policy: str | None = None) -> dict[str, str] | None:
+    """The tags `ensure_images` would return, without building or pulling
+    anything; None when the base image is not in the engine yet."""
+    from orchestrator.images.base import SLIM_IMAGE, base_policy, offline_tag
+
+    policy = base_policy(policy)
+    if policy == "offline":
+        candidates = [offline_tag()]
+    elif policy == "auto":
+        candidates = [SLIM_IMAGE, offline_tag()]
+    else:
+        candidates = [policy]
+    base = next((ref for ref in candidates if image_exists(client, ref)), None)
+    if base is None:
+        return None
+    base_id = str(client.images.get(base).id)
+    return {"base": base, **{kind: Recipe(kind).tag(base_id) for kind in KINDS}}

@@ -30,7 +30,6 @@ import psutil
 
 from orchestrator.backends.base import (
     STOP_TIMEOUT_SECONDS,
-    AgentPlacement,
     Backend,
     BackendError,
     Leftover,
@@ -40,15 +39,10 @@ from orchestrator.backends.base import (
     state_root,
 )
 from orchestrator.backends.docker.containers import (
-    CHAIN_PORT,
-    CLOCK_PUB_PORT,
-    CLOCK_PULL_PORT,
-    CONFIG_DIR,
-    DSO_PORT,
-    METRICS_PORT,
-    OUT_DIR,
     ContainerSpec,
     container_name,
+    docker_placement,
+    out_dir_of,
     unit_spec,
 )
 from orchestrator.backends.docker.engine import (
@@ -126,34 +120,13 @@ class DockerBackend(Backend):
             LABEL_ORCHESTRATOR: self._orchestrator,
         }
         self.network = create_network(self.client, f"testbed-{self.run_id}", self.run_id, labels)
-        agents: dict[str, AgentPlacement] = {}
         for i, agent in enumerate(plan.agents):
             self._addresses[agent.name] = FIRST_AGENT_OFFSET + i
-            out = self.bundle / ("events" if agent.role == "recorder" else f"agents/{agent.name}")
+            out = out_dir_of(self.bundle, agent.name, agent.role)
             out.mkdir(parents=True, exist_ok=True)
             self._outs[agent.name] = out
-            ip = self.network.address(self._addresses[agent.name])
-            agents[agent.name] = AgentPlacement(
-                name=agent.name,
-                metrics_host=agent.name,  # binds the container's address; Prometheus scrapes it
-                metrics_port=METRICS_PORT,
-                metrics_url=f"http://{ip}:{METRICS_PORT}/metrics",
-                config_path=f"{CONFIG_DIR}/{agent.name}.json",
-                config_file=self.bundle / "config" / f"{agent.name}.json",
-                out_dir=OUT_DIR,
-                log_file=self.bundle / "logs" / f"{agent.name}.log",
-            )
         self._write_info()
-        return Placement(
-            rpc_url=f"http://chain:{CHAIN_PORT}",
-            rpc_url_local=f"http://{self.network.address(CHAIN_INDEX)}:{CHAIN_PORT}",
-            chain_port=CHAIN_PORT,
-            dso_endpoint=f"tcp://dso:{DSO_PORT}",
-            clock_pub_endpoint=f"tcp://clock:{CLOCK_PUB_PORT}",
-            clock_pull_endpoint=f"tcp://clock:{CLOCK_PULL_PORT}",
-            chain_log=self.bundle / "logs" / "chain.log",
-            agents=agents,
-        )
+        return docker_placement(plan, self.bundle, self.address_of)
 
     def orchestrator_host(self) -> str:
         """The host's side of the run's network (containers reach the orchestrator there)."""
