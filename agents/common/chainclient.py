@@ -10,6 +10,7 @@ web3 wrappers.)
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,8 @@ from agents.common import metrics
 from agents.common.config import AgentConfig
 from agents.common.errors import AgentError
 from agents.common.rpc import Contract, JsonRpc, RpcError, Signer, send_and_wait, succeeded
+
+log = logging.getLogger("agents.chain")
 
 # contracts/compile.py writes the artefact to contracts/build/ and a copy into
 # agents/chain/ (package data for installs without the repository).
@@ -144,9 +147,13 @@ class MarketClient:
         raws = [s.sign(self.address, c.data, GAS[c.function]) for s, c in batch]
         try:
             receipts = send_and_wait(self.rpc, raws)
-        except RpcError:
-            for signer, _ in batch:  # resynchronise nonces after a refused batch
-                signer.sync_nonce(self.rpc)
+        except Exception:
+            # some may have been refused or may still land: take nonces from the node
+            for signer in {id(s): s for s, _ in batch}.values():
+                try:
+                    signer.sync_nonce(self.rpc)
+                except AgentError as exc:
+                    log.warning("cannot resynchronise the nonce of %s: %s", signer.address, exc)
             raise
         for (_, call), receipt in zip(batch, receipts, strict=True):
             if succeeded(receipt):

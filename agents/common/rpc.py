@@ -30,6 +30,10 @@ from agents.common.errors import AgentError
 # receipt polling backs off from the first to the last delay (the node is shared)
 RECEIPT_POLL_SECONDS = (0.005, 0.1)
 RECEIPT_TIMEOUT_SECONDS = 60.0
+# Transactions per eth_sendRawTransaction batch: anvil validates a batch's items
+# concurrently, and a sender's nonces arriving out of order get slow to sort out
+# (a batch of ~1,700 from one sender took over 30 s; 100 take milliseconds).
+SEND_CHUNK = 100
 log = logging.getLogger("agents.rpc")
 # Recovering from two anvil behaviours seen under heavy concurrent load:
 # - automine can miss transactions that become ready while it mines
@@ -252,11 +256,14 @@ def send_and_wait(
     if not raws:
         return []
     scanned = int(rpc.call("eth_blockNumber"), 16)  # our transactions land after this
-    sent = rpc.batch([("eth_sendRawTransaction", ["0x" + r.hex()]) for r in raws])
-    for item in sent:
-        if isinstance(item, RpcError):
-            raise item
-    hashes: list[str] = [str(h) for h in sent]
+    hashes: list[str] = []
+    for start in range(0, len(raws), SEND_CHUNK):
+        chunk = raws[start : start + SEND_CHUNK]
+        sent = rpc.batch([("eth_sendRawTransaction", ["0x" + r.hex()]) for r in chunk])
+        for item in sent:
+            if isinstance(item, RpcError):
+                raise item
+        hashes.extend(str(h) for h in sent)
     raw_of = dict(zip(hashes, raws, strict=True))
     receipts: dict[str, dict[str, Any]] = {}
     now = time.monotonic()
