@@ -254,7 +254,7 @@ class DockerBackend(Backend):
     def _exit_code(self, record: _Record) -> int | None:
         if record.exit_code is None and record.container_id is not None:
             state = self.client.api.inspect_container(record.container_id)["State"]
-            record.exit_code = int(state["ExitCode"])
+            record.exit_code = exit_code(int(state["ExitCode"]))
             if state.get("OOMKilled"):
                 limit = record.spec.profile.memory_bytes or 0
                 note = (
@@ -369,3 +369,11 @@ def image_overrides() -> dict[str, str]:
     from orchestrator.images import KINDS
 
     return {k: v for k in KINDS if (v := os.environ.get(f"TESTBED_IMAGE_{k.upper()}"))}
+
+
+def exit_code(container_code: int) -> int:
+    """A container's exit code as a process's: 128 + n (the init's report of a
+    child killed by signal n, or the engine's of the container) becomes -n."""
+    if 128 < container_code <= 128 + 64:
+        return -(container_code - 128)
+    return container_code
