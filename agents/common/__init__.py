@@ -8,7 +8,15 @@
   FailedWithdrawal, WithdrawBatch, BatchResult, ErrorReply), `encode`/`decode`,
   and the pure `Dispatcher`.
 - `agents.common.transport`: zmq sockets with timeouts (Publisher, Subscriber,
-  Collector, Reporter, Responder, Requester).
+  Collector, Reporter, Responder, Router, Requester).
+- `agents.common.rpc`: lean JSON-RPC client (batches, keep-alive), `Contract`
+  (ABI encode/decode of calls and logs), `Signer` (local key + nonce),
+  `send_and_wait` (batched sends, receipts per new block, anvil stall recovery).
+- `agents.common.abi`: minimal ABI codec, keccak, EIP-155 signing (no eth_abi /
+  eth_account import: ~30 MB less RSS).
+- `agents.common.chainclient`: `MarketClient`, the Market.sol calls of the dso,
+  prosumer and clock (assets, offers, close/deposit, finalize with the candidate's
+  hash-chain segment).
 - `agents.common.metrics`: every Prometheus metric of the run, `start_metrics`,
   `mark_ready`, `record_transaction`.
 - `agents.common.logsetup`: `setup_logging(role, name, level)`.
