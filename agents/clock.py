@@ -10,8 +10,9 @@ For each clock interval t = first - T_clear .. last - T_clear it publishes
   Ticks are re-published every REPUBLISH_SECONDS while waiting, because PUB/SUB
   drops messages sent before a subscriber's connection is up; agents ignore
   repeats.
-- wallclock: chain time is real time; tick at the start of t, solve half-way,
-  finalize at the end, without waiting for anyone.
+- wallclock: chain time is real time; tick at the start of t (re-published
+  during t for late subscribers), solve half-way, finalize at the end, without
+  waiting for anyone.
 
 After the last interval: wait (bounded) for `settled` from every prosumer host
 (they deposit their unspent assets), then publish `done` and exit 0.
@@ -165,10 +166,14 @@ class Clock:
             ((start + end) / 2, lambda: self.pub.send(Solve(t))),
             (end, lambda: self._finalize(t, set_time=False)),
         ]
+        next_publish = time.monotonic() + REPUBLISH_SECONDS
         for at, action in steps:
             while (delay := at - time.time()) > 0:
                 if self.shutdown:
                     return False
+                if time.monotonic() >= next_publish and time.time() > start:
+                    self.pub.send(Tick(t))  # for subscribers that joined late
+                    next_publish = time.monotonic() + REPUBLISH_SECONDS
                 self._drain(min(delay, POLL_SECONDS))
             action()
         return True

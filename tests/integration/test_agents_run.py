@@ -332,7 +332,7 @@ def test_lockstep_run_on_a_real_chain(anvil: Anvil, tmp_path: Path) -> None:
 
 def test_wallclock_run_follows_real_time(anvil: Anvil, tmp_path: Path) -> None:
     seconds = 2
-    run = Run(anvil, tmp_path, "wallclock", seconds, epoch=int(time.time()) + 4)
+    run = Run(anvil, tmp_path, "wallclock", seconds, epoch=int(time.time()) + 8)
     try:
         for name in ("dso", "solver-1", "prosumers-01"):
             run.start(name)
