@@ -2,25 +2,32 @@
 # Both run the same idempotent setup first (scripts/setup.sh).
 SHELL := /bin/bash
 VENV := .venv/bin
+# The main job: the paper's test C (102 prosumers of the synthetic microgrid,
+# batteries, L = 5) as a full day on the local backend, in lockstep mode.
 RUN_SPEC ?= topologies/paper-c.yaml
+RUN_ARGS ?= --set market.clock=lockstep
 PYTEST_ARGS ?=
 
-.PHONY: setup run test lint typecheck unit clean
+.PHONY: setup setup-tests run test lint typecheck clean
 
 setup:
 	@scripts/setup.sh
 
-run: setup
-	$(VENV)/testbed replay $(RUN_SPEC)
+# the test suite also needs a Docker Engine (installed and started as root)
+setup-tests:
+	@scripts/setup.sh --tests
 
-lint: setup
+run: setup
+	$(VENV)/testbed run $(RUN_SPEC) $(RUN_ARGS)
+
+lint: setup-tests
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
 
-typecheck: setup
+typecheck: setup-tests
 	$(VENV)/mypy
 
-test: setup lint typecheck
+test: setup-tests lint typecheck
 	$(VENV)/pytest $(PYTEST_ARGS)
 
 clean:

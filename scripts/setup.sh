@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent setup shared by `make run` and `make test`.
+# Usage: scripts/setup.sh [--tests]   (--tests adds what only the test suite needs:
+#                                      Docker Engine + debootstrap for the docker backend)
 #   - system packages (as root on Debian/Ubuntu; otherwise says what is missing)
 #   - .venv with the pinned Python dependencies and the project (editable)
 #   - node_modules with the pinned solc and anvil
@@ -19,9 +21,13 @@ declare -A SYSTEM_TOOLS=(
   [prometheus]=prometheus
   [node]=nodejs
   [npm]=npm
-  [dockerd]=docker.io
-  [debootstrap]=debootstrap
 )
+FOR_TESTS=false
+[[ "${1:-}" == "--tests" ]] && FOR_TESTS=true
+if $FOR_TESTS; then
+  SYSTEM_TOOLS[dockerd]=docker.io
+  SYSTEM_TOOLS[debootstrap]=debootstrap
+fi
 
 missing=()
 for tool in "${!SYSTEM_TOOLS[@]}"; do
@@ -77,7 +83,7 @@ fi
 # honoured) and we are root, start dockerd in the background (log: .setup/dockerd.log).
 DOCKERD_TIMEOUT=${DOCKERD_TIMEOUT:-60}
 docker_answers() { .venv/bin/python -c 'import docker; docker.from_env(timeout=5).ping()' >/dev/null 2>&1; }
-if command -v dockerd >/dev/null 2>&1 && ! docker_answers; then
+if $FOR_TESTS && command -v dockerd >/dev/null 2>&1 && ! docker_answers; then
   if [[ $(id -u) -eq 0 && -z "${DOCKER_HOST:-}" ]]; then
     say "starting dockerd (log: $STAMPS/dockerd.log)"
     # its own session: a Ctrl-C in the terminal that ran setup must not stop it
