@@ -35,9 +35,16 @@ def docker_engine() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def docker_images(docker_engine: Any) -> ImageSet:
+def docker_images(docker_engine: Any) -> Iterator[ImageSet]:
+    before = os.environ.get("TESTBED_BASE_IMAGE")
     os.environ["TESTBED_BASE_IMAGE"] = "offline"  # the runs resolve the same base
-    return ensure_images(docker_engine, say=BUILD_LOG.append, policy="offline")
+    try:
+        yield ensure_images(docker_engine, say=BUILD_LOG.append, policy="offline")
+    finally:
+        if before is None:
+            os.environ.pop("TESTBED_BASE_IMAGE", None)
+        else:
+            os.environ["TESTBED_BASE_IMAGE"] = before
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.backends.docker.engine import LABEL_RUN
+from orchestrator.backends.docker.engine import LABEL_ORCHESTRATOR, LABEL_RUN, orchestrator_label
 from orchestrator.hosts import Netem
 from orchestrator.images import ImageSet
 from tests.integration.docker_support import docker_engine, docker_images, labelled
@@ -56,7 +56,8 @@ print(statistics.median(rtts))
 @pytest.fixture
 def network(docker_engine: Any) -> Iterator[tuple[str, str]]:
     run_id = f"test-netem-{uuid.uuid4().hex[:8]}"
-    net = docker_engine.networks.create(f"testbed-{run_id}", labels={LABEL_RUN: run_id})
+    labels = {LABEL_RUN: run_id, LABEL_ORCHESTRATOR: orchestrator_label()}  # a live run
+    net = docker_engine.networks.create(f"testbed-{run_id}", labels=labels)
     try:
         yield net.name, run_id
     finally:

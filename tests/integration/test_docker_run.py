@@ -22,6 +22,7 @@ from orchestrator import run as run_module
 from orchestrator.backends.docker.engine import (
     LABEL_ORCHESTRATOR,
     LABEL_RUN,
+    LABEL_STATE,
     LABEL_UNIT,
     orchestrator_label,
 )
@@ -192,9 +193,15 @@ def test_ctrl_c_tears_down_and_keeps_the_container_logs(
 def test_clean_removes_exactly_what_a_killed_orchestrator_left(
     tmp_path: Path, docker_engine: Any, docker_images: ImageSet, state_dir: Path
 ) -> None:
-    # a resource of a live run (this process): clean must leave it alone
-    alive_labels = {LABEL_RUN: "test-live-run", LABEL_ORCHESTRATOR: orchestrator_label()}
-    live = docker_engine.networks.create(f"testbed-live-{tmp_path.name[-12:]}", labels=alive_labels)
+    # clean must leave alone a live run (this process) of the same state directory
+    # and a dead run of another state directory
+    me = orchestrator_label()
+    live = {LABEL_RUN: "t-live", LABEL_ORCHESTRATOR: me, LABEL_STATE: str(state_dir.resolve())}
+    other = {LABEL_RUN: "t-other", LABEL_ORCHESTRATOR: "x:1:0", LABEL_STATE: "/elsewhere"}
+    keep = [
+        docker_engine.networks.create(f"testbed-{tmp_path.name[-12:]}-{i}", labels=labels)
+        for i, labels in enumerate((live, other))
+    ]
     out = tmp_path / "results"
     proc = long_run(out, state_dir)
     try:
@@ -221,7 +228,9 @@ def test_clean_removes_exactly_what_a_killed_orchestrator_left(
         assert removed >= set(left)
         assert labelled(docker_engine, run_id) == []
         assert not list(state_dir.glob("docker/*"))
-        docker_engine.networks.get(live.id)  # still there
+        for network in keep:
+            docker_engine.networks.get(network.id)  # still there
     finally:
         proc.kill()
-        live.remove()
+        for network in keep:
+            network.remove()

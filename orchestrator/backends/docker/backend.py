@@ -49,6 +49,7 @@ from orchestrator.backends.docker.engine import (
     LABEL_ORCHESTRATOR,
     LABEL_RUN,
     LABEL_SPEC,
+    LABEL_STATE,
     clean_dead_runs,
     connect,
     orchestrator_label,
@@ -93,6 +94,7 @@ class DockerBackend(Backend):
         self.images: Any = None  # images.ImageSet
         self.network: RunNetwork | None = None
         self._orchestrator = orchestrator_label()
+        self._state = str(self.root.resolve())
         self._records: dict[str, _Record] = {}
         self._addresses: dict[str, int] = {"chain": CHAIN_INDEX}
         self._outs: dict[str, Path] = {}
@@ -118,6 +120,7 @@ class DockerBackend(Backend):
             LABEL_RUN: self.run_id,
             LABEL_SPEC: plan.spec_name,
             LABEL_ORCHESTRATOR: self._orchestrator,
+            LABEL_STATE: self._state,
         }
         self.network = create_network(self.client, f"testbed-{self.run_id}", self.run_id, labels)
         for i, agent in enumerate(plan.agents):
@@ -199,7 +202,10 @@ class DockerBackend(Backend):
                 name=container_name(self.run_id, spec.unit),
                 hostname=spec.unit,
                 environment=spec.env(self.run_id),
-                labels=spec.labels(self.run_id, self.plan.spec_name, self._orchestrator),
+                labels={
+                    **spec.labels(self.run_id, self.plan.spec_name, self._orchestrator),
+                    LABEL_STATE: self._state,
+                },
                 host_config=host_config,
                 ports=list(spec.published) or None,
                 networking_config=api.create_networking_config({self.network.name: endpoint}),
@@ -338,7 +344,8 @@ class DockerBackend(Backend):
 
     @classmethod
     def clean_leftovers(cls, root: Path | None = None) -> list[Leftover]:
-        """Containers, networks and volumes of runs whose orchestrator is gone."""
+        """Containers, networks and volumes of the runs of this state directory
+        whose orchestrator is gone, and their state."""
         from orchestrator.backends.docker.engine import DockerUnavailable, orchestrator_alive
 
         report: list[Leftover] = []
@@ -348,7 +355,7 @@ class DockerBackend(Backend):
             client = None
         if client is not None:
             try:
-                report += clean_dead_runs(client)
+                report += clean_dead_runs(client, str((root or state_root()).resolve()))
             finally:
                 client.close()
         base = docker_state_root(root)

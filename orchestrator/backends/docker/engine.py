@@ -6,7 +6,10 @@ Labels (docker/compose style: cleanup and "what is running" are label queries):
 - `testbed.unit`: the unit (agent, chain, prometheus) a container runs
 - `testbed.role`: its role
 - `testbed.orchestrator`: `<hostname>:<pid>:<process start time>` of the
-  orchestrator that made it, so `testbed clean` leaves live runs alone.
+  orchestrator that made it, so `testbed clean` leaves live runs alone;
+- `testbed.state`: the orchestrator's state directory ($TESTBED_STATE_DIR):
+  `testbed clean` cleans the runs of its own state directory, as the local
+  backend does with its pidfiles.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ LABEL_UNIT = "testbed.unit"
 LABEL_ROLE = "testbed.role"
 LABEL_ORCHESTRATOR = "testbed.orchestrator"
 LABEL_SPEC = "testbed.spec"
+LABEL_STATE = "testbed.state"
 API_TIMEOUT_SECONDS = 120
 MAX_POOL_SIZE = 128  # one streaming connection per container's log follower
 
@@ -111,9 +115,14 @@ def _labels(item: Any) -> dict[str, str]:
     return dict(labels)
 
 
-def run_resources(client: Any, run_id: str | None = None) -> dict[str, RunResources]:
-    """{run id: its containers, networks, volumes} (one run, or every run)."""
-    selector = f"{LABEL_RUN}={run_id}" if run_id else LABEL_RUN
+def run_resources(
+    client: Any, run_id: str | None = None, state: str | None = None
+) -> dict[str, RunResources]:
+    """{run id: its containers, networks, volumes} (one run, or every run;
+    with `state`, only runs of that state directory)."""
+    selector = [f"{LABEL_RUN}={run_id}" if run_id else LABEL_RUN]
+    if state is not None:
+        selector.append(f"{LABEL_STATE}={state}")
     found: dict[str, RunResources] = {}
 
     def add(items: Iterable[Any], kind: str) -> None:
@@ -156,10 +165,11 @@ def remove_resources(resources: RunResources) -> list[Leftover]:
     return report
 
 
-def clean_dead_runs(client: Any) -> list[Leftover]:
-    """Remove every labelled resource of runs whose orchestrator is gone."""
+def clean_dead_runs(client: Any, state: str) -> list[Leftover]:
+    """Remove every labelled resource of the runs of state directory `state`
+    whose orchestrator is gone."""
     report: list[Leftover] = []
-    for resources in run_resources(client).values():
+    for resources in run_resources(client, state=state).values():
         if orchestrator_alive(resources.orchestrator()):
             continue
         report.extend(remove_resources(resources))
