@@ -5,7 +5,7 @@ VENV := .venv/bin
 # The main job: the paper's test C (102 prosumers of the synthetic microgrid,
 # batteries, L = 5) as a full day on the local backend, in lockstep mode.
 RUN_SPEC ?= topologies/paper-c.yaml
-RUN_ARGS ?= --set market.clock=lockstep
+RUN_ARGS ?= --set market.clock=lockstep --set chain.block_time_seconds=0 --set deployment.prosumers_per_host=26
 PYTEST_ARGS ?=
 
 .PHONY: setup setup-tests run test lint typecheck clean

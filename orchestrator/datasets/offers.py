@@ -3,8 +3,9 @@
 Offer ids are assigned deterministically: prosumers by ascending id, each
 prosumer's rows in file order, numbered from 1, counting only the offers kept
 (those with non-zero energy that intersect [first_interval, last_interval]).
-A kept offer keeps its whole interval range and energy, even where it reaches
-beyond the window: the market only trades inside the window.
+A kept offer keeps its energy; its interval range is cut to the window, as the
+prosumer agents post it (the contract only issues assets inside the traded
+intervals), so `testbed replay` and a lockstep run solve the very same LPs.
 """
 
 from __future__ import annotations
@@ -66,8 +67,9 @@ def _numbered(
                 feeder=prosumer.feeder,
                 kind=kind,
                 energy=abs(row.energy_wh),
-                start=row.start,
-                end=row.end,
+                # cut to the traded window, exactly as the prosumer agents post them
+                start=max(row.start, first_interval),
+                end=min(row.end, last_interval),
                 price=sell_price if kind is Kind.SELL else buy_price,
             )
             yield OwnedOffer(prosumer.id, offer)

@@ -19,8 +19,8 @@ def test_smoke_scenario() -> None:
     assert scenario.feeders == (Feeder(1, 20_000, 25_000), Feeder(7, 20_000, 25_000))
     offers = scenario.offers
     assert [o.id for o in offers] == list(range(1, len(offers) + 1))
-    assert all(o.start <= 56 and o.end >= 49 for o in offers)
-    assert any(o.kind is Kind.SELL and o.end == 95 for o in offers), "battery offers"
+    assert all(49 <= o.start <= o.end <= 56 for o in offers), "cut to the window"
+    assert any(o.kind is Kind.SELL and o.start < o.end for o in offers), "battery offers"
     assert {o.price for o in offers if o.kind is Kind.SELL} == {100_000}
     assert {o.price for o in offers if o.kind is Kind.BUY} == {200_000}
     assert scenario.offers_of(101) and all(o.feeder == 1 for o in scenario.offers_of(101))
@@ -38,7 +38,7 @@ def test_transax_scenario(transax_dir: Path) -> None:
     assert scenario.feeders == (Feeder(1, 20_000, 25_000), Feeder(2, 10_000, 25_000))
     assert len(scenario.dataset.prosumers) == 9 + 17
     multi = [o for o in scenario.offers if o.start != o.end]
-    assert [(o.start, o.end, o.energy) for o in multi][:2] == [(50, 95, 8_400), (51, 95, 8_600)]
+    assert [(o.start, o.end, o.energy) for o in multi][:2] == [(50, 52, 8_400), (51, 52, 8_600)]
 
 
 def test_selection_of_unknown_feeders_and_prosumers() -> None:

@@ -159,7 +159,7 @@ TINY = Dataset(
 def test_market_offers_are_numbered_by_prosumer_then_row_within_the_window() -> None:
     offers = to_market_offers(TINY, 100_000, 200_000, first_interval=2, last_interval=4)
     assert offers == [
-        Offer(1, feeder=1, kind=Kind.SELL, energy=9_000, start=2, end=95, price=100_000),
+        Offer(1, feeder=1, kind=Kind.SELL, energy=9_000, start=2, end=4, price=100_000),  # cut
         Offer(2, feeder=2, kind=Kind.BUY, energy=300, start=2, end=2, price=200_000),
     ]
     everything = to_market_offers(TINY, 1, 2, first_interval=1, last_interval=96)
