@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -45,7 +46,42 @@ CLEAN_TIMEOUT_SECONDS = 5.0
 
 
 def free_ports(n: int, host: str = HOST) -> list[int]:
-    """`n` distinct ports the OS considers free right now."""
+    """`n` distinct ports the OS considers free right now.
+
+    They are drawn at random from below the kernel's ephemeral range: between this
+    check and the agent's own bind, an ephemeral port can be taken by any outgoing
+    connection (thousands of JSON-RPC calls in a run) or by a `--port 0` server,
+    while ports below that range are only ever taken on purpose."""
+    low, _ = _ephemeral_range()
+    pool_low = 10_000
+    if low - pool_low < 10 * n:
+        return _os_chosen_ports(n, host)
+    rng = random.SystemRandom()
+    chosen: list[int] = []
+    for port in rng.sample(range(pool_low, low), min(low - pool_low, 50 * n + 100)):
+        if len(chosen) == n:
+            break
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+        chosen.append(port)
+    if len(chosen) < n:
+        return _os_chosen_ports(n, host)
+    return chosen
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        low, high = (int(x) for x in text.split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def _os_chosen_ports(n: int, host: str) -> list[int]:
     socks: list[socket.socket] = []
     try:
         for _ in range(n):
