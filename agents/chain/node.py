@@ -52,6 +52,9 @@ def anvil_binary() -> str:
     return found
 
 
+STATES_KEPT = 256
+
+
 class Anvil:
     """One anvil process. `block_time` None = automine (a block per transaction), else
     interval mining every `block_time` seconds. `base_fee` 0 (the default) makes gas free,
@@ -89,6 +92,10 @@ class Anvil:
     def command(self) -> list[str]:
         cmd = [self.binary, "--host", self.host, "--port", "0", "--chain-id", str(self.chain_id)]
         cmd += ["--gas-limit", str(self.gas_limit), "--accounts", str(self.accounts)]
+        # Keep only recent states, in memory: by default anvil writes every older state
+        # to ~/.foundry/anvil/tmp (tens of GB for a paper-scale day, never removed
+        # when anvil is killed). Blocks, receipts and logs are kept in full.
+        cmd += ["--prune-history", str(STATES_KEPT)]
         if self.block_time is not None:
             cmd += ["--block-time", f"{self.block_time:g}"]
         if self.base_fee is not None:
