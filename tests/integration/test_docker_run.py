@@ -46,6 +46,14 @@ BBB_HOSTS = "deployment.hosts=[{name: bbb, count: 2, profile: bbb, netem: {laten
 LONG = ["market.first_interval=40", "market.last_interval=90"]
 
 
+def finalized_while_running(proc: subprocess.Popen[str], out: Path) -> bool:
+    """True once an interval is finalized; the run's error if it ended before."""
+    if proc.poll() is not None:
+        _, stderr = proc.communicate()
+        raise AssertionError(f"testbed run ended early ({proc.returncode}):\n{stderr[-3000:]}")
+    return finalizations(bundle_of(out)) >= 1
+
+
 def finalizations(bundle: Path | None) -> int:
     path = bundle / "events" / "finalizations.csv" if bundle else None
     return len(rows(path)) if path is not None and path.exists() else 0
@@ -103,7 +111,13 @@ def test_crashing_agent_stops_the_run_with_a_clear_error(
 ) -> None:
     out = tmp_path / "results"
     thread, box = run_in_thread(RunOptions(spec=SMOKE, overrides=LONG, backend="docker", out=out))
-    wait_for("the first finalized interval", lambda: finalizations(bundle_of(out)) >= 1)
+
+    def started() -> bool:
+        if not thread.is_alive():
+            raise AssertionError(f"the run ended early: {box['result'].outcome.message}")
+        return finalizations(bundle_of(out)) >= 1
+
+    wait_for("the first finalized interval", started)
     run_id = bundle_of(out).name  # type: ignore[union-attr]
     (victim,) = docker_engine.containers.list(
         filters={"label": [f"{LABEL_RUN}={run_id}", f"{LABEL_UNIT}=prosumers-01"]}
@@ -174,7 +188,7 @@ def test_ctrl_c_tears_down_and_keeps_the_container_logs(
     out = tmp_path / "results"
     proc = long_run(out, state_dir)
     try:
-        wait_for("the first finalized interval", lambda: finalizations(bundle_of(out)) >= 1)
+        wait_for("the first finalized interval", lambda: finalized_while_running(proc, out))
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=180)
     finally:
@@ -205,7 +219,7 @@ def test_clean_removes_exactly_what_a_killed_orchestrator_left(
     out = tmp_path / "results"
     proc = long_run(out, state_dir)
     try:
-        wait_for("the first finalized interval", lambda: finalizations(bundle_of(out)) >= 1)
+        wait_for("the first finalized interval", lambda: finalized_while_running(proc, out))
         proc.kill()  # SIGKILL: no teardown at all
         proc.communicate(timeout=60)
         run_id = bundle_of(out).name  # type: ignore[union-attr]

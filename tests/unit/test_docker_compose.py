@@ -43,7 +43,10 @@ def test_the_chain_listens_on_the_network_and_keeps_no_state_on_disk() -> None:
     command = chain_command(argv)
     assert command[:5] == ("anvil", "--host", "0.0.0.0", "--port", "8545")
     assert "--block-base-fee-per-gas" in command and "--chain-id" in command
-    assert command[-2:] == ("--max-persisted-states", "0")
+    # the history is bounded exactly once (anvil refuses both flags together)
+    assert sum(flag in command for flag in ("--prune-history", "--max-persisted-states")) == 1
+    bare = chain_command(["/x/anvil", "--host", "127.0.0.1", "--port", "1"])
+    assert bare == ("anvil", "--host", "0.0.0.0", "--port", "8545", "--max-persisted-states", "0")
 
 
 def test_prometheus_listens_everywhere_with_host_paths_mounted(tmp_path: Path) -> None:

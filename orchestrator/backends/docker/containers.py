@@ -30,7 +30,9 @@ OUT_DIR = "/testbed/out"
 ANY = "0.0.0.0"
 # Chain state evicted from memory is dropped, not dumped to disk: a long run
 # would otherwise fill the container's layer (agents only query "latest").
+# Added unless the command already bounds the history (anvil refuses both flags).
 ANVIL_EXTRA_ARGS = ("--max-persisted-states", "0")
+ANVIL_HISTORY_FLAGS = ("--max-persisted-states", "--prune-history")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +94,7 @@ def chain_command(argv: Sequence[str]) -> tuple[str, ...]:
             continue
         out.append(arg)
         i += 1
-    if "--max-persisted-states" not in out:
+    if not any(flag in out for flag in ANVIL_HISTORY_FLAGS):
         out += ANVIL_EXTRA_ARGS
     return tuple(out)
 
