@@ -5,7 +5,7 @@ by `start_metrics(host, port)`. Labels are bounded (function, result); which
 agent a series comes from is the scrape target's label (plus `testbed_agent_info`).
 Owner (the only role that updates it, so sums across agents do not double count):
 
-- recorder: OFFER_TO_TRADE_SECONDS, OFFER_TO_FINALIZATION_SECONDS
+- recorder: OFFER_TO_TRADE_SECONDS, OFFER_TO_FINALIZATION_SECONDS, BLOCK_TRANSACTIONS
 - solver:   SOLVER_SOLVE_SECONDS, SOLVER_OBJECTIVE_WH, SOLUTIONS_TOTAL{result}
 - clock:    ENERGY_FINALIZED_WH_TOTAL, INTERVAL_LAG, CURRENT_INTERVAL
 - dso:      FAILED_WITHDRAWALS_TOTAL, WITHDRAWALS_TOTAL
@@ -41,6 +41,11 @@ OFFER_TO_FINALIZATION_SECONDS = Histogram(
 )
 SOLVER_SOLVE_SECONDS = Histogram(
     "testbed_solver_solve_seconds", "Wall seconds of one solve", buckets=SOLVE_BUCKETS
+)
+BLOCK_TRANSACTIONS = Histogram(
+    "testbed_block_transactions",
+    "Transactions per mined block (recorder)",
+    buckets=(0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
 )
 SOLVER_OBJECTIVE_WH = Gauge("testbed_solver_objective_wh", "Objective of the latest solve (Wh)")
 SOLUTIONS_TOTAL = Counter(

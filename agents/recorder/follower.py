@@ -22,6 +22,7 @@ from agents.chain.encoding import decode_trade
 from agents.common.abi import decode as abi_decode
 from agents.common.abi import selector
 from agents.common.errors import AgentError
+from agents.common.metrics import BLOCK_TRANSACTIONS
 from agents.common.rpc import JsonRpc, RpcError
 from agents.recorder.records import (
     BlockStamp,
@@ -89,6 +90,7 @@ class ChainFollower:
             if not isinstance(block, dict):  # below the head, so it must exist
                 raise RpcError("eth_getBlockByNumber", {"message": "block not found"})
             stamps[_hex(block["number"])] = _hex(block["timestamp"])
+            BLOCK_TRANSACTIONS.observe(len(block["transactions"]))
             submissions.extend(self._submissions(block["transactions"]))
         receipts = self._receipts(submissions)
         keyed: list[tuple[tuple[int, int, int], Row]] = []
