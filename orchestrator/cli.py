@@ -141,6 +141,11 @@ testbed validate topologies/transax-a.yaml --print    # the resolved spec
 def cmd_validate(args: argparse.Namespace) -> int:
     spec = load_spec_args(args)
     scenario = build_scenario(spec)
+    points = 0
+    if spec.sweep:  # every point must validate on its own (cross-key checks included)
+        from orchestrator.sweeps.points import load_points
+
+        points = len(load_points(Path(args.spec), args.overrides, os.environ, spec))
     if args.print:
         print(yaml.safe_dump(spec.to_dict(), sort_keys=False), end="")
         return 0
@@ -150,6 +155,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         f"{len(scenario.feeders)} feeders, {len(scenario.offers)} offers in intervals "
         f"{market.first_interval}..{market.last_interval}, L = {market.prediction_window}, "
         f"{market.clock} clock, {spec.deployment.backend} backend"
+        + (f", sweep of {points} points" if points else "")
     )
     return 0
 

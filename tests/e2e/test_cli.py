@@ -60,6 +60,26 @@ def test_validate_smoke() -> None:
     ).replace("topologies/smoke.yaml", str(SMOKE))
 
 
+def test_validate_checks_every_sweep_point() -> None:
+    fig9 = REPO / "topologies" / "paper-fig9.yaml"
+    ok = run_testbed("validate", fig9)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.rstrip().endswith("local backend, sweep of 12 points")
+    # valid as written (L = 13 > t_clear = 3), but not at the points with L = 2 and 3
+    bad = run_testbed(
+        "validate", fig9, "--set", "market.prediction_window=13", "--set", "market.t_clear=3"
+    )
+    assert bad.returncode == 2
+    lines = bad.stderr.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        "sweep point 1 (market.prediction_window=2, microgrid.dataset.battery=false)",
+        "sweep point 2 (market.prediction_window=2, microgrid.dataset.battery=true)",
+        "sweep point 3 (market.prediction_window=3, microgrid.dataset.battery=false)",
+        "sweep point 4 (market.prediction_window=3, microgrid.dataset.battery=true)",
+    ]
+    assert all("market.t_clear: must be < market.prediction_window" in line for line in lines)
+
+
 def test_validate_prints_the_resolved_spec() -> None:
     result = run_testbed("validate", SMOKE, "--print", "--set", "deployment.backend=docker")
     assert result.returncode == 0, result.stderr
