@@ -38,7 +38,11 @@ REPUBLISH_SECONDS = 1.0
 POLL_SECONDS = 0.2
 SETTLE_TIMEOUT_SECONDS = 60.0
 DONE_REPEATS = 3
-FINALIZE_ATTEMPTS = 5
+# wallclock: how long finalize() is retried after an interval's end before the clock
+# gives up - one interval, at least FINALIZE_MIN_GRACE_SECONDS. A loaded node's chain
+# time can lag ours (IntervalNotEnded), and a solution mined just before finalize
+# changes the candidate it must name (CandidateMismatch); both pass with a retry.
+FINALIZE_MIN_GRACE_SECONDS = 30.0
 FINALIZE_RETRY_SECONDS = 0.5
 
 
@@ -123,12 +127,14 @@ class Clock:
         if set_time:
             result = self.chain.finalize(timestamp=end)
         else:  # wallclock: the node's clock may lag ours by a moment
-            for attempt in range(FINALIZE_ATTEMPTS):
+            grace = max(FINALIZE_MIN_GRACE_SECONDS, float(self.market.interval_seconds))
+            deadline = time.monotonic() + grace
+            while True:
                 try:
                     result = self.chain.finalize(timestamp=None)
                     break
                 except AgentError as exc:
-                    if attempt == FINALIZE_ATTEMPTS - 1:
+                    if time.monotonic() >= deadline:
                         raise
                     log.warning("finalize at the end of %d failed (%s); retrying", t, exc)
                     if self.shutdown.wait(FINALIZE_RETRY_SECONDS):
