@@ -20,6 +20,7 @@ import yaml
 
 from market.types import Kind
 from orchestrator import __version__
+from orchestrator.commands import add_spec_arguments
 from orchestrator.commands.docker import COMMANDS as DOCKER_COMMANDS
 from orchestrator.commands.observe import (
     add_replay_arguments,
@@ -97,19 +98,6 @@ def _command(subparsers: Subparsers, name: str, summary: str, examples: str) -> 
         help=summary,
         description=f"{summary}\n\nexamples:\n{textwrap.indent(examples.strip(), '  ')}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-
-
-def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
-    """SPEC and --set, shared by every command that reads a spec."""
-    parser.add_argument("spec", metavar="SPEC", type=Path, help="experiment spec (YAML)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a spec value, e.g. market.prediction_window=5 (repeatable)",
     )
 
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from orchestrator.commands import add_spec_arguments
+
 
 def _command(subparsers: Any, name: str, summary: str, examples: str) -> Any:
     return subparsers.add_parser(
@@ -143,15 +145,7 @@ testbed render topologies/paper-c.yaml --set 'deployment.hosts=[{name: b, count:
 testbed render topologies/smoke.yaml --format compose --out /tmp/smoke-compose
 """,
     )
-    parser.add_argument("spec", metavar="SPEC", type=Path, help="experiment spec (YAML)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a spec value (repeatable)",
-    )
+    add_spec_arguments(parser)
     parser.add_argument("--format", choices=("plan", "compose"), default="plan")
     parser.add_argument(
         "--out",

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.backends import BACKENDS
 from orchestrator.backends.base import state_root
+from orchestrator.commands import add_spec_arguments
 from orchestrator.commands.observe import COMMANDS as OBSERVE_COMMANDS  # metrics, report
 from orchestrator.results.bundle import DEFAULT_RESULTS_DIR, list_bundles
 
@@ -57,15 +58,7 @@ testbed run topologies/smoke.yaml --json --out /tmp/results
 """,
         RUN_EXIT_CODES,
     )
-    parser.add_argument("spec", metavar="SPEC", type=Path, help="experiment spec (YAML)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a spec value, e.g. market.prediction_window=5 (repeatable)",
-    )
+    add_spec_arguments(parser)
     parser.add_argument(
         "--backend", choices=sorted({"local", "docker", "ssh"}), help="override deployment.backend"
     )
