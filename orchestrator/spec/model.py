@@ -135,6 +135,7 @@ class HostConfig:
     port: int | None = None
     user: str | None = None
     key_file: str | None = None
+    python: str | None = None
     profile: str | None = None
     count: int | None = None  # None: one host
     prosumers: tuple[int, ...] | None = None
@@ -142,10 +143,24 @@ class HostConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SshConfig:
+    known_hosts: str = "~/.ssh/known_hosts"
+    accept_new_host_keys: bool = False
+    key_file: str | None = None
+    bind_address: str = "auto"
+    remote_dir: str = ".testbed"
+    wheelhouse: str | None = None
+    max_clock_offset_fraction: float = 0.05
+    min_free_disk_mb: int = 300
+    connect_timeout_seconds: float = 10
+
+
+@dataclass(frozen=True, slots=True)
 class DeploymentConfig:
     backend: str = "local"
     prosumers_per_host: int | None = None
     hosts: tuple[HostConfig, ...] = ()
+    ssh: SshConfig = SshConfig()
 
 
 @dataclass(frozen=True, slots=True)

@@ -218,6 +218,11 @@ HOST = _object(
         "port": _integer("ssh: port.", minimum=1, maximum=65535),
         "user": {"type": "string", "minLength": 1, "description": "ssh: login."},
         "key_file": {"type": "string", "minLength": 1, "description": "ssh: private key."},
+        "python": {
+            "type": "string",
+            "minLength": 1,
+            "description": "ssh: the host's Python 3.11+ (default: python3 on its PATH).",
+        },
         "profile": {
             "enum": ["none", "bbb"],
             "description": "docker: host profile: CPU and memory limits of the container "
@@ -238,6 +243,60 @@ HOST = _object(
     required=("name",),
 )
 
+SSH = _object(
+    {
+        "known_hosts": {
+            "type": "string",
+            "minLength": 1,
+            "default": "~/.ssh/known_hosts",
+            "description": "Host keys the boards must present (OpenSSH known_hosts format).",
+        },
+        "accept_new_host_keys": {
+            "type": "boolean",
+            "default": False,
+            "description": "Add the key of a host not yet in known_hosts (a changed key is "
+            "always refused).",
+        },
+        "key_file": {
+            "type": ["string", "null"],
+            "default": None,
+            "description": "Private key of hosts without their own key_file (default: the "
+            "ssh-agent and ~/.ssh/id_*). Passwords are never used.",
+        },
+        "bind_address": {
+            "type": "string",
+            "minLength": 1,
+            "default": "auto",
+            "description": "Address of this machine the boards reach; the chain, DSO and "
+            "clock listen there (auto: the address this machine uses to reach the first host).",
+        },
+        "remote_dir": {
+            "type": "string",
+            "minLength": 1,
+            "default": ".testbed",
+            "description": "Directory on each host (relative to the login's home) for the "
+            "wheelhouse, the virtualenv and the runs.",
+        },
+        "wheelhouse": {
+            "type": ["string", "null"],
+            "default": None,
+            "description": "A directory of wheels for the hosts (e.g. armv7l wheels for "
+            "BeagleBone Blacks); default: built here, for hosts of this machine's architecture "
+            "and Python (orchestrator/backends/ssh/README.md).",
+        },
+        "max_clock_offset_fraction": _number(
+            "Refuse to start when a host's clock is off by more than this fraction of "
+            "market.simulated_interval_seconds.",
+            minimum=0,
+            default=0.05,
+        ),
+        "min_free_disk_mb": _integer("Free disk each host needs.", minimum=0, default=300),
+        "connect_timeout_seconds": _number("", exclusiveMinimum=0, default=10),
+    },
+    default={},
+    description="ssh backend: how the orchestrator reaches and uses deployment.hosts.",
+)
+
 DEPLOYMENT = _object(
     {
         "backend": {"enum": ["local", "docker", "ssh"], "default": "local"},
@@ -253,8 +312,9 @@ DEPLOYMENT = _object(
             "default": [],
             "items": HOST,
             "description": "Testbed hosts. Empty: the backend's defaults (local: this "
-            "machine; docker: one container per group of prosumers; ssh: 127.0.0.1).",
+            "machine; docker: one container per group of prosumers; ssh: at least one needed).",
         },
+        "ssh": SSH,
     },
     default={},
 )
