@@ -18,14 +18,22 @@ Semantics, for delivery intervals first..last, prediction window L, T_clear:
 - Then the candidate's trades of interval t + T_clear are finalized: removed from the
   candidate and appended to the fixed trades.
 Same inputs give a byte-identical `to_json()` (timings are kept out of it).
+
+`offer_wait`: per offer that some accepted candidate traded, the clock intervals
+from the one it became visible in to the one whose candidate first traded it. It is
+the market's own share of offer-to-trade latency (a run's recorder counts the same
+thing as `offer_to_trade_intervals`): an optimum may leave an offer out until later
+offers change it, however fast the testbed is.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from market.errors import MarketError
 from market.solve import PriceRule, midpoint_price, solve, sorted_trades
@@ -52,6 +60,7 @@ class ReplayResult:
     trades: tuple[Trade, ...]
     steps: tuple[ReplayStep, ...]
     solve_seconds_total: float
+    offer_wait: Mapping[int, int] = field(default_factory=dict)
 
     @property
     def total_wh(self) -> int:
@@ -101,7 +110,17 @@ class ReplayResult:
             "solves": self.solves,
             "replacements": self.replacements,
             "solve_seconds_total": self.solve_seconds_total,
+            "offer_to_trade_intervals": wait_summary(self.offer_wait.values()),
         }
+
+
+def wait_summary(waits: Iterable[int]) -> dict[str, float | int | None]:
+    """p50/p95/p99 (linear interpolation, as the recorder's), max, count."""
+    values = np.fromiter(waits, dtype=np.float64)
+    if not len(values):
+        return {"p50": None, "p95": None, "p99": None, "max": None, "count": 0}
+    p50, p95, p99 = (float(v) for v in np.percentile(values, [50, 95, 99]))
+    return {"p50": p50, "p95": p95, "p99": p99, "max": float(values.max()), "count": len(values)}
 
 
 def replay(
@@ -128,10 +147,14 @@ def replay(
     fixed: list[Trade] = []
     candidate: list[Trade] = []
     steps: list[ReplayStep] = []
+    visible_since: dict[int, int] = {}
+    first_traded: dict[int, int] = {}
     seconds = 0.0
     for clock in range(first_interval - t_clear, last_interval - t_clear + 1):
         free_from = clock + t_clear
         visible = [o for o in by_start if o.start <= clock + prediction_window - 1]
+        for offer in visible:
+            visible_since.setdefault(offer.id, clock)
         problem = extended_problem(feeder_tuple, visible, fixed, free_from)
         result = solve(problem, engine, price_rule=price_rule, last_interval=last_interval)
         seconds += result.build_seconds + result.solve_seconds
@@ -139,6 +162,9 @@ def replay(
         replaced = new_wh > sum(t.energy for t in candidate)
         if replaced:
             candidate = list(result.solution.trades)
+            for trade in candidate:
+                first_traded.setdefault(trade.seller, clock)
+                first_traded.setdefault(trade.buyer, clock)
         done = [t for t in candidate if t.interval == free_from]
         candidate = [t for t in candidate if t.interval != free_from]
         fixed.extend(done)
@@ -156,7 +182,8 @@ def replay(
     per_interval = {t: 0 for t in range(first_interval, last_interval + 1)}
     for trade in fixed:
         per_interval[trade.interval] += trade.energy
-    return ReplayResult(engine, per_interval, sorted_trades(fixed), tuple(steps), seconds)
+    wait = {i: clock - visible_since[i] for i, clock in sorted(first_traded.items())}
+    return ReplayResult(engine, per_interval, sorted_trades(fixed), tuple(steps), seconds, wait)
 
 
 def extended_problem(

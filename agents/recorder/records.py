@@ -33,6 +33,7 @@ from agents.recorder.stats import (
     PostedOffer,
     TradeEvent,
     energy_per_interval,
+    intervals_waited,
     offer_to_finalization_seconds,
     offer_to_trade_seconds,
     summarize,
@@ -190,6 +191,9 @@ def summarize_events(events_dir: Path, intervals: Sequence[int] = ()) -> dict[st
     offers, accepted, finals = load_latency_inputs(events_dir)
     to_trade = offer_to_trade_seconds(offers, accepted)
     to_final = offer_to_finalization_seconds(offers, finals)
+    waited = intervals_waited(
+        offers, accepted, (int(r["block"]) for r in _read(events_dir / FinalizationRow.FILE))
+    )
     per_interval = {t: 0 for t in intervals}
     per_interval.update(
         energy_per_interval(
@@ -207,6 +211,11 @@ def summarize_events(events_dir: Path, intervals: Sequence[int] = ()) -> dict[st
         "offers_finalized": len(to_final),
         "offer_to_trade_seconds": summarize(to_trade.values()),
         "offer_to_finalization_seconds": summarize(to_final.values()),
+        "offer_to_trade_intervals": summarize(waited.values()),
+        # the testbed's own latency: offers the market traded before any interval ended
+        "offer_to_trade_seconds_no_wait": summarize(
+            seconds for oid, seconds in to_trade.items() if waited.get(oid) == 0
+        ),
         "solutions": {
             "accepted": results.count("accepted"),
             "rejected": results.count("rejected"),

@@ -8,13 +8,19 @@ Latencies (paper Figure 11):
   first block holding an *accepted* solution whose trades include that offer;
 - offer-to-finalization: from the offer's block to the first block in which a
   trade of that offer was finalized.
-Both are measured with the wall-clock time at which the recorder first saw each
+- intervals waited: how many intervals were finalized between an offer's block
+  and the block of the first accepted solution that trades it. The market itself
+  makes offers wait (an optimum that leaves an offer out until later offers change
+  the optimum; `market.replay` reports the same count with no system in the way),
+  so this separates the market's share of offer-to-trade from the testbed's.
+The latencies are measured with the wall-clock time at which the recorder first saw each
 block (`time_ms`), so they include mining and polling delays but are
 meaningful in lockstep runs, where chain timestamps are virtual.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -95,6 +101,29 @@ def offer_to_trade_seconds(
 ) -> dict[int, float]:
     """Offer-to-trade latency per traded offer (paper Figure 11)."""
     return first_inclusion_latencies(offers, accepted_solutions)
+
+
+def intervals_waited(
+    offers: Iterable[PostedOffer],
+    accepted_solutions: Iterable[TradeEvent],
+    finalization_blocks: Iterable[int],
+) -> dict[int, int]:
+    """Per traded offer: finalize() blocks after the offer's block and up to (and
+    including) the block of the first accepted solution that trades it."""
+    first_seen: dict[int, int] = {}
+    for event in sorted(accepted_solutions, key=lambda e: e.block):
+        for offer_id in event.offer_ids:
+            first_seen.setdefault(offer_id, event.block)
+    blocks = sorted(finalization_blocks)
+    out: dict[int, int] = {}
+    for offer in offers:
+        found = first_seen.get(offer.offer_id)
+        if found is None or found < offer.block:
+            continue
+        out[offer.offer_id] = bisect.bisect_right(blocks, found) - bisect.bisect_right(
+            blocks, offer.block
+        )
+    return out
 
 
 def offer_to_finalization_seconds(

@@ -122,6 +122,14 @@ def run_report(result: RunResult) -> str:
                 f"  offer->trade p50 {lat['p50']:.2f} s, p95 {lat['p95']:.2f} s, "
                 f"p99 {lat['p99']:.2f} s, max {lat['max']:.2f} s ({lat['count']} offers)"
             )
+            waited = s.get("offer_to_trade_intervals") or {}
+            own = s.get("offer_to_trade_seconds_no_wait") or {}
+            if waited.get("count") and own.get("count"):
+                lines.append(
+                    f"  intervals an offer waited for a match: p50 {waited['p50']:.0f}, "
+                    f"p99 {waited['p99']:.0f}; offers matched without waiting: "
+                    f"p50 {own['p50']:.2f} s, p99 {own['p99']:.2f} s"
+                )
         gas = s.get("gas") or {}
         if gas:
             parts = [f"{f} {g['count']} x {g['mean']:,.0f}" for f, g in gas.items()]

@@ -94,6 +94,16 @@ def _lat(stats: dict[str, Any] | None) -> str:
     return ", ".join(parts) + f" ({stats['count']} offers)"
 
 
+def _waited(stats: dict[str, Any] | None) -> str:
+    """Intervals waited (see agents.recorder.stats.intervals_waited)."""
+    if not stats or not stats.get("count"):
+        return "-"
+    parts = [
+        f"{k} {stats[k]:.0f}" for k in ("p50", "p95", "p99", "max") if stats.get(k) is not None
+    ]
+    return ", ".join(parts) + f" ({stats['count']} offers)"
+
+
 def key_numbers(data: rd.BundleData, energy: rd.EnergySeries) -> list[list[str]]:
     """(label, value) rows: outcome, window, energy, offers, latency, solutions, memory."""
     s = data.summary
@@ -123,6 +133,11 @@ def key_numbers(data: rd.BundleData, energy: rd.EnergySeries) -> list[list[str]]
     rows += [
         ["Offers posted / traded / finalized", " / ".join(map(str, counts))],
         ["Offer to trade", _lat(s.get("offer_to_trade_seconds"))],
+        [
+            "Offer to trade, offers matched without waiting",
+            _lat(s.get("offer_to_trade_seconds_no_wait")),
+        ],
+        ["Intervals an offer waited for a match", _waited(s.get("offer_to_trade_intervals"))],
         ["Offer to finalization", _lat(s.get("offer_to_finalization_seconds"))],
         ["Solutions accepted / rejected", f"{sol.get('accepted', 0)} / {sol.get('rejected', 0)}"],
     ]

@@ -159,3 +159,20 @@ def test_transax_prediction_window_and_battery(transax_dir):
     assert totals["noBattery", 2] == totals["noBattery", 5]
     assert totals["withBattery", 13] > totals["withBattery", 2] >= totals["noBattery", 2]
     assert totals["withBattery", 13] <= 3_091_100  # the all-at-once LP optimum
+
+
+def test_offer_wait_counts_intervals_until_an_offer_is_first_traded():
+    # A battery buyer (3..5, price 12) cannot buy from the first seller (price 15);
+    # it waits from clock 1, when it is posted, to clock 3, when a cheaper seller
+    # for interval 5 is posted. Everyone else trades as soon as posted.
+    offers = [
+        Offer(1, 1, Kind.SELL, 900, 3, 3, 15),
+        Offer(2, 1, Kind.BUY, 900, 3, 3, 20),
+        Offer(3, 1, Kind.BUY, 900, 3, 5, 12),
+        Offer(4, 1, Kind.SELL, 900, 5, 5, 10),
+    ]
+    result = run(offers, last_interval=5, prediction_window=3)
+    assert result.total_wh == 1800
+    assert dict(result.offer_wait) == {1: 0, 2: 0, 3: 2, 4: 0}
+    waits = result.summary()["offer_to_trade_intervals"]
+    assert waits["max"] == 2 and waits["count"] == 4 and waits["p50"] == 0

@@ -9,6 +9,7 @@ from agents.recorder.stats import (
     PostedOffer,
     TradeEvent,
     energy_per_interval,
+    intervals_waited,
     offer_to_finalization_seconds,
     offer_to_trade_seconds,
     percentile,
@@ -93,3 +94,17 @@ def test_offer_to_finalization_first_finalizing_block() -> None:
 
 def test_energy_per_interval_sums_and_sorts() -> None:
     assert energy_per_interval([(3, 10), (1, 5), (3, 7)]) == {1: 5, 3: 17}
+
+
+def test_intervals_waited_counts_finalizations_between_offer_and_first_trade() -> None:
+    offers = [PostedOffer(1, 10, 0), PostedOffer(2, 10, 0), PostedOffer(3, 25, 0)]
+    accepted = [
+        TradeEvent(12, 0, frozenset({1})),
+        TradeEvent(31, 0, frozenset({2, 3})),
+        TradeEvent(40, 0, frozenset({1, 2, 3})),  # later inclusions do not count
+    ]
+    # finalize() at blocks 15, 20 and 30: offer 2 waits three of them, offer 3 one,
+    # offer 1 none; a finalization in the very block of the offer is not waited.
+    waited = intervals_waited(offers, accepted, [30, 15, 20, 10])
+    assert waited == {1: 0, 2: 3, 3: 1}
+    assert intervals_waited([PostedOffer(9, 5, 0)], accepted, [7]) == {}
