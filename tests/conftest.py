@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,3 +56,16 @@ def require_tool(name: str) -> str:
 def transax_dir() -> Path:
     require(TRANSAX_DIR.is_dir(), f"TRANSAX traces at {TRANSAX_DIR}")
     return TRANSAX_DIR
+
+
+def start_cli(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    """`testbed ARGS...` as a child process (this interpreter, the repository as
+    cwd), stdout and stderr piped as text: for tests that signal or time it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "orchestrator.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )

@@ -21,7 +21,7 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.conftest import REPO, require_tool
+from tests.conftest import REPO, require_tool, start_cli
 
 SMOKE = REPO / "topologies" / "smoke.yaml"
 # smoke over a longer window: still going when the test interrupts it
@@ -43,17 +43,6 @@ def cli(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.Com
         cwd=REPO,
         timeout=timeout,
         check=False,
-    )
-
-
-def start_cli(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "orchestrator.cli", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=REPO,
     )
 
 

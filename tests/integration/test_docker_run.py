@@ -28,7 +28,7 @@ from orchestrator.backends.docker.engine import (
 )
 from orchestrator.images import ImageSet
 from orchestrator.run import RunOptions, RunResult, run
-from tests.conftest import REPO
+from tests.conftest import REPO, start_cli
 from tests.integration.docker_support import (
     bundle_of,
     docker_engine,
@@ -165,21 +165,10 @@ def test_broken_agent_image_gives_a_clear_error_and_a_clean_teardown(
     assert_nothing_left(docker_engine, result, state_dir)
 
 
-def cli(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "orchestrator.cli", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=REPO,
-    )
-
-
 def long_run(out: Path, state: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "TESTBED_STATE_DIR": str(state)}
     sets = [a for s in LONG for a in ("--set", s)]
-    return cli("run", str(SMOKE), "--backend", "docker", "--out", str(out), *sets, env=env)
+    return start_cli("run", str(SMOKE), "--backend", "docker", "--out", str(out), *sets, env=env)
 
 
 def test_ctrl_c_tears_down_and_keeps_the_container_logs(
