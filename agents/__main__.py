@@ -4,6 +4,11 @@ Loads the config, sets up logging (stderr), SIGTERM/SIGINT handling and the
 metrics endpoint, then runs `agents.<role>.run(config, shutdown)`. The role
 module is imported lazily so a prosumer never loads the solver's LP stack.
 Exit codes: 0 finished or stopped by SIGTERM, 1 agent error, 2 crash, 64 usage.
+
+On the way out (whatever the exit) the agent writes its final metrics, in the
+Prometheus text format, to `<out_dir>/metrics.prom`: agents exit right after the
+clock's `done`, often before Prometheus' next scrape, and the file keeps the
+counters' last values in the bundle.
 """
 
 from __future__ import annotations
@@ -12,6 +17,9 @@ import argparse
 import importlib
 import logging
 import sys
+from pathlib import Path
+
+from prometheus_client import REGISTRY, generate_latest
 
 from agents.common.config import ROLES, load_config
 from agents.common.errors import AgentError
@@ -47,10 +55,23 @@ def main(argv: list[str] | None = None) -> int:
     except Exception:
         log.exception("crashed")
         return 2
+    finally:
+        dump_metrics(config.out_dir, log)
     if shutdown.requested:
         log.info("stopped by %s", shutdown.signal_name)
     logging.shutdown()
     return code
+
+
+def dump_metrics(out_dir: Path, log: logging.Logger) -> None:
+    """The registry's final state as `<out_dir>/metrics.prom` (best effort)."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tmp = out_dir / "metrics.prom.tmp"
+        tmp.write_bytes(generate_latest(REGISTRY))
+        tmp.replace(out_dir / "metrics.prom")
+    except OSError as exc:
+        log.warning("could not write final metrics to %s: %s", out_dir, exc)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from typing import Any, TextIO
 import yaml
 
 from market.types import Kind
-from orchestrator.backends import BACKENDS
+from orchestrator.backends import BACKENDS, create_backend
 from orchestrator.backends.base import Backend, Placement, Unit
 from orchestrator.errors import TestbedError
 from orchestrator.hosts import expand_hosts
@@ -160,6 +160,7 @@ def run(options: RunOptions) -> RunResult:
         )
     run_id = new_run_id()
     plan = build_plan(plan_input(scenario, backend_name), run_id)
+    backend = create_backend(backend_name, run_id, spec)  # ssh: preflight of every host
     bundle = Bundle.create(options.out, spec.name, run_id)
     bundle.write_spec(yaml.safe_dump(spec.to_dict(), sort_keys=False))
     bundle.write_manifest(
@@ -181,7 +182,6 @@ def run(options: RunOptions) -> RunResult:
             },
         )
     )
-    backend = BACKENDS[backend_name](run_id)
     return Run(spec, plan, bundle, backend, options).execute()
 
 

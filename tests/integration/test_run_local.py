@@ -162,6 +162,16 @@ def test_lockstep_window_of_public_traces_equals_replay(
     assert summary["gas"]["finalize"]["count"] == 8
     for agent in summary["processes"]:
         assert (result.bundle / "logs" / f"{agent}.log").stat().st_size > 0
+    # each agent's last metrics, written on exit (the last scrape may come too late)
+    final = (result.bundle / "agents" / "clock" / "metrics.prom").read_text()
+    assert 'testbed_transactions_total{function="finalize"} 8.0' in final
+    posted = sum(
+        float(line.split()[-1])
+        for path in (result.bundle / "agents").glob("prosumers-*/metrics.prom")
+        for line in path.read_text().splitlines()
+        if line.startswith("testbed_offers_posted_total ")
+    )
+    assert posted == summary["offers"]
     assert not list(_state_dir.glob("runs/*"))
 
 
