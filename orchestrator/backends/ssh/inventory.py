@@ -1,0 +1,149 @@
+"""The ssh backend's inventory: the spec's `deployment.hosts` and
+`deployment.ssh` as plain data (pure, no I/O besides reading the environment
+for the login name).
+
+Host groups (`count: N`) become hosts `<name>-01..<name>-N` exactly as
+`orchestrator.hosts.expand_hosts` names them (all at the group's address), so
+the plan's prosumer hosts map one to one onto inventory entries. Relative
+paths (key files, known_hosts, the wheelhouse) are taken relative to the
+spec file's directory; `~` is expanded.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator.backends.base import BackendError
+from orchestrator.spec import Spec
+
+DEFAULT_PORT = 22
+DEFAULT_PYTHON = "python3"
+
+
+class InventoryError(BackendError):
+    """The spec does not describe usable ssh hosts."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True, slots=True)
+class SshHost:
+    """One board as the orchestrator reaches it."""
+
+    name: str
+    address: str
+    port: int = DEFAULT_PORT
+    user: str = "root"
+    key_file: Path | None = None  # None: ssh-agent and ~/.ssh/id_*
+    python: str = DEFAULT_PYTHON
+
+    @property
+    def target(self) -> str:
+        """user@address[:port], for messages."""
+        port = f":{self.port}" if self.port != DEFAULT_PORT else ""
+        return f"{self.user}@{self.address}{port}"
+
+    @property
+    def known_hosts_name(self) -> str:
+        """How OpenSSH (and paramiko) name this host in known_hosts."""
+        return self.address if self.port == DEFAULT_PORT else f"[{self.address}]:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class SshSettings:
+    known_hosts: Path
+    accept_new_host_keys: bool = False
+    bind_address: str = "auto"
+    remote_dir: str = ".testbed"
+    wheelhouse: Path | None = None
+    max_clock_offset_fraction: float = 0.05
+    min_free_disk_mb: int = 300
+    connect_timeout_seconds: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    hosts: tuple[SshHost, ...]
+    settings: SshSettings
+    simulated_interval_seconds: float = 120.0
+
+    def host(self, name: str) -> SshHost:
+        for h in self.hosts:
+            if h.name == name:
+                return h
+        raise InventoryError(f"deployment.hosts: no ssh host named {name!r}")
+
+    @property
+    def max_clock_offset_seconds(self) -> float:
+        return self.settings.max_clock_offset_fraction * self.simulated_interval_seconds
+
+
+def _path(value: str | None, base: Path) -> Path | None:
+    if not value:
+        return None
+    path = Path(os.path.expanduser(value))
+    return path if path.is_absolute() else (base / path).absolute()
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "root"
+
+
+def inventory_of(spec: Spec) -> Inventory:
+    """The spec's ssh hosts and settings; raises InventoryError when unusable."""
+    base = Path(spec.source).parent if spec.source else Path.cwd()
+    cfg = spec.deployment.ssh
+    default_key = _path(cfg.key_file, base)
+    hosts: list[SshHost] = []
+    problems: list[str] = []
+    for entry in spec.deployment.hosts:
+        if not entry.address:
+            problems.append(f"deployment.hosts: {entry.name}: ssh hosts need an address")
+            continue
+        count = entry.count or 1
+        width = max(2, len(str(count)))
+        names = (
+            [entry.name]
+            if count == 1
+            else [f"{entry.name}-{i:0{width}d}" for i in range(1, count + 1)]
+        )
+        for name in names:
+            hosts.append(
+                SshHost(
+                    name=name,
+                    address=entry.address,
+                    port=entry.port or DEFAULT_PORT,
+                    user=entry.user or _login(),
+                    key_file=_path(entry.key_file, base) or default_key,
+                    python=entry.python or DEFAULT_PYTHON,
+                )
+            )
+    if not spec.deployment.hosts:
+        problems.append(
+            "deployment.hosts: the ssh backend needs at least one host "
+            "(name, address, user, key_file)"
+        )
+    for host in hosts:
+        if host.key_file is not None and not host.key_file.is_file():
+            problems.append(f"deployment.hosts: {host.name}: key file {host.key_file} not found")
+    if problems:
+        raise InventoryError("\n".join(problems))
+    known_hosts = _path(cfg.known_hosts, base)
+    assert known_hosts is not None  # the schema requires a non-empty string
+    settings = SshSettings(
+        known_hosts=known_hosts,
+        accept_new_host_keys=cfg.accept_new_host_keys,
+        bind_address=cfg.bind_address,
+        remote_dir=cfg.remote_dir.rstrip("/") or "/",
+        wheelhouse=_path(cfg.wheelhouse, base),
+        max_clock_offset_fraction=float(cfg.max_clock_offset_fraction),
+        min_free_disk_mb=int(cfg.min_free_disk_mb),
+        connect_timeout_seconds=float(cfg.connect_timeout_seconds),
+    )
+    return Inventory(tuple(hosts), settings, float(spec.market.simulated_interval_seconds))
