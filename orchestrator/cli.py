@@ -22,6 +22,7 @@ from market.types import Kind
 from orchestrator import __version__
 from orchestrator.commands import add_spec_arguments
 from orchestrator.commands.docker import COMMANDS as DOCKER_COMMANDS
+from orchestrator.commands.hosts import COMMANDS as HOSTS_COMMANDS
 from orchestrator.commands.observe import (
     add_replay_arguments,
     cmd_replay_sweep,
@@ -352,6 +353,7 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
     register_dataset,
     *RUN_COMMANDS,  # run, clean, results (orchestrator/commands/runs.py)
     *DOCKER_COMMANDS,  # images, render (orchestrator/commands/docker.py)
+    *HOSTS_COMMANDS,  # hosts check|requirements (orchestrator/commands/hosts.py)
 ]
 
 
