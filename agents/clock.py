@@ -16,6 +16,12 @@ For each clock interval t = first - T_clear .. last - T_clear it publishes
 
 After the last interval: wait (bounded) for `settled` from every prosumer host
 (they deposit their unspent assets), then publish `done` and exit 0.
+
+Fault injection (orchestrator/faults/) talks to the clock's PULL endpoint too:
+`expect(peer, present)` removes a prosumer host or solver that a fault took down
+from (or returns it to) the peers waited for; `hold(t)` makes a lockstep clock
+stop before tick(t) until `release(t)` (re-publishing the last `finalized`
+meanwhile), so that a fault takes effect exactly at the start of interval t.
 """
 
 from __future__ import annotations
@@ -28,7 +34,19 @@ from agents.common import metrics
 from agents.common.chainclient import MarketClient
 from agents.common.config import ClockConfig
 from agents.common.errors import AgentError, LockstepTimeout
-from agents.common.protocol import Done, Finalized, Message, Posted, Settled, Solve, Solved, Tick
+from agents.common.protocol import (
+    Done,
+    Expect,
+    Finalized,
+    Hold,
+    Message,
+    Posted,
+    Release,
+    Settled,
+    Solve,
+    Solved,
+    Tick,
+)
 from agents.common.shutdown import Shutdown
 from agents.common.transport import Collector, Publisher
 
@@ -50,10 +68,21 @@ class Reports:
     """Which expected peers reported what, per (message type, interval). Pure."""
 
     def __init__(self, hosts: Iterable[str], solvers: Iterable[str]) -> None:
-        self.hosts = frozenset(hosts)
-        self.solvers = frozenset(solvers)
+        self.all_hosts = frozenset(hosts)
+        self.all_solvers = frozenset(solvers)
+        self.hosts = self.all_hosts
+        self.solvers = self.all_solvers
         self._seen: dict[tuple[str, int], set[str]] = {}
         self.offers_posted: dict[int, int] = {}
+
+    def expect(self, peer: str, present: bool) -> bool:
+        """Wait for `peer`'s reports again (present) or no longer; False if unknown."""
+        for group in ("hosts", "solvers"):
+            members: frozenset[str] = getattr(self, group)
+            if peer in getattr(self, f"all_{group}"):
+                setattr(self, group, members | {peer} if present else members - {peer})
+                return True
+        return False
 
     def add(self, msg: Message) -> None:
         if isinstance(msg, Posted) and msg.host in self.hosts:
@@ -92,13 +121,43 @@ class Clock:
         self.shutdown = shutdown
         self.reports = Reports(config.prosumer_hosts, config.solvers)
         self.last_finalized = self.market.first_interval - 1
+        self.holds: set[int] = set()
+        self.released: set[int] = set()
 
     # --- helpers ---------------------------------------------------------------
     def _drain(self, timeout: float) -> None:
         msg = self.pull.recv(timeout)
         while msg is not None:
-            self.reports.add(msg)
+            if isinstance(msg, Expect):
+                known = self.reports.expect(msg.peer, msg.present)
+                log.info("expect %s: %s%s", msg.peer, msg.present, "" if known else " (unknown)")
+            elif isinstance(msg, Hold):
+                self.holds.add(msg.interval)
+            elif isinstance(msg, Release):
+                self.released.add(msg.interval)
+            else:
+                self.reports.add(msg)
             msg = self.pull.recv(0)
+
+    def _hold(self, t: int, timeout: float) -> bool:
+        """Before interval t: wait for release(t) if it is held. False on shutdown."""
+        self._drain(0)
+        if t not in self.holds:
+            return True
+        log.info("interval %d held for fault injection", t)
+        deadline = time.monotonic() + timeout
+        next_publish = time.monotonic()
+        while t not in self.released:
+            if self.shutdown:
+                return False
+            now = time.monotonic()
+            if now > deadline:
+                raise LockstepTimeout(f"interval {t}: held, no release within {timeout:.0f} s")
+            if now >= next_publish:  # tells the injector (a late subscriber) where we are
+                self.pub.send(Finalized(self.last_finalized))
+                next_publish = now + REPUBLISH_SECONDS
+            self._drain(POLL_SECONDS)
+        return True
 
     def _wait_for(self, kind: str, interval: int, republish: Message, timeout: float) -> bool:
         """Collect reports until nobody is missing; re-publish `republish` meanwhile.
@@ -155,6 +214,8 @@ class Clock:
     # --- modes ---------------------------------------------------------------
     def lockstep_interval(self, t: int) -> bool:
         timeout = self.config.lockstep_timeout_seconds
+        if not self._hold(t, timeout):
+            return False
         self.pub.send(Tick(t))
         if not self._wait_for("posted", t, Tick(t), timeout):
             return False

@@ -30,6 +30,9 @@ from market.types import Kind
 from orchestrator.backends import BACKENDS, create_backend
 from orchestrator.backends.base import Backend, Placement, Unit
 from orchestrator.errors import TestbedError
+from orchestrator.faults.injector import Injector
+from orchestrator.faults.results import fault_summary, write_fault_log
+from orchestrator.faults.timeline import FaultPlan, apply_to_plan, build_timeline
 from orchestrator.hosts import expand_hosts
 from orchestrator.lifecycle import (
     AgentFailed,
@@ -160,6 +163,9 @@ def run(options: RunOptions) -> RunResult:
         )
     run_id = new_run_id()
     plan = build_plan(plan_input(scenario, backend_name), run_id)
+    faults = build_timeline(spec.faults, plan) if spec.faults else None
+    if faults is not None:
+        plan = apply_to_plan(plan, faults)
     backend = create_backend(backend_name, run_id, spec)  # ssh: preflight of every host
     bundle = Bundle.create(options.out, spec.name, run_id)
     bundle.write_spec(yaml.safe_dump(spec.to_dict(), sort_keys=False))
@@ -182,14 +188,20 @@ def run(options: RunOptions) -> RunResult:
             },
         )
     )
-    return Run(spec, plan, bundle, backend, options).execute()
+    return Run(spec, plan, bundle, backend, options, faults).execute()
 
 
 class Run:
     """One run's bring-up, watch and teardown (see the module docstring)."""
 
     def __init__(
-        self, spec: Spec, plan: Plan, bundle: Bundle, backend: Backend, options: RunOptions
+        self,
+        spec: Spec,
+        plan: Plan,
+        bundle: Bundle,
+        backend: Backend,
+        options: RunOptions,
+        faults: FaultPlan | None = None,
     ) -> None:
         self.spec = spec
         self.plan = plan
@@ -209,6 +221,10 @@ class Run:
         self._t0 = time.monotonic()
         self._log = _file_logger(bundle.logs / "orchestrator.log", plan.run_id)
         backend.announce = self._announce
+        self.faults = faults  # orchestrator/faults/: applied by the injector during watch
+        self.injector: Injector | None = None
+        if faults is not None:
+            backend.enable_faults(faults.netem_units)
 
     def mark(self, what: str) -> None:
         self.timeline[what] = round(time.monotonic() - self._t0, 3)
@@ -293,6 +309,11 @@ class Run:
                 self.ready_timeout,
             )
             self.mark(f"ready: {', '.join(sorted({a.role for a in tier}))}")
+            if self.faults is not None and any(a.role == "clock" for a in tier):
+                self.injector = Injector(
+                    self.faults, self.plan, self.backend, placement, self._announce
+                )
+                self.injector.start()  # holds the clock before the market starts
         self.mark("all agents ready")
 
     def _start(self, unit: Unit) -> None:
@@ -323,6 +344,8 @@ class Run:
             )
         early_exit: dict[str, float] = {}
         while True:
+            if self.injector is not None:
+                self.injector.poll(0)
             status = self._sample()
             clock = status["clock"]
             if clock.state == "exited":
@@ -333,6 +356,8 @@ class Run:
             for name, st in status.items():
                 if st.state != "exited" or name == "clock" or name in self._auxiliary():
                     continue
+                if self.injector is not None and name in self.injector.down:
+                    continue  # killed by a fault: not a crash
                 if st.returncode != 0 or name == "chain":
                     raise self._failed(name, st.returncode)
                 first = early_exit.setdefault(name, time.monotonic())
@@ -340,7 +365,10 @@ class Run:
                     raise self._failed(name, 0, "exited before the last interval was finalized")
             if self.progress is not None:
                 self.progress.update()
-            time.sleep(WATCH_POLL_SECONDS)
+            if self.injector is not None:
+                self.injector.poll(WATCH_POLL_SECONDS)
+            else:
+                time.sleep(WATCH_POLL_SECONDS)
 
     def _auxiliary(self) -> set[str]:
         """Units whose exit does not end the run (Prometheus)."""
@@ -362,7 +390,10 @@ class Run:
     def finish(self) -> Outcome:
         """The clock is done: give the others time to finish on their own."""
         deadline = time.monotonic() + FINISH_GRACE_SECONDS
-        agents = [a.name for a in self.plan.agents]
+        if self.injector is not None:
+            self.injector.restore()
+        down = self.injector.down if self.injector is not None else set()
+        agents = [a.name for a in self.plan.agents if a.name not in down]
         while time.monotonic() < deadline:
             status = self._sample()
             if all(status[n].state == "exited" for n in agents):
@@ -388,6 +419,8 @@ class Run:
     def teardown(self, outcome: Outcome) -> dict[str, Any]:
         self._log.info("teardown: %s (%s)", outcome.status, outcome.message)
         self._attempt("progress", self._close_progress)
+        if self.injector is not None:
+            self._attempt("faults restore", self.injector.restore)
         for tier in reversed(self.plan.tiers()):
             names = [a.name for a in tier if a.name in self.started]
             self._attempt(f"stop {', '.join(names)}", lambda n=names: self._stop(n))
@@ -445,16 +478,34 @@ class Run:
                         self.peak_rss[agent.name] / 2**20 / agent.prosumer_count, 1
                     )
             processes[agent.name] = entry
+        extra: dict[str, Any] = {"wall_seconds": round(time.monotonic() - self._t0, 3)}
+        if self.faults is not None:
+            extra["faults"] = self._fault_summary()
         summary = build_summary(
             self.bundle.events,
             intervals=range(m.first_interval, m.last_interval + 1),
             outcome=dataclasses.asdict(outcome),
             gas=gas,
             processes=processes,
-            extra={"wall_seconds": round(time.monotonic() - self._t0, 3)},
+            extra=extra,
         )
         self.bundle.write_summary(summary)
         return summary
+
+    def _fault_summary(self) -> dict[str, Any]:
+        """faults.jsonl and the summary's `faults` block; crashed = exited non-zero
+        on its own (not killed by a fault, not stopped at teardown)."""
+        assert self.faults is not None
+        injector = self.injector
+        records = injector.records if injector is not None else []
+        down = injector.down if injector is not None else set()
+        if injector is not None:
+            injector.close()
+        rows = write_fault_log(self.bundle.path, records, self.faults.configured)
+        crashed = [
+            n for n, code in self.exit_codes.items() if code not in (0, None) and n not in down
+        ]
+        return fault_summary(rows, down, crashed)
 
     def _final_manifest(self, outcome: Outcome) -> None:
         self.bundle.update_manifest(

@@ -9,6 +9,9 @@ Clock PUB (to prosumer hosts, solvers, dso, recorder):
 Clock PULL (reports to the clock):
     posted{interval, host, offers}, solved{interval, solver, submitted, objective},
     settled{host}  (a prosumer host deposited everything after the last finalization)
+Orchestrator -> clock PULL (fault injection, orchestrator/faults/):
+    expect{peer, present}  (stop / resume waiting for a prosumer host's or solver's reports)
+    hold{interval}, release{interval}  (lockstep: start `interval` only once released)
 DSO REQ/REP:
     bootstrap{} -> bootstrapInfo{...}
     withdrawAssets{prosumer, anon, feeder, assets[], amount}
@@ -84,6 +87,31 @@ class Solved(Message):
 class Settled(Message):
     TYPE: ClassVar[str] = "settled"
     host: str
+
+
+# --- control: orchestrator -> clock PULL (fault injection) -------------------
+@dataclass(frozen=True)
+class Expect(Message):
+    """Wait for `peer`'s reports (present) or stop waiting for them (a fault
+    took the prosumer host or solver down)."""
+
+    TYPE: ClassVar[str] = "expect"
+    peer: str
+    present: bool
+
+
+@dataclass(frozen=True)
+class Hold(Message):
+    """lockstep: do not start clock interval `interval` until `release(interval)`."""
+
+    TYPE: ClassVar[str] = "hold"
+    interval: int
+
+
+@dataclass(frozen=True)
+class Release(Message):
+    TYPE: ClassVar[str] = "release"
+    interval: int
 
 
 # --- DSO REQ/REP ------------------------------------------------------------
@@ -170,6 +198,9 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         Posted,
         Solved,
         Settled,
+        Expect,
+        Hold,
+        Release,
         Bootstrap,
         BootstrapInfo,
         WithdrawAssets,
@@ -242,7 +273,7 @@ def _field(msg_type: str, name: str, value: Any) -> Any:
         if not all(isinstance(r, AssetsAdded | FailedWithdrawal) for r in res):
             raise ProtocolError(f"{where}: results must be assetsAdded or failedWithdrawal")
         return res
-    if name == "submitted":
+    if name in ("submitted", "present"):
         if not isinstance(value, bool):
             raise ProtocolError(f"{where}: expected bool")
         return value
@@ -253,7 +284,7 @@ def _field(msg_type: str, name: str, value: Any) -> Any:
     return _int(value, where)
 
 
-_STR_FIELDS = frozenset({"host", "solver", "anon", "reason", "contract_address"})
+_STR_FIELDS = frozenset({"host", "solver", "anon", "reason", "contract_address", "peer"})
 
 
 def _list(value: Any, where: str) -> list[Any]:

@@ -154,3 +154,41 @@ class Backend(ABC):
 
     def running(self) -> list[str]:
         return [n for n, s in self.status().items() if s.state == "running"]
+
+    # -- faults (orchestrator/faults/): what a backend cannot do, it refuses ------
+    # The process/network fault actions this backend implements; the spec check
+    # refuses the others before anything starts.
+    fault_actions: frozenset[str] = frozenset()
+
+    def _unsupported(self, action: str) -> BackendError:
+        return BackendError(f"fault action {action} is not supported by the {self.name} backend")
+
+    def kill(self, name: str) -> None:
+        """Kill unit `name` at once (SIGKILL); the run does not count it as a crash."""
+        raise self._unsupported("kill")
+
+    def restart(self, name: str) -> None:
+        """Start unit `name` again as it was first started (killing it first if it runs)."""
+        raise self._unsupported("restart")
+
+    def pause(self, name: str) -> None:
+        """Freeze unit `name` (SIGSTOP on its process group, or the engine's pause)."""
+        raise self._unsupported("pause")
+
+    def resume(self, name: str) -> None:
+        raise self._unsupported("resume")
+
+    def partition(self, name: str, cut: bool) -> None:
+        """Cut unit `name` off the run's network (cut=True) or reconnect it."""
+        raise self._unsupported("partition")
+
+    def netem(
+        self, name: str, latency_ms: float = 0, jitter_ms: float = 0, loss_percent: float = 0
+    ) -> None:
+        """Emulate this link on unit `name`'s egress from now on (all zero: none)."""
+        raise self._unsupported("netem")
+
+    def enable_faults(self, netem_units: Sequence[str]) -> None:
+        """Called before `prepare`: units whose link a fault will change (docker
+        grants them CAP_NET_ADMIN)."""
+        del netem_units  # other backends need no preparation

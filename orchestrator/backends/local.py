@@ -148,6 +148,7 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 class LocalBackend(Backend):
     name = "local"
+    fault_actions = frozenset({"kill", "restart", "pause", "resume"})
 
     def __init__(self, run_id: str, root: Path | None = None) -> None:
         super().__init__(run_id, root)
@@ -156,6 +157,7 @@ class LocalBackend(Backend):
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._create: dict[str, float] = {}
         self._exited: dict[str, int] = {}
+        self._units: dict[str, Unit] = {}
 
     # -- prepare ---------------------------------------------------------------
     def prepare(self, plan: Plan, bundle: Path) -> Placement:
@@ -226,6 +228,7 @@ class LocalBackend(Backend):
             except OSError as e:
                 raise BackendError(f"{unit.name}: cannot start {argv[0]}: {e}") from e
         self._procs[unit.name] = proc
+        self._units[unit.name] = unit
         created = _create_time(proc.pid) or time.time()
         self._create[unit.name] = created
         _write_json(
@@ -265,6 +268,7 @@ class LocalBackend(Backend):
         for proc in procs.values():
             if _reap(proc) is None:
                 _killpg(proc.pid, signal.SIGTERM)
+                _killpg(proc.pid, signal.SIGCONT)  # a paused unit handles it too
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and any(_reap(p) is None for p in procs.values()):
             time.sleep(POLL_SECONDS)
@@ -279,6 +283,38 @@ class LocalBackend(Backend):
             with contextlib.suppress(FileNotFoundError):
                 (self.pid_dir / f"{name}.json").unlink()
         return result
+
+    # -- faults ------------------------------------------------------------------
+    def kill(self, name: str) -> None:
+        proc = self._proc(name)
+        if _reap(proc) is None:
+            _killpg(proc.pid, signal.SIGKILL)
+            _killpg(proc.pid, signal.SIGCONT)
+            proc.wait(STOP_TIMEOUT_SECONDS)
+            _reap(proc)
+
+    def restart(self, name: str) -> None:
+        self.kill(name)
+        unit = self._units[name]
+        del self._procs[name]
+        self.start(unit)
+
+    def pause(self, name: str) -> None:
+        self._signal_running(name, signal.SIGSTOP)
+
+    def resume(self, name: str) -> None:
+        self._signal_running(name, signal.SIGCONT)
+
+    def _proc(self, name: str) -> subprocess.Popen[bytes]:
+        if name not in self._procs:
+            raise BackendError(f"{name}: not started in run {self.run_id}")
+        return self._procs[name]
+
+    def _signal_running(self, name: str, sig: int) -> None:
+        proc = self._proc(name)
+        if _reap(proc) is not None:
+            raise BackendError(f"{name}: not running (exit code {proc.returncode})")
+        _killpg(proc.pid, sig)
 
     def stop_all(self, timeout: float = STOP_TIMEOUT_SECONDS) -> dict[str, int | None]:
         """Stop everything still running, most recently started first."""

@@ -167,6 +167,12 @@ def check_sweep(document: Document, given: dict[str, Any], full: dict[str, Any])
     return sweep_problems(document, full.get("sweep") or {})
 
 
+def check_faults(document: Document, given: dict[str, Any], full: dict[str, Any]) -> list[Problem]:
+    from orchestrator.faults.checks import fault_problems  # imports this package
+
+    return fault_problems(document, given, full)
+
+
 CHECKS: list[Check] = [
     check_market,
     check_feeders,
@@ -174,5 +180,6 @@ CHECKS: list[Check] = [
     check_names,
     check_deployment,
     check_sweep,
+    check_faults,
 ]
 """Later sections append their own checks here."""

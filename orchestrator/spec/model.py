@@ -13,6 +13,7 @@ from fractions import Fraction
 from typing import Any, TypeVar, Union
 
 from market.types import Feeder
+from orchestrator.faults.config import FaultConfig
 
 MINUTES_PER_DAY = 1440
 
@@ -189,6 +190,7 @@ class Spec:
     metrics: MetricsConfig = MetricsConfig()
     # dotted key -> values; None: a single experiment (orchestrator/sweep.py expands it)
     sweep: Mapping[str, tuple[Any, ...]] | None = field(default=None, hash=False)
+    faults: tuple[FaultConfig, ...] = ()  # orchestrator/faults/
     source: str | None = field(default=None, compare=False, metadata={"serialize": False})
 
     def feeder(self, feeder_id: int) -> Feeder:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from orchestrator.faults.config import FAULTS
+
 SCHEMA_ID = "urn:te-testbed:spec"
 NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]*$"
 NAME_HINT = "letters, digits, '.', '_' and '-', starting with a letter or digit"
@@ -356,6 +358,7 @@ SECTIONS: dict[str, Schema] = {
     "deployment": DEPLOYMENT,
     "metrics": METRICS,
     "sweep": SWEEP,
+    "faults": FAULTS,
 }
 
 

@@ -16,6 +16,7 @@ remove exactly what those name. Images are built (or reused) in `prepare`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -38,6 +39,7 @@ from orchestrator.backends.base import (
     UnitStatus,
     state_root,
 )
+from orchestrator.backends.docker import faults
 from orchestrator.backends.docker.containers import (
     ContainerSpec,
     container_name,
@@ -84,6 +86,7 @@ class _Record:
 
 class DockerBackend(Backend):
     name = "docker"
+    fault_actions = frozenset({"kill", "restart", "pause", "resume", "partition", "heal", "netem"})
 
     def __init__(self, run_id: str, root: Path | None = None) -> None:
         super().__init__(run_id, root)
@@ -99,6 +102,7 @@ class DockerBackend(Backend):
         self._addresses: dict[str, int] = {"chain": CHAIN_INDEX}
         self._outs: dict[str, Path] = {}
         self._pool = ThreadPoolExecutor(START_PARALLELISM, thread_name_prefix="docker-start")
+        self._netem_units: frozenset[str] = frozenset()
 
     # -- prepare ---------------------------------------------------------------
     def prepare(self, plan: Plan, bundle: Path) -> Placement:
@@ -176,6 +180,8 @@ class DockerBackend(Backend):
             profile=host.profile if host else PROFILES["none"],
             netem=host.netem if host else Netem(),
         )
+        if unit.name in self._netem_units:
+            spec = dataclasses.replace(spec, fault_netem=True)
         record = _Record(spec, unit.log_file)
         record.future = self._pool.submit(self._create_and_start, record)
         self._records[unit.name] = record
@@ -322,6 +328,58 @@ class DockerBackend(Backend):
 
         with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
             self.client.api.kill(record.container_id, signal=signal)
+
+    # -- faults (docker/faults.py) ----------------------------------------------
+    def enable_faults(self, netem_units: Sequence[str]) -> None:
+        self._netem_units = frozenset(netem_units)
+
+    def _container(self, name: str) -> str:
+        self._settle([name], raise_errors=False)
+        record = self._records.get(name)
+        if record is None or record.container_id is None:
+            raise BackendError(f"{name}: no container in run {self.run_id}")
+        return record.container_id
+
+    def kill(self, name: str) -> None:
+        cid = self._container(name)
+        with contextlib.suppress(Exception):
+            self.client.api.unpause(cid)  # a paused container cannot be killed
+        self.client.api.kill(cid, signal="SIGKILL")
+        self.client.api.wait(cid, timeout=STOP_TIMEOUT_SECONDS + 10)
+
+    def restart(self, name: str) -> None:
+        cid = self._container(name)
+        record = self._records[name]
+        if self._states().get(cid) in ("running", "paused"):
+            self.kill(name)
+        if record.follower is not None:
+            record.follower.finish()
+        since = int(time.time())
+        self.client.api.start(cid)
+        record.exit_code = None
+        record.follower = LogFollower(self.client, cid, record.log_file, since=since).start()
+        with contextlib.suppress(Exception):
+            record.pid = int(self.client.api.inspect_container(cid)["State"]["Pid"]) or None
+
+    def pause(self, name: str) -> None:
+        self.client.api.pause(self._container(name))
+
+    def resume(self, name: str) -> None:
+        self.client.api.unpause(self._container(name))
+
+    def partition(self, name: str, cut: bool) -> None:
+        assert self.network is not None
+        cid = self._container(name)
+        if cut:
+            faults.disconnect(self.client, cid, self.network.id)
+        else:
+            faults.reconnect(self.client, cid, self.network.id, self.address_of(name), name)
+
+    def netem(
+        self, name: str, latency_ms: float = 0, jitter_ms: float = 0, loss_percent: float = 0
+    ) -> None:
+        script = faults.netem_script("eth0", latency_ms, jitter_ms, loss_percent)
+        faults.exec_in(self.client, self._container(name), script)
 
     # -- cleanup ---------------------------------------------------------------
     def cleanup(self) -> None:

@@ -54,11 +54,12 @@ class ContainerSpec:
     profile: Profile = PROFILES["none"]
     netem: Netem = field(default_factory=Netem)
     published: Mapping[int, int] = field(default_factory=dict)  # container port -> host port
+    fault_netem: bool = False  # a `faults:` netem action will change its link
 
     @property
     def cap_add(self) -> list[str]:
         """NET_ADMIN only where a link is emulated (never privileged)."""
-        return ["NET_ADMIN"] if self.netem.active else []
+        return ["NET_ADMIN"] if self.netem.active or self.fault_netem else []
 
     def labels(self, run_id: str, spec_name: str, orchestrator: str) -> dict[str, str]:
         from orchestrator.backends.docker.engine import LABEL_ORCHESTRATOR

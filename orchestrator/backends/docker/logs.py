@@ -15,8 +15,11 @@ JOIN_TIMEOUT_SECONDS = 5.0
 
 
 class LogFollower:
-    def __init__(self, client: Any, container_id: str, path: Path) -> None:
+    def __init__(
+        self, client: Any, container_id: str, path: Path, since: int | None = None
+    ) -> None:
         self.client = client
+        self.since = since  # unix time: only lines from then on (a restarted container)
         self.container_id = container_id
         self.path = path
         self.error: BaseException | None = None
@@ -30,7 +33,12 @@ class LogFollower:
     def _follow(self) -> None:
         try:
             stream = self.client.api.logs(
-                self.container_id, stdout=True, stderr=True, stream=True, follow=True
+                self.container_id,
+                stdout=True,
+                stderr=True,
+                stream=True,
+                follow=True,
+                since=self.since,
             )
             with open(self.path, "ab") as out:
                 for chunk in stream:

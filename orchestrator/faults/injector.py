@@ -1,0 +1,190 @@
+"""The fault injector: applies a FaultPlan's steps during a run's `watch`.
+
+It follows the market through the clock's own broadcast (a SUB socket on the
+clock's PUB endpoint: tick(t), finalized(i)) and talks to the clock's PULL
+endpoint: before the market starts it sends hold(t) for every interval with a
+step (lockstep), and when the clock has finished interval t - 1 it applies the
+steps of t, tells the clock which prosumer hosts / solvers it can no longer
+expect (or can expect again), then release(t). The fault thus takes effect
+exactly at the start of interval t, before tick(t). A wallclock clock does not
+hold: the steps of t are applied when tick(t) is seen. Steps `at_seconds` count
+from the first tick seen.
+
+Every step is recorded (planned and as it took effect: unix time, clock
+interval, ok/error) in `records`; `down` is the set of units a fault killed,
+which the run does not count as crashed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from agents.common.protocol import Expect, Finalized, Hold, Release, Tick
+from agents.common.transport import Reporter, Subscriber
+from orchestrator.backends.base import Backend, Placement
+from orchestrator.faults.timeline import PRESENCE, FaultPlan, Step
+from orchestrator.plan import Plan
+
+log = logging.getLogger("testbed.faults")
+
+SETTLE_SECONDS = 0.05  # let queued control messages leave before release
+
+
+def orchestrator_endpoint(endpoint: str, clock_metrics_url: str) -> str:
+    """The clock's `endpoint` (tcp://host:port, as agents see it) as the
+    orchestrator reaches it: the host it scrapes the clock's metrics at."""
+    host = urlsplit(clock_metrics_url).hostname or "127.0.0.1"
+    port = endpoint.rsplit(":", 1)[1]
+    return f"tcp://{host}:{port}"
+
+
+class Injector:
+    def __init__(
+        self,
+        faults: FaultPlan,
+        plan: Plan,
+        backend: Backend,
+        placement: Placement,
+        say: Callable[[str], None] = log.info,
+    ) -> None:
+        self.faults = faults
+        self.backend = backend
+        self.lockstep = plan.market.clock == "lockstep"
+        self.t_clear = plan.market.t_clear
+        self.watched = {a.name for a in plan.agents if a.role in ("prosumer", "solver")}
+        self.say = say
+        clock = placement.agents["clock"].metrics_url
+        self.sub = Subscriber(orchestrator_endpoint(placement.clock_pub_endpoint, clock))
+        self.control = Reporter(orchestrator_endpoint(placement.clock_pull_endpoint, clock))
+        self.pending = faults.interval_steps
+        self.pending_seconds = faults.seconds_steps
+        self.current: int | None = None  # the clock interval the market is in (or about to)
+        self.started: float | None = None  # unix time of the first tick seen
+        self.down: set[str] = set()  # killed by a fault, not (yet) restarted
+        self.paused: set[str] = set()
+        self.cut: set[str] = set()
+        self.shaped: set[str] = set()
+        self.records: list[dict[str, Any]] = []
+        self.closed = False
+
+    def start(self) -> None:
+        """Before the market starts: hold the clock at every interval with a step."""
+        if self.lockstep:
+            for t in self.faults.hold_intervals:
+                self.control.send(Hold(t))
+
+    # -- following the market --------------------------------------------------------
+    def poll(self, timeout: float) -> None:
+        """Receive the clock's messages for up to `timeout` s, applying what is due."""
+        deadline = time.monotonic() + timeout
+        while True:
+            msg = self.sub.recv(max(0.0, min(0.1, deadline - time.monotonic())))
+            if isinstance(msg, Tick):
+                self._at(msg.interval, ticked=True)
+            elif isinstance(msg, Finalized):
+                self._at(msg.interval - self.t_clear + 1, ticked=False)
+            self._apply_seconds()
+            now = time.monotonic()
+            if (now >= deadline and msg is None) or now >= deadline + 1.0:
+                return
+
+    def _at(self, t: int, ticked: bool) -> None:
+        if ticked and self.started is None:
+            self.started = time.time()
+        if self.current is None or t > self.current:
+            self.current = t
+        due = [s for s in self.pending if s.at_interval is not None and s.at_interval <= t]
+        if not due:
+            return
+        self.pending = [s for s in self.pending if s not in due]
+        for step in due:
+            self.apply(step)
+        if self.lockstep:
+            time.sleep(SETTLE_SECONDS)
+            for s in {s.at_interval for s in due if s.at_interval is not None}:
+                self.control.send(Release(s))
+
+    def _apply_seconds(self) -> None:
+        if self.started is None or not self.pending_seconds:
+            return
+        elapsed = time.time() - self.started
+        due = [s for s in self.pending_seconds if (s.at_seconds or 0) <= elapsed]
+        self.pending_seconds = [s for s in self.pending_seconds if s not in due]
+        for step in due:
+            self.apply(step)
+
+    # -- applying ----------------------------------------------------------------------
+    def apply(self, step: Step, why: str = "planned") -> None:
+        for unit in step.units:
+            record: dict[str, Any] = {
+                **step.describe(),
+                "unit": unit,
+                "why": why,
+                "time": time.time(),
+                "clock_interval": self.current,
+            }
+            presence = PRESENCE.get(step.action)
+            try:
+                if presence is False and unit in self.watched:
+                    self.control.send(Expect(unit, False))
+                self._do(step, unit)
+                if presence is True and unit in self.watched:
+                    self.control.send(Expect(unit, True))
+                record["ok"] = True
+            except Exception as exc:  # recorded; the run goes on
+                record["ok"] = False
+                record["error"] = f"{type(exc).__name__}: {exc}"
+            record["applied_seconds"] = round(time.time() - record["time"], 3)
+            self.records.append(record)
+            state = "ok" if record["ok"] else f"failed: {record['error']}"
+            self.say(f"fault: {step.action} {unit} at interval {self.current} ({state})")
+
+    def _do(self, step: Step, unit: str) -> None:
+        b = self.backend
+        action = step.action
+        if action == "kill":
+            self.down.add(unit)
+            b.kill(unit)
+        elif action == "restart":
+            b.restart(unit)
+            self.down.discard(unit)
+            self.paused.discard(unit)
+        elif action == "pause":
+            b.pause(unit)
+            self.paused.add(unit)
+        elif action == "resume":
+            b.resume(unit)
+            self.paused.discard(unit)
+        elif action == "partition":
+            b.partition(unit, True)
+            self.cut.add(unit)
+        elif action == "heal":
+            b.partition(unit, False)
+            self.cut.discard(unit)
+        elif action == "netem":
+            n = step.netem
+            if n is None:
+                b.netem(unit)
+                self.shaped.discard(unit)
+            else:
+                b.netem(unit, n.latency_ms, n.jitter_ms, n.loss_percent)
+                self.shaped.add(unit)
+        else:
+            raise ValueError(f"unknown fault action {action!r}")
+
+    def restore(self) -> None:
+        """The market is over: resume, heal and unshape what faults left so, so
+        that every agent can finish and be stopped normally."""
+        for action, units in (("resume", self.paused), ("heal", self.cut), ("netem", self.shaped)):
+            for unit in sorted(units):
+                self.apply(Step(-1, action, unit, (unit,), span_end=True), why="end of run")
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.sub.close()
+            self.control.close()
