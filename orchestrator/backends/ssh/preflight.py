@@ -186,7 +186,8 @@ def format_reports(reports: list[HostReport], inventory: Inventory) -> str:
             lines.append(f"{r.name:<12} {r.target:<28} FAILED")
         else:
             offset = (
-                f"clock {r.clock_offset_seconds * 1000:+.1f} ms"
+                f"clock {r.clock_offset_seconds * 1000:+.2f} ms"
+                f" ±{(r.clock_uncertainty_seconds or 0) * 1000:.2f}"
                 if r.clock_offset_seconds is not None
                 else "clock ?"
             )
