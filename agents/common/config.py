@@ -18,6 +18,7 @@ from typing import Any
 
 from agents.common.errors import ConfigError
 from market.types import Kind
+from market.verify import ViolationKind
 
 ROLES = ("dso", "prosumer", "solver", "clock", "recorder")
 
@@ -132,12 +133,62 @@ class DsoConfig(AgentConfig):
         return next((f for f in self.feeders if f.id == feeder_id), None)
 
 
+# --- adversarial experiments (issue 8) ------------------------------------------------
+# Solver behaviours and their options: option -> (type, default). `agents.solver.behaviour`
+# builds the strategy objects; this table only validates (the prosumer stays light).
+FLOOD_MAX = 50  # submissions per round a flooding solver may make
+LATE_MAX_SECONDS = 3600.0
+# The market.verify kinds the contract checks (UNKNOWN_FEEDER and NEGATIVE_PRICE cannot
+# occur on chain: offers name known feeders, prices are unsigned).
+ONCHAIN_VIOLATIONS: tuple[ViolationKind, ...] = tuple(
+    k
+    for k in ViolationKind
+    if k not in (ViolationKind.UNKNOWN_FEEDER, ViolationKind.NEGATIVE_PRICE)
+)
+BEHAVIOUR_OPTIONS: Mapping[str, Mapping[str, tuple[type, Any]]] = {
+    "honest": {},
+    "infeasible": {"kind": (str, "any")},
+    "inferior": {},
+    "late": {"delay_seconds": (float, 5.0)},
+    "flood": {"count": (int, 5)},
+}
+MISBEHAVIOURS = ("beyond_assets", "past_interval")
+
+
+@dataclass(frozen=True)
+class BehaviourSpan:
+    """Clock intervals from_interval <= t < until_interval (None: to the end) in which a
+    solver uses `behaviour` with `options` (validated, defaults filled in)."""
+
+    from_interval: int
+    until_interval: int | None
+    behaviour: str
+    options: Mapping[str, Any]
+
+    def covers(self, t: int) -> bool:
+        return self.from_interval <= t and (self.until_interval is None or t < self.until_interval)
+
+
+@dataclass(frozen=True)
+class Misbehaviour:
+    """Prosumer `prosumer` does `action` at clock intervals from_interval <= t < until."""
+
+    prosumer: int
+    action: str  # "beyond_assets" | "past_interval"
+    from_interval: int
+    until_interval: int | None
+
+    def covers(self, t: int) -> bool:
+        return self.from_interval <= t and (self.until_interval is None or t < self.until_interval)
+
+
 @dataclass(frozen=True)
 class ProsumerHostConfig(AgentConfig):
     prosumers: tuple[ProsumerSpec, ...]
     prices: Prices
     address_rotation: str  # "per_offer" | "per_interval"
     seed: int
+    misbehaviour: tuple[Misbehaviour, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -146,6 +197,7 @@ class SolverConfig(AgentConfig):
     engine: str
     behaviour: str
     period_seconds: float
+    behaviour_schedule: tuple[BehaviourSpan, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -196,22 +248,27 @@ def parse_config(data: Mapping[str, Any]) -> AgentConfig:
         rotation = str(data.get("address_rotation", "per_offer"))
         if rotation not in ("per_offer", "per_interval"):
             raise ConfigError(f"address_rotation: unknown value {rotation!r}")
+        prosumers = _prosumers(data)
         return ProsumerHostConfig(
             **common,
-            prosumers=_prosumers(data),
+            prosumers=prosumers,
             prices=Prices(sell=_get(prices, "sell", int), buy=_get(prices, "buy", int)),
             address_rotation=rotation,
             seed=_opt(data, "seed", int, 0),
+            misbehaviour=_misbehaviour(data.get("misbehaviour", []), prosumers),
         )
     if role == "solver":
+        behaviour = str(data.get("behaviour", "honest"))
+        behaviour_options(behaviour, {}, "")
         return SolverConfig(
             **common,
             private_key=_get(data, "private_key", str),
             engine=str(data.get("engine", "highs")),
-            behaviour=str(data.get("behaviour", "honest")),
+            behaviour=behaviour,
             period_seconds=float(
                 data.get("period_seconds", common["market"].solver_period_seconds)
             ),
+            behaviour_schedule=_schedule(data.get("behaviour_schedule", [])),
         )
     if role == "clock":
         mode = str(data.get("mode", common["market"].clock))
@@ -338,3 +395,128 @@ def _initial_balance(value: Any, prosumers: tuple[ProsumerSpec, ...]) -> dict[in
             raise ConfigError(f"initial_balance: {exc}") from exc
         return {p.id: given.get(p.id, 0) for p in prosumers}
     raise ConfigError("initial_balance: expected int or object")
+
+
+def behaviour_options(name: str, options: Any, prefix: str = "") -> dict[str, Any]:
+    """Check a solver behaviour name and its options; return the options with defaults.
+    `prefix` names where they came from in the config ("" or "behaviour_schedule.N.")."""
+    schema = BEHAVIOUR_OPTIONS.get(name)
+    if schema is None:
+        known = ", ".join(sorted(BEHAVIOUR_OPTIONS))
+        raise ConfigError(f"{prefix}behaviour: unknown solver behaviour {name!r} (known: {known})")
+    where = f"{prefix}options"
+    if not isinstance(options, dict):
+        raise ConfigError(f"{where}: expected object, got {type(options).__name__}")
+    unknown = sorted(set(options) - set(schema))
+    if unknown:
+        allowed = ", ".join(sorted(schema)) or "none"
+        raise ConfigError(f"{where}: unknown option {unknown[0]!r} for {name} (allowed: {allowed})")
+    out: dict[str, Any] = {}
+    for key, (kind, default) in schema.items():
+        value = options.get(key, default)
+        numeric = kind is float and isinstance(value, int)
+        if isinstance(value, bool) or not (isinstance(value, kind) or numeric):
+            raise ConfigError(f"{where}.{key}: expected {kind.__name__}, got {value!r}")
+        out[key] = kind(value)
+    _check_option_values(name, out, where)
+    return out
+
+
+def _check_option_values(name: str, options: dict[str, Any], where: str) -> None:
+    if name == "infeasible":
+        kind = str(options["kind"])
+        names = {k.value.lower(): k.value for k in ONCHAIN_VIOLATIONS}
+        if kind.lower() == "any":
+            options["kind"] = "any"
+        elif kind.lower() in names:
+            options["kind"] = names[kind.lower()]
+        else:
+            offchain = {ViolationKind.UNKNOWN_FEEDER.value, ViolationKind.NEGATIVE_PRICE.value}
+            why = " (cannot occur on chain)" if kind.upper() in offchain else ""
+            known = ", ".join(["any", *sorted(names.values())])
+            raise ConfigError(f"{where}.kind: {kind!r} is not a kind{why}; use one of {known}")
+    elif name == "late" and not 0 < options["delay_seconds"] <= LATE_MAX_SECONDS:
+        raise ConfigError(
+            f"{where}.delay_seconds: must be in (0, {LATE_MAX_SECONDS:g}], "
+            f"got {options['delay_seconds']}"
+        )
+    elif name == "flood" and not 1 <= options["count"] <= FLOOD_MAX:
+        raise ConfigError(f"{where}.count: must be in 1..{FLOOD_MAX}, got {options['count']}")
+
+
+def _field(item: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
+    try:
+        return _get(item, key, kind)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}.{exc}") from exc
+
+
+def _span_bounds(item: Mapping[str, Any], where: str) -> tuple[int, int | None]:
+    start = _field(item, "from_interval", int, where)
+    until = item.get("until_interval")
+    if until is not None and (isinstance(until, bool) or not isinstance(until, int)):
+        raise ConfigError(f"{where}.until_interval: expected int or null, got {until!r}")
+    if until is not None and until <= start:
+        raise ConfigError(f"{where}: until_interval {until} <= from_interval {start} (empty span)")
+    return start, until
+
+
+def _overlap(a: tuple[int, int | None], b: tuple[int, int | None]) -> bool:
+    inf = float("inf")
+    a_end = inf if a[1] is None else a[1]
+    b_end = inf if b[1] is None else b[1]
+    return a[0] < b_end and b[0] < a_end
+
+
+def _schedule(value: Any) -> tuple[BehaviourSpan, ...]:
+    """behaviour_schedule: [{from_interval, until_interval, behaviour, options}], no overlaps."""
+    if not isinstance(value, list):
+        raise ConfigError("behaviour_schedule: expected a list")
+    spans: list[BehaviourSpan] = []
+    for i, item in enumerate(value):
+        where = f"behaviour_schedule.{i}"
+        if not isinstance(item, dict):
+            raise ConfigError(f"{where}: expected object")
+        unknown = sorted(set(item) - {"from_interval", "until_interval", "behaviour", "options"})
+        if unknown:
+            raise ConfigError(f"{where}: unknown key {unknown[0]!r}")
+        start, until = _span_bounds(item, where)
+        name = _field(item, "behaviour", str, where)
+        options = behaviour_options(name, item.get("options", {}), f"{where}.")
+        for j, other in enumerate(spans):
+            if _overlap((start, until), (other.from_interval, other.until_interval)):
+                raise ConfigError(f"{where}: overlaps behaviour_schedule.{j}")
+        spans.append(BehaviourSpan(start, until, name, options))
+    return tuple(spans)
+
+
+def _misbehaviour(value: Any, prosumers: tuple[ProsumerSpec, ...]) -> tuple[Misbehaviour, ...]:
+    """misbehaviour: [{prosumer, action, from_interval, until_interval}] of this host's
+    prosumers; spans of the same prosumer must not overlap."""
+    if not isinstance(value, list):
+        raise ConfigError("misbehaviour: expected a list")
+    ids = {p.id for p in prosumers}
+    out: list[Misbehaviour] = []
+    for i, item in enumerate(value):
+        where = f"misbehaviour.{i}"
+        if not isinstance(item, dict):
+            raise ConfigError(f"{where}: expected object")
+        unknown = sorted(set(item) - {"prosumer", "action", "from_interval", "until_interval"})
+        if unknown:
+            raise ConfigError(f"{where}: unknown key {unknown[0]!r}")
+        prosumer = _field(item, "prosumer", int, where)
+        if prosumer not in ids:
+            raise ConfigError(f"{where}.prosumer: {prosumer} is not a prosumer of this host")
+        action = item.get("action")
+        if action not in MISBEHAVIOURS:
+            raise ConfigError(
+                f"{where}.action: {action!r} is not one of {', '.join(MISBEHAVIOURS)}"
+            )
+        start, until = _span_bounds(item, where)
+        for j, other in enumerate(out):
+            if other.prosumer == prosumer and _overlap(
+                (start, until), (other.from_interval, other.until_interval)
+            ):
+                raise ConfigError(f"{where}: overlaps misbehaviour.{j} of prosumer {prosumer}")
+        out.append(Misbehaviour(prosumer, str(action), start, until))
+    return tuple(out)

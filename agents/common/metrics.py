@@ -6,10 +6,11 @@ agent a series comes from is the scrape target's label (plus `testbed_agent_info
 Owner (the only role that updates it, so sums across agents do not double count):
 
 - recorder: OFFER_TO_TRADE_SECONDS, OFFER_TO_FINALIZATION_SECONDS, BLOCK_TRANSACTIONS
-- solver:   SOLVER_SOLVE_SECONDS, SOLVER_OBJECTIVE_WH, SOLUTIONS_TOTAL{result}
+- solver:   SOLVER_SOLVE_SECONDS, SOLVER_OBJECTIVE_WH, SOLUTIONS_TOTAL{result,reason},
+            ADVERSARIAL_ACTIONS_TOTAL{behaviour}
 - clock:    ENERGY_FINALIZED_WH_TOTAL, INTERVAL_LAG, CURRENT_INTERVAL
 - dso:      FAILED_WITHDRAWALS_TOTAL, WITHDRAWALS_TOTAL
-- prosumer: OFFERS_POSTED_TOTAL
+- prosumer: OFFERS_POSTED_TOTAL, OFFERS_REFUSED_TOTAL{reason}
 - every agent: TRANSACTIONS_TOTAL{function}, GAS_USED_TOTAL{function} for the
   transactions it sends (use `record_transaction`), AGENT_READY, AGENT_INFO.
 """
@@ -48,8 +49,17 @@ BLOCK_TRANSACTIONS = Histogram(
     buckets=(0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
 )
 SOLVER_OBJECTIVE_WH = Gauge("testbed_solver_objective_wh", "Objective of the latest solve (Wh)")
+# reason: "" unless rejected, then the contract's custom error name (a bounded set, from the
+# ABI; "Unknown" otherwise). Dashboards sum by result.
 SOLUTIONS_TOTAL = Counter(
-    "testbed_solutions_total", "Solutions by outcome (accepted|rejected|skipped)", ["result"]
+    "testbed_solutions_total",
+    "Solutions by outcome (accepted|rejected|skipped|scheduled) and revert reason",
+    ["result", "reason"],
+)
+ADVERSARIAL_ACTIONS_TOTAL = Counter(
+    "testbed_adversarial_actions_total",
+    "Submissions or offers made under an adversarial behaviour (issue 8)",
+    ["behaviour"],
 )
 TRANSACTIONS_TOTAL = Counter(
     "testbed_transactions_total", "Transactions sent, by contract function", ["function"]
@@ -63,6 +73,11 @@ FAILED_WITHDRAWALS_TOTAL = Counter(
 )
 WITHDRAWALS_TOTAL = Counter("testbed_withdrawals_total", "withdrawAssets requests granted")
 OFFERS_POSTED_TOTAL = Counter("testbed_offers_posted_total", "Offers posted by prosumers")
+# reason: the contract's custom error (InsufficientEnergyAsset, RangeFinalized, NotLinked, ...),
+# "failedWithdrawal" (the DSO refused the assets) or "reverted" (no reason known).
+OFFERS_REFUSED_TOTAL = Counter(
+    "testbed_offers_refused_total", "Offers not posted, by reason", ["reason"]
+)
 INTERVAL_LAG = Gauge("testbed_interval_lag", "Clock interval minus last finalized interval")
 CURRENT_INTERVAL = Gauge("testbed_current_interval", "Current clock interval")
 AGENT_READY = Gauge("testbed_agent_ready", "1 once the agent is connected and ready")

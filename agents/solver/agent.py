@@ -27,11 +27,12 @@ from agents.common.errors import AgentError, ConfigError
 from agents.common.protocol import Done, Solve, Solved
 from agents.common.shutdown import Shutdown
 from agents.common.transport import Reporter, Subscriber
-from agents.solver.behaviour import Behaviour, make_behaviour
+from agents.solver.actionlog import ActionLog
+from agents.solver.behaviour import Active, Behaviour, Decision, Schedule
 from agents.solver.book import OrderBook
 from agents.solver.chainview import SolverChain
 from market.solve import ENGINES, solve
-from market.types import Feeder
+from market.types import Feeder, Solution
 
 log = logging.getLogger("agents.solver")
 
@@ -40,7 +41,8 @@ RECV_SECONDS = 0.2
 
 @dataclass(frozen=True)
 class StepOutcome:
-    """What one step did. `result`: accepted | rejected | skipped | closed."""
+    """What one step did. `result`: accepted | rejected | skipped | closed | scheduled
+    (a late submission, made later by `Solver.flush`); `results`: one per submission."""
 
     free_from: int
     objective: int
@@ -48,32 +50,61 @@ class StepOutcome:
     result: str
     offers: int
     solve_seconds: float
+    results: tuple[str, ...] = ()
 
     @property
     def submitted(self) -> bool:
         return self.result in ("accepted", "rejected")
 
 
+@dataclass(frozen=True)
+class Pending:
+    """A late submission waiting for `due` (time.monotonic())."""
+
+    due: float
+    decided: float  # time.time() of the decision
+    interval: int | None
+    free_from: int
+    candidate: int
+    behaviour: str
+    decision: Decision
+
+
 class Solver:
-    """The solver's state (order book, feeders) and its one step. No timers, no sockets."""
+    """The solver's state (order book, feeders) and its one step. No timers, no sockets.
+
+    `behaviour` is one strategy for every interval or a `Schedule` (per clock interval).
+    Adversarial decisions are recorded in `actions` (behaviour.jsonl) and never stop the
+    solver: a rejected or failed submission is logged, counted and the loop carries on.
+    Late decisions are queued in `pending` and submitted by `flush` when due.
+    """
 
     def __init__(
         self,
         chain: SolverChain,
         engine: str,
-        behaviour: Behaviour,
+        behaviour: Behaviour | Schedule,
         last_interval: int,
         shutdown: Shutdown | None = None,
+        actions: ActionLog | None = None,
     ) -> None:
         if engine not in ENGINES:
             raise ConfigError(f"engine: unknown engine {engine!r} (known: {', '.join(ENGINES)})")
         self.chain = chain
         self.engine = engine
-        self.behaviour = behaviour
+        self.schedule = behaviour if isinstance(behaviour, Schedule) else Schedule.fixed(behaviour)
         self.last_interval = last_interval
         self.shutdown = shutdown
+        self.actions = actions or ActionLog(None, "solver")
         self.book = OrderBook()
         self.feeders: tuple[Feeder, ...] = chain.feeders()
+        self.pending: list[Pending] = []
+        self._active: str | None = None
+
+    @property
+    def behaviour(self) -> Behaviour:
+        """The default behaviour (outside every scheduled span)."""
+        return self.schedule.default.behaviour
 
     def refresh(self) -> tuple[int, int]:
         """Read events up to the chain head; (new offers, new finalized trades)."""
@@ -84,10 +115,30 @@ class Solver:
         self.book.next_block = head + 1
         return self.book.add_offers(offers), self.book.add_finalized(trades)
 
-    def step(self, free_from: int) -> StepOutcome:
+    def _switch(self, active: Active, interval: int | None) -> None:
+        """Record a change of behaviour (the first step counts if it is not honest)."""
+        if active.label == self._active or (self._active is None and active.label == "honest"):
+            self._active = active.label
+            return
+        span = "default" if active.span is None else f"behaviour_schedule.{active.span}"
+        self.actions.write(
+            interval,
+            active.behaviour.name,
+            "switch",
+            f"{self._active} -> {active.label} ({span})",
+            "switched",
+        )
+        log.info("interval %s: behaviour %s (%s)", interval, active.label, span)
+        self._active = active.label
+
+    def step(self, free_from: int, interval: int | None = None) -> StepOutcome:
+        """Solve free from `free_from` and act on the decision of the behaviour in effect
+        at clock interval `interval` (None: the default behaviour)."""
         self.refresh()
         if free_from > self.last_interval:
             return StepOutcome(free_from, 0, 0, "closed", len(self.book.offers), 0.0)
+        active = self.schedule.at(interval)
+        self._switch(active, interval)
         problem = self.book.problem(self.feeders, free_from)
         started = time.perf_counter()
         result = solve(problem, self.engine, last_interval=self.last_interval)
@@ -96,43 +147,150 @@ class Solver:
         metrics.SOLVER_SOLVE_SECONDS.observe(seconds)
         metrics.SOLVER_OBJECTIVE_WH.set(objective)
         candidate = self.chain.candidate_remaining()
-        decision = self.behaviour.decide(problem, result, candidate)
+        decision = active.behaviour.decide(problem, result, candidate)
         offers = len(problem.offers)
+        name = active.behaviour.name
         if decision.solution is None:
-            metrics.SOLUTIONS_TOTAL.labels(result="skipped").inc()
+            metrics.SOLUTIONS_TOTAL.labels(result="skipped", reason="").inc()
             log.debug("interval %d: skip (%s)", free_from, decision.reason)
+            if decision.adversarial:
+                self.actions.write(interval, name, "submit", decision.reason, "skipped")
             return StepOutcome(free_from, objective, candidate, "skipped", offers, seconds)
-        if decision.delay_seconds > 0 and self.shutdown is not None:
-            self.shutdown.wait(decision.delay_seconds)
-        submission = self.chain.submit(decision.solution)
+        if decision.delay_seconds > 0:
+            due = time.monotonic() + decision.delay_seconds
+            self.pending.append(
+                Pending(due, time.time(), interval, free_from, candidate, name, decision)
+            )
+            metrics.SOLUTIONS_TOTAL.labels(result="scheduled", reason="").inc()
+            log.info("free from %d: submission in %.1f s", free_from, decision.delay_seconds)
+            return StepOutcome(free_from, objective, candidate, "scheduled", offers, seconds)
+        results = self._submit_all(decision, name, interval, free_from, candidate)
+        return StepOutcome(free_from, objective, candidate, results[0], offers, seconds, results)
+
+    def _submit_all(
+        self,
+        decision: Decision,
+        behaviour: str,
+        interval: int | None,
+        free_from: int,
+        candidate: int,
+        **extra: object,
+    ) -> tuple[str, ...]:
+        results = []
+        for n, solution in enumerate(decision.solutions):
+            if not decision.adversarial:
+                results.append(self._submit(solution, free_from, candidate))
+                continue
+            metrics.ADVERSARIAL_ACTIONS_TOTAL.labels(behaviour=behaviour).inc()
+            try:
+                outcome, revert = self._submit_one(solution, free_from, candidate)
+                shown = "accepted" if outcome == "accepted" else f"reverted: {revert}"
+            except AgentError as exc:  # the node refused it: carry on
+                log.warning("free from %d: %s submission failed: %s", free_from, behaviour, exc)
+                outcome, shown = "failed", f"failed: {exc}"
+            detail = (
+                decision.reason if n == 0 else f"submission {n + 1} of {len(decision.solutions)}"
+            )
+            self.actions.write(
+                interval,
+                behaviour,
+                "submit",
+                detail,
+                shown,
+                expected=decision.expect if n > 0 or decision.expect else None,
+                objective=solution.objective,
+                candidate=candidate,
+                trades=len(solution.trades),
+                free_from=free_from,
+                **extra,
+            )
+            results.append(outcome)
+        return tuple(results)
+
+    def _submit(self, solution: Solution, free_from: int, candidate: int) -> str:
+        return self._submit_one(solution, free_from, candidate)[0]
+
+    def _submit_one(self, solution: Solution, free_from: int, candidate: int) -> tuple[str, str]:
+        """Submit; ("accepted" | "rejected", the revert's error name or "")."""
+        submission = self.chain.submit(solution)
         metrics.record_transaction("submitSolution", submission.receipt)
-        outcome = "accepted" if submission.accepted else "rejected"
-        metrics.SOLUTIONS_TOTAL.labels(result=outcome).inc()
         if submission.accepted:
+            metrics.SOLUTIONS_TOTAL.labels(result="accepted", reason="").inc()
             log.info(
                 "free from %d: submitted %d Wh (%d trades, candidate had %d Wh), gas %d",
                 free_from,
-                decision.solution.objective,
-                len(decision.solution.trades),
+                solution.objective,
+                len(solution.trades),
                 candidate,
                 submission.gas_used,
             )
-        else:
-            reason = submission.revert or "reverted"
-            log.warning("free from %d: solution rejected: %s", free_from, reason)
-        return StepOutcome(free_from, objective, candidate, outcome, offers, seconds)
+            return "accepted", ""
+        name = submission.revert.name if submission.revert is not None else "Unknown"
+        metrics.SOLUTIONS_TOTAL.labels(result="rejected", reason=name).inc()
+        log.warning(
+            "free from %d: solution rejected: %s", free_from, submission.revert or "reverted"
+        )
+        return "rejected", name
+
+    # --- late submissions --------------------------------------------------------------
+    def next_due(self) -> float | None:
+        """Seconds until the next late submission is due (None: nothing pending)."""
+        if not self.pending:
+            return None
+        return max(0.0, min(p.due for p in self.pending) - time.monotonic())
+
+    def flush(self) -> int:
+        """Make every late submission that is due; returns how many were made."""
+        now = time.monotonic()
+        due = [p for p in self.pending if p.due <= now]
+        self.pending = [p for p in self.pending if p.due > now]
+        for p in due:
+            self._submit_all(
+                p.decision,
+                p.behaviour,
+                p.interval,
+                p.free_from,
+                p.candidate,
+                delay_seconds=p.decision.delay_seconds,
+                decided_at=round(p.decided, 3),
+            )
+        return len(due)
+
+    def drop_pending(self, why: str) -> int:
+        """Forget late submissions (the market is done); each is recorded as dropped."""
+        for p in self.pending:
+            self.actions.write(
+                p.interval,
+                p.behaviour,
+                "submit",
+                p.decision.reason,
+                f"dropped: {why}",
+                delay_seconds=p.decision.delay_seconds,
+            )
+        dropped, self.pending = len(self.pending), []
+        return dropped
 
 
 def run_lockstep(solver: Solver, config: SolverConfig, shutdown: Shutdown) -> int:
-    """Answer every `solve(t)` with a step and a `solved` report; stop at `done`."""
+    """Answer every `solve(t)` with a step and a `solved` report; stop at `done`.
+
+    Late submissions: the `solved` report goes out as soon as the solve is done, BEFORE
+    the delayed submission (the clock moves on, as the deadline passes for a real late
+    solver; reporting after it would only slow the clock down and change nothing). The
+    submission follows when due while this loop keeps serving messages; what is still
+    pending at `done` is dropped (recorded in behaviour.jsonl).
+    """
     sub = Subscriber(config.clock_pub_endpoint)
     reporter = Reporter(config.clock_pull_endpoint)
     answered: dict[int, Solved] = {}
     metrics.mark_ready()
     try:
         while not shutdown:
-            msg = sub.recv(RECV_SECONDS)
+            solver.flush()
+            due = solver.next_due()
+            msg = sub.recv(RECV_SECONDS if due is None else min(RECV_SECONDS, due))
             if isinstance(msg, Done):
+                solver.drop_pending("the market is done")
                 return 0
             if not isinstance(msg, Solve):
                 continue
@@ -142,10 +300,11 @@ def run_lockstep(solver: Solver, config: SolverConfig, shutdown: Shutdown) -> in
                 on_chain = solver.chain.next_finalize()
                 if on_chain != free_from:
                     log.warning("solve(%d): contract finalizes %d next", msg.interval, on_chain)
-                outcome = solver.step(free_from)
+                outcome = solver.step(free_from, msg.interval)
                 report = Solved(msg.interval, config.name, outcome.submitted, outcome.objective)
                 answered[msg.interval] = report
             reporter.send(report)
+        solver.drop_pending(f"stopped by {shutdown.signal_name or 'request'}")
         return 0
     finally:
         sub.close()
@@ -153,9 +312,11 @@ def run_lockstep(solver: Solver, config: SolverConfig, shutdown: Shutdown) -> in
 
 
 def run_wallclock(solver: Solver, config: SolverConfig, shutdown: Shutdown) -> int:
-    """Step every period_seconds (free from the contract's nextFinalize); stop at `done`."""
+    """Step every period_seconds (free from the contract's nextFinalize, behaviour of the
+    clock interval running now); make late submissions when due; stop at `done`."""
     sub = Subscriber(config.clock_pub_endpoint) if config.clock_pub_endpoint else None
     period = config.period_seconds
+    market = config.market
     metrics.mark_ready()
     next_run = time.monotonic()
     try:
@@ -165,18 +326,27 @@ def run_wallclock(solver: Solver, config: SolverConfig, shutdown: Shutdown) -> i
                 try:
                     free_from = solver.chain.next_finalize()
                     if free_from > solver.last_interval and sub is None:
+                        solver.drop_pending("the market is closed")
                         return 0
                     if free_from <= solver.last_interval:
-                        solver.step(free_from)
+                        solver.step(free_from, market.interval_at(time.time()))
                 except AgentError as exc:  # transient (node busy, race): retry next period
                     log.warning("solve failed, retrying next period: %s", exc)
                 # fixed rate, but never a backlog of missed periods after a long solve
                 next_run = max(next_run + period, time.monotonic())
+            try:
+                solver.flush()
+            except AgentError as exc:
+                log.warning("late submission failed: %s", exc)
             wait = max(0.0, min(RECV_SECONDS, next_run - time.monotonic()))
+            due = solver.next_due()
+            wait = wait if due is None else min(wait, due)
             if sub is None:
                 shutdown.wait(wait)
             elif isinstance(sub.recv(wait), Done):
+                solver.drop_pending("the market is done")
                 return 0
+        solver.drop_pending(f"stopped by {shutdown.signal_name or 'request'}")
         return 0
     finally:
         if sub is not None:
@@ -189,14 +359,15 @@ def run(config: SolverConfig, shutdown: Shutdown) -> int:
         config.rpc_url, config.contract_address, config.chain_id, config.private_key
     )
     try:
-        solver = Solver(
-            chain, config.engine, make_behaviour(config.behaviour), market.last_interval, shutdown
-        )
+        schedule = Schedule(config.behaviour, config.behaviour_schedule)
+        actions = ActionLog(config.out_dir, config.name)
+        solver = Solver(chain, config.engine, schedule, market.last_interval, shutdown, actions)
         log.info(
-            "solver %s: engine %s, behaviour %s, %s mode, %d feeders",
+            "solver %s: engine %s, behaviour %s (%d scheduled spans), %s mode, %d feeders",
             config.name,
             config.engine,
             config.behaviour,
+            len(config.behaviour_schedule),
             market.clock,
             len(solver.feeders),
         )

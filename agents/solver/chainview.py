@@ -4,9 +4,10 @@ Reads: feeders(), nextFinalize(), candidate() (its remaining objective), and the
 OfferPosted / TradeFinalized events of a block range (typed by agents.chain.events).
 Writes: submitSolution(words) signed locally. The gas limit comes from
 eth_estimateGas; when the estimate reverts (the solution would be rejected), the
-transaction is still sent with the block gas limit so that the contract, the judge,
-records the rejection on chain where the recorder sees it, and the decoded revert is
-logged.
+transaction is still sent so that the contract, the judge, records the rejection on
+chain where the recorder sees it, and the decoded revert is logged. Its gas limit is
+then a bound on what accepting the solution could cost (REVERT_GAS_*), not the whole
+block: a flood of rejected solutions must not take a block each.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from market.types import Feeder, Offer, Solution, Trade
 log = logging.getLogger("agents.solver")
 
 GAS_MARGIN_NUM, GAS_MARGIN_DEN, GAS_MARGIN_ADD = 6, 5, 50_000
+# submitSolution costs ~12k gas per trade for small solutions (contracts/README.md)
+REVERT_GAS_BASE, REVERT_GAS_PER_TRADE = 300_000, 20_000
 READ_EVENTS = ("OfferPosted", "TradeFinalized")
 
 
@@ -119,7 +122,7 @@ class SolverChain:
         if self.signer is None:
             raise RpcError("submitSolution", {"message": "the solver has no private key"})
         data = self.contract.encode("submitSolution", encode_solution(solution))
-        gas, revert = self._gas(data)
+        gas, revert = self._gas(data, len(solution.trades))
         raw = self.signer.sign(self.contract.address, data, gas)
         try:
             (receipt,) = send_and_wait(self.rpc, [raw])
@@ -128,14 +131,15 @@ class SolverChain:
             raise
         return Submission(receipt, revert)
 
-    def _gas(self, data: bytes) -> tuple[int, ContractRevert | None]:
+    def _gas(self, data: bytes, trades: int) -> tuple[int, ContractRevert | None]:
         assert self.signer is not None
         tx = {"from": self.signer.address, "to": self.contract.address, "data": "0x" + data.hex()}
         try:
             estimate = int(self.rpc.call("eth_estimateGas", [tx]), 16)
         except RpcError as exc:
             revert = decode_revert(_revert_data(exc.data), "submitSolution")
-            return self._block_gas_limit(), revert
+            bound = REVERT_GAS_BASE + REVERT_GAS_PER_TRADE * trades
+            return min(bound, self._block_gas_limit()), revert
         gas = estimate * GAS_MARGIN_NUM // GAS_MARGIN_DEN + GAS_MARGIN_ADD
         return min(gas, self._block_gas_limit()), None
 

@@ -1,0 +1,373 @@
+"""Adversarial solutions built from a solver's own problem (pure: no chain, no I/O).
+
+`infeasible(problem, optimum, candidate, kind)` returns a solution that breaks the
+constraint `kind` (a `market.verify.ViolationKind` the contract checks) and, where that
+is possible, nothing else, with an objective above the candidate's so that only the
+contract's verification can stop it. The construction starts from the solver's optimum
+(feasible) and changes or adds one trade: a price moved out of range, an interval
+outside an offer, an unknown id, a copy of a trade, just enough energy to overdraw an
+offer or a feeder limit. Every variant is checked with `market.verify` and ranked:
+  1. contract-consistent: the contract's verification will revert naming this kind
+     (predicted by agents.solver.onchain, which follows its order of checks);
+  2. beats the candidate (when the optimum uses every Wh it can, adding energy breaks a
+     second rule: beating then wins over exactness);
+  3. exact: verify reports exactly the intended kind (NOT_MATCHABLE_PRICE always comes
+     with PRICE: no price lies in [Rs, Rb] when Rs > Rb).
+Only contract-consistent solutions are returned; None when the problem has nothing to
+build one from (e.g. no seller priced above a buyer for NOT_MATCHABLE_PRICE).
+
+`inferior` and `flood_variants` build feasible solutions with lower objectives.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from itertools import islice
+
+from agents.chain.encoding import MAX_INTERVAL, MAX_OFFER_ID
+from agents.solver.onchain import contract_verdict
+from market.types import Kind, Offer, Problem, Solution, Trade
+from market.verify import ViolationKind, verify
+
+V = ViolationKind
+MAX_TRIPLES = 48  # matchable (seller, buyer, interval) triples tried per construction
+GHOST_SELLER, GHOST_BUYER = MAX_OFFER_ID - 1, MAX_OFFER_ID  # ids no market will reach
+
+
+def expected_kinds(kind: ViolationKind) -> frozenset[ViolationKind]:
+    """What market.verify reports for a solution breaking only `kind`."""
+    if kind is V.NOT_MATCHABLE_PRICE:
+        return frozenset({V.NOT_MATCHABLE_PRICE, V.PRICE})
+    return frozenset({kind})
+
+
+@dataclass(frozen=True)
+class Built:
+    """An adversarial solution and market.verify's verdict on it."""
+
+    kind: ViolationKind
+    solution: Solution
+    reported: frozenset[ViolationKind]
+    candidate: int
+    verdict: ViolationKind | None  # what the contract will report (agents.solver.onchain)
+
+    @property
+    def exact(self) -> bool:
+        return self.reported == expected_kinds(self.kind)
+
+    @property
+    def consistent(self) -> bool:
+        return self.verdict is self.kind
+
+    @property
+    def beats(self) -> bool:
+        return self.solution.objective > self.candidate
+
+    def rank(self) -> tuple[bool, bool, bool]:
+        return (self.consistent, self.beats, self.exact)
+
+    @property
+    def detail(self) -> str:
+        notes = [] if self.exact else [f"verify also reports {sorted(self.reported - {self.kind})}"]
+        if not self.beats:
+            notes.append(f"objective {self.solution.objective} <= candidate {self.candidate}")
+        extra = f" ({'; '.join(notes)})" if notes else ""
+        return (
+            f"{self.kind.value}: {len(self.solution.trades)} trades, "
+            f"objective {self.solution.objective} Wh{extra}"
+        )
+
+
+class _Book:
+    """Offers, limits and what the fixed trades plus a base solution use of them."""
+
+    def __init__(self, problem: Problem, base: Sequence[Trade]) -> None:
+        self.problem = problem
+        self.free_from = problem.free_from if problem.free_from is not None else 0
+        self.offers = {o.id: o for o in problem.offers}
+        self.feeders = {f.id: f for f in problem.feeders}
+        self.base = list(base)
+        self.used: dict[int, int] = defaultdict(int)
+        self.sold: dict[tuple[int, int], int] = defaultdict(int)
+        self.bought: dict[tuple[int, int], int] = defaultdict(int)
+        for t in (*problem.fixed, *self.base):
+            s, b = self.offers.get(t.seller), self.offers.get(t.buyer)
+            if s is None or b is None:
+                continue
+            self.used[s.id] += t.energy
+            self.used[b.id] += t.energy
+            self.sold[s.feeder, t.interval] += t.energy
+            self.bought[b.feeder, t.interval] += t.energy
+        self.keys = {(t.seller, t.buyer, t.interval) for t in (*problem.fixed, *self.base)}
+        self.sells = [o for o in problem.offers if o.kind == Kind.SELL]
+        self.buys = [o for o in problem.offers if o.kind == Kind.BUY]
+
+    def slack(self, offer: Offer) -> int:
+        return offer.energy - self.used[offer.id]
+
+    def triples(self, first: int | None = None) -> Iterator[tuple[Offer, Offer, int]]:
+        """Matchable (seller, buyer, interval >= first): the base's trades first, then
+        other pairs; at most MAX_TRIPLES."""
+        first = self.free_from if first is None else first
+        return islice(self._triples(first), MAX_TRIPLES)
+
+    def _triples(self, first: int) -> Iterator[tuple[Offer, Offer, int]]:
+        seen: set[tuple[int, int, int]] = set()
+        for tr in self.base:
+            key = (tr.seller, tr.buyer, tr.interval)
+            if key not in seen and tr.interval >= first:
+                seen.add(key)
+                yield self.offers[tr.seller], self.offers[tr.buyer], tr.interval
+        for s in self.sells:
+            for b in self.buys:
+                if s.price > b.price:
+                    continue
+                for t in range(max(s.start, b.start, first), min(s.end, b.end) + 1):
+                    if (s.id, b.id, t) not in seen:
+                        seen.add((s.id, b.id, t))
+                        yield s, b, t
+
+    def with_trade(self, trade: Trade) -> list[Trade]:
+        """The base plus `trade`: added to the base's trade of the same key if there is one."""
+        key = (trade.seller, trade.buyer, trade.interval)
+        out, merged = [], False
+        for t in self.base:
+            if (t.seller, t.buyer, t.interval) == key and not merged:
+                out.append(Trade(t.seller, t.buyer, t.interval, t.energy + trade.energy, t.price))
+                merged = True
+            else:
+                out.append(t)
+        return out if merged else [*out, trade]
+
+    def replaced(self, index: int, trade: Trade) -> list[Trade]:
+        return [trade if i == index else t for i, t in enumerate(self.base)]
+
+
+def infeasible(
+    problem: Problem, optimum: Solution, candidate: int, kind: ViolationKind
+) -> Built | None:
+    """The best-ranked solution breaking `kind` (see the module docstring), or None."""
+    book = _Book(problem, optimum.trades)
+    need = max(1, candidate - optimum.objective + 1)  # Wh to add to beat the candidate
+    builder = _BUILDERS.get(kind)
+    if builder is None:
+        return None
+    best: Built | None = None
+    for trades in builder(book, need):
+        solution = Solution(tuple(trades))
+        reported = frozenset(v.kind for v in verify(problem, solution))
+        built = Built(kind, solution, reported, candidate, contract_verdict(problem, solution))
+        if kind not in built.reported or not built.consistent:
+            continue
+        if best is None or built.rank() > best.rank():
+            best = built
+        if all(best.rank()):
+            break
+    return best
+
+
+Builder = Callable[[_Book, int], Iterator[list[Trade]]]
+
+
+def _unknown_offer(book: _Book, need: int) -> Iterator[list[Trade]]:
+    yield [*book.base, Trade(GHOST_SELLER, GHOST_BUYER, book.free_from, need, 0)]
+
+
+def _kind(book: _Book, need: int) -> Iterator[list[Trade]]:
+    if book.sells and book.buys:  # a buy offer as the seller, a sell offer as the buyer
+        yield [*book.base, Trade(book.buys[0].id, book.sells[0].id, book.free_from, need, 0)]
+    for offer in book.problem.offers[:1]:  # one offer on both sides: one side is wrong
+        yield [*book.base, Trade(offer.id, offer.id, book.free_from, need, 0)]
+
+
+def _nonpositive(book: _Book, need: int) -> Iterator[list[Trade]]:
+    for s, b, t in book.triples():
+        if (s.id, b.id, t) not in book.keys:
+            yield [*book.base, Trade(s.id, b.id, t, 0, s.price)]
+    for i, tr in enumerate(book.base):
+        yield book.replaced(i, Trade(tr.seller, tr.buyer, tr.interval, 0, tr.price))
+
+
+def _finalized(book: _Book, need: int) -> Iterator[list[Trade]]:
+    past = book.free_from - 1
+    if past < 0:
+        return
+    covering = [
+        (s, b)
+        for s in book.sells
+        for b in book.buys
+        if s.price <= b.price and s.covers(past) and b.covers(past)
+    ]
+    for s, b in covering[:MAX_TRIPLES]:
+        if (s.id, b.id, past) not in book.keys:
+            for energy in (need, 1):
+                yield [*book.base, Trade(s.id, b.id, past, energy, s.price)]
+    for s, b, _ in book.triples():  # offers not covering it: still reverts FinalizedInterval
+        yield [*book.base, Trade(s.id, b.id, past, need, s.price)]
+
+
+def _outside(s: Offer, b: Offer, first: int) -> list[int]:
+    """Intervals >= first outside s's or b's range (one side only first)."""
+    out = [min(s.end, b.end) + 1, max(s.start, b.start) - 1, max(s.end, b.end) + 1]
+    return [
+        t
+        for t in dict.fromkeys(out)
+        if first <= t <= MAX_INTERVAL and not (s.covers(t) and b.covers(t))
+    ]
+
+
+def _interval(book: _Book, need: int) -> Iterator[list[Trade]]:
+    for i, t in enumerate(book.base):
+        s, b = book.offers[t.seller], book.offers[t.buyer]
+        for other in _outside(s, b, book.free_from):
+            if (s.id, b.id, other) in book.keys:
+                continue
+            yield book.replaced(i, Trade(t.seller, t.buyer, other, t.energy, t.price))
+            yield book.replaced(i, Trade(t.seller, t.buyer, other, t.energy + need, t.price))
+    for s, b, _ in book.triples():
+        for other in _outside(s, b, book.free_from):
+            if (s.id, b.id, other) in book.keys:
+                continue
+            for energy in (need, 1):
+                yield [*book.base, Trade(s.id, b.id, other, energy, s.price)]
+
+
+def _unmatchable_price(book: _Book, need: int) -> Iterator[list[Trade]]:
+    pairs = [(s, b) for s in book.sells for b in book.buys if s.price > b.price]
+    for s, b in pairs[:MAX_TRIPLES]:
+        for t in range(max(s.start, b.start, book.free_from), min(s.end, b.end) + 1):
+            if (s.id, b.id, t) not in book.keys:
+                for energy in (need, 1):
+                    yield [*book.base, Trade(s.id, b.id, t, energy, b.price)]
+                break
+
+
+def _price(book: _Book, need: int) -> Iterator[list[Trade]]:
+    for i, tr in enumerate(book.base):
+        high = book.offers[tr.buyer].price + 1
+        yield book.replaced(i, Trade(tr.seller, tr.buyer, tr.interval, tr.energy, high))
+        yield book.replaced(i, Trade(tr.seller, tr.buyer, tr.interval, tr.energy + need, high))
+    for s, b, t in book.triples():
+        for energy in (need, 1):
+            yield book.with_trade(Trade(s.id, b.id, t, energy, b.price + 1))
+
+
+def _duplicate(book: _Book, need: int) -> Iterator[list[Trade]]:
+    for tr in book.base:
+        for energy in (need, 1):
+            yield [*book.base, Trade(tr.seller, tr.buyer, tr.interval, energy, tr.price)]
+    for s, b, t in book.triples():
+        yield [*book.base, Trade(s.id, b.id, t, 1, s.price), Trade(s.id, b.id, t, need, s.price)]
+
+
+def _energy(kind: Kind) -> Builder:
+    def build(book: _Book, need: int) -> Iterator[list[Trade]]:
+        for s, b, t in book.triples():
+            over, other = (s, b) if kind == Kind.SELL else (b, s)
+            bump = max(book.slack(over) + 1, need)
+            if book.slack(other) >= bump:
+                yield book.with_trade(Trade(s.id, b.id, t, bump, s.price))
+            yield book.with_trade(Trade(s.id, b.id, t, book.slack(over) + 1, s.price))
+
+    return build
+
+
+def _feeder(kind: ViolationKind) -> Builder:
+    def build(book: _Book, need: int) -> Iterator[list[Trade]]:
+        yield from _feeder_shifts(book, kind)
+        for s, b, t in book.triples():
+            bump = _feeder_bump(book, kind, s, b, t)
+            if bump is None or not 1 <= bump <= min(book.slack(s), book.slack(b)):
+                continue
+            yield book.with_trade(Trade(s.id, b.id, t, bump, s.price))
+            if need > bump and need <= min(book.slack(s), book.slack(b)):
+                yield book.with_trade(Trade(s.id, b.id, t, need, s.price))
+
+    return build
+
+
+def _feeder_shifts(book: _Book, kind: ViolationKind) -> Iterator[list[Trade]]:
+    """Move part of a trade of the optimum to another interval of both offers: offer
+    energy is unchanged, the feeder flows of the new interval exceed the limit."""
+    for i, tr in enumerate(book.base):
+        s, b = book.offers[tr.seller], book.offers[tr.buyer]
+        for t2 in range(max(s.start, b.start, book.free_from), min(s.end, b.end) + 1):
+            bump = None if t2 == tr.interval else _feeder_bump(book, kind, s, b, t2)
+            if bump is None or not 1 <= bump <= tr.energy:
+                continue
+            rest = [] if bump == tr.energy else [replace(tr, energy=tr.energy - bump)]
+            others = [x for j, x in enumerate(book.base) if j != i]
+            moved = _Book(book.problem, [*others, *rest])
+            yield moved.with_trade(Trade(s.id, b.id, t2, bump, tr.price))
+
+
+def _feeder_bump(book: _Book, kind: ViolationKind, s: Offer, b: Offer, t: int) -> int | None:
+    """Wh to add to trade (s, b, t) so that the feeder limit `kind` is exceeded."""
+    if kind in (V.FEEDER_EXT_OUT, V.FEEDER_INT_PRODUCTION):
+        f = book.feeders.get(s.feeder)
+        if f is None or (kind is V.FEEDER_EXT_OUT and b.feeder == s.feeder):
+            return None
+        if kind is V.FEEDER_EXT_OUT:
+            return f.c_ext - (book.sold[f.id, t] - book.bought[f.id, t]) + 1
+        return f.c_int - book.sold[f.id, t] + 1
+    f = book.feeders.get(b.feeder)
+    if f is None or (kind is V.FEEDER_EXT_IN and s.feeder == b.feeder):
+        return None
+    if kind is V.FEEDER_EXT_IN:
+        return f.c_ext - (book.bought[f.id, t] - book.sold[f.id, t]) + 1
+    return f.c_int - book.bought[f.id, t] + 1
+
+
+_BUILDERS: dict[ViolationKind, Builder] = {
+    V.UNKNOWN_OFFER: _unknown_offer,
+    V.NOT_MATCHABLE_KIND: _kind,
+    V.NONPOSITIVE: _nonpositive,
+    V.FINALIZED_INTERVAL: _finalized,
+    V.NOT_MATCHABLE_INTERVAL: _interval,
+    V.NOT_MATCHABLE_PRICE: _unmatchable_price,
+    V.PRICE: _price,
+    V.DUPLICATE: _duplicate,
+    V.SELL_ENERGY: _energy(Kind.SELL),
+    V.BUY_ENERGY: _energy(Kind.BUY),
+    V.FEEDER_EXT_OUT: _feeder(V.FEEDER_EXT_OUT),
+    V.FEEDER_EXT_IN: _feeder(V.FEEDER_EXT_IN),
+    V.FEEDER_INT_CONSUMPTION: _feeder(V.FEEDER_INT_CONSUMPTION),
+    V.FEEDER_INT_PRODUCTION: _feeder(V.FEEDER_INT_PRODUCTION),
+}
+
+
+# --- feasible but worse ----------------------------------------------------------------
+def scaled(problem: Problem, optimum: Solution, target: int) -> Solution:
+    """A feasible solution with objective <= target (< the optimum's): every trade of the
+    optimum scaled down (integer Wh), halving the target until market.verify accepts it
+    (rounding can unbalance a feeder's net flow); the empty solution at worst."""
+    total = optimum.objective
+    while target > 0 and total > 0:
+        trades = tuple(
+            Trade(t.seller, t.buyer, t.interval, t.energy * target // total, t.price)
+            for t in optimum.trades
+        )
+        solution = Solution(tuple(t for t in trades if t.energy > 0))
+        if not verify(problem, solution):
+            return solution
+        target //= 2
+    return Solution(())
+
+
+def inferior(problem: Problem, optimum: Solution, candidate: int) -> Solution:
+    """Feasible, objective <= the candidate's (the contract answers NotBetter); with no
+    candidate (0 Wh left) strictly worse than the optimum, which the contract may accept."""
+    target = candidate if candidate > 0 else optimum.objective - 1
+    if target >= optimum.objective:
+        return optimum
+    return scaled(problem, optimum, max(target, 0))
+
+
+def flood_variants(problem: Problem, optimum: Solution, count: int) -> list[Solution]:
+    """`count` solutions: the optimum, then feasible ones scaled to (count-k)/count of it."""
+    out = [optimum]
+    for k in range(1, count):
+        out.append(scaled(problem, optimum, optimum.objective * (count - k) // count))
+    return out
