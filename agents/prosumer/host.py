@@ -8,6 +8,11 @@ After finalized(i), when idle: every address whose offers all end <= i closes th
 (`closeOffer`: untraded energy back to the DSO, buy reservations released),
 returns unused permissions (`depositEnergy`) and its money (`depositFinancial`).
 After the last interval it reports `settled`.
+
+Misbehaving prosumers (config `misbehaviour`, agents.prosumer.misbehave) post offers the
+contract must refuse; each attempt and its revert go to behaviour.jsonl and to
+`testbed_offers_refused_total{reason}`, and the host's other prosumers are served as
+usual (their offers are in the same batches; a reverted transaction affects only itself).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
+from agents.chain.errors import decode_revert
 from agents.common import metrics
 from agents.common.chainclient import Call, MarketClient
 from agents.common.config import ProsumerHostConfig
@@ -30,8 +36,10 @@ from agents.common.protocol import (
     Settled,
     WithdrawBatch,
 )
-from agents.common.rpc import Signer, succeeded
+from agents.common.rpc import RpcError, Signer, succeeded
+from agents.prosumer import misbehave
 from agents.prosumer.plan import AddressBatch, ProsumerPlan, anon_secret, offer_price
+from agents.solver.actionlog import ActionLog
 
 log = logging.getLogger("agents.prosumer")
 
@@ -44,6 +52,17 @@ class AnonAddress:
     signer: Signer
     offer_ids: list[int] = field(default_factory=list)
     closed: bool = False
+    misbehaviour: str | None = None  # the prosumer's action at this tick, if any
+    refused: str | None = None  # the DSO's failedWithdrawal reason
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One postOffer to send: from `addr`, with `args` (distorted if misbehaving)."""
+
+    addr: AnonAddress
+    call: Call
+    args: misbehave.PostArgs
 
 
 class Requests(Protocol):
@@ -76,6 +95,8 @@ class ProsumerHost:
         self.settled = False
         self.posted_total = 0
         self.refused_total = 0
+        self.actions = ActionLog(config.out_dir, config.name)
+        self.misbehaving: dict[int, str] = {}  # prosumer -> action at the last tick
 
     # --- tick: withdraw, post ------------------------------------------------------
     def on_tick(self, t: int) -> int | None:
@@ -83,6 +104,7 @@ class ProsumerHost:
         if self.last_tick is not None and t <= self.last_tick:
             return None
         self.last_tick = t
+        self._switch(t)
         m = self.market
         chain_id = self.chain.chain_id
         batches = [
@@ -94,13 +116,19 @@ class ProsumerHost:
             )
         ]
         addresses = [
-            AnonAddress(b, Signer(anon_secret(self.config.seed, b.prosumer, b.counter), chain_id))
+            AnonAddress(
+                b,
+                Signer(anon_secret(self.config.seed, b.prosumer, b.counter), chain_id),
+                misbehaviour=self.misbehaving.get(b.prosumer),
+            )
             for b in batches
         ]
         started = time.perf_counter()
         granted = self._withdraw(addresses)
         withdrawn = time.perf_counter()
-        posted = self._post(granted)
+        # a misbehaving prosumer tries on chain even without assets
+        refused = [a for a in addresses if a.misbehaviour and a.refused is not None]
+        posted = self._post(granted + refused, t)
         self.live.extend(granted)
         self.posted_total += posted
         self.report.send(Posted(t, self.config.name, posted))
@@ -132,6 +160,11 @@ class ProsumerHost:
                 granted.append(addr)
             elif isinstance(result, FailedWithdrawal):
                 self.refused_total += 1
+                addr.refused = result.reason
+                if not addr.misbehaviour:
+                    metrics.OFFERS_REFUSED_TOTAL.labels(reason="failedWithdrawal").inc(
+                        len(addr.batch.offers)
+                    )
                 log.warning(
                     "failedWithdrawal for prosumer %d (%d offers): %s",
                     addr.batch.prosumer,
@@ -140,30 +173,100 @@ class ProsumerHost:
                 )
         return granted
 
-    def _post(self, granted: list[AnonAddress]) -> int:
-        prices = self.config.prices
-        calls: list[tuple[AnonAddress, Call]] = [
-            (
-                a,
-                self.chain.post_offer(
-                    int(o.kind), o.energy, o.start, o.end, offer_price(o, prices)
-                ),
+    def _switch(self, t: int) -> None:
+        """Record misbehaviours starting or ending at tick t."""
+        now = misbehave.active(self.config.misbehaviour, t)
+        for prosumer, action, change in misbehave.switches(self.misbehaving, now):
+            self.actions.write(
+                t,
+                action,
+                "switch",
+                f"prosumer {prosumer}: {action} {change}",
+                "switched",
+                prosumer=prosumer,
             )
-            for a in granted
-            for o in a.batch.offers
-        ]
+            log.warning("tick %d: prosumer %d %s %s", t, prosumer, change, action)
+        self.misbehaving = now
+
+    def _attempts(self, addresses: list[AnonAddress]) -> list[Attempt]:
+        prices = self.config.prices
+        next_finalize: int | None = None
+        out = []
+        for a in addresses:
+            for o in a.batch.offers:
+                price = offer_price(o, prices)
+                if a.misbehaviour is None:
+                    args = misbehave.PostArgs(int(o.kind), o.energy, o.start, o.end, price)
+                else:
+                    if next_finalize is None:
+                        next_finalize = int(self.chain.view("nextFinalize")[0])
+                    args = misbehave.distort(a.misbehaviour, o, a.batch, price, next_finalize)
+                call = self.chain.post_offer(args.kind, args.energy, args.start, args.end, price)
+                out.append(Attempt(a, call, args))
+        return out
+
+    def _post(self, addresses: list[AnonAddress], t: int) -> int:
+        attempts = self._attempts(addresses)
+        reasons = self._expected_reverts([x for x in attempts if x.addr.misbehaviour])
         posted = 0
-        for chunk in _chunks(calls, TX_CHUNK):
-            receipts = self.chain.transact([(a.signer, c) for a, c in chunk])
-            for (addr, _), receipt in zip(chunk, receipts, strict=True):
+        for chunk in _chunks(attempts, TX_CHUNK):
+            receipts = self.chain.transact([(x.addr.signer, x.call) for x in chunk])
+            for x, receipt in zip(chunk, receipts, strict=True):
                 events = self.chain.events(receipt, "OfferPosted") if succeeded(receipt) else []
-                if not events:
-                    log.warning("postOffer from %s reverted", addr.signer.address)
-                    continue
-                addr.offer_ids.append(int(events[0]["offerId"]))
-                posted += 1
+                if events:
+                    x.addr.offer_ids.append(int(events[0]["offerId"]))
+                    posted += 1
+                elif not x.addr.misbehaviour:
+                    metrics.OFFERS_REFUSED_TOTAL.labels(reason="reverted").inc()
+                    log.warning("postOffer from %s reverted", x.addr.signer.address)
+                if x.addr.misbehaviour:
+                    self._record(x, t, bool(events), reasons.get(id(x), "reverted"))
         metrics.OFFERS_POSTED_TOTAL.inc(posted)
         return posted
+
+    def _expected_reverts(self, attempts: list[Attempt]) -> dict[int, str]:
+        """The custom error each misbehaving postOffer reverts with (an eth_call from its
+        address just before sending; the transaction is then sent anyway)."""
+        if not attempts:
+            return {}
+        calls = [
+            (
+                "eth_call",
+                [
+                    {
+                        "from": x.addr.signer.address,
+                        "to": self.chain.address,
+                        "data": "0x" + x.call.data.hex(),
+                    },
+                    "latest",
+                ],
+            )
+            for x in attempts
+        ]
+        out = {}
+        for x, result in zip(attempts, self.chain.rpc.batch(calls), strict=True):
+            if isinstance(result, RpcError):
+                data = result.data.get("data") if isinstance(result.data, dict) else result.data
+                hexdata = data if isinstance(data, str) and data.startswith("0x") else None
+                out[id(x)] = decode_revert(hexdata, "postOffer").name
+        return out
+
+    def _record(self, x: Attempt, t: int, accepted: bool, reason: str) -> None:
+        action = x.addr.misbehaviour or ""
+        metrics.ADVERSARIAL_ACTIONS_TOTAL.labels(behaviour=action).inc()
+        prosumer = x.addr.batch.prosumer
+        issued = misbehave.issued(x.addr.batch, x.args.kind) if x.addr.refused is None else 0
+        detail = f"prosumer {prosumer}: postOffer {x.args.describe()}, {issued} Wh issued"
+        if x.addr.refused is not None:
+            detail += f" (failedWithdrawal: {x.addr.refused})"
+        if accepted:
+            log.error("tick %d: %s was NOT refused by the contract", t, detail)
+            result = "accepted"
+        else:
+            metrics.OFFERS_REFUSED_TOTAL.labels(reason=reason).inc()
+            log.warning("tick %d: %s refused: %s", t, detail, reason)
+            result = f"reverted: {reason}"
+        self.actions.write(t, action, "post_offer", detail, result, prosumer=prosumer)
 
     # --- finalized: close and deposit --------------------------------------------
     def on_finalized(self, interval: int) -> None:
