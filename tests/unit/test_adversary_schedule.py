@@ -70,8 +70,8 @@ def test_schedule_picks_the_span_of_each_clock_interval() -> None:
     assert schedule.at(None).behaviour.name == "honest"
     # one object per span: state (the "any" cycle) carries over between its intervals
     assert schedule.at(2).behaviour is schedule.at(3).behaviour
-    assert isinstance(schedule.at(2).behaviour, Infeasible)
-    assert schedule.at(2).behaviour.kind == "SELL_ENERGY"
+    infeasible = schedule.at(2).behaviour
+    assert isinstance(infeasible, Infeasible) and infeasible.kind == "SELL_ENERGY"
     late = schedule.at(4).behaviour
     assert isinstance(late, Late) and late.delay_seconds == 5.0
     flood = schedule.at(9).behaviour
