@@ -71,7 +71,10 @@ def fault_summary(
         "agent_behaviour": dict(
             Counter(f"{r['agent']}:{r.get('behaviour')}" for r in rows if r["source"] == "agent")
         ),
-        "killed_by_faults": sorted(killed),
+        "killed_by_faults": sorted(
+            {r["unit"] for r in applied if r["action"] == "kill" and r.get("ok")}
+        ),
+        "down_at_end": sorted(killed),
         "crashed": sorted(crashed),
     }
 
