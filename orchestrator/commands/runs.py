@@ -74,6 +74,11 @@ testbed run topologies/smoke.yaml --json --out /tmp/results
     parser.add_argument(
         "--quiet", action="store_true", help="no progress lines on stderr while it runs"
     )
+    parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="also run the spec without its faults: (bundle in BUNDLE/baseline/) and compare",
+    )
     parser.set_defaults(handler=cmd_run)
 
 
@@ -84,22 +89,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     if is_sweep_args(args):  # a spec with `sweep:`: every point, a bundle each
         return cmd_run_sweep(args)
 
-    result = run(
-        RunOptions(
-            spec=args.spec,
-            overrides=tuple(args.overrides),
-            backend=args.backend,
-            out=args.out,
-            progress=None if args.quiet else sys.stderr,
-            argv=tuple(sys.argv),
-        )
+    options = RunOptions(
+        spec=args.spec,
+        overrides=tuple(args.overrides),
+        backend=args.backend,
+        out=args.out,
+        progress=None if args.quiet else sys.stderr,
+        argv=tuple(sys.argv),
     )
+    result = run(options)
+    baseline = None
+    if getattr(args, "baseline", False):
+        from orchestrator.faults.baseline import run_baseline
+
+        baseline, _ = run_baseline(result, options)
     if args.json:
         print(json.dumps({"bundle": str(result.bundle), **result.summary}, indent=2))
     else:
         print(run_report(result))
     if result.exit_code != 0:
         print(f"testbed run: {result.outcome.status}: {result.outcome.message}", file=sys.stderr)
+    if baseline is not None and baseline.exit_code != 0:
+        print(f"testbed run: baseline: {baseline.outcome.message}", file=sys.stderr)
+        return result.exit_code or baseline.exit_code
     return result.exit_code
 
 
@@ -134,6 +146,10 @@ def run_report(result: RunResult) -> str:
         if gas:
             parts = [f"{f} {g['count']} x {g['mean']:,.0f}" for f, g in gas.items()]
             lines.append("  gas (count x mean): " + ", ".join(parts))
+        if s.get("faults") or s.get("baseline"):
+            from orchestrator.faults.results import report_lines
+
+            lines += report_lines(s)
     lines.append(f"  bundle: {result.bundle}")
     return "\n".join(lines)
 

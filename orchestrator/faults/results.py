@@ -112,11 +112,33 @@ def comparison(
     return out
 
 
+def report_lines(summary: Mapping[str, Any]) -> list[str]:
+    """The faults part of `testbed run`'s printed summary."""
+    lines: list[str] = []
+    faults = summary.get("faults") or {}
+    if faults:
+        killed = ", ".join(faults.get("killed_by_faults") or []) or "none"
+        crashed = ", ".join(faults.get("crashed") or []) or "none"
+        applied = f"{faults.get('actions_applied', 0)}/{faults.get('actions_planned', 0)}"
+        lines.append(
+            f"  faults: {applied} actions applied; killed by faults: {killed}; "
+            f"crashed on their own: {crashed}"
+        )
+        lines += [f"    failed: {f}" for f in faults.get("actions_failed") or []]
+    if summary.get("baseline"):
+        lines += comparison_lines(summary["baseline"])
+    return lines
+
+
 def comparison_lines(block: Mapping[str, Any]) -> list[str]:
-    lines = ["  vs baseline (faults - baseline):"]
+    lines = [f"  vs baseline (faults - baseline; {block.get('baseline_bundle', '')}):"]
     for name, row in block.get("metrics", {}).items():
         a, b, d = row["faults"], row["baseline"], row["difference"]
         fmt = lambda v: "-" if v is None else f"{v:.6g}"  # noqa: E731
         sign = "" if d is None or d < 0 else "+"
         lines.append(f"    {name:<22} {fmt(a):>10} vs {fmt(b):>10}  ({sign}{fmt(d)})")
     return lines
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.6g}"
