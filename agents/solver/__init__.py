@@ -1,7 +1,11 @@
 """Solver agent: solves the extended problem from chain events and submits better solutions.
 
 - `agents.solver.book`: `OrderBook`, `extended_problem` (replay-identical construction);
-- `agents.solver.behaviour`: behaviour strategies (`honest`), `make_behaviour`;
+- `agents.solver.behaviour`: behaviour strategies (honest, and the adversarial infeasible,
+  inferior, late, flood), `make_behaviour`, `Schedule` (behaviour_schedule per interval);
+- `agents.solver.adversary`: infeasible / inferior / flood solutions built from a problem;
+- `agents.solver.onchain`: which revert the contract's verification will report;
+- `agents.solver.actionlog`: `<out_dir>/behaviour.jsonl`, what adversarial behaviour did;
 - `agents.solver.chainview`: `SolverChain` (contract reads, events, submitSolution);
 - `agents.solver.agent`: `Solver.step`, the lockstep / wallclock loops, `run`.
 """

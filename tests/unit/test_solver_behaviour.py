@@ -29,8 +29,13 @@ def test_honest_submits_only_a_strictly_better_solution() -> None:
     assert better.delay_seconds == 0.0
     tie = honest.decide(problem, result, candidate_objective=500)
     assert not tie.submit and tie.solution is None
+    # the honest path is not an adversarial action: nothing recorded, one submission
+    assert not better.adversarial and better.solutions == (result.solution,)
+    assert better.expect is None and tie.solutions == ()
 
 
 def test_unknown_behaviour_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="honest"):
         make_behaviour("greedy")
+    with pytest.raises(ConfigError, match="options: unknown option 'count' for honest"):
+        make_behaviour("honest", {"count": 2})
