@@ -197,7 +197,7 @@ class Solver:
                 "submit",
                 detail,
                 shown,
-                expected=decision.expect if n > 0 or decision.expect else None,
+                expected=decision.expect,
                 objective=solution.objective,
                 candidate=candidate,
                 trades=len(solution.trades),
