@@ -9,6 +9,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import yaml
+
+from agents.common.config import MISBEHAVIOURS
 from agents.solver.behaviour import BEHAVIOURS
 from orchestrator.render import dev_address
 from orchestrator.run import RunOptions, run
@@ -81,3 +84,36 @@ def test_infeasible_and_inferior_solvers_never_win_and_change_nothing(tmp_path: 
     assert any(r["agent"] == "cheapskate" for r in submits)
     assert result.summary["solutions"]["rejected"] >= len(liar_submits)
     assert cheapskate not in finalized_from
+
+
+def test_a_prosumer_beyond_its_assets_is_refused_and_the_others_trade_as_without_it(
+    tmp_path: Path,
+) -> None:
+    require("beyond_assets" in MISBEHAVIOURS, "prosumer misbehaviours")
+    spec = smoke_spec(
+        tmp_path,
+        [{"name": "solver-1", "engine": "highs"}],
+        [
+            {
+                "at_interval": 48,
+                "action": "prosumer",
+                "prosumer": 104,
+                "misbehaviour": "beyond_assets",
+            }
+        ],
+    )
+    result = run(RunOptions(spec=spec, out=tmp_path / "results"))
+    assert result.exit_code == 0, result.outcome.message
+    logged = [
+        json.loads(line) for line in (result.bundle / "faults.jsonl").read_text().splitlines()
+    ]
+    posts = [r for r in logged if r["source"] == "agent" and r.get("action") == "post_offer"]
+    assert posts and {r.get("prosumer") for r in posts} == {104}
+    assert all(r["result"].startswith("reverted") for r in posts), posts
+    # the others trade exactly as in a market without prosumer 104
+    without = tmp_path / "without-104.yaml"
+    data = yaml.safe_load(spec.read_text())
+    data["microgrid"]["dataset"]["prosumers"] = [101, 103, 701, 702, 703]
+    data["faults"] = []
+    without.write_text(yaml.safe_dump(data))
+    assert finalized_wh(result.bundle) == replay_wh(without)
