@@ -148,7 +148,7 @@ ONCHAIN_VIOLATIONS: tuple[ViolationKind, ...] = tuple(
 BEHAVIOUR_OPTIONS: Mapping[str, Mapping[str, tuple[type, Any]]] = {
     "honest": {},
     "infeasible": {"kind": (str, "any")},
-    "inferior": {},
+    "inferior": {"no_candidate": (str, "worse")},
     "late": {"delay_seconds": (float, 5.0)},
     "flood": {"count": (int, 5)},
 }
@@ -435,6 +435,10 @@ def _check_option_values(name: str, options: dict[str, Any], where: str) -> None
             why = " (cannot occur on chain)" if kind.upper() in offchain else ""
             known = ", ".join(["any", *sorted(names.values())])
             raise ConfigError(f"{where}.kind: {kind!r} is not a kind{why}; use one of {known}")
+    elif name == "inferior" and options["no_candidate"] not in ("worse", "empty"):
+        raise ConfigError(
+            f"{where}.no_candidate: expected 'worse' or 'empty', got {options['no_candidate']!r}"
+        )
     elif name == "late" and not 0 < options["delay_seconds"] <= LATE_MAX_SECONDS:
         raise ConfigError(
             f"{where}.delay_seconds: must be in (0, {LATE_MAX_SECONDS:g}], "

@@ -362,9 +362,14 @@ def scaled(problem: Problem, optimum: Solution, target: int) -> Solution:
     return Solution(())
 
 
-def inferior(problem: Problem, optimum: Solution, candidate: int) -> Solution:
-    """Feasible, objective <= the candidate's (the contract answers NotBetter); with no
-    candidate (0 Wh left) strictly worse than the optimum, which the contract may accept."""
+def inferior(
+    problem: Problem, optimum: Solution, candidate: int, no_candidate: str = "worse"
+) -> Solution:
+    """Feasible, objective <= the candidate's (the contract answers NotBetter). With no
+    candidate (0 Wh left): "worse" = strictly worse than the optimum, which the contract
+    may accept (an honest solver then beats it); "empty" = the empty solution (NotBetter)."""
+    if candidate <= 0 and no_candidate == "empty":
+        return Solution(())
     target = candidate if candidate > 0 else optimum.objective - 1
     if target >= optimum.objective:
         return optimum

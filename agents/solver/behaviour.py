@@ -9,8 +9,9 @@ the contract stops them):
 - "infeasible" {"kind": a ViolationKind value the contract checks, or "any"}: a solution
   breaking exactly that constraint with an objective above the candidate's
   (agents.solver.adversary); "any" cycles through every kind, one per round;
-- "inferior": a feasible solution no better than the candidate (NotBetter); with no
-  candidate, one strictly worse than the optimum (may be accepted, then beaten);
+- "inferior" {"no_candidate": "worse" | "empty"}: a feasible solution no better than the
+  candidate (NotBetter); with no candidate, one strictly worse than the optimum (may be
+  accepted, then beaten by an honest solver) or, with "empty", the empty one (NotBetter);
 - "late" {"delay_seconds"}: the honest decision, submitted after the delay;
 - "flood" {"count"}: `count` submissions per round, the optimum then worse ones.
 
@@ -129,12 +130,18 @@ class Infeasible:
 
 
 class Inferior:
-    """A feasible solution no better than the candidate."""
+    """A feasible solution no better than the candidate; `no_candidate` says what to
+    submit when there is none ("worse": below the optimum, may be accepted; "empty")."""
 
     name = "inferior"
 
+    def __init__(self, no_candidate: str = "worse") -> None:
+        self.no_candidate = no_candidate
+
     def decide(self, problem: Problem, result: SolveResult, candidate_objective: int) -> Decision:
-        solution = adversary.inferior(problem, result.solution, candidate_objective)
+        solution = adversary.inferior(
+            problem, result.solution, candidate_objective, self.no_candidate
+        )
         expect = "NotBetter" if solution.objective <= candidate_objective else None
         return Decision(
             solution,

@@ -141,6 +141,9 @@ def test_inferior_and_flood_are_refused_once_an_honest_candidate_exists(
 ) -> None:
     h = market
     free_from = h.market.next_finalize()
+    empty = _solver(node, h, "empty", Inferior(no_candidate="empty"), tmp_path / "empty")
+    assert empty.step(free_from).result == "rejected"  # nothing to beat: the empty solution
+    assert read(tmp_path / "empty" / "behaviour.jsonl")[-1]["result"] == "reverted: NotBetter"
     inferior = _solver(node, h, "inferior", Inferior(), tmp_path / "inferior")
     # no candidate yet: strictly worse than the optimum, and accepted
     first = inferior.step(free_from, interval=free_from - T_CLEAR)

@@ -106,6 +106,8 @@ def test_inferior_is_feasible_and_not_better(result: SolveResult) -> None:
     assert capped.solution.objective <= 1_000 and capped.expect == "NotBetter"
     equal = behaviour.decide(PROBLEM, result, 5_000)
     assert equal.solution == result.solution and equal.expect == "NotBetter"
+    never = Inferior(no_candidate="empty").decide(PROBLEM, result, 0)
+    assert never.solution == Solution(()) and never.expect == "NotBetter"
 
 
 def test_scaling_falls_back_to_a_feasible_solution() -> None:

@@ -119,6 +119,8 @@ def test_every_behaviour_of_the_config_table_exists() -> None:
          f"count: must be in 1..{FLOOD_MAX}"),
         ([{"from_interval": 1, "behaviour": "flood", "options": {"count": True}}],
          "count: expected int"),
+        ([{"from_interval": 1, "behaviour": "inferior", "options": {"no_candidate": "x"}}],
+         "options.no_candidate: expected 'worse' or 'empty'"),
         ([{"from_interval": 1, "behaviour": "honest", "options": {"kind": "any"}}],
          "unknown option 'kind' for honest (allowed: none)"),
         ([{"from_interval": 1, "until_interval": 5, "behaviour": "late"},
