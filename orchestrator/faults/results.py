@@ -51,8 +51,10 @@ def write_fault_log(
 
 
 def fault_summary(
-    rows: list[dict[str, Any]], killed: Iterable[str], crashed: Iterable[str]
+    rows: list[dict[str, Any]], down: Iterable[str], crashed: Iterable[str]
 ) -> dict[str, Any]:
+    """`down`: units a fault killed that were never restarted; `crashed`: units
+    that exited non-zero on their own."""
     applied = [r for r in rows if r["source"] == "injector"]
     return {
         "actions_planned": len(applied),
@@ -74,7 +76,7 @@ def fault_summary(
         "killed_by_faults": sorted(
             {r["unit"] for r in applied if r["action"] == "kill" and r.get("ok")}
         ),
-        "down_at_end": sorted(killed),
+        "down_at_end": sorted(down),
         "crashed": sorted(crashed),
     }
 
