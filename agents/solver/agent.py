@@ -28,11 +28,11 @@ from agents.common.protocol import Done, Solve, Solved
 from agents.common.shutdown import Shutdown
 from agents.common.transport import Reporter, Subscriber
 from agents.solver.actionlog import ActionLog
-from agents.solver.behaviour import Active, Behaviour, Decision, Schedule
+from agents.solver.behaviour import Active, Behaviour, Decision, Honest, Schedule
 from agents.solver.book import OrderBook
 from agents.solver.chainview import SolverChain
-from market.solve import ENGINES, solve
-from market.types import Feeder, Solution
+from market.solve import ENGINES, SolveResult, solve
+from market.types import Feeder, Problem, Solution
 
 log = logging.getLogger("agents.solver")
 
@@ -147,7 +147,7 @@ class Solver:
         metrics.SOLVER_SOLVE_SECONDS.observe(seconds)
         metrics.SOLVER_OBJECTIVE_WH.set(objective)
         candidate = self.chain.candidate_remaining()
-        decision = active.behaviour.decide(problem, result, candidate)
+        decision = self._decide(active, problem, result, candidate)
         offers = len(problem.offers)
         name = active.behaviour.name
         if decision.solution is None:
@@ -166,6 +166,19 @@ class Solver:
             return StepOutcome(free_from, objective, candidate, "scheduled", offers, seconds)
         results = self._submit_all(decision, name, interval, free_from, candidate)
         return StepOutcome(free_from, objective, candidate, results[0], offers, seconds, results)
+
+    def _decide(
+        self, active: Active, problem: Problem, result: SolveResult, candidate: int
+    ) -> Decision:
+        """The behaviour's decision; an adversarial behaviour that fails to build its
+        solution skips the round (logged) instead of stopping the solver."""
+        if isinstance(active.behaviour, Honest):
+            return active.behaviour.decide(problem, result, candidate)
+        try:
+            return active.behaviour.decide(problem, result, candidate)
+        except Exception as exc:  # a bug in an adversary must not stall the clock
+            log.exception("behaviour %s failed", active.label)
+            return Decision(None, f"{active.label} failed: {exc!r}", adversarial=True)
 
     def _submit_all(
         self,
