@@ -30,8 +30,7 @@ from market.types import Kind
 from orchestrator.backends import BACKENDS, create_backend
 from orchestrator.backends.base import Backend, Placement, Unit
 from orchestrator.errors import TestbedError
-from orchestrator.faults.injector import Injector
-from orchestrator.faults.results import fault_summary, write_fault_log
+from orchestrator.faults.session import RunFaults
 from orchestrator.faults.timeline import FaultPlan, apply_to_plan, build_timeline
 from orchestrator.hosts import expand_hosts
 from orchestrator.lifecycle import (
@@ -221,10 +220,7 @@ class Run:
         self._t0 = time.monotonic()
         self._log = _file_logger(bundle.logs / "orchestrator.log", plan.run_id)
         backend.announce = self._announce
-        self.faults = faults  # orchestrator/faults/: applied by the injector during watch
-        self.injector: Injector | None = None
-        if faults is not None:
-            backend.enable_faults(faults.netem_units)
+        self.faults = RunFaults(faults, backend)  # orchestrator/faults/ (inert without)
 
     def mark(self, what: str) -> None:
         self.timeline[what] = round(time.monotonic() - self._t0, 3)
@@ -309,11 +305,7 @@ class Run:
                 self.ready_timeout,
             )
             self.mark(f"ready: {', '.join(sorted({a.role for a in tier}))}")
-            if self.faults is not None and any(a.role == "clock" for a in tier):
-                self.injector = Injector(
-                    self.faults, self.plan, self.backend, placement, self._announce
-                )
-                self.injector.start()  # holds the clock before the market starts
+            self.faults.after_tier(tier, self.plan, placement, self._announce)
         self.mark("all agents ready")
 
     def _start(self, unit: Unit) -> None:
@@ -344,8 +336,6 @@ class Run:
             )
         early_exit: dict[str, float] = {}
         while True:
-            if self.injector is not None:
-                self.injector.poll(0)
             status = self._sample()
             clock = status["clock"]
             if clock.state == "exited":
@@ -356,7 +346,7 @@ class Run:
             for name, st in status.items():
                 if st.state != "exited" or name == "clock" or name in self._auxiliary():
                     continue
-                if self.injector is not None and name in self.injector.down:
+                if name in self.faults.down:
                     continue  # killed by a fault: not a crash
                 if st.returncode != 0 or name == "chain":
                     raise self._failed(name, st.returncode)
@@ -365,10 +355,7 @@ class Run:
                     raise self._failed(name, 0, "exited before the last interval was finalized")
             if self.progress is not None:
                 self.progress.update()
-            if self.injector is not None:
-                self.injector.poll(WATCH_POLL_SECONDS)
-            else:
-                time.sleep(WATCH_POLL_SECONDS)
+            self.faults.wait(WATCH_POLL_SECONDS)  # applies the faults that are due
 
     def _auxiliary(self) -> set[str]:
         """Units whose exit does not end the run (Prometheus)."""
@@ -390,10 +377,8 @@ class Run:
     def finish(self) -> Outcome:
         """The clock is done: give the others time to finish on their own."""
         deadline = time.monotonic() + FINISH_GRACE_SECONDS
-        if self.injector is not None:
-            self.injector.restore()
-        down = self.injector.down if self.injector is not None else set()
-        agents = [a.name for a in self.plan.agents if a.name not in down]
+        self.faults.restore()
+        agents = [a.name for a in self.plan.agents if a.name not in self.faults.down]
         while time.monotonic() < deadline:
             status = self._sample()
             if all(status[n].state == "exited" for n in agents):
@@ -419,8 +404,7 @@ class Run:
     def teardown(self, outcome: Outcome) -> dict[str, Any]:
         self._log.info("teardown: %s (%s)", outcome.status, outcome.message)
         self._attempt("progress", self._close_progress)
-        if self.injector is not None:
-            self._attempt("faults restore", self.injector.restore)
+        self._attempt("faults restore", self.faults.restore)
         for tier in reversed(self.plan.tiers()):
             names = [a.name for a in tier if a.name in self.started]
             self._attempt(f"stop {', '.join(names)}", lambda n=names: self._stop(n))
@@ -479,8 +463,8 @@ class Run:
                     )
             processes[agent.name] = entry
         extra: dict[str, Any] = {"wall_seconds": round(time.monotonic() - self._t0, 3)}
-        if self.faults is not None:
-            extra["faults"] = self._fault_summary()
+        if (faults := self.faults.summary(self.bundle.path, self.exit_codes)) is not None:
+            extra["faults"] = faults
         summary = build_summary(
             self.bundle.events,
             intervals=range(m.first_interval, m.last_interval + 1),
@@ -491,21 +475,6 @@ class Run:
         )
         self.bundle.write_summary(summary)
         return summary
-
-    def _fault_summary(self) -> dict[str, Any]:
-        """faults.jsonl and the summary's `faults` block; crashed = exited non-zero
-        on its own (not killed by a fault, not stopped at teardown)."""
-        assert self.faults is not None
-        injector = self.injector
-        records = injector.records if injector is not None else []
-        down = injector.down if injector is not None else set()
-        if injector is not None:
-            injector.close()
-        rows = write_fault_log(self.bundle.path, records, self.faults.configured)
-        crashed = [
-            n for n, code in self.exit_codes.items() if code not in (0, None) and n not in down
-        ]
-        return fault_summary(rows, down, crashed)
 
     def _final_manifest(self, outcome: Outcome) -> None:
         self.bundle.update_manifest(
