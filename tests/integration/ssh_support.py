@@ -164,7 +164,7 @@ def board_image(client: Any) -> str:
         for path in files:
             tar.add(path, arcname=path.name)
     context.seek(0)
-    repository, _, version = tag.partition(":")
+    version = tag.partition(":")[2]
     client.images.build(
         fileobj=context,
         custom_context=True,

@@ -362,7 +362,11 @@ class SshBackend(Backend):
         state: RemoteState = answer.get(name, RemoteState(name, "missing", record.pid))
         if state.state == "running":
             return state
-        record.final = state if state.state == "exited" else replace(state, state="exited")
+        if state.state != "exited":
+            with open(record.unit.log_file, "a") as f:
+                f.write(f"testbed: {name} vanished on {record.board} (no exit status recorded)\n")
+            state = replace(state, state="exited")
+        record.final = state
         self._pull_log(record)
         return record.final
 
@@ -371,20 +375,25 @@ class SshBackend(Backend):
         if board.lost is not None:
             return
         board.lost = str(error)
+        self.announce(f"ssh: lost host: {error}")
         for record in self._remote.values():
             if record.board == host and record.final is None:
                 with open(record.unit.log_file, "a") as f:
-                    f.write(f"testbed: lost host {host} ({board.host.target}): {error}\n")
+                    f.write(f"testbed: lost host: {error}\n")
 
     def _pull_log(self, record: _RemoteUnit) -> None:
         board = self.boards[record.board]
         if board.lost is not None or self.pool is None:
             return
+        log = record.unit.log_file
         with contextlib.suppress(SshError, OSError):
             conn = self.pool.get(record.board)
-            remote_log = f"{board.run_dir}/logs/{record.unit.name}.log"
-            record.unit.log_file.parent.mkdir(parents=True, exist_ok=True)
-            conn.sftp().get(remote_log, str(record.unit.log_file))
+            log.parent.mkdir(parents=True, exist_ok=True)
+            notes = log.read_text() if log.exists() and not record.pulled else ""
+            conn.sftp().get(f"{board.run_dir}/logs/{record.unit.name}.log", str(log))
+            if notes:  # the orchestrator's own lines about this agent go last
+                with open(log, "a") as f:
+                    f.write(notes)
             record.pulled = True
 
     # -- stop ------------------------------------------------------------------

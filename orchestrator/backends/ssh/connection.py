@@ -135,6 +135,8 @@ class Connection:
             err = channel.makefile_stderr("rb").read()
             code = channel.recv_exit_status()
             channel.close()
+            if code == -1:  # the host closed the channel without an exit status
+                raise EOFError("the channel closed without an exit status")
         except (OSError, EOFError, paramiko.SSHException) as exc:
             with contextlib.suppress(Exception):
                 transport.close()
@@ -176,12 +178,15 @@ def connect(host: SshHost, settings: SshSettings) -> Connection:
             raise HostKeyRefused(f"known_hosts {settings.known_hosts}: cannot read: {exc}") from exc
     client.set_missing_host_key_policy(_UnknownHostPolicy(host, settings))
     timeout = settings.connect_timeout_seconds
-    keys: dict[str, Any] = (
-        {"key_filename": str(host.key_file), "allow_agent": False, "look_for_keys": False}
-        if host.key_file is not None
-        else {"allow_agent": True, "look_for_keys": True}
-    )
     where = f"{host.name} ({host.target})"
+    keys: dict[str, Any] = {"allow_agent": True, "look_for_keys": True}
+    if host.key_file is not None:
+        try:
+            pkey = paramiko.PKey.from_path(host.key_file)
+        except (OSError, paramiko.SSHException, ValueError) as exc:
+            client.close()
+            raise AuthFailed(f"{where}: cannot read key file {host.key_file}: {exc}") from exc
+        keys = {"pkey": pkey, "allow_agent": False, "look_for_keys": False}
     try:
         client.connect(
             host.address,

@@ -62,7 +62,7 @@ cut -d' ' -f1 pids/{q(name)}.pid
 
 # One line per agent recorded in the run directory:
 #   <name> running <pid> <rss kB> | <name> exited <pid> <code> | <name> missing <pid>
-STATUS_SCRIPT = r"""cd "$1" 2>/dev/null || exit 0
+STATUS_SCRIPT = r"""cd "$1" 2>/dev/null || { echo "end of status"; exit 0; }
 for f in pids/*.pid; do
   [ -e "$f" ] || continue
   n=${f#pids/}; n=${n%.pid}
@@ -81,6 +81,7 @@ for f in pids/*.pid; do
     echo "$n missing $pid"
   fi
 done
+echo "end of status"
 """
 
 
@@ -104,13 +105,23 @@ def exit_code(shell_code: int) -> int:
     return shell_code
 
 
+class IncompleteStatus(ValueError):
+    """The status script's answer ended early (the host went away)."""
+
+
 def parse_status(text: str) -> dict[str, RemoteState]:
+    lines = text.splitlines()
+    if "end of status" not in lines:
+        raise IncompleteStatus(f"incomplete status answer: {text[-200:]!r}")
     out: dict[str, RemoteState] = {}
-    for line in text.splitlines():
+    for line in lines:
         parts = line.split()
         if len(parts) < 3:
             continue
-        name, state, pid = parts[0], parts[1], int(parts[2])
+        name, state = parts[0], parts[1]
+        if not parts[2].isdigit():
+            continue
+        pid = int(parts[2])
         if state == "running":
             rss = int(parts[3]) * 1024 if len(parts) > 3 else None
             out[name] = RemoteState(name, "running", pid, None, rss)
@@ -135,7 +146,7 @@ def signal_script(run_dir: str, names: Iterable[str], signal: str) -> str:
             f"if [ -f {q(pidfile)} ] && [ ! -f {q(f'pids/{name}.exit')} ]; then "
             f"set -- $(cat {q(pidfile)}) 0 0; "
             f'[ "$(cut -d" " -f22 /proc/$1/stat 2>/dev/null)" = "$2" ] && '
-            f"kill -{signal} -- -$1 2>/dev/null || true; fi"
+            f"kill -{signal} -$1 2>/dev/null || true; fi"
         )
     return "\n".join(lines) + "\n"
 
@@ -149,7 +160,7 @@ signal() {{
   for f in pids/*.pid; do
     [ -e "$f" ] && alive "$f" || continue
     pid=$(cut -d' ' -f1 "$f")
-    kill -$1 -- -$pid 2>/dev/null && echo "$2 $f"
+    kill -$1 -$pid 2>/dev/null && echo "$2 $f"
   done
 }}
 signal TERM term

@@ -1,0 +1,197 @@
+"""The ssh backend end to end, against real OpenSSH servers: boards are
+containers of images/board (key-only logins) on a private Docker network.
+
+A lockstep smoke run over two boards finalizes exactly what the local backend
+and `testbed replay` finalize; a board that dies mid-run stops the run with
+exit 3, the bundle keeps what was recorded and the other board is left clean;
+Ctrl-C leaves nothing running on the boards; `testbed clean` stops the agents
+of a run whose orchestrator was killed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from orchestrator.run import RunOptions, RunResult, run
+from tests.conftest import REPO, require_tool
+from tests.integration.docker_support import bundle_of, wait_for
+from tests.integration.ssh_support import Board, SshLab, docker_engine, ssh_lab
+from tests.integration.test_run_local import finalized_by_content, replayed, rows
+
+__all__ = ["docker_engine", "ssh_lab"]  # fixtures used below
+
+SMOKE = REPO / "topologies" / "smoke.yaml"
+LONG = ["market.first_interval=40", "market.last_interval=90"]
+
+
+@pytest.fixture(autouse=True)
+def _state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    require_tool("anvil")
+    state = tmp_path / "state"
+    monkeypatch.setenv("TESTBED_STATE_DIR", str(state))
+    return state
+
+
+def finalizations(out: Path) -> int:
+    bundle = bundle_of(out)
+    path = bundle / "events" / "finalizations.csv" if bundle else None
+    return len(rows(path)) if path is not None and path.exists() else 0
+
+
+def assert_board_clean(lab: SshLab, board: Board, run_id: str) -> None:
+    assert lab.agent_processes(board) == []
+    runs = lab.ssh(board, "ls -1 ~/.testbed/runs 2>/dev/null").split()
+    assert run_id not in runs
+
+
+def test_smoke_run_over_ssh_equals_local_backend_and_replay(
+    tmp_path: Path, ssh_lab: SshLab, _state_dir: Path
+) -> None:
+    ssh = run(RunOptions(spec=SMOKE, overrides=ssh_lab.overrides(), out=tmp_path / "s"))
+    assert ssh.outcome.status == "ok", ssh.outcome.message
+    local = run(RunOptions(spec=SMOKE, backend="local", out=tmp_path / "l"))
+    assert local.outcome.status == "ok", local.outcome.message
+
+    per_interval, expected = replayed(SMOKE, [], clip=True)
+    trades = finalized_by_content(ssh.bundle / "events", 56)
+    assert sum(trades.values()) > 0
+    assert trades == expected
+    assert trades == finalized_by_content(local.bundle / "events", 56)
+    assert ssh.summary["total_energy_traded_wh"] == sum(per_interval.values())
+    assert ssh.summary["total_energy_traded_wh"] == local.summary["total_energy_traded_wh"]
+    assert ssh.summary["per_interval_kwh"] == local.summary["per_interval_kwh"]
+
+    # prosumers ran on the boards; services listened on the network's gateway
+    info = json.loads((ssh.bundle / "ssh.json").read_text())
+    assert info["bind_address"] == ssh_lab.gateway
+    assert set(info["agents"]) == {"board-1", "board-2"}
+    manifest = json.loads((ssh.bundle / "manifest.json").read_text())
+    for board in ("board-1", "board-2"):
+        host = manifest["ssh"]["hosts"][board]
+        assert host["arch"] == os.uname().machine
+        assert abs(host["clock_offset_seconds"]) < 0.5
+        log = (ssh.bundle / "logs" / f"{board}.log").read_text()
+        assert f"prosumer/{board}" in log
+        assert (ssh.bundle / "agents" / board / "metrics.prom").is_file()
+        assert ssh.summary["processes"][board]["exit_code"] == 0
+        assert ssh.summary["processes"][board]["peak_rss_mb"] > 0
+    assert manifest["teardown_errors"] == []
+    for b in ssh_lab.boards[:2]:
+        assert_board_clean(ssh_lab, b, ssh.run_id)
+    assert not list(_state_dir.glob("ssh/*")) and not list(_state_dir.glob("runs/*"))
+
+
+def run_in_thread(options: RunOptions) -> tuple[threading.Thread, dict[str, RunResult]]:
+    box: dict[str, RunResult] = {}
+    thread = threading.Thread(target=lambda: box.update(result=run(options)), daemon=True)
+    thread.start()
+    return thread, box
+
+
+def test_board_that_dies_mid_run_stops_it_and_the_other_board_is_cleaned(
+    tmp_path: Path, ssh_lab: SshLab, _state_dir: Path
+) -> None:
+    doomed = ssh_lab.start_board(f"doomed-{len(ssh_lab.boards)}")
+    survivor = ssh_lab.boards[0]
+    out = tmp_path / "results"
+    overrides = ssh_lab.overrides([survivor, doomed]) + LONG
+    thread, box = run_in_thread(RunOptions(spec=SMOKE, overrides=overrides, out=out))
+
+    def started() -> bool:
+        if not thread.is_alive():
+            raise AssertionError(f"the run ended early: {box['result'].outcome.message}")
+        return finalizations(out) >= 1
+
+    wait_for("the first finalized interval", started, timeout=240)
+    doomed.container.kill()
+    thread.join(timeout=180)
+    assert not thread.is_alive(), "the run did not stop after its board died"
+    result = box["result"]
+    assert result.exit_code == 3, result.outcome.message
+    assert doomed.name in result.outcome.message
+    assert "lost host" in result.outcome.message
+    # the bundle keeps what was recorded
+    assert len(rows(result.bundle / "events" / "finalizations.csv")) >= 1
+    assert json.loads((result.bundle / "summary.json").read_text())["outcome"]["exit_code"] == 3
+    assert (result.bundle / "logs" / f"{survivor.name}.log").stat().st_size > 0
+    # the survivor is clean; the dead board is named as not cleaned, and kept
+    # in the state for `testbed clean`
+    assert_board_clean(ssh_lab, survivor, result.run_id)
+    log = (result.bundle / "logs" / "orchestrator.log").read_text()
+    assert f"not cleaned (host lost): {doomed.name}" in log
+    state = json.loads((_state_dir / "ssh" / result.run_id / "run.json").read_text())
+    assert set(state["hosts"]) == {survivor.name, doomed.name}
+    assert not list(_state_dir.glob("runs/*")), "local processes' state left behind"
+
+
+def test_ctrl_c_leaves_nothing_running_on_the_boards(
+    tmp_path: Path, ssh_lab: SshLab, _state_dir: Path
+) -> None:
+    out = tmp_path / "results"
+    argv = [sys.executable, "-m", "orchestrator.cli", "run", str(SMOKE), "--out", str(out)]
+    for line in ssh_lab.overrides() + LONG:
+        argv += ["--set", line]
+    env = {**os.environ, "TESTBED_STATE_DIR": str(_state_dir)}
+    proc = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        wait_for(
+            "the first finalized interval",
+            lambda: finalizations(out) >= 1 or proc.poll() is not None,
+            timeout=240,
+        )
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr[-3000:]
+    bundle = bundle_of(out)
+    assert bundle is not None
+    run_id = bundle.name
+    for board in ssh_lab.boards[:2]:
+        assert_board_clean(ssh_lab, board, run_id)
+    assert not list(_state_dir.glob("ssh/*")) and not list(_state_dir.glob("runs/*"))
+
+
+def test_clean_stops_the_agents_of_a_killed_orchestrator(
+    tmp_path: Path, ssh_lab: SshLab, _state_dir: Path
+) -> None:
+    out = tmp_path / "results"
+    argv = [sys.executable, "-m", "orchestrator.cli", "run", str(SMOKE), "--out", str(out)]
+    for line in ssh_lab.overrides() + LONG:
+        argv += ["--set", line]
+    env = {**os.environ, "TESTBED_STATE_DIR": str(_state_dir)}
+    proc = subprocess.Popen(argv, env=env, stderr=subprocess.DEVNULL, cwd=REPO)
+    try:
+        wait_for("the first finalized interval", lambda: finalizations(out) >= 1, timeout=240)
+    finally:
+        proc.kill()  # SIGKILL: no teardown
+        proc.wait()
+    board = ssh_lab.boards[0]
+    assert ssh_lab.agent_processes(board), "the killed run's agents should still run"
+    clean = subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", "clean", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert clean.returncode == 0, clean.stderr
+    report = json.loads(clean.stdout)["cleaned"]
+    assert any("agents on board-1" in str(item) for item in report), report
+    deadline = time.monotonic() + 10
+    while ssh_lab.agent_processes(board) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for b in ssh_lab.boards[:2]:
+        assert_board_clean(ssh_lab, b, bundle_of(out).name)  # type: ignore[union-attr]
+    assert not list(_state_dir.glob("ssh/*"))
