@@ -142,6 +142,14 @@ def plan_input(scenario: Scenario, backend: str) -> PlanInput:
     )
 
 
+def plan_run(scenario: Scenario, backend: str, run_id: str) -> tuple[Plan, FaultPlan | None]:
+    """The run's plan, with the spec's `faults:` expanded and rendered into it."""
+    plan = build_plan(plan_input(scenario, backend), run_id)
+    spec = scenario.spec
+    faults = build_timeline(spec.faults, plan) if spec.faults else None
+    return (plan if faults is None else apply_to_plan(plan, faults)), faults
+
+
 def load(options: RunOptions) -> Spec:
     overrides = list(options.overrides)
     if options.backend:
@@ -161,10 +169,7 @@ def run(options: RunOptions) -> RunResult:
             f"(available: {', '.join(BACKENDS)})"
         )
     run_id = new_run_id()
-    plan = build_plan(plan_input(scenario, backend_name), run_id)
-    faults = build_timeline(spec.faults, plan) if spec.faults else None
-    if faults is not None:
-        plan = apply_to_plan(plan, faults)
+    plan, faults = plan_run(scenario, backend_name, run_id)
     backend = create_backend(backend_name, run_id, spec)  # ssh: preflight of every host
     bundle = Bundle.create(options.out, spec.name, run_id)
     bundle.write_spec(yaml.safe_dump(spec.to_dict(), sort_keys=False))

@@ -157,14 +157,14 @@ testbed render topologies/smoke.yaml --format compose --out /tmp/smoke-compose
 
 
 def _plan(args: argparse.Namespace) -> Any:
-    from orchestrator.plan import build_plan
     from orchestrator.results.bundle import new_run_id
-    from orchestrator.run import plan_input
+    from orchestrator.run import plan_run
     from orchestrator.scenario import build_scenario
     from orchestrator.spec import load_spec
 
     spec = load_spec(args.spec, args.overrides, env=os.environ)
-    return spec, build_plan(plan_input(build_scenario(spec), spec.deployment.backend), new_run_id())
+    plan, _ = plan_run(build_scenario(spec), spec.deployment.backend, new_run_id())
+    return spec, plan
 
 
 def plan_summary(plan: Any) -> dict[str, Any]:
