@@ -1,8 +1,9 @@
 """Network faults under the docker backend (real Engine, images built offline):
 a prosumer host cut off the run's network for two intervals (the Engine API's
 disconnect/connect at its fixed address) posts nothing while cut off, the
-others trade on, and it rejoins after healing; netem changed on a live
-container shapes its link and is undone at the end of its span."""
+others trade on, and it rejoins after healing; in the same run a solver
+container is killed and started again, the recorder's frozen and thawed, and
+netem is set on a live container for a span."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ def spec_with(tmp_path: Path, faults: list[dict[str, Any]]) -> Path:
             {"name": "south", "prosumers": [701, 702, 703]},
         ],
     }
+    data["solvers"] = [{"name": "solver-1"}, {"name": "solver-2", "engine": "glpk"}]
     data["metrics"] = {"prometheus": {"enabled": False}}
     data["faults"] = faults
     path = tmp_path / "faults-docker.yaml"
@@ -61,6 +63,8 @@ def test_partitioned_host_misses_its_intervals_and_rejoins_after_healing(
                 "action": "netem",
                 "netem": {"latency_ms": 30},
             },
+            {"at_interval": 49, "for_intervals": 3, "target": "solver-1", "action": "kill"},
+            {"at_interval": 51, "for_intervals": 1, "target": "recorder", "action": "pause"},
         ],
     )
     result = run(RunOptions(spec=spec, out=tmp_path / "results"))
@@ -69,8 +73,12 @@ def test_partitioned_host_misses_its_intervals_and_rejoins_after_healing(
         (r["action"], r["unit"], r["clock_interval"], r["ok"]) for r in injector_rows(result.bundle)
     ]
     assert steps == [
+        ("kill", "solver-1", 49, True),
         ("partition", "south", cut_at, True),
+        ("pause", "recorder", 51, True),
         ("heal", "south", heal_at, True),
+        ("restart", "solver-1", heal_at, True),
+        ("resume", "recorder", heal_at, True),
         ("netem", "north", 53, True),
         ("netem", "north", 55, True),
     ], steps
@@ -94,5 +102,10 @@ def test_partitioned_host_misses_its_intervals_and_rejoins_after_healing(
     # (the ticks it missed may still arrive after healing, over the same TCP
     # connection: the DSO then refuses withdrawals for finalized intervals)
     summary = json.loads((result.bundle / "summary.json").read_text())
-    assert summary["faults"]["actions_applied"] == 4
+    assert summary["faults"]["actions_applied"] == 8
+    assert summary["faults"]["killed_by_faults"] == ["solver-1"]
+    # the restarted container's log continues its file (the engine's log from then on)
+    solver_log = (result.bundle / "logs" / "solver-1.log").read_text()
+    assert solver_log.count("solver solver-1: engine") == 2
+    assert summary["processes"]["solver-1"]["exit_code"] == 0  # stopped as usual at the end
     assert labelled(docker_engine, result.run_id) == []
