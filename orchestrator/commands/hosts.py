@@ -7,7 +7,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import textwrap
+from pathlib import Path
 from typing import Any
 
 from orchestrator.commands import add_spec_arguments
@@ -18,6 +20,7 @@ def register_hosts(subparsers: Any) -> None:
     examples = """
 testbed hosts check topologies/ssh-bbb.yaml
 testbed hosts check topologies/ssh-bbb.yaml --json
+testbed hosts wheelhouse topologies/ssh-paper-c.yaml --host bbb-01 --out wheelhouse-armv7l
 testbed hosts requirements > wheelhouse/requirements.txt
 """
     parser = subparsers.add_parser(
@@ -35,6 +38,23 @@ testbed hosts requirements > wheelhouse/requirements.txt
     add_spec_arguments(check)
     check.add_argument("--json", action="store_true", help="the reports as JSON")
     check.set_defaults(handler=cmd_hosts_check)
+    build = sub.add_parser(
+        "wheelhouse",
+        help="build the boards' wheelhouse on one host (its architecture and Python) and "
+        "copy it here; then set deployment.ssh.wheelhouse to OUT",
+    )
+    add_spec_arguments(build)
+    build.add_argument("--host", required=True, help="a host of deployment.hosts")
+    build.add_argument("--out", type=Path, required=True, help="local directory for the wheels")
+    build.add_argument(
+        "--pip-arg",
+        dest="pip_args",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument for pip wheel on the host (repeatable), e.g. an index or --find-links",
+    )
+    build.set_defaults(handler=cmd_hosts_wheelhouse)
     reqs = sub.add_parser("requirements", help="the boards' requirements.txt (pinned)")
     reqs.set_defaults(handler=cmd_hosts_requirements)
     parser.set_defaults(handler=lambda _args: parser.print_help() or 2)
@@ -59,6 +79,37 @@ def cmd_hosts_check(args: argparse.Namespace) -> int:
     else:
         print(format_reports(reports, inventory))
     return 0 if all(r.ok for r in reports) else 1
+
+
+def cmd_hosts_wheelhouse(args: argparse.Namespace) -> int:
+    from orchestrator.backends.ssh import inventory_of
+    from orchestrator.backends.ssh.connection import Pool
+    from orchestrator.backends.ssh.deploy import build_on_board
+    from orchestrator.backends.ssh.preflight import HostReport, check_host
+    from orchestrator.spec import load_spec
+
+    spec = load_spec(args.spec, args.overrides, env=os.environ)
+    inventory = inventory_of(spec)
+    host = inventory.host(args.host)
+    pool = Pool(inventory)
+    try:
+        conn = pool.get(host.name)
+        report = check_host(conn, inventory, HostReport(host.name, host.target))
+        assert report.home is not None
+        count = build_on_board(
+            conn, report.home, inventory.settings.remote_dir, args.out, args.pip_args, _say
+        )
+    finally:
+        pool.close()
+    print(
+        f"{count} wheels for {report.arch} / Python {report.python} in {args.out}; "
+        f"set deployment.ssh.wheelhouse: {args.out.resolve()}"
+    )
+    return 0
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def cmd_hosts_requirements(args: argparse.Namespace) -> int:

@@ -100,6 +100,26 @@ class SshLab:
 
     def ssh(self, board: Board, command: str) -> str:
         """Run a command on a board (as the tests' own check, outside the backend)."""
+        client = self._client(board)
+        try:
+            _, stdout, _ = client.exec_command(command, timeout=30)
+            return str(stdout.read().decode())
+        finally:
+            client.close()
+
+    def put_dir(self, board: Board, local: Path, remote: str) -> None:
+        """Copy the files of `local` into `remote` (created) on a board."""
+        self.ssh(board, f"mkdir -p {remote}")
+        client = self._client(board)
+        try:
+            sftp = client.open_sftp()
+            for path in sorted(local.iterdir()):
+                if path.is_file():
+                    sftp.put(str(path), f"{remote}/{path.name}")
+        finally:
+            client.close()
+
+    def _client(self, board: Board) -> paramiko.SSHClient:
         client = paramiko.SSHClient()
         client.load_host_keys(str(self.known_hosts))
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
@@ -111,11 +131,7 @@ class SshLab:
             look_for_keys=False,
             timeout=10,
         )
-        try:
-            _, stdout, _ = client.exec_command(command, timeout=30)
-            return str(stdout.read().decode())
-        finally:
-            client.close()
+        return client
 
     def agent_processes(self, board: Board) -> list[str]:
         """Command lines of the testbed's agent processes running on `board`."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.backends.ssh.deploy import dir_key, local_wheelhouse
 from orchestrator.run import RunOptions, RunResult, run
 from tests.conftest import REPO, require_tool
 from tests.integration.docker_support import bundle_of, wait_for
@@ -102,7 +104,14 @@ def test_board_that_dies_mid_run_stops_it_and_the_other_board_is_cleaned(
     doomed = ssh_lab.start_board(f"doomed-{len(ssh_lab.boards)}")
     survivor = ssh_lab.boards[0]
     out = tmp_path / "results"
-    overrides = ssh_lab.overrides([survivor, doomed]) + LONG
+    # a fresh board installs from a prepared wheelhouse directory named in the spec
+    wheelhouse = tmp_path / "wheelhouse"
+    shutil.copytree(local_wheelhouse(print), wheelhouse)
+    (wheelhouse / "extra-note.txt").write_text("a prepared directory: its own virtualenv\n")
+    overrides = [
+        *ssh_lab.overrides([survivor, doomed], wheelhouse=wheelhouse),
+        *LONG,
+    ]
     thread, box = run_in_thread(RunOptions(spec=SMOKE, overrides=overrides, out=out))
 
     def started() -> bool:
@@ -130,6 +139,9 @@ def test_board_that_dies_mid_run_stops_it_and_the_other_board_is_cleaned(
     state = json.loads((_state_dir / "ssh" / result.run_id / "run.json").read_text())
     assert set(state["hosts"]) == {survivor.name, doomed.name}
     assert not list(_state_dir.glob("runs/*")), "local processes' state left behind"
+    info = json.loads((result.bundle / "ssh.json").read_text())
+    venv = f"/home/testbed/.testbed/venv/{dir_key(wheelhouse)}/bin/python"
+    assert info["boards"][doomed.name]["python"] == venv
 
 
 def test_ctrl_c_leaves_nothing_running_on_the_boards(

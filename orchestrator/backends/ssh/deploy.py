@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +41,7 @@ BOARD_REQUIREMENTS = ("pyzmq", "prometheus-client", "coincurve")
 BOARD_UNPINNED = ("pycryptodome",)  # pinned by the installed version (constraints)
 PROJECT_PACKAGES = ("agents", "market")
 PIP_TIMEOUT_SECONDS = 1800.0  # a board building nothing still needs minutes for pip
+BOARD_BUILD_TIMEOUT_SECONDS = 4 * 3600.0  # compiling e.g. pyzmq on a BeagleBone Black
 
 Say = Callable[[str], None]
 
@@ -60,7 +61,7 @@ def board_requirements() -> str:
     return locked_requirements(BOARD_REQUIREMENTS) + "".join(f"{n}\n" for n in BOARD_UNPINNED)
 
 
-def _dir_key(folder: Path) -> str:
+def dir_key(folder: Path) -> str:
     d = Digest()
     for path in sorted(folder.iterdir()):
         if path.is_file():
@@ -68,7 +69,7 @@ def _dir_key(folder: Path) -> str:
     return d.hexdigest()
 
 
-def _wheels_here(say: Say) -> Path:
+def local_wheelhouse(say: Say) -> Path:
     requirements = board_requirements()
     constraints = installed_constraints()
     key = (
@@ -94,7 +95,7 @@ def prepare_bundle(wheelhouse: Path | None, say: Say) -> BoardBundle:
                 "(`testbed hosts requirements > requirements.txt` writes it)"
             )
     else:
-        wheels = _wheels_here(say)
+        wheels = local_wheelhouse(say)
     sources = Digest()
     for name, path in source_files(REPO, PROJECT_PACKAGES):
         sources.add_file(name, path)
@@ -102,7 +103,7 @@ def prepare_bundle(wheelhouse: Path | None, say: Say) -> BoardBundle:
     out = cache_dir() / "ssh-project" / project_key
     found = sorted(out.glob("te_testbed_agents-*.whl")) if out.is_dir() else []
     wheel = found[-1] if found else build_project_wheel(out, f"0+{project_key}")
-    return BoardBundle(wheels, _dir_key(wheels), wheel, project_key)
+    return BoardBundle(wheels, dir_key(wheels), wheel, project_key)
 
 
 def _push_dir(conn: Connection, local: Path, remote: str) -> int:
@@ -183,3 +184,32 @@ def push_file(conn: Connection, local: Path, remote: str) -> None:
         conn.sftp().put(str(local), remote)
     except OSError as exc:
         raise SshError(f"{conn.host.name}: cannot copy {local.name} to {remote}: {exc}") from exc
+
+
+def build_on_board(
+    conn: Connection,
+    home: str,
+    remote_dir: str,
+    out: Path,
+    pip_args: Sequence[str] = (),
+    say: Say = lambda _m: None,
+) -> int:
+    """Build the boards' wheelhouse on this host with its own pip (its
+    architecture, its Python; packages without a wheel for it are compiled
+    there, once) and copy it into `out`; returns the number of wheels."""
+    name = conn.host.name
+    build = remote_path(home, remote_dir, "wheelhouse-build")
+    conn.run(f"rm -rf {q(build)}/wheels && mkdir -p {q(build)}/wheels").check(name, "mkdir")
+    with conn.sftp().open(f"{build}/wheels/requirements.txt", "w") as f:
+        f.write(board_requirements())
+    extra = " ".join(q(a) for a in pip_args)
+    script = f"""set -e
+cd {q(build)}
+[ -x venv/bin/pip ] || {q(conn.host.python)} -m venv venv
+venv/bin/pip wheel --disable-pip-version-check -w wheels -r wheels/requirements.txt {extra}
+"""
+    say(f"{name}: pip wheel on the board (packages without a wheel are compiled: can be slow)")
+    conn.sh(script, timeout=BOARD_BUILD_TIMEOUT_SECONDS).check(name, "pip wheel on the board")
+    out.mkdir(parents=True, exist_ok=True)
+    pull_tree(conn, f"{build}/wheels", out)
+    return len(list(out.glob("*.whl")))
