@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.chain.encoding import finalize_args
+from agents.chain.errors import decode_revert
 from agents.common import metrics
 from agents.common.config import AgentConfig
 from agents.common.errors import AgentError
@@ -160,6 +161,20 @@ class MarketClient:
                 metrics.record_transaction(call.function, receipt)
         return receipts
 
+    def revert_reason(self, signer: Signer, call: Call, block: str) -> str:
+        """Why `call` reverted in `block`: the same call replayed there (eth_call) and
+        its revert data decoded, e.g. "IntervalNotEnded(interval=5, endsAt=...)"."""
+        tx = {"from": signer.address, "to": self.address, "data": "0x" + call.data.hex()}
+        try:
+            self.rpc.call("eth_call", [tx, block])
+        except RpcError as exc:
+            data = exc.data.get("data") if isinstance(exc.data, dict) else exc.data
+            revert = decode_revert(data if isinstance(data, str) else None, call.function)
+            return f"{revert.name}({', '.join(f'{k}={v}' for k, v in revert.params.items())})"
+        except AgentError as exc:
+            return f"an unknown reason (replaying it failed: {exc})"
+        return "an unknown reason (it passes when replayed)"
+
     def events(self, receipt: Mapping[str, Any], name: str) -> list[dict[str, Any]]:
         out = []
         for log in receipt.get("logs", ()):
@@ -250,8 +265,10 @@ class MarketClient:
         )
         (receipt,) = self.transact([(self.main, call)])
         if not succeeded(receipt):
+            why = self.revert_reason(self.main, call, receipt["blockNumber"])
             raise AgentError(
-                f"finalize() of interval {interval} reverted ({receipt['transactionHash']})"
+                f"finalize() of interval {interval} reverted with {why} "
+                f"({receipt['transactionHash']})"
             )
         (done,) = self.events(receipt, "IntervalFinalized") or [{}]
         block = self.rpc.call("eth_getBlockByNumber", [receipt["blockNumber"], False])

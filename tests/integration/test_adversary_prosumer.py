@@ -26,6 +26,7 @@ from agents.chain.tx import Sender
 from agents.common.abi import keccak256
 from agents.common.chainclient import MarketClient
 from agents.common.config import DsoConfig, ProsumerHostConfig, parse_config
+from agents.common.errors import AgentError
 from agents.common.protocol import Message
 from agents.common.rpc import Signer
 from agents.dso.accounts import Accounts
@@ -185,3 +186,15 @@ def test_misbehaving_prosumers_are_refused_and_the_others_served(
     assert nonces[3] == 1  # postOffer only: it never had assets
     for state in clock.accounts(misbehaving):
         assert state.sell_energy == state.buy_energy == state.balance == 0
+
+
+def test_a_reverted_finalize_names_the_contracts_reason(
+    setup: tuple[ProsumerHost, MarketClient, MarketParams],
+) -> None:
+    # chain time is the epoch: the first clock interval has an hour to go
+    _, clock, params = setup
+    with pytest.raises(
+        AgentError, match=r"reverted with IntervalNotEnded\(interval=1, endsAt="
+    ) as err:
+        clock.finalize(timestamp=None)
+    assert str(params.clock_end(FIRST - T_CLEAR)) in str(err.value)
