@@ -235,6 +235,13 @@ def replay_table(scenario: Scenario, summary: dict[str, Any]) -> str:
         f"total {summary['total_energy_traded_kwh']:.1f} kWh traded in {summary['trades']} "
         f"trades; solver time {summary['solve_seconds_total']:.2f} s",
     ]
+    wait = summary.get("offer_to_trade_intervals") or {}
+    if wait.get("count"):
+        lines.append(
+            f"intervals an offer waited for its first trade (the market's share of "
+            f"offer-to-trade latency): p50 {wait['p50']:.0f}, p99 {wait['p99']:.0f}, "
+            f"max {wait['max']:.0f}"
+        )
     return "\n".join(lines)
 
 
