@@ -24,6 +24,7 @@ from typing import Protocol, TypeVar
 
 from agents.chain.errors import decode_revert
 from agents.common import metrics
+from agents.common.actionlog import ActionLog
 from agents.common.chainclient import Call, MarketClient
 from agents.common.config import ProsumerHostConfig
 from agents.common.errors import ProtocolError
@@ -39,7 +40,6 @@ from agents.common.protocol import (
 from agents.common.rpc import RpcError, Signer, succeeded
 from agents.prosumer import misbehave
 from agents.prosumer.plan import AddressBatch, ProsumerPlan, anon_secret, offer_price
-from agents.solver.actionlog import ActionLog
 
 log = logging.getLogger("agents.prosumer")
 

@@ -5,7 +5,6 @@
   inferior, late, flood), `make_behaviour`, `Schedule` (behaviour_schedule per interval);
 - `agents.solver.adversary`: infeasible / inferior / flood solutions built from a problem;
 - `agents.solver.onchain`: which revert the contract's verification will report;
-- `agents.solver.actionlog`: `<out_dir>/behaviour.jsonl`, what adversarial behaviour did;
 - `agents.solver.chainview`: `SolverChain` (contract reads, events, submitSolution);
 - `agents.solver.agent`: `Solver.step`, the lockstep / wallclock loops, `run`.
 """

@@ -22,12 +22,12 @@ import time
 from dataclasses import dataclass
 
 from agents.common import metrics
+from agents.common.actionlog import ActionLog
 from agents.common.config import SolverConfig
 from agents.common.errors import AgentError, ConfigError
 from agents.common.protocol import Done, Solve, Solved
 from agents.common.shutdown import Shutdown
 from agents.common.transport import Reporter, Subscriber
-from agents.solver.actionlog import ActionLog
 from agents.solver.behaviour import Active, Behaviour, Decision, Honest, Schedule
 from agents.solver.book import OrderBook
 from agents.solver.chainview import SolverChain

@@ -24,6 +24,7 @@ from agents.chain.contract import MarketParams, deploy_market
 from agents.chain.node import Anvil, latest_timestamp
 from agents.chain.tx import Sender
 from agents.common.abi import keccak256
+from agents.common.actionlog import read
 from agents.common.chainclient import MarketClient
 from agents.common.config import DsoConfig, ProsumerHostConfig, parse_config
 from agents.common.errors import AgentError
@@ -33,7 +34,6 @@ from agents.dso.accounts import Accounts
 from agents.dso.service import DsoService
 from agents.prosumer.host import ProsumerHost
 from agents.prosumer.plan import anon_secret
-from agents.solver.actionlog import read
 from market.types import Feeder
 from tests.integration.test_contract_workflow import (  # the module's anvil
     anvil_log_on_failure,  # noqa: F401

@@ -21,9 +21,9 @@ from agents.chain.contract import MarketParams, deploy_market
 from agents.chain.events import SolutionAccepted
 from agents.chain.node import Anvil, latest_timestamp, set_next_block_timestamp
 from agents.chain.tx import Sender
+from agents.common.actionlog import read
 from agents.common.protocol import Solve, Solved
 from agents.common.transport import Collector, Publisher
-from agents.solver.actionlog import read
 from agents.solver.agent import Solver
 from agents.solver.behaviour import Honest
 from agents.solver.chainview import SolverChain

@@ -24,8 +24,8 @@ from agents.chain.contract import MarketParams, deploy_market
 from agents.chain.node import Anvil, latest_timestamp
 from agents.chain.tx import Sender
 from agents.common.abi import keccak256
+from agents.common.actionlog import ActionLog, read
 from agents.common.config import ONCHAIN_VIOLATIONS
-from agents.solver.actionlog import ActionLog, read
 from agents.solver.agent import Solver
 from agents.solver.behaviour import ERROR_OF_KIND, Flood, Honest, Inferior, Late, make_behaviour
 from agents.solver.chainview import SolverChain
