@@ -32,8 +32,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from orchestrator.backends.base import (
     STOP_TIMEOUT_SECONDS,
     Backend,
@@ -45,6 +43,7 @@ from orchestrator.backends.base import (
     state_root,
 )
 from orchestrator.backends.local import LocalBackend
+from orchestrator.backends.ssh.clean import clean_dead_runs, write_run_state
 from orchestrator.backends.ssh.connection import Connection, Pool, SshError
 from orchestrator.backends.ssh.deploy import (
     install,
@@ -53,7 +52,7 @@ from orchestrator.backends.ssh.deploy import (
     push_file,
 )
 from orchestrator.backends.ssh.inventory import Inventory, SshHost, SshSettings, inventory_of
-from orchestrator.backends.ssh.preflight import HostReport, format_reports, preflight
+from orchestrator.backends.ssh.preflight import HostReport, format_reports, host_facts, preflight
 from orchestrator.backends.ssh.remote import (
     RemoteState,
     kill_all_script,
@@ -154,18 +153,7 @@ class SshBackend(Backend):
 
     def manifest_hosts(self) -> dict[str, Any]:
         """Per host: address, system facts and clock offset (for manifest.json)."""
-        return {
-            r.name: {
-                "target": r.target,
-                "arch": r.arch,
-                "python": r.python,
-                "system": r.system,
-                "free_mb": r.free_mb,
-                "clock_offset_seconds": r.clock_offset_seconds,
-                "clock_uncertainty_seconds": r.clock_uncertainty_seconds,
-            }
-            for r in self.reports
-        }
+        return host_facts(self.reports)
 
     # -- prepare ---------------------------------------------------------------
     def prepare(self, plan: Plan, bundle: Path) -> Placement:
@@ -187,7 +175,16 @@ class SshBackend(Backend):
         local = self.local.prepare(plan, bundle)
         first = next(iter(self.boards), inventory.hosts[0].name)
         bind = inventory.settings.bind_address
+        if bind in ("0.0.0.0", "::"):
+            raise BackendError(
+                f"deployment.ssh.bind_address: {bind} is not an address the boards can "
+                "connect to; give this machine's address on the boards' network (or auto)"
+            )
         self.bind_address = pool.get(first).local_address() if bind == "auto" else bind
+        self.announce(
+            f"ssh: services on {self.bind_address}; prosumer hosts on "
+            + ", ".join(f"{n} ({b.host.target})" for n, b in self.boards.items())
+        )
         self._deploy(plan.run_id)
         agents = dict(local.agents)
         ports: dict[str, set[int]] = {}
@@ -247,28 +244,8 @@ class SshBackend(Backend):
         self._write_state(self.inventory.settings)
 
     def _write_state(self, settings: SshSettings) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        me = psutil.Process()
-        state = {
-            "run_id": self.run_id,
-            "orchestrator_pid": me.pid,
-            "orchestrator_create_time": me.create_time(),
-            "known_hosts": str(settings.known_hosts),
-            "connect_timeout_seconds": settings.connect_timeout_seconds,
-            "hosts": {
-                name: {
-                    "address": b.host.address,
-                    "port": b.host.port,
-                    "user": b.host.user,
-                    "key_file": str(b.host.key_file) if b.host.key_file else None,
-                    "run_dir": b.run_dir,
-                }
-                for name, b in self.boards.items()
-            },
-        }
-        tmp = self.state_dir / "run.json.tmp"
-        tmp.write_text(json.dumps(state, indent=2) + "\n")
-        tmp.replace(self.state_dir / "run.json")
+        hosts = {name: (b.host, b.run_dir) for name, b in self.boards.items()}
+        write_run_state(self.state_dir, self.run_id, settings, hosts)
 
     def _write_info(self, bundle: Path) -> None:
         info = {
@@ -501,6 +478,4 @@ class SshBackend(Backend):
     def clean_leftovers(cls, root: Path | None = None) -> list[Leftover]:
         """Agents (and run directories) of runs whose orchestrator is gone, on
         the boards recorded for them; the local processes are the local backend's."""
-        from orchestrator.backends.ssh.clean import clean_dead_runs
-
         return clean_dead_runs(ssh_state_root(root))

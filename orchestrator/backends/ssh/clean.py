@@ -20,6 +20,34 @@ from orchestrator.backends.ssh.inventory import SshHost, SshSettings
 from orchestrator.backends.ssh.remote import kill_all_script
 
 
+def write_run_state(
+    state_dir: Path, run_id: str, settings: SshSettings, hosts: dict[str, tuple[SshHost, str]]
+) -> None:
+    """Record a run's boards (and this orchestrator) for `clean_dead_runs`."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    me = psutil.Process()
+    state = {
+        "run_id": run_id,
+        "orchestrator_pid": me.pid,
+        "orchestrator_create_time": me.create_time(),
+        "known_hosts": str(settings.known_hosts),
+        "connect_timeout_seconds": settings.connect_timeout_seconds,
+        "hosts": {
+            name: {
+                "address": host.address,
+                "port": host.port,
+                "user": host.user,
+                "key_file": str(host.key_file) if host.key_file else None,
+                "run_dir": run_dir,
+            }
+            for name, (host, run_dir) in hosts.items()
+        },
+    }
+    tmp = state_dir / "run.json.tmp"
+    tmp.write_text(json.dumps(state, indent=2) + "\n")
+    tmp.replace(state_dir / "run.json")
+
+
 def _alive(pid: int, create_time: float) -> bool:
     try:
         p = psutil.Process(pid)

@@ -203,3 +203,19 @@ def format_reports(reports: list[HostReport], inventory: Inventory) -> str:
         f"{inventory.simulated_interval_seconds:g} s; known_hosts {inventory.settings.known_hosts})"
     )
     return "\n".join(lines)
+
+
+def host_facts(reports: list[HostReport]) -> dict[str, dict[str, Any]]:
+    """Per host: address, system facts and clock offset (manifest.json, ssh.json)."""
+    return {
+        r.name: {
+            "target": r.target,
+            "arch": r.arch,
+            "python": r.python,
+            "system": r.system,
+            "free_mb": r.free_mb,
+            "clock_offset_seconds": r.clock_offset_seconds,
+            "clock_uncertainty_seconds": r.clock_uncertainty_seconds,
+        }
+        for r in reports
+    }
