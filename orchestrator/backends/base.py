@@ -184,8 +184,9 @@ class Backend(ABC):
 
     def netem(
         self, name: str, latency_ms: float = 0, jitter_ms: float = 0, loss_percent: float = 0
-    ) -> None:
-        """Emulate this link on unit `name`'s egress from now on (all zero: none)."""
+    ) -> str | None:
+        """Emulate this link on unit `name`'s egress from now on (all zero: none);
+        returns how (e.g. "kernel" or "userspace"), for the fault log."""
         raise self._unsupported("netem")
 
     def enable_faults(self, netem_units: Sequence[str]) -> None:

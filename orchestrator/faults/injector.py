@@ -131,7 +131,9 @@ class Injector:
             try:
                 if presence is False and unit in self.watched:
                     self.control.send(Expect(unit, False))
-                self._do(step, unit)
+                detail = self._do(step, unit)
+                if detail:
+                    record["detail"] = detail
                 if presence is True and unit in self.watched:
                     self.control.send(Expect(unit, True))
                 record["ok"] = True
@@ -143,7 +145,8 @@ class Injector:
             state = "ok" if record["ok"] else f"failed: {record['error']}"
             self.say(f"fault: {step.action} {unit} at interval {self.current} ({state})")
 
-    def _do(self, step: Step, unit: str) -> None:
+    def _do(self, step: Step, unit: str) -> str | None:
+        """Apply `step` to `unit`; what the backend says about it (netem: how)."""
         b = self.backend
         action = step.action
         if action == "kill":
@@ -168,13 +171,13 @@ class Injector:
         elif action == "netem":
             n = step.netem
             if n is None:
-                b.netem(unit)
                 self.shaped.discard(unit)
-            else:
-                b.netem(unit, n.latency_ms, n.jitter_ms, n.loss_percent)
-                self.shaped.add(unit)
+                return b.netem(unit)
+            self.shaped.add(unit)
+            return b.netem(unit, n.latency_ms, n.jitter_ms, n.loss_percent)
         else:
             raise ValueError(f"unknown fault action {action!r}")
+        return None
 
     def restore(self) -> None:
         """The market is over: resume, heal and unshape what faults left so, so

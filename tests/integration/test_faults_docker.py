@@ -83,6 +83,8 @@ def test_partitioned_host_misses_its_intervals_and_rejoins_after_healing(
         ("netem", "north", 55, True),
     ], steps
     assert result.summary["faults"]["crashed"] == []
+    shaped = [r.get("detail") for r in injector_rows(result.bundle) if r["action"] == "netem"]
+    assert shaped[0] in ("kernel", "userspace") and shaped[1] == "none"  # set, then undone
     events = result.bundle / "events"
     final_block = {int(r["interval"]): int(r["block"]) for r in rows(events / "finalizations.csv")}
     assert sorted(final_block) == list(range(49, 57))  # the market went on

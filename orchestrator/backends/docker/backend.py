@@ -377,9 +377,10 @@ class DockerBackend(Backend):
 
     def netem(
         self, name: str, latency_ms: float = 0, jitter_ms: float = 0, loss_percent: float = 0
-    ) -> None:
+    ) -> str | None:
         script = faults.netem_script("eth0", latency_ms, jitter_ms, loss_percent)
-        faults.exec_in(self.client, self._container(name), script)
+        output = faults.exec_in(self.client, self._container(name), script)
+        return output.splitlines()[-1] if output else "none"
 
     # -- cleanup ---------------------------------------------------------------
     def cleanup(self) -> None:
