@@ -158,6 +158,12 @@ def _check_when(ctx: _Context, fault: dict[str, Any], first: int, last: int) -> 
             "(market.first_interval - t_clear .. market.last_interval - t_clear)",
             "at_interval",
         )
+    elif at == first and action not in CONFIG_ACTIONS:
+        ctx.add(
+            f"interval {first} starts while the agents are still coming up, before faults "
+            f"are armed: use {first + 1} or later (or at_seconds)",
+            "at_interval",
+        )
     until = fault.get("until_interval")
     if until is not None and not at < until <= last + 1:
         ctx.add(f"must be > at_interval ({at}) and <= {last + 1}", "until_interval")

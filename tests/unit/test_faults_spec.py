@@ -185,3 +185,14 @@ def test_default_host_names_beyond_the_plan_are_refused_when_planned() -> None:
     spec, plan = _plan(spec_text("  - {at_interval: 50, target: prosumers-09, action: kill}\n"))
     with pytest.raises(FaultError, match="target 'prosumers-09' is not in the planned run"):
         build_timeline(spec.faults, plan)
+
+
+def test_the_first_interval_is_for_adversaries_only() -> None:
+    text = spec_text(
+        "  - {at_interval: 48, target: solver-1, action: kill}\n"
+        "  - {at_interval: 48, target: solver-2, action: solver, behaviour: inferior}\n"
+    )
+    assert problems(text) == [
+        "exp.yaml:8:19: faults[0].at_interval: interval 48 starts while the agents are still "
+        "coming up, before faults are armed: use 49 or later (or at_seconds)"
+    ]
