@@ -77,7 +77,7 @@ def test_unreachable_host_and_wrong_key_stop_the_run_before_anything_starts(
     lines = message.splitlines()
     assert any(x.startswith("board-1") and " ok " in x for x in lines), message
     assert f"{refused.name}: authentication failed with key {ssh_lab.wrong_key_file}" in message
-    assert "ghost: cannot connect" in message
+    assert "ghost: cannot connect to port 22: " in message
     assert "1/3 hosts ok" in message
     # nothing started: no bundle, no state, nothing on the good board
     assert not out.exists()

@@ -214,6 +214,15 @@ def connect(host: SshHost, settings: SshSettings) -> Connection:
         client.close()
         with_key = f"key {host.key_file}" if host.key_file else "the ssh-agent and ~/.ssh keys"
         raise AuthFailed(f"{where}: authentication failed with {with_key} ({exc})") from exc
+    except paramiko.ssh_exception.NoValidConnectionsError as exc:
+        client.close()
+        why = "; ".join(
+            sorted({getattr(e, "strerror", None) or str(e) for e in exc.errors.values()})
+        )
+        raise HostUnreachable(f"{where}: cannot connect to port {host.port}: {why}") from exc
+    except TimeoutError as exc:
+        client.close()
+        raise HostUnreachable(f"{where}: cannot connect: no answer within {timeout:g} s") from exc
     except (OSError, EOFError, paramiko.SSHException) as exc:
         client.close()
         raise HostUnreachable(f"{where}: cannot connect: {exc or type(exc).__name__}") from exc
