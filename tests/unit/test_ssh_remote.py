@@ -131,3 +131,25 @@ def test_exit_code_and_remote_path() -> None:
     assert [exit_code(c) for c in (0, 1, 137, 143, 255)] == [0, 1, -9, -15, 255]
     assert remote_path("/home/debian", ".testbed", "runs", "r") == "/home/debian/.testbed/runs/r"
     assert remote_path("/home/debian", "/opt/tb", "venv") == "/opt/tb/venv"
+
+
+def proc_state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def test_pause_and_resume_signal_the_whole_group(run_dir: Path) -> None:
+    """The fault actions pause/resume: SIGSTOP/SIGCONT to the agent's group."""
+    pid = int(sh(start_script(str(run_dir), "p1", SLEEPER, {})).split()[-1])
+    wait_state(run_dir, "p1", "running")
+    child = int(Path(f"/proc/{pid}/task/{pid}/children").read_text().split()[0])
+    sh(signal_script(str(run_dir), ["p1"], "STOP"))
+    deadline = time.monotonic() + 5
+    while proc_state(child) != "T":
+        assert time.monotonic() < deadline, "the agent was not stopped"
+        time.sleep(0.05)
+    sh(signal_script(str(run_dir), ["p1"], "CONT"))
+    while proc_state(child) == "T":
+        assert time.monotonic() < deadline, "the agent was not resumed"
+        time.sleep(0.05)
+    sh(signal_script(str(run_dir), ["p1"], "KILL"))
+    wait_state(run_dir, "p1", "missing")  # the wrapper died with it: no exit status

@@ -28,7 +28,7 @@ import random
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,7 @@ from orchestrator.backends.ssh.deploy import (
     pull_tree,
     push_file,
 )
-from orchestrator.backends.ssh.inventory import Inventory, SshHost, SshSettings, inventory_of
+from orchestrator.backends.ssh.inventory import Inventory, SshSettings, inventory_of
 from orchestrator.backends.ssh.preflight import HostReport, format_reports, host_facts, preflight
 from orchestrator.backends.ssh.remote import (
     RemoteState,
@@ -62,6 +62,7 @@ from orchestrator.backends.ssh.remote import (
     start_script,
     status_command,
 )
+from orchestrator.backends.ssh.units import Board, RemoteUnit, chain_on
 from orchestrator.plan import Plan
 from orchestrator.spec import Spec
 
@@ -79,28 +80,6 @@ class PreflightFailed(BackendError):
 
 def ssh_state_root(root: Path | None = None) -> Path:
     return (root if root is not None else state_root()) / "ssh"
-
-
-@dataclass
-class _Board:
-    """One host that runs agents in this run."""
-
-    host: SshHost
-    home: str
-    run_dir: str = ""
-    python: str = ""
-    lost: str | None = None  # why, once the host stopped answering
-
-
-@dataclass
-class _RemoteUnit:
-    unit: Unit
-    board: str
-    out_dir: str
-    local_out: Path
-    pid: int | None = None
-    final: RemoteState | None = None
-    pulled: bool = False
 
 
 class SshBackend(Backend):
@@ -122,9 +101,9 @@ class SshBackend(Backend):
         self.local = LocalBackend(run_id, root)
         self.state_dir = ssh_state_root(root) / run_id
         self.bind_address: str | None = None
-        self.boards: dict[str, _Board] = {}
+        self.boards: dict[str, Board] = {}
         self._agent_host: dict[str, str] = {}  # board agent -> host name
-        self._remote: dict[str, _RemoteUnit] = {}
+        self._remote: dict[str, RemoteUnit] = {}
         self._placement: Placement | None = None
 
     @classmethod
@@ -167,7 +146,7 @@ class SshBackend(Backend):
         homes = {r.name: r.home or "" for r in self.reports}
         for agent in boards:
             if agent.host not in self.boards:
-                self.boards[agent.host] = _Board(
+                self.boards[agent.host] = Board(
                     inventory.host(agent.host), homes.get(agent.host, "")
                 )
             self._agent_host[agent.name] = agent.host
@@ -283,7 +262,7 @@ class SshBackend(Backend):
         env = {"PYTHONUNBUFFERED": "1", "TESTBED_RUN_ID": self.run_id, **unit.env}
         result = conn.sh(start_script(board.run_dir, unit.name, argv, env))
         result.check(host_name, f"starting {unit.name}")
-        record = _RemoteUnit(
+        record = RemoteUnit(
             unit, host_name, where.out_dir, where.config_file.parent.parent / "agents" / unit.name
         )
         record.pid = int(result.stdout.split()[-1])
@@ -293,12 +272,7 @@ class SshBackend(Backend):
         """The chain listens on the bind address (the boards send it transactions)."""
         if unit.role != "chain" or self.bind_address is None:
             return unit
-        argv = list(unit.argv)
-        if "--host" in argv:
-            argv[argv.index("--host") + 1] = self.bind_address
-        else:
-            argv += ["--host", self.bind_address]
-        return replace(unit, argv=tuple(argv))
+        return chain_on(unit, self.bind_address)
 
     # -- status ----------------------------------------------------------------
     def status(self) -> dict[str, UnitStatus]:
@@ -328,7 +302,7 @@ class SshBackend(Backend):
             states[name] = self._state_of(self._remote[name], answers.get(self._remote[name].board))
         return states
 
-    def _state_of(self, record: _RemoteUnit, answer: object) -> RemoteState:
+    def _state_of(self, record: RemoteUnit, answer: object) -> RemoteState:
         """The unit's state from its host's answer; once it ended, its final state."""
         name = record.unit.name
         if record.final is not None:
@@ -358,7 +332,7 @@ class SshBackend(Backend):
                 with open(record.unit.log_file, "a") as f:
                     f.write(f"testbed: lost host: {error}\n")
 
-    def _pull_log(self, record: _RemoteUnit) -> None:
+    def _pull_log(self, record: RemoteUnit) -> None:
         board = self.boards[record.board]
         if board.lost is not None or self.pool is None:
             return
@@ -425,7 +399,7 @@ class SshBackend(Backend):
     def _pull(self, names: Sequence[str]) -> None:
         """Logs and output folders of `names` into the bundle (hosts that answer)."""
         assert self.pool is not None
-        by_host: dict[str, list[_RemoteUnit]] = {}
+        by_host: dict[str, list[RemoteUnit]] = {}
         for name in names:
             record = self._remote[name]
             if self.boards[record.board].lost is None:
@@ -441,6 +415,48 @@ class SshBackend(Backend):
         for host, answer in self.pool.each(one, by_host).items():
             if isinstance(answer, BaseException):
                 self._lose(host, answer)
+
+    # -- faults (orchestrator/faults/) -------------------------------------------
+    fault_actions = frozenset({"kill", "restart", "pause", "resume"})
+
+    def kill(self, name: str) -> None:
+        record = self._remote.get(name)
+        if record is None:
+            self.local.kill(name)
+            return
+        self._signal([name], "KILL")
+        self._signal([name], "CONT")
+        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+        while self._remote_states([name])[name].state == "running":
+            if time.monotonic() > deadline:
+                raise BackendError(f"{name}: still running on {record.board} after SIGKILL")
+            time.sleep(POLL_SECONDS)
+        with open(record.unit.log_file, "a") as f:
+            f.write(f"testbed: {name} killed on {record.board} (fault injection)\n")
+        record.final = RemoteState(name, "exited", record.pid, -9)
+
+    def restart(self, name: str) -> None:
+        record = self._remote.get(name)
+        if record is None:
+            self.local.restart(name)
+            return
+        self.kill(name)
+        del self._remote[name]
+        self.start(record.unit)
+
+    def pause(self, name: str) -> None:
+        self._fault_signal(name, "STOP")
+
+    def resume(self, name: str) -> None:
+        self._fault_signal(name, "CONT")
+
+    def _fault_signal(self, name: str, signal: str) -> None:
+        if name not in self._remote:
+            (self.local.pause if signal == "STOP" else self.local.resume)(name)
+            return
+        if self._remote_states([name])[name].state != "running":
+            raise BackendError(f"{name}: not running")
+        self._signal([name], signal)
 
     # -- cleanup ---------------------------------------------------------------
     def cleanup(self) -> None:
