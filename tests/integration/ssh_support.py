@@ -5,8 +5,9 @@ openssh-server), on a private Docker network made for the test session.
 `ssh_boards`: two boards for the whole session (their virtualenvs are built
 by the first run and reused), a client key pair and a known_hosts file with
 their host keys, read from the boards over the network the way ssh-keyscan
-does. Everything the fixtures create carries the label testbed.run=<session
-id> and is removed at the end of the session.
+does. Everything the fixtures create carries the docker backend's run labels
+(testbed.run=<session id>, this process as orchestrator, the state directory):
+removed at the end of the session, or by `testbed clean` if pytest was killed.
 """
 
 from __future__ import annotations
@@ -25,7 +26,13 @@ from typing import Any
 import paramiko
 import pytest
 
-from orchestrator.backends.docker.engine import LABEL_RUN
+from orchestrator.backends.base import state_root
+from orchestrator.backends.docker.engine import (
+    LABEL_ORCHESTRATOR,
+    LABEL_RUN,
+    LABEL_STATE,
+    orchestrator_label,
+)
 from orchestrator.images.base import LABEL_IMAGE, LABEL_INPUTS, ensure_offline_base
 from orchestrator.images.inputs import Digest
 from tests.conftest import REPO
@@ -63,6 +70,7 @@ class SshLab:
     public_key: str
     known_hosts: Path
     wrong_key_file: Path
+    labels: dict[str, str] = field(default_factory=dict)
     boards: list[Board] = field(default_factory=list)
 
     def overrides(self, boards: list[Board] | None = None, **ssh: Any) -> list[str]:
@@ -85,7 +93,7 @@ class SshLab:
             detach=True,
             init=True,
             environment={"TESTBED_AUTHORIZED_KEY": self.public_key},
-            labels={LABEL_RUN: self.session, "testbed.unit": name},
+            labels={**self.labels, "testbed.unit": name},
             network=self.network.name,
         )
         container.reload()
@@ -212,12 +220,18 @@ def ssh_lab(docker_engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Ite
     known_hosts = keys / "known_hosts"
     known_hosts.write_text("")
     image = board_image(client)
-    network = client.networks.create(
-        f"testbed-{session}", driver="bridge", labels={LABEL_RUN: session}
-    )
+    # the docker backend's run labels: `testbed clean` removes them if pytest is killed
+    labels = {
+        LABEL_RUN: session,
+        LABEL_ORCHESTRATOR: orchestrator_label(),
+        LABEL_STATE: str(state_root().resolve()),
+    }
+    network = client.networks.create(f"testbed-{session}", driver="bridge", labels=labels)
     network.reload()
     gateway = network.attrs["IPAM"]["Config"][0]["Gateway"]
-    lab = SshLab(client, session, network, gateway, image, key_file, public, known_hosts, wrong_key)
+    lab = SshLab(
+        client, session, network, gateway, image, key_file, public, known_hosts, wrong_key, labels
+    )
     try:
         lab.start_board("board-1")
         lab.start_board("board-2")
