@@ -207,3 +207,34 @@ def test_clean_stops_the_agents_of_a_killed_orchestrator(
     for b in ssh_lab.boards[:2]:
         assert_board_clean(ssh_lab, b, bundle_of(out).name)  # type: ignore[union-attr]
     assert not list(_state_dir.glob("ssh/*"))
+
+
+def test_agent_killed_on_a_board_stops_the_run_with_its_log(
+    tmp_path: Path, ssh_lab: SshLab, _state_dir: Path
+) -> None:
+    out = tmp_path / "results"
+    thread, box = run_in_thread(
+        RunOptions(spec=SMOKE, overrides=[*ssh_lab.overrides(), *LONG], out=out)
+    )
+
+    def started() -> bool:
+        if not thread.is_alive():
+            raise AssertionError(f"the run ended early: {box['result'].outcome.message}")
+        return finalizations(out) >= 1
+
+    wait_for("the first finalized interval", started, timeout=240)
+    victim = ssh_lab.boards[1]
+    ssh_lab.ssh(
+        victim, "pkill -KILL -f '^/home/.*/bin/python -m agents prosumer'"
+    )  # not its wrapper
+    thread.join(timeout=120)
+    assert not thread.is_alive(), "the run did not stop after its agent was killed"
+    result = box["result"]
+    assert result.exit_code == 3
+    message = result.outcome.message
+    assert message.startswith(f"{victim.name}: killed by signal 9"), message
+    assert f"prosumer/{victim.name}" in message  # the tail of its log, pulled from the board
+    assert result.summary["processes"][victim.name]["exit_code"] == -9
+    for b in ssh_lab.boards[:2]:
+        assert_board_clean(ssh_lab, b, result.run_id)
+    assert not list(_state_dir.glob("ssh/*")) and not list(_state_dir.glob("runs/*"))

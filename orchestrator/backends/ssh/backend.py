@@ -57,6 +57,7 @@ from orchestrator.backends.ssh.remote import (
     RemoteState,
     kill_all_script,
     parse_status,
+    q,
     remote_path,
     signal_script,
     start_script,
@@ -209,9 +210,8 @@ class SshBackend(Backend):
             board = self.boards[conn.host.name]
             board.python = install(conn, board.home, remote_dir, files, self.announce)
             board.run_dir = remote_path(board.home, remote_dir, "runs", run_id)
-            conn.run(f"mkdir -p {board.run_dir}/config {board.run_dir}/logs").check(
-                conn.host.name, "mkdir"
-            )
+            run_dir = q(board.run_dir)
+            conn.run(f"mkdir -p {run_dir}/config {run_dir}/logs").check(conn.host.name, "mkdir")
 
         failed = [
             f"{name}: {exc}"
