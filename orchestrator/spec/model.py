@@ -149,6 +149,7 @@ class SshConfig:
     accept_new_host_keys: bool = False
     key_file: str | None = None
     bind_address: str = "auto"
+    services_host: str | None = None
     remote_dir: str = ".testbed"
     wheelhouse: str | None = None
     max_clock_offset_fraction: float = 0.05

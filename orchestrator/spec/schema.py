@@ -272,6 +272,13 @@ SSH = _object(
             "description": "Address of this machine the boards reach; the chain, DSO and "
             "clock listen there (auto: the address this machine uses to reach the first host).",
         },
+        "services_host": {
+            "type": ["string", "null"],
+            "default": None,
+            "description": "A host of deployment.hosts that runs the DSO, the clock and the "
+            "solvers (default: this machine). The chain, the recorder and Prometheus always "
+            "run on this machine.",
+        },
         "remote_dir": {
             "type": "string",
             "minLength": 1,
