@@ -91,6 +91,30 @@ def test_smoke_run_over_ssh_equals_local_backend_and_replay(
     assert not list(_state_dir.glob("ssh/*")) and not list(_state_dir.glob("runs/*"))
 
 
+def test_dso_clock_and_solver_on_a_board_finalize_what_replay_finalizes(
+    tmp_path: Path, ssh_lab: SshLab, _state_dir: Path
+) -> None:
+    services = ssh_lab.boards[1]
+    overrides = [*ssh_lab.overrides(), f"deployment.ssh.services_host={services.name}"]
+    result = run(RunOptions(spec=SMOKE, overrides=overrides, out=tmp_path / "s"))
+    assert result.outcome.status == "ok", result.outcome.message
+    _, expected = replayed(SMOKE, [], clip=True)
+    assert finalized_by_content(result.bundle / "events", 56) == expected
+    info = json.loads((result.bundle / "ssh.json").read_text())
+    assert {a for a, h in info["agents"].items() if h == services.name} == {
+        "dso",
+        "clock",
+        "solver-1",
+        services.name,
+    }
+    # the services' venv has the whole agent stack; the prosumers-only board's does not
+    assert info["boards"][services.name]["python"] != info["boards"]["board-1"]["python"]
+    assert (result.bundle / "agents" / "dso" / "accounts.json").is_file()  # pulled back
+    assert "solver/solver-1" in (result.bundle / "logs" / "solver-1.log").read_text()
+    for b in ssh_lab.boards[:2]:
+        assert_board_clean(ssh_lab, b, result.run_id)
+
+
 def run_in_thread(options: RunOptions) -> tuple[threading.Thread, dict[str, RunResult]]:
     box: dict[str, RunResult] = {}
     thread = threading.Thread(target=lambda: box.update(result=run(options)), daemon=True)

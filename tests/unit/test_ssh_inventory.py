@@ -1,6 +1,7 @@
 """The ssh backend's pure parts: the inventory from a spec (groups, defaults,
 paths relative to the spec file, errors), the preflight's report text, the
-boards' requirements and a prepared wheelhouse directory."""
+boards' requirements, a prepared wheelhouse directory, and where agents and
+services listen."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.backends.base import AgentPlacement, Placement
 from orchestrator.backends.ssh.deploy import board_requirements, prepare_bundle
-from orchestrator.backends.ssh.inventory import InventoryError, inventory_of
+from orchestrator.backends.ssh.inventory import InventoryError, SshHost, inventory_of
 from orchestrator.backends.ssh.preflight import HostReport, format_reports
+from orchestrator.backends.ssh.units import Board, remote_placement
 from orchestrator.errors import TestbedError
 from orchestrator.spec import load_spec
 from tests.conftest import REPO
@@ -119,3 +122,69 @@ def test_prepared_wheelhouse_must_hold_wheels_and_requirements(tmp_path: Path) -
     assert bundle.wheels == tmp_path  # used as given: no wheels are built here
     assert bundle.project_wheel.name.startswith("te_testbed_agents-")
     assert bundle.project_wheel.name.endswith("-py3-none-any.whl")  # pure Python: any board
+
+
+def test_services_host_must_be_a_host() -> None:
+    hosts = "deployment.hosts=[{name: b, address: x}, {name: pc, address: y}]"
+    base = ["deployment.backend=ssh", hosts]
+    assert (
+        inventory_of(
+            load_spec(SMOKE, [*base, "deployment.ssh.services_host=pc"])
+        ).settings.services_host
+        == "pc"
+    )
+    with pytest.raises(InventoryError, match=r"'nope' is not a host of deployment\.hosts"):
+        inventory_of(load_spec(SMOKE, [*base, "deployment.ssh.services_host=nope"]))
+
+
+def test_remote_placement_moves_agents_and_endpoints() -> None:
+    local = Placement(
+        rpc_url="http://127.0.0.1:11000",
+        rpc_url_local="http://127.0.0.1:11000",
+        chain_port=11000,
+        dso_endpoint="tcp://127.0.0.1:11001",
+        clock_pub_endpoint="tcp://127.0.0.1:11002",
+        clock_pull_endpoint="tcp://127.0.0.1:11003",
+        chain_log=Path("/b/logs/chain.log"),
+        agents={
+            n: AgentPlacement(
+                n,
+                "127.0.0.1",
+                12000 + i,
+                f"http://127.0.0.1:{12000 + i}/metrics",
+                f"/b/config/{n}.json",
+                Path(f"/b/config/{n}.json"),
+                f"/b/agents/{n}",
+                Path(f"/b/logs/{n}.log"),
+            )
+            for i, n in enumerate(("recorder", "dso", "clock", "p-1", "p-2"))
+        },
+    )
+    boards = {
+        "h1": Board(SshHost("h1", "10.0.0.1"), "/home/u", run_dir="/home/u/.testbed/runs/r"),
+        "h2": Board(SshHost("h2", "10.0.0.2"), "/home/v", run_dir="/home/v/.testbed/runs/r"),
+    }
+    # the prosumers only: services stay here, on the bind address
+    placed = remote_placement(local, "10.0.0.9", {"p-1": "h1", "p-2": "h2"}, boards)
+    assert placed.rpc_url == placed.rpc_url_local == "http://10.0.0.9:11000"
+    assert placed.dso_endpoint == "tcp://10.0.0.9:11001"
+    assert placed.clock_pub_endpoint == "tcp://10.0.0.9:11002"
+    assert placed.agents["recorder"] == local.agents["recorder"]  # local, loopback metrics
+    p1 = placed.agents["p-1"]
+    assert p1.metrics_host == "0.0.0.0" and 20_000 <= p1.metrics_port < 30_000
+    assert p1.metrics_url == f"http://10.0.0.1:{p1.metrics_port}/metrics"
+    assert p1.config_path == "/home/u/.testbed/runs/r/config/p-1.json"
+    assert p1.config_file == local.agents["p-1"].config_file  # written here, then pushed
+    assert p1.out_dir == "/home/u/.testbed/runs/r/out/p-1"
+    assert p1.log_file == local.agents["p-1"].log_file
+    # DSO and clock on h2: their endpoints are h2's, on distinct ports
+    moved = remote_placement(local, "10.0.0.9", {"dso": "h2", "clock": "h2", "p-2": "h2"}, boards)
+    ports = {
+        int(e.rsplit(":", 1)[1])
+        for e in (moved.dso_endpoint, moved.clock_pub_endpoint, moved.clock_pull_endpoint)
+    }
+    ports |= {moved.agents[n].metrics_port for n in ("dso", "clock", "p-2")}
+    assert len(ports) == 6
+    assert moved.dso_endpoint.startswith("tcp://10.0.0.2:")
+    assert moved.clock_pull_endpoint.startswith("tcp://10.0.0.2:")
+    assert moved.rpc_url == "http://10.0.0.9:11000"  # the chain never moves

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import random
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -63,14 +62,13 @@ from orchestrator.backends.ssh.remote import (
     start_script,
     status_command,
 )
-from orchestrator.backends.ssh.units import Board, RemoteUnit, chain_on
+from orchestrator.backends.ssh.units import Board, RemoteUnit, chain_on, remote_placement
 from orchestrator.plan import Plan
 from orchestrator.spec import Spec
 
 POLL_SECONDS = 0.2
 STATUS_TIMEOUT_SECONDS = 10.0
-METRICS_PORTS = (20_000, 30_000)  # agents' metrics ports on the boards
-BOARD_BIND = "0.0.0.0"
+SERVICE_ROLES = ("dso", "clock", "solver")  # may run on deployment.ssh.services_host
 
 
 class PreflightFailed(BackendError):
@@ -141,16 +139,17 @@ class SshBackend(Backend):
             raise BackendError("ssh backend: created without a spec (use SshBackend.for_spec)")
         inventory, pool = self.inventory, self.pool
         bundle = bundle.resolve()
-        boards = [a for a in plan.agents if a.role == "prosumer"]
-        for agent in boards:
-            inventory.host(agent.host)  # raises for a host the inventory lacks
+        services = inventory.settings.services_host
         homes = {r.name: r.home or "" for r in self.reports}
-        for agent in boards:
-            if agent.host not in self.boards:
-                self.boards[agent.host] = Board(
-                    inventory.host(agent.host), homes.get(agent.host, "")
-                )
-            self._agent_host[agent.name] = agent.host
+        for agent in plan.agents:
+            host = agent.host if agent.role == "prosumer" else None
+            if services is not None and agent.role in SERVICE_ROLES:
+                host = services
+            if host is None:
+                continue
+            if host not in self.boards:
+                self.boards[host] = Board(inventory.host(host), homes.get(host, ""))
+            self._agent_host[agent.name] = host
         self._write_state(inventory.settings)
         local = self.local.prepare(plan, bundle)
         first = next(iter(self.boards), inventory.hosts[0].name)
@@ -162,53 +161,48 @@ class SshBackend(Backend):
             )
         self.bind_address = pool.get(first).local_address() if bind == "auto" else bind
         self.announce(
-            f"ssh: services on {self.bind_address}; prosumer hosts on "
-            + ", ".join(f"{n} ({b.host.target})" for n, b in self.boards.items())
-        )
-        self._deploy(plan.run_id)
-        agents = dict(local.agents)
-        ports: dict[str, set[int]] = {}
-        for name, host_name in self._agent_host.items():
-            board = self.boards[host_name]
-            taken = ports.setdefault(host_name, set())
-            port = random.SystemRandom().randrange(*METRICS_PORTS)
-            while port in taken:
-                port += 1
-            taken.add(port)
-            out_dir = f"{board.run_dir}/out/{name}"
-            agents[name] = replace(
-                local.agents[name],
-                metrics_host=BOARD_BIND,
-                metrics_port=port,
-                metrics_url=f"http://{board.host.address}:{port}/metrics",
-                config_path=f"{board.run_dir}/config/{name}.json",
-                out_dir=out_dir,
+            f"ssh: chain on {self.bind_address}; "
+            + "; ".join(
+                f"{n} ({b.host.target}): "
+                + ", ".join(a for a, h in self._agent_host.items() if h == n)
+                for n, b in self.boards.items()
             )
-        b = self.bind_address
-        placement = Placement(
-            rpc_url=f"http://{b}:{local.chain_port}",
-            rpc_url_local=f"http://{b}:{local.chain_port}",
-            chain_port=local.chain_port,
-            dso_endpoint=local.dso_endpoint.replace("127.0.0.1", b),
-            clock_pub_endpoint=local.clock_pub_endpoint.replace("127.0.0.1", b),
-            clock_pull_endpoint=local.clock_pull_endpoint.replace("127.0.0.1", b),
-            chain_log=local.chain_log,
-            agents=agents,
         )
+        self._check_solvers(plan)
+        self._deploy(plan.run_id)
+        placement = remote_placement(local, self.bind_address, self._agent_host, self.boards)
         self._placement = placement
         self._write_info(bundle)
         return placement
+
+    def _check_solvers(self, plan: Plan) -> None:
+        """Solvers with engine glpk need glpsol on the host they run on."""
+        assert self.pool is not None
+        for agent in plan.by_role("solver"):
+            host = self._agent_host.get(agent.name)
+            if host is None or agent.settings.get("engine") != "glpk":
+                continue
+            found = self.pool.get(host).run("command -v glpsol").code == 0
+            if not found:
+                raise BackendError(
+                    f"{agent.name}: engine glpk needs glpsol on {host} "
+                    "(Debian: apt install glpk-utils), or use engine highs"
+                )
 
     def _deploy(self, run_id: str) -> None:
         assert self.inventory is not None and self.pool is not None
         if not self.boards:
             return
-        files = prepare_bundle(self.inventory.settings.wheelhouse, self.announce)
-        remote_dir = self.inventory.settings.remote_dir
+        settings = self.inventory.settings
+        files = full = prepare_bundle(settings.wheelhouse, self.announce)
+        if settings.services_host in self.boards:
+            full = prepare_bundle(settings.wheelhouse, self.announce, services=True)
+        remote_dir = settings.remote_dir
 
         def one(conn: Connection) -> None:
             board = self.boards[conn.host.name]
-            board.python = install(conn, board.home, remote_dir, files, self.announce)
+            wheels = full if conn.host.name == settings.services_host else files
+            board.python = install(conn, board.home, remote_dir, wheels, self.announce)
             board.run_dir = remote_path(board.home, remote_dir, "runs", run_id)
             run_dir = q(board.run_dir)
             conn.run(f"mkdir -p {run_dir}/config {run_dir}/logs").check(conn.host.name, "mkdir")

@@ -82,9 +82,10 @@ def local_wheelhouse(say: Say) -> Path:
     return Wheelhouse(requirements, constraints, key).ensure(say)
 
 
-def prepare_bundle(wheelhouse: Path | None, say: Say) -> BoardBundle:
-    """The wheels (the spec's prepared directory, else built here) and the
-    project wheel (rebuilt when the sources change)."""
+def prepare_bundle(wheelhouse: Path | None, say: Say, services: bool = False) -> BoardBundle:
+    """The wheels (the spec's prepared directory, else built here: the
+    prosumers' few, or with `services` every agent's, as in the agent image)
+    and the project wheel (rebuilt when the sources change)."""
     if wheelhouse is not None:
         if not wheelhouse.is_dir() or not any(wheelhouse.glob("*.whl")):
             raise ImageInputError(f"deployment.ssh.wheelhouse: {wheelhouse} holds no *.whl")
@@ -95,7 +96,7 @@ def prepare_bundle(wheelhouse: Path | None, say: Say) -> BoardBundle:
                 "(`testbed hosts requirements > requirements.txt` writes it)"
             )
     else:
-        wheels = local_wheelhouse(say)
+        wheels = Wheelhouse.for_agents().ensure(say) if services else local_wheelhouse(say)
     sources = Digest()
     for name, path in source_files(REPO, PROJECT_PACKAGES):
         sources.add_file(name, path)

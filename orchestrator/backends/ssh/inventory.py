@@ -57,6 +57,7 @@ class SshSettings:
     known_hosts: Path
     accept_new_host_keys: bool = False
     bind_address: str = "auto"
+    services_host: str | None = None  # runs the DSO, clock and solvers (None: this machine)
     remote_dir: str = ".testbed"
     wheelhouse: Path | None = None
     max_clock_offset_fraction: float = 0.05
@@ -132,6 +133,11 @@ def inventory_of(spec: Spec) -> Inventory:
     for host in hosts:
         if host.key_file is not None and not host.key_file.is_file():
             problems.append(f"deployment.hosts: {host.name}: key file {host.key_file} not found")
+    if cfg.services_host and cfg.services_host not in {h.name for h in hosts}:
+        problems.append(
+            f"deployment.ssh.services_host: {cfg.services_host!r} is not a host of "
+            f"deployment.hosts ({', '.join(h.name for h in hosts)})"
+        )
     if problems:
         raise InventoryError("\n".join(problems))
     known_hosts = _path(cfg.known_hosts, base)
@@ -140,6 +146,7 @@ def inventory_of(spec: Spec) -> Inventory:
         known_hosts=known_hosts,
         accept_new_host_keys=cfg.accept_new_host_keys,
         bind_address=cfg.bind_address,
+        services_host=cfg.services_host or None,
         remote_dir=cfg.remote_dir.rstrip("/") or "/",
         wheelhouse=_path(cfg.wheelhouse, base),
         max_clock_offset_fraction=float(cfg.max_clock_offset_fraction),

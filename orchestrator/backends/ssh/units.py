@@ -1,14 +1,19 @@
-"""The ssh backend's records of one run: the boards that run agents and the
-agents started on them."""
+"""The ssh backend's records of one run (the boards that run agents, the
+agents started on them) and where everything listens (pure)."""
 
 from __future__ import annotations
 
+import random
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from orchestrator.backends.base import Unit
+from orchestrator.backends.base import Placement, Unit
 from orchestrator.backends.ssh.inventory import SshHost
 from orchestrator.backends.ssh.remote import RemoteState
+
+PORTS = (20_000, 30_000)  # metrics and service ports of agents on the boards
+BOARD_BIND = "0.0.0.0"  # agents on boards serve metrics on every interface
 
 
 @dataclass
@@ -43,3 +48,55 @@ def chain_on(unit: Unit, address: str) -> Unit:
     else:
         argv += ["--host", address]
     return replace(unit, argv=tuple(argv))
+
+
+def remote_placement(
+    local: Placement,
+    bind_address: str,
+    agent_host: Mapping[str, str],
+    boards: Mapping[str, Board],
+    rng: random.Random | None = None,
+) -> Placement:
+    """The local backend's placement with the agents of `agent_host` moved to
+    their hosts (metrics, config, output, and the DSO's and clock's endpoints
+    when they run there) and the chain and local services on `bind_address`."""
+    rng = rng or random.SystemRandom()
+    taken: dict[str, set[int]] = {}
+
+    def port_on(host: str) -> int:
+        used = taken.setdefault(host, set())
+        port = rng.randrange(*PORTS)
+        while port in used:
+            port += 1
+        used.add(port)
+        return port
+
+    agents = dict(local.agents)
+    for name, host_name in agent_host.items():
+        board = boards[host_name]
+        port = port_on(host_name)
+        agents[name] = replace(
+            local.agents[name],
+            metrics_host=BOARD_BIND,
+            metrics_port=port,
+            metrics_url=f"http://{board.host.address}:{port}/metrics",
+            config_path=f"{board.run_dir}/config/{name}.json",
+            out_dir=f"{board.run_dir}/out/{name}",
+        )
+
+    def endpoint(agent: str, local_endpoint: str) -> str:
+        host = agent_host.get(agent)
+        if host is None:
+            return local_endpoint.replace("127.0.0.1", bind_address)
+        return f"tcp://{boards[host].host.address}:{port_on(host)}"
+
+    return Placement(
+        rpc_url=f"http://{bind_address}:{local.chain_port}",
+        rpc_url_local=f"http://{bind_address}:{local.chain_port}",
+        chain_port=local.chain_port,
+        dso_endpoint=endpoint("dso", local.dso_endpoint),
+        clock_pub_endpoint=endpoint("clock", local.clock_pub_endpoint),
+        clock_pull_endpoint=endpoint("clock", local.clock_pull_endpoint),
+        chain_log=local.chain_log,
+        agents=agents,
+    )
