@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator import cli
-from orchestrator.backends.ssh.deploy import local_wheelhouse, board_requirements, prepare_bundle
+from orchestrator.backends.ssh.deploy import board_requirements, local_wheelhouse, prepare_bundle
 from tests.conftest import REPO
 from tests.integration.ssh_support import SshLab, docker_engine, ssh_lab
 
