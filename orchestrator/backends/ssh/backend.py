@@ -139,6 +139,7 @@ class SshBackend(Backend):
             raise BackendError("ssh backend: created without a spec (use SshBackend.for_spec)")
         inventory, pool = self.inventory, self.pool
         bundle = bundle.resolve()
+        self.announce(format_reports(self.reports, inventory))
         services = inventory.settings.services_host
         homes = {r.name: r.home or "" for r in self.reports}
         for agent in plan.agents:
