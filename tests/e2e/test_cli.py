@@ -161,7 +161,9 @@ def test_replay_smoke_table_and_json() -> None:
     assert [line.split()[:2] for line in lines[4:12]] == [
         [str(t), f"{(t - 1) // 4:02d}:{(t - 1) % 4 * 15:02d}"] for t in range(49, 57)
     ]
-    assert lines[-1].startswith("total ") and " kWh traded in " in lines[-1]
+    total, wait = lines[-2], lines[-1]
+    assert total.startswith("total ") and " kWh traded in " in total
+    assert wait.startswith("intervals an offer waited for its first trade")
 
     highs, glpk = (
         json.loads(run_testbed("replay", SMOKE, "--json", "--engine", e).stdout)
@@ -180,8 +182,12 @@ def test_replay_smoke_table_and_json() -> None:
     assert [float(line.split()[2]) for line in lines[4:12]] == pytest.approx(
         list(highs["per_interval_kwh"].values()), abs=0.05
     )
-    assert float(lines[-1].split()[1]) == pytest.approx(highs["total_energy_traded_kwh"], abs=0.05)
-    assert lines[-1].split()[5] == str(highs["trades"])
+    assert float(total.split()[1]) == pytest.approx(highs["total_energy_traded_kwh"], abs=0.05)
+    assert total.split()[5] == str(highs["trades"])
+    waited = highs["offer_to_trade_intervals"]
+    assert wait.endswith(
+        f"p50 {waited['p50']:.0f}, p99 {waited['p99']:.0f}, max {waited['max']:.0f}"
+    )
 
 
 @pytest.mark.parametrize(
