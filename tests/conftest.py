@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,14 +60,22 @@ def transax_dir() -> Path:
     return TRANSAX_DIR
 
 
-def start_cli(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def start_cli(*args: str, env: dict[str, str], **popen: Any) -> subprocess.Popen[str]:
     """`testbed ARGS...` as a child process (this interpreter, the repository as
-    cwd), stdout and stderr piped as text: for tests that signal or time it."""
+    cwd), stdout and stderr piped as text unless `popen` says otherwise: for tests
+    that signal or time it. The child gets SIGINT's default action back: a shell
+    running pytest in the background without job control ignores SIGINT, children
+    inherit that, and Python then never raises KeyboardInterrupt."""
+    options: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
     return subprocess.Popen(
         [sys.executable, "-m", "orchestrator.cli", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
         text=True,
         env=env,
         cwd=REPO,
+        preexec_fn=_default_sigint,
+        **(options | popen),
     )

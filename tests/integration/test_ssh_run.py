@@ -23,7 +23,7 @@ import pytest
 
 from orchestrator.backends.ssh.deploy import dir_key, local_wheelhouse
 from orchestrator.run import RunOptions, RunResult, run
-from tests.conftest import REPO, require_tool
+from tests.conftest import REPO, require_tool, start_cli
 from tests.integration.docker_support import bundle_of, wait_for
 from tests.integration.ssh_support import Board, SshLab, docker_engine, ssh_lab
 from tests.integration.test_run_local import finalized_by_content, replayed, rows
@@ -172,11 +172,11 @@ def test_ctrl_c_leaves_nothing_running_on_the_boards(
     tmp_path: Path, ssh_lab: SshLab, _state_dir: Path
 ) -> None:
     out = tmp_path / "results"
-    argv = [sys.executable, "-m", "orchestrator.cli", "run", str(SMOKE), "--out", str(out)]
+    argv = ["run", str(SMOKE), "--out", str(out)]
     for line in ssh_lab.overrides() + LONG:
         argv += ["--set", line]
     env = {**os.environ, "TESTBED_STATE_DIR": str(_state_dir)}
-    proc = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    proc = start_cli(*argv, env=env, stdout=None)
     try:
         wait_for(
             "the first finalized interval",
@@ -202,11 +202,11 @@ def test_clean_stops_the_agents_of_a_killed_orchestrator(
     tmp_path: Path, ssh_lab: SshLab, _state_dir: Path
 ) -> None:
     out = tmp_path / "results"
-    argv = [sys.executable, "-m", "orchestrator.cli", "run", str(SMOKE), "--out", str(out)]
+    argv = ["run", str(SMOKE), "--out", str(out)]
     for line in ssh_lab.overrides() + LONG:
         argv += ["--set", line]
     env = {**os.environ, "TESTBED_STATE_DIR": str(_state_dir)}
-    proc = subprocess.Popen(argv, env=env, stderr=subprocess.DEVNULL, cwd=REPO)
+    proc = start_cli(*argv, env=env, stdout=None, stderr=subprocess.DEVNULL)
     try:
         wait_for("the first finalized interval", lambda: finalizations(out) >= 1, timeout=240)
     finally:
