@@ -60,6 +60,14 @@ def transax_dir() -> Path:
     return TRANSAX_DIR
 
 
+@pytest.fixture
+def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh TESTBED_STATE_DIR (pidfiles, run records) for one test."""
+    state = tmp_path / "state"
+    monkeypatch.setenv("TESTBED_STATE_DIR", str(state))
+    return state
+
+
 def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 

@@ -47,13 +47,6 @@ def docker_images(docker_engine: Any) -> Iterator[ImageSet]:
             os.environ["TESTBED_BASE_IMAGE"] = before
 
 
-@pytest.fixture
-def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    state = tmp_path / "state"
-    monkeypatch.setenv("TESTBED_STATE_DIR", str(state))
-    return state
-
-
 def labelled(client: Any, run_id: str) -> list[str]:
     """Every container, network and volume still labelled with `run_id`."""
     selector = {"label": f"{LABEL_RUN}={run_id}"}

@@ -34,12 +34,11 @@ from tests.integration.docker_support import (
     docker_engine,
     docker_images,
     labelled,
-    state_dir,
     wait_for,
 )
 from tests.integration.test_run_local import finalized_by_content, replayed, rows
 
-__all__ = ["docker_engine", "docker_images", "state_dir"]  # fixtures used below
+__all__ = ["docker_engine", "docker_images"]  # fixtures used below
 
 SMOKE = REPO / "topologies" / "smoke.yaml"
 BBB_HOSTS = "deployment.hosts=[{name: bbb, count: 2, profile: bbb, netem: {latency_ms: 5}}]"

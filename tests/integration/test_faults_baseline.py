@@ -10,14 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import start_cli
-from tests.integration.test_faults_local import _state_dir, finalized_wh, replay_wh, smoke_spec
-
-__all__ = ["_state_dir"]  # requires anvil, a private state directory
+from tests.conftest import require_tool, start_cli
+from tests.integration.test_faults_local import finalized_wh, replay_wh, smoke_spec
 
 
-@pytest.mark.usefixtures("_state_dir")
+@pytest.mark.usefixtures("state_dir")
 def test_baseline_run_and_comparison(tmp_path: Path) -> None:
+    require_tool("anvil")
     spec = smoke_spec(
         tmp_path,
         [{"name": "solver-1", "engine": "highs"}],

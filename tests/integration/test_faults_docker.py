@@ -16,10 +16,10 @@ import yaml
 from orchestrator.images import ImageSet
 from orchestrator.run import RunOptions, run
 from tests.conftest import REPO
-from tests.integration.docker_support import docker_engine, docker_images, labelled, state_dir
+from tests.integration.docker_support import docker_engine, docker_images, labelled
 from tests.integration.test_faults_local import injector_rows, rows
 
-__all__ = ["docker_engine", "docker_images", "state_dir"]  # fixtures used below
+__all__ = ["docker_engine", "docker_images"]  # fixtures used below
 
 SMOKE = REPO / "topologies" / "smoke.yaml"
 

@@ -37,11 +37,8 @@ FIRST_SOLVER_ACCOUNT = 2  # orchestrator.plan: solver i signs with dev account 2
 
 
 @pytest.fixture(autouse=True)
-def _state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def _anvil(state_dir: Path) -> None:
     require_tool("anvil")
-    state = tmp_path / "state"
-    monkeypatch.setenv("TESTBED_STATE_DIR", str(state))
-    return state
 
 
 def smoke_spec(tmp_path: Path, solvers: list[dict[str, Any]], faults: list[dict[str, Any]]) -> Path:
@@ -165,7 +162,7 @@ def test_only_solver_killed_then_restarted(tmp_path: Path) -> None:
     assert log.count("solver solver-1: engine highs") == 2  # the same unit started twice
 
 
-def test_an_agent_crashing_on_its_own_fails_the_run(tmp_path: Path, _state_dir: Path) -> None:
+def test_an_agent_crashing_on_its_own_fails_the_run(tmp_path: Path, state_dir: Path) -> None:
     spec = smoke_spec(
         tmp_path,
         [{"name": "solver-a", "engine": "highs"}, {"name": "solver-b", "engine": "highs"}],
@@ -184,7 +181,7 @@ def test_an_agent_crashing_on_its_own_fails_the_run(tmp_path: Path, _state_dir: 
         assert time.monotonic() < deadline and thread.is_alive(), "the run ended too early"
         logs = list(tmp_path.glob("results/*/*/logs/orchestrator.log"))
         if logs and "fault: kill solver-a" in logs[0].read_text():
-            pidfile = next(_state_dir.glob("runs/*/pids/solver-b.json"))
+            pidfile = next(state_dir.glob("runs/*/pids/solver-b.json"))
             victim = int(json.loads(pidfile.read_text())["pid"])
         time.sleep(0.05)
     os.kill(victim, signal.SIGKILL)

@@ -35,11 +35,8 @@ OfferKey = tuple[int, str, int, int, int, int]
 
 
 @pytest.fixture(autouse=True)
-def _state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def _anvil(state_dir: Path) -> None:
     require_tool("anvil")
-    state = tmp_path / "state"
-    monkeypatch.setenv("TESTBED_STATE_DIR", str(state))
-    return state
 
 
 def rows(path: Path) -> list[dict[str, str]]:
@@ -133,7 +130,7 @@ def assert_torn_down(result: RunResult, pids: dict[str, int], state: Path) -> No
 
 
 def test_lockstep_window_of_public_traces_equals_replay(
-    tmp_path: Path, transax_dir: Path, _state_dir: Path
+    tmp_path: Path, transax_dir: Path, state_dir: Path
 ) -> None:
     overrides = [
         f"microgrid.dataset.path={transax_dir / 'withBattery'}",
@@ -172,7 +169,7 @@ def test_lockstep_window_of_public_traces_equals_replay(
         if line.startswith("testbed_offers_posted_total ")
     )
     assert posted == summary["offers"]
-    assert not list(_state_dir.glob("runs/*"))
+    assert not list(state_dir.glob("runs/*"))
 
 
 def run_in_thread(options: RunOptions) -> tuple[threading.Thread, dict[str, RunResult]]:
@@ -194,7 +191,7 @@ def finalized_rows(out: Path) -> int:
     return max((len(rows(f)) for f in files), default=0)
 
 
-def test_agent_crash_stops_everything_with_exit_3(tmp_path: Path, _state_dir: Path) -> None:
+def test_agent_crash_stops_everything_with_exit_3(tmp_path: Path, state_dir: Path) -> None:
     out = tmp_path / "results"
     # a longer window than smoke's, so the run is surely still going when the agent dies
     options = RunOptions(
@@ -202,7 +199,7 @@ def test_agent_crash_stops_everything_with_exit_3(tmp_path: Path, _state_dir: Pa
     )
     thread, box = run_in_thread(options)
     wait_for("the first finalized interval", lambda: finalized_rows(out) >= 1)
-    pids = recorded_pids(_state_dir)
+    pids = recorded_pids(state_dir)
     os.kill(pids["prosumers-01"], signal.SIGKILL)
     thread.join(timeout=120)
     assert not thread.is_alive()
@@ -210,7 +207,7 @@ def test_agent_crash_stops_everything_with_exit_3(tmp_path: Path, _state_dir: Pa
     assert result.exit_code == run_module.EXIT_AGENT_FAILED
     assert result.outcome.status == "agent_failed"
     assert result.outcome.message.startswith("prosumers-01: killed by signal 9")
-    assert_torn_down(result, pids, _state_dir)
+    assert_torn_down(result, pids, state_dir)
     # what was recorded before the crash is kept
     assert result.summary["offers"] > 0
     assert rows(result.bundle / "events" / "finalizations.csv")
@@ -218,7 +215,7 @@ def test_agent_crash_stops_everything_with_exit_3(tmp_path: Path, _state_dir: Pa
 
 
 def test_readiness_timeout_stops_everything_with_exit_4(
-    tmp_path: Path, _state_dir: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, state_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # agents answer on /metrics, but as if never connected (testbed_agent_ready 0)
     real_scrape = lifecycle.scrape
@@ -234,7 +231,7 @@ def test_readiness_timeout_stops_everything_with_exit_4(
     real_teardown = run_module.Run.teardown
 
     def teardown(self: run_module.Run, outcome: Any) -> dict[str, Any]:
-        seen.update(recorded_pids(_state_dir))
+        seen.update(recorded_pids(state_dir))
         return real_teardown(self, outcome)
 
     monkeypatch.setattr(run_module.Run, "teardown", teardown)
@@ -246,4 +243,4 @@ def test_readiness_timeout_stops_everything_with_exit_4(
     # the next tiers were never started (other units, e.g. Prometheus, may be)
     assert {"chain", "recorder"} <= set(seen)
     assert not {"dso", "clock", "solver-1", "prosumers-01"} & set(seen)
-    assert_torn_down(result, seen, _state_dir)
+    assert_torn_down(result, seen, state_dir)

@@ -22,11 +22,7 @@ __all__ = ["docker_engine", "ssh_lab"]  # fixtures used below
 SMOKE = REPO / "topologies" / "smoke.yaml"
 
 
-@pytest.fixture(autouse=True)
-def _state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    state = tmp_path / "state"
-    monkeypatch.setenv("TESTBED_STATE_DIR", str(state))
-    return state
+pytestmark = pytest.mark.usefixtures("state_dir")
 
 
 def hosts_check(
@@ -58,7 +54,7 @@ def test_hosts_check_reports_every_host(
 
 
 def test_unreachable_host_and_wrong_key_stop_the_run_before_anything_starts(
-    tmp_path: Path, ssh_lab: SshLab, _state_dir: Path
+    tmp_path: Path, ssh_lab: SshLab, state_dir: Path
 ) -> None:
     good, refused = ssh_lab.boards[0], ssh_lab.boards[1]
     nowhere = ssh_lab.gateway.rsplit(".", 1)[0] + ".250"  # no container there
@@ -81,7 +77,7 @@ def test_unreachable_host_and_wrong_key_stop_the_run_before_anything_starts(
     assert "1/3 hosts ok" in message
     # nothing started: no bundle, no state, nothing on the good board
     assert not out.exists()
-    assert not _state_dir.exists() or not any(_state_dir.rglob("*.json"))
+    assert not state_dir.exists() or not any(state_dir.rglob("*.json"))
     assert ssh_lab.agent_processes(good) == []
 
 

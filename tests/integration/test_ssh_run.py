@@ -35,11 +35,8 @@ LONG = ["market.first_interval=40", "market.last_interval=90"]
 
 
 @pytest.fixture(autouse=True)
-def _state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def _anvil(state_dir: Path) -> None:
     require_tool("anvil")
-    state = tmp_path / "state"
-    monkeypatch.setenv("TESTBED_STATE_DIR", str(state))
-    return state
 
 
 def finalizations(out: Path) -> int:
@@ -55,7 +52,7 @@ def assert_board_clean(lab: SshLab, board: Board, run_id: str) -> None:
 
 
 def test_smoke_run_over_ssh_equals_local_backend_and_replay(
-    tmp_path: Path, ssh_lab: SshLab, _state_dir: Path
+    tmp_path: Path, ssh_lab: SshLab, state_dir: Path
 ) -> None:
     ssh = run(RunOptions(spec=SMOKE, overrides=ssh_lab.overrides(), out=tmp_path / "s"))
     assert ssh.outcome.status == "ok", ssh.outcome.message
@@ -88,11 +85,11 @@ def test_smoke_run_over_ssh_equals_local_backend_and_replay(
     assert manifest["teardown_errors"] == []
     for b in ssh_lab.boards[:2]:
         assert_board_clean(ssh_lab, b, ssh.run_id)
-    assert not list(_state_dir.glob("ssh/*")) and not list(_state_dir.glob("runs/*"))
+    assert not list(state_dir.glob("ssh/*")) and not list(state_dir.glob("runs/*"))
 
 
 def test_dso_clock_and_solver_on_a_board_finalize_what_replay_finalizes(
-    tmp_path: Path, ssh_lab: SshLab, _state_dir: Path
+    tmp_path: Path, ssh_lab: SshLab, state_dir: Path
 ) -> None:
     services = ssh_lab.boards[1]
     overrides = [*ssh_lab.overrides(), f"deployment.ssh.services_host={services.name}"]
@@ -123,7 +120,7 @@ def run_in_thread(options: RunOptions) -> tuple[threading.Thread, dict[str, RunR
 
 
 def test_board_that_dies_mid_run_stops_it_and_the_other_board_is_cleaned(
-    tmp_path: Path, ssh_lab: SshLab, _state_dir: Path
+    tmp_path: Path, ssh_lab: SshLab, state_dir: Path
 ) -> None:
     doomed = ssh_lab.start_board(f"doomed-{len(ssh_lab.boards)}")
     survivor = ssh_lab.boards[0]
@@ -160,22 +157,22 @@ def test_board_that_dies_mid_run_stops_it_and_the_other_board_is_cleaned(
     assert_board_clean(ssh_lab, survivor, result.run_id)
     log = (result.bundle / "logs" / "orchestrator.log").read_text()
     assert f"not cleaned (host lost): {doomed.name}" in log
-    state = json.loads((_state_dir / "ssh" / result.run_id / "run.json").read_text())
+    state = json.loads((state_dir / "ssh" / result.run_id / "run.json").read_text())
     assert set(state["hosts"]) == {survivor.name, doomed.name}
-    assert not list(_state_dir.glob("runs/*")), "local processes' state left behind"
+    assert not list(state_dir.glob("runs/*")), "local processes' state left behind"
     info = json.loads((result.bundle / "ssh.json").read_text())
     venv = f"/home/testbed/.testbed/venv/{dir_key(wheelhouse)}/bin/python"
     assert info["boards"][doomed.name]["python"] == venv
 
 
 def test_ctrl_c_leaves_nothing_running_on_the_boards(
-    tmp_path: Path, ssh_lab: SshLab, _state_dir: Path
+    tmp_path: Path, ssh_lab: SshLab, state_dir: Path
 ) -> None:
     out = tmp_path / "results"
     argv = ["run", str(SMOKE), "--out", str(out)]
     for line in ssh_lab.overrides() + LONG:
         argv += ["--set", line]
-    env = {**os.environ, "TESTBED_STATE_DIR": str(_state_dir)}
+    env = {**os.environ, "TESTBED_STATE_DIR": str(state_dir)}
     proc = start_cli(*argv, env=env, stdout=None)
     try:
         wait_for(
@@ -195,17 +192,17 @@ def test_ctrl_c_leaves_nothing_running_on_the_boards(
     run_id = bundle.name
     for board in ssh_lab.boards[:2]:
         assert_board_clean(ssh_lab, board, run_id)
-    assert not list(_state_dir.glob("ssh/*")) and not list(_state_dir.glob("runs/*"))
+    assert not list(state_dir.glob("ssh/*")) and not list(state_dir.glob("runs/*"))
 
 
 def test_clean_stops_the_agents_of_a_killed_orchestrator(
-    tmp_path: Path, ssh_lab: SshLab, _state_dir: Path
+    tmp_path: Path, ssh_lab: SshLab, state_dir: Path
 ) -> None:
     out = tmp_path / "results"
     argv = ["run", str(SMOKE), "--out", str(out)]
     for line in ssh_lab.overrides() + LONG:
         argv += ["--set", line]
-    env = {**os.environ, "TESTBED_STATE_DIR": str(_state_dir)}
+    env = {**os.environ, "TESTBED_STATE_DIR": str(state_dir)}
     proc = start_cli(*argv, env=env, stdout=None, stderr=subprocess.DEVNULL)
     try:
         wait_for("the first finalized interval", lambda: finalizations(out) >= 1, timeout=240)
@@ -230,11 +227,11 @@ def test_clean_stops_the_agents_of_a_killed_orchestrator(
         time.sleep(0.2)
     for b in ssh_lab.boards[:2]:
         assert_board_clean(ssh_lab, b, bundle_of(out).name)  # type: ignore[union-attr]
-    assert not list(_state_dir.glob("ssh/*"))
+    assert not list(state_dir.glob("ssh/*"))
 
 
 def test_agent_killed_on_a_board_stops_the_run_with_its_log(
-    tmp_path: Path, ssh_lab: SshLab, _state_dir: Path
+    tmp_path: Path, ssh_lab: SshLab, state_dir: Path
 ) -> None:
     out = tmp_path / "results"
     thread, box = run_in_thread(
@@ -261,4 +258,4 @@ def test_agent_killed_on_a_board_stops_the_run_with_its_log(
     assert result.summary["processes"][victim.name]["exit_code"] == -9
     for b in ssh_lab.boards[:2]:
         assert_board_clean(ssh_lab, b, result.run_id)
-    assert not list(_state_dir.glob("ssh/*")) and not list(_state_dir.glob("runs/*"))
+    assert not list(state_dir.glob("ssh/*")) and not list(state_dir.glob("runs/*"))
