@@ -426,9 +426,9 @@ class Run:
         self.mark("stopped")
         summary: dict[str, Any] = {}
         self._attempt("summary", lambda: summary.update(self._summary(outcome, gas)))
+        self._attempt("cleanup", self.backend.cleanup)  # before the manifest: its errors go there
         self._attempt("manifest", lambda: self._final_manifest(outcome))
         self._attempt("report", lambda: write_report(self.bundle.path))
-        self._attempt("cleanup", self.backend.cleanup)
         return summary
 
     def _attempt(self, what: str, fn: Any) -> None:

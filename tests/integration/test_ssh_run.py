@@ -157,6 +157,8 @@ def test_board_that_dies_mid_run_stops_it_and_the_other_board_is_cleaned(
     assert_board_clean(ssh_lab, survivor, result.run_id)
     log = (result.bundle / "logs" / "orchestrator.log").read_text()
     assert f"not cleaned (host lost): {doomed.name}" in log
+    manifest = json.loads((result.bundle / "manifest.json").read_text())
+    assert any(f"not cleaned (host lost): {doomed.name}" in e for e in manifest["teardown_errors"])
     state = json.loads((state_dir / "ssh" / result.run_id / "run.json").read_text())
     assert set(state["hosts"]) == {survivor.name, doomed.name}
     assert not list(state_dir.glob("runs/*")), "local processes' state left behind"
