@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.backends.base import AgentPlacement, Placement
+from orchestrator.backends.base import AgentPlacement, BackendError, Placement
 from orchestrator.backends.ssh.deploy import board_requirements, prepare_bundle
 from orchestrator.backends.ssh.inventory import InventoryError, SshHost, inventory_of
 from orchestrator.backends.ssh.preflight import HostReport, format_reports
-from orchestrator.backends.ssh.units import Board, remote_placement
+from orchestrator.backends.ssh.units import Board, listening_ports, remote_placement
 from orchestrator.errors import TestbedError
 from orchestrator.spec import load_spec
 from tests.conftest import REPO
@@ -188,3 +188,21 @@ def test_remote_placement_moves_agents_and_endpoints() -> None:
     assert moved.dso_endpoint.startswith("tcp://10.0.0.2:")
     assert moved.clock_pull_endpoint.startswith("tcp://10.0.0.2:")
     assert moved.rpc_url == "http://10.0.0.9:11000"  # the chain never moves
+    # ports that already listen on a board are never handed out
+    busy = {"h2": set(range(20_000, 30_000)) - {23_456, 27_000}}
+    tight = remote_placement(local, "10.0.0.9", {"p-1": "h2", "p-2": "h2"}, boards, busy=busy)
+    assert {tight.agents[n].metrics_port for n in ("p-1", "p-2")} == {23_456, 27_000}
+    with pytest.raises(BackendError, match="h2: no free port"):  # metrics + endpoint + metrics
+        remote_placement(local, "10.0.0.9", {"dso": "h2", "p-2": "h2"}, boards, busy=busy)
+
+
+def test_listening_ports_from_proc_net_tcp() -> None:
+    text = """  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid
+   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0
+   1: 0100007F:4E20 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000
+   2: 0200000A:0016 0900000A:D431 01 00000000:00000000 02:0009A5A8 00000000     0
+  sl  local_address                         remote_address                        st
+   0: 00000000000000000000000000000000:1F90 00000000000000000000000000000000:0000 0A
+"""
+    # ssh (22) and 20000 listen on IPv4, 8080 on IPv6; an established connection does not count
+    assert listening_ports(text) == {22, 20_000, 8080}

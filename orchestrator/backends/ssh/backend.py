@@ -62,7 +62,14 @@ from orchestrator.backends.ssh.remote import (
     start_script,
     status_command,
 )
-from orchestrator.backends.ssh.units import Board, RemoteUnit, chain_on, remote_placement
+from orchestrator.backends.ssh.units import (
+    LISTENING_COMMAND,
+    Board,
+    RemoteUnit,
+    chain_on,
+    listening_ports,
+    remote_placement,
+)
 from orchestrator.plan import Plan
 from orchestrator.spec import Spec
 
@@ -171,10 +178,25 @@ class SshBackend(Backend):
         )
         self._check_solvers(plan)
         self._deploy(plan.run_id)
-        placement = remote_placement(local, self.bind_address, self._agent_host, self.boards)
+        placement = remote_placement(
+            local, self.bind_address, self._agent_host, self.boards, busy=self._busy_ports()
+        )
         self._placement = placement
         self._write_info(bundle)
         return placement
+
+    def _busy_ports(self) -> dict[str, set[int]]:
+        """Ports already listening on each board that runs agents (so that an agent's
+        metrics or endpoint port never collides with another program's)."""
+        assert self.pool is not None
+        hosts = sorted(set(self._agent_host.values()))
+        answers = self.pool.each(lambda conn: conn.sh(LISTENING_COMMAND).stdout, hosts)
+        busy: dict[str, set[int]] = {}
+        for host, answer in answers.items():
+            if isinstance(answer, BaseException):
+                raise BackendError(f"{host}: cannot list its listening ports: {answer}")
+            busy[host] = listening_ports(answer)
+        return busy
 
     def _check_solvers(self, plan: Plan) -> None:
         """Solvers with engine glpk need glpsol on the host they run on."""

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from orchestrator.backends.base import Placement, Unit
+from orchestrator.backends.base import BackendError, Placement, Unit
 from orchestrator.backends.ssh.inventory import SshHost
 from orchestrator.backends.ssh.remote import RemoteState
 
@@ -50,24 +50,43 @@ def chain_on(unit: Unit, address: str) -> Unit:
     return replace(unit, argv=tuple(argv))
 
 
+# Lists the TCP sockets of a board (IPv4 and IPv6), for `listening_ports`.
+LISTENING_COMMAND = "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null"
+_TCP_LISTEN = "0A"  # the kernel's state code of a listening socket
+
+
+def listening_ports(proc_net_tcp: str) -> set[int]:
+    """Ports with a listening socket, from the text of /proc/net/tcp{,6}."""
+    ports: set[int] = set()
+    for line in proc_net_tcp.splitlines():
+        fields = line.split()
+        if len(fields) > 3 and fields[0] != "sl" and fields[3] == _TCP_LISTEN:
+            ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
 def remote_placement(
     local: Placement,
     bind_address: str,
     agent_host: Mapping[str, str],
     boards: Mapping[str, Board],
     rng: random.Random | None = None,
+    busy: Mapping[str, set[int]] | None = None,
 ) -> Placement:
     """The local backend's placement with the agents of `agent_host` moved to
     their hosts (metrics, config, output, and the DSO's and clock's endpoints
-    when they run there) and the chain and local services on `bind_address`."""
+    when they run there) and the chain and local services on `bind_address`.
+    Ports come from PORTS, never one in `busy[host]` (listening there already)."""
     rng = rng or random.SystemRandom()
-    taken: dict[str, set[int]] = {}
+    taken: dict[str, set[int]] = {h: set(ports) for h, ports in (busy or {}).items()}
 
     def port_on(host: str) -> int:
         used = taken.setdefault(host, set())
+        if len(used & set(range(*PORTS))) >= PORTS[1] - PORTS[0]:
+            raise BackendError(f"{host}: no free port in {PORTS[0]}..{PORTS[1] - 1}")
         port = rng.randrange(*PORTS)
         while port in used:
-            port += 1
+            port = PORTS[0] + (port + 1 - PORTS[0]) % (PORTS[1] - PORTS[0])
         used.add(port)
         return port
 
