@@ -7,10 +7,13 @@ and a BeagleBone Black can build it itself (README.md in this folder).
 
 On the host (`<remote_dir>` under the login's home):
     wheelhouse/<deps key>/     the third-party wheels and requirements.txt
+    wheelhouse/<deps key>/project-<key>/   the project's wheel
     venv/<deps key>/           python3 -m venv + pip install --no-index from it
     venv/<deps key>/.project   hash of the project wheel installed in it
 Both are reused by later runs: only a changed requirement set makes a new
-virtualenv, and only changed project sources reinstall the project wheel.
+virtualenv, and only changed project sources reinstall the project wheel. A run
+that reinstalls it while another run's agents use the same virtualenv changes code
+under them: run one experiment per board at a time.
 """
 
 from __future__ import annotations
@@ -130,31 +133,46 @@ def _push_dir(conn: Connection, local: Path, remote: str) -> int:
 
 
 def install(conn: Connection, home: str, remote_dir: str, bundle: BoardBundle, say: Say) -> str:
-    """The host's virtualenv for `bundle` (created or reused); returns its python."""
+    """The host's virtualenv for `bundle` (created or reused); returns its python.
+
+    Both steps run under an flock of the virtualenv, and each checks again inside it:
+    two runs that start on one board at once neither build the same virtualenv twice
+    nor install into it at the same time."""
     name = conn.host.name
     wheels = remote_path(home, remote_dir, "wheelhouse", bundle.deps_key)
     venv = remote_path(home, remote_dir, "venv", bundle.deps_key)
     python = f"{venv}/bin/python"
+    locked = f"""set -e
+mkdir -p "$(dirname {q(venv)})"
+exec 9>{q(venv)}.lock
+flock 9
+"""
     state = conn.run(f"cat {q(venv)}/.ready {q(venv)}/.project 2>/dev/null").stdout.split()
     if "ready" not in state:
         sent = _push_dir(conn, bundle.wheels, wheels)
         say(f"{name}: wheelhouse pushed ({sent / 2**20:.1f} MB); creating the virtualenv")
-        script = f"""set -e
-rm -rf {q(venv)}
-{q(conn.host.python)} -m venv {q(venv)}
-{q(python)} -m pip install --quiet --disable-pip-version-check --no-index \\
-  --find-links {q(wheels)} -r {q(wheels)}/requirements.txt
-echo ready > {q(venv)}/.ready
+        script = f"""{locked}
+if [ "$(cat {q(venv)}/.ready 2>/dev/null)" != ready ]; then
+  rm -rf {q(venv)}
+  {q(conn.host.python)} -m venv {q(venv)}
+  {q(python)} -m pip install --quiet --disable-pip-version-check --no-index \
+    --find-links {q(wheels)} -r {q(wheels)}/requirements.txt
+  echo ready > {q(venv)}/.ready
+fi
 """
         conn.sh(script, timeout=PIP_TIMEOUT_SECONDS).check(name, "virtualenv with the wheelhouse")
     if bundle.project_key not in state:
-        remote_wheel = f"{wheels}/project/{bundle.project_wheel.name}"
-        conn.run(f"rm -rf {q(wheels)}/project && mkdir -p {q(wheels)}/project").check(name, "mkdir")
-        conn.sftp().put(str(bundle.project_wheel), remote_wheel)
-        script = f"""set -e
-{q(python)} -m pip install --quiet --disable-pip-version-check --no-index --no-deps \\
-  --force-reinstall {q(remote_wheel)}
-echo {q(bundle.project_key)} > {q(venv)}/.project
+        project = f"{wheels}/project-{bundle.project_key}"
+        remote_wheel = f"{project}/{bundle.project_wheel.name}"
+        conn.run(f"mkdir -p {q(project)}").check(name, "mkdir")
+        conn.sftp().put(str(bundle.project_wheel), f"{remote_wheel}.part.{os.getpid()}")
+        conn.sftp().posix_rename(f"{remote_wheel}.part.{os.getpid()}", remote_wheel)
+        script = f"""{locked}
+if [ "$(cat {q(venv)}/.project 2>/dev/null)" != {q(bundle.project_key)} ]; then
+  {q(python)} -m pip install --quiet --disable-pip-version-check --no-index --no-deps \
+    --force-reinstall {q(remote_wheel)}
+  echo {q(bundle.project_key)} > {q(venv)}/.project
+fi
 """
         conn.sh(script, timeout=PIP_TIMEOUT_SECONDS).check(name, "installing the agents wheel")
         say(f"{name}: agents installed in {venv}")
