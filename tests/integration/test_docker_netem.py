@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from orchestrator.backends.docker.engine import LABEL_ORCHESTRATOR, LABEL_RUN, orchestrator_label
+from orchestrator.backends.docker.faults import exec_in, netem_script
 from orchestrator.hosts import Netem
 from orchestrator.images import ImageSet
 from tests.integration.docker_support import docker_engine, docker_images, labelled
@@ -119,3 +120,32 @@ def test_the_entrypoint_says_how_it_emulates(docker_engine: Any, docker_images: 
     ).decode()
     assert "delay 10ms jitter 0ms loss 1% rate 8000kbit on eth0" in log
     assert "netem (kernel)" in log or "netem (userspace)" in log
+
+
+def test_fault_netem_changes_and_restores_a_running_hosts_latency(
+    docker_engine: Any, docker_images: ImageSet, network: tuple[str, str]
+) -> None:
+    """The `netem` fault action's script (orchestrator/backends/docker/faults.py), run
+    in a live container as the injector runs it: latency on, measured, then off."""
+    name, run_id = network
+    image = docker_images.agent
+    docker_engine.containers.run(
+        image, ["python", "-c", SERVER], name=f"{run_id}-server", network=name,
+        labels={LABEL_RUN: run_id}, detach=True,
+    )  # fmt: skip
+    host = docker_engine.containers.run(
+        image, ["sleep", "600"], network=name, labels={LABEL_RUN: run_id},
+        cap_add=["NET_ADMIN"], detach=True,
+    )  # fmt: skip
+
+    def rtt() -> float:
+        return float(exec_in(docker_engine, host.id, f"python3 -c '{PROBE}' {run_id}-server"))
+
+    before = rtt()
+    how = exec_in(docker_engine, host.id, netem_script("eth0", 80, 0, 0)).splitlines()[-1]
+    assert how in {"kernel", "userspace"}
+    during = rtt()
+    exec_in(docker_engine, host.id, netem_script("eth0", 0, 0, 0))
+    after = rtt()
+    assert 75 <= during - before <= 400, (before, during)
+    assert after < before + 40, (before, after)
