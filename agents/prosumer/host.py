@@ -124,6 +124,7 @@ class ProsumerHost:
             for b in batches
         ]
         started = time.perf_counter()
+        self._sync_nonces([a.signer for a in addresses])
         granted = self._withdraw(addresses)
         withdrawn = time.perf_counter()
         # a misbehaving prosumer tries on chain even without assets
@@ -143,6 +144,17 @@ class ProsumerHost:
             time.perf_counter() - withdrawn,
         )
         return posted
+
+    def _sync_nonces(self, signers: list[Signer]) -> None:
+        """Each new address's nonce from the chain (one batch): addresses derive from
+        the seed, so a restarted host meets addresses it already used."""
+        counts = self.chain.rpc.batch(
+            [("eth_getTransactionCount", [s.address, "pending"]) for s in signers]
+        )
+        for signer, count in zip(signers, counts, strict=True):
+            if isinstance(count, RpcError):
+                raise count
+            signer.nonce = int(count, 16)
 
     def _withdraw(self, addresses: list[AnonAddress]) -> list[AnonAddress]:
         if not addresses:

@@ -162,6 +162,35 @@ def test_only_solver_killed_then_restarted(tmp_path: Path) -> None:
     assert log.count("solver solver-1: engine highs") == 2  # the same unit started twice
 
 
+def test_prosumer_host_killed_then_restarted_trades_again(tmp_path: Path) -> None:
+    # killed before tick(50), restarted before tick(52): its offers due at ticks 50
+    # and 51 (L = 3: deliveries 52 and 53) are posted only at tick 52, too late for
+    # 52 (finalized at the end of clock interval 51) but in time for 53. The
+    # restarted host re-derives its addresses from the seed, so it must take their
+    # nonces from the chain; the DSO refuses what it had already issued.
+    spec = smoke_spec(
+        tmp_path,
+        [{"name": "solver-1", "engine": "highs"}],
+        [
+            {"at_interval": 50, "target": "prosumers-02", "action": "kill"},
+            {"at_interval": 52, "target": "prosumers-02", "action": "restart"},
+        ],
+    )
+    result = run(RunOptions(spec=spec, out=tmp_path / "results"))
+    assert result.exit_code == 0, result.outcome.message
+    faults = result.summary["faults"]
+    assert faults["crashed"] == [] and faults["down_at_end"] == []
+    assert result.summary["processes"]["prosumers-02"]["exit_code"] == 0
+    finalized, expected = finalized_wh(result.bundle), replay_wh(spec)
+    assert sorted(finalized) == list(range(49, 57))
+    assert all(finalized[t] == expected[t] for t in (49, 50, 51))  # before the kill
+    assert finalized[52] < expected[52]  # a host's offers for 52 are missing
+    assert all(finalized[t] == expected[t] for t in range(53, 57))  # it trades again
+    log = (result.bundle / "logs/prosumers-02.log").read_text()
+    assert log.count("prosumers, ") == 2  # started twice
+    assert "failedWithdrawal" in log and "nonce too low" not in log
+
+
 def test_an_agent_crashing_on_its_own_fails_the_run(tmp_path: Path, state_dir: Path) -> None:
     spec = smoke_spec(
         tmp_path,
