@@ -27,7 +27,7 @@ from agents.common import metrics
 from agents.common.actionlog import ActionLog
 from agents.common.chainclient import Call, MarketClient
 from agents.common.config import ProsumerHostConfig
-from agents.common.errors import ProtocolError
+from agents.common.errors import PeerTimeout, ProtocolError
 from agents.common.protocol import (
     AssetsAdded,
     BatchResult,
@@ -163,7 +163,18 @@ class ProsumerHost:
         request = WithdrawBatch(
             tuple(a.batch.withdrawal(a.signer.address, prices) for a in addresses)
         )
-        reply = self.dso.request(request)
+        try:
+            reply = self.dso.request(request)
+        except PeerTimeout as exc:
+            # the DSO is down or cut off: this tick's offers cannot get assets; the host
+            # carries on (the next tick asks again on a fresh socket)
+            for addr in addresses:
+                addr.refused = "DSO unreachable"
+            offers = sum(len(a.batch.offers) for a in addresses)
+            self.refused_total += len(addresses)
+            metrics.OFFERS_REFUSED_TOTAL.labels(reason="dsoUnreachable").inc(offers)
+            log.error("%s: %d offers not posted", exc, offers)
+            return []
         if not isinstance(reply, BatchResult) or len(reply.results) != len(addresses):
             raise ProtocolError(f"DSO answered withdrawBatch with {reply}")
         granted = []

@@ -30,6 +30,7 @@ from agents.common.config import DsoConfig, ProsumerHostConfig, parse_config
 from agents.common.errors import AgentError
 from agents.common.protocol import Message
 from agents.common.rpc import Signer
+from agents.common.transport import Requester
 from agents.dso.accounts import Accounts
 from agents.dso.service import DsoService
 from agents.prosumer.host import ProsumerHost
@@ -198,3 +199,27 @@ def test_a_reverted_finalize_names_the_contracts_reason(
     ) as err:
         clock.finalize(timestamp=None)
     assert str(params.clock_end(FIRST - T_CLEAR)) in str(err.value)
+
+
+def test_a_dso_that_does_not_answer_costs_a_tick_not_the_host(
+    setup: tuple[ProsumerHost, MarketClient, MarketParams],
+) -> None:
+    host, clock, params = setup
+    up = host.dso
+    host.dso = Requester("tcp://127.0.0.1:9", timeout=0.2, retries=1)  # nobody listens
+    before = _refused("dsoUnreachable")
+    posted = []
+    for t in range(FIRST - T_CLEAR, LAST - T_CLEAR + 1):
+        posted.append(host.on_tick(t))
+        host.dso = up  # back from tick 1 on
+        clock.finalize(timestamp=params.clock_end(t))
+        host.on_finalized(t + T_CLEAR)
+        host.deposit_due()
+    host.settle()
+    # tick 0's offers got no assets (102's buy among them); the rest as with a DSO
+    assert posted == [0, 0, 2, 0]
+    assert _refused("dsoUnreachable") > before
+    offers = clock.get_logs(["OfferPosted"], 0, clock.block_number())
+    posters = {str(args["poster"]).lower() for _, args in offers}
+    assert _address(102, 0).lower() not in posters
+    assert _address(102, 1).lower() in posters
