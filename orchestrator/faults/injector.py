@@ -17,6 +17,7 @@ which the run does not count as crashed.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
 from collections.abc import Callable
@@ -36,10 +37,17 @@ SETTLE_SECONDS = 0.05  # let queued control messages leave before release
 
 def orchestrator_endpoint(endpoint: str, clock_metrics_url: str) -> str:
     """The clock's `endpoint` (tcp://host:port, as agents see it) as the
-    orchestrator reaches it: the host it scrapes the clock's metrics at."""
-    host = urlsplit(clock_metrics_url).hostname or "127.0.0.1"
-    port = endpoint.rsplit(":", 1)[1]
-    return f"tcp://{host}:{port}"
+    orchestrator reaches it: an IP address as it is (local: loopback; ssh: the
+    bind address, where the clock listens while its metrics stay on loopback),
+    a name (docker: the container's) at the host it scrapes the clock's metrics
+    at (the published ports)."""
+    named, port = endpoint.removeprefix("tcp://").rsplit(":", 1)
+    try:
+        ipaddress.ip_address(named)
+        return endpoint
+    except ValueError:
+        host = urlsplit(clock_metrics_url).hostname or "127.0.0.1"
+        return f"tcp://{host}:{port}"
 
 
 class Injector:

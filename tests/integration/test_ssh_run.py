@@ -26,6 +26,7 @@ from orchestrator.run import RunOptions, RunResult, run
 from tests.conftest import REPO, require_tool, start_cli
 from tests.integration.docker_support import bundle_of, wait_for
 from tests.integration.ssh_support import Board, SshLab, docker_engine, ssh_lab
+from tests.integration.test_faults_local import finalized_wh, injector_rows, smoke_spec
 from tests.integration.test_run_local import finalized_by_content, replayed, rows
 
 __all__ = ["docker_engine", "ssh_lab"]  # fixtures used below
@@ -261,3 +262,31 @@ def test_agent_killed_on_a_board_stops_the_run_with_its_log(
     for b in ssh_lab.boards[:2]:
         assert_board_clean(ssh_lab, b, result.run_id)
     assert not list(state_dir.glob("ssh/*")) and not list(state_dir.glob("runs/*"))
+
+
+def test_faults_kill_and_restart_a_boards_prosumer_host(
+    tmp_path: Path, ssh_lab: SshLab, state_dir: Path
+) -> None:
+    """The fault injector through the ssh backend: board-2's prosumer host is killed
+    before tick 50 and started again on the board before tick 52, as locally."""
+    faults = [
+        {"at_interval": 50, "target": "board-2", "action": "kill"},
+        {"at_interval": 52, "target": "board-2", "action": "restart"},
+    ]
+    spec = smoke_spec(tmp_path, [{"name": "solver-1", "engine": "highs"}], faults)
+    result = run(RunOptions(spec=spec, overrides=ssh_lab.overrides(), out=tmp_path / "r"))
+    assert result.exit_code == 0, result.outcome.message
+    summary = result.summary
+    assert summary["faults"]["actions_applied"] == 2 and summary["faults"]["crashed"] == []
+    assert [(r["action"], r["unit"], r["ok"]) for r in injector_rows(result.bundle)] == [
+        ("kill", "board-2", True),
+        ("restart", "board-2", True),
+    ]
+    finalized = finalized_wh(result.bundle)
+    expected, _ = replayed(SMOKE, [], clip=False)  # the same market, without the boards
+    assert all(finalized[t] == expected[t] for t in (49, 50, 51, 53, 54, 55, 56))
+    assert finalized[52] < expected[52]
+    log = (result.bundle / "logs" / "board-2.log").read_text()
+    assert log.count("prosumers, ") == 2  # started twice, on the board
+    for board in ssh_lab.boards[:2]:
+        assert_board_clean(ssh_lab, board, result.run_id)

@@ -13,7 +13,7 @@ from agents.common.protocol import Expect, Finalized, Hold, Message, Release, Ti
 from agents.common.transport import Collector, Publisher
 from orchestrator.backends.base import AgentPlacement, BackendError, Placement
 from orchestrator.backends.local import LocalBackend, free_ports
-from orchestrator.faults.injector import Injector
+from orchestrator.faults.injector import Injector, orchestrator_endpoint
 from orchestrator.faults.timeline import build_timeline
 from orchestrator.plan import Plan, build_plan
 from orchestrator.run import plan_input
@@ -156,3 +156,14 @@ def test_steps_land_at_their_interval_in_order(clock: str) -> None:
         injector.close()
         pub.close()
         pull.close()
+
+
+def test_the_clock_is_reached_where_it_listens() -> None:
+    # local: loopback; ssh: the bind address (metrics stay on loopback); docker:
+    # the container's name, reached at the published ports (the metrics host)
+    local = "http://127.0.0.1:9100/metrics"
+    assert orchestrator_endpoint("tcp://127.0.0.1:7001", local) == "tcp://127.0.0.1:7001"
+    assert orchestrator_endpoint("tcp://172.21.0.1:7001", local) == "tcp://172.21.0.1:7001"
+    assert orchestrator_endpoint("tcp://clock:7001", local) == "tcp://127.0.0.1:7001"
+    board = "http://pc.lan:25000/metrics"  # clock on an ssh services_host named pc.lan
+    assert orchestrator_endpoint("tcp://pc.lan:26000", board) == "tcp://pc.lan:26000"
