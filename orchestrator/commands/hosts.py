@@ -18,8 +18,8 @@ from orchestrator.commands import add_spec_arguments
 def register_hosts(subparsers: Any) -> None:
     summary = "Check the ssh backend's hosts, or print what their wheelhouse needs."
     examples = """
-testbed hosts check topologies/ssh-bbb.yaml
-testbed hosts check topologies/ssh-bbb.yaml --json
+testbed hosts check topologies/ssh-smoke.yaml
+testbed hosts check topologies/ssh-smoke.yaml --json
 testbed hosts wheelhouse topologies/ssh-paper-c.yaml --host bbb-01 --out wheelhouse-armv7l
 testbed hosts requirements > wheelhouse/requirements.txt
 """

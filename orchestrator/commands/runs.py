@@ -55,6 +55,9 @@ def register_run(subparsers: Any) -> None:
 testbed run topologies/smoke.yaml
 testbed run topologies/paper-c.yaml --set market.clock=lockstep --set chain.block_time_seconds=0
 testbed run topologies/smoke.yaml --json --out /tmp/results
+testbed run topologies/smoke.yaml --backend docker           # in containers
+testbed run topologies/ssh-smoke.yaml                        # on boards (testbed hosts check first)
+testbed run topologies/faults-smoke.yaml --baseline          # with faults, compared to none
 """,
         RUN_EXIT_CODES,
     )
