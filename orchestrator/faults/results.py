@@ -136,11 +136,13 @@ def comparison_lines(block: Mapping[str, Any]) -> list[str]:
     lines = [f"  vs baseline (faults - baseline; {block.get('baseline_bundle', '')}):"]
     for name, row in block.get("metrics", {}).items():
         a, b, d = row["faults"], row["baseline"], row["difference"]
-        fmt = lambda v: "-" if v is None else f"{v:.6g}"  # noqa: E731
         sign = "" if d is None or d < 0 else "+"
-        lines.append(f"    {name:<22} {fmt(a):>10} vs {fmt(b):>10}  ({sign}{fmt(d)})")
+        lines.append(f"    {name:<22} {_fmt(a):>10} vs {_fmt(b):>10}  ({sign}{_fmt(d)})")
     return lines
 
 
 def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.6g}"
+    """Counts as integers, the rest with three decimals (kWh, seconds)."""
+    if value is None:
+        return "-"
+    return str(int(value)) if float(value).is_integer() else f"{value:.3f}"

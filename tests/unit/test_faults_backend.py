@@ -145,4 +145,5 @@ def test_comparison_with_a_baseline() -> None:
     assert block["baseline_bundle"] == "/b" and block["baseline_status"] == "ok"
     text = "\n".join(report_lines({**faulty, "baseline": block}))
     assert "1/1 actions applied; killed by faults: s; crashed on their own: none" in text
-    assert "energy_traded_kwh" in text and "(-9.7)" in text and "(+4)" in text
+    assert "energy_traded_kwh" in text and "(-9.700)" in text and "(+4)" in text
+    assert "80.100 vs     89.800" in text
