@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol, TypeVar
 
 from agents.chain.errors import decode_revert
@@ -97,6 +98,11 @@ class ProsumerHost:
         self.refused_total = 0
         self.actions = ActionLog(config.out_dir, config.name)
         self.misbehaving: dict[int, str] = {}  # prosumer -> action at the last tick
+        self.generation = next_generation(config.out_dir)
+        if self.generation:
+            log.warning(
+                "restarted (start %d in this run): new anonymous addresses", self.generation + 1
+            )
 
     # --- tick: withdraw, post ------------------------------------------------------
     def on_tick(self, t: int) -> int | None:
@@ -118,7 +124,10 @@ class ProsumerHost:
         addresses = [
             AnonAddress(
                 b,
-                Signer(anon_secret(self.config.seed, b.prosumer, b.counter), chain_id),
+                Signer(
+                    anon_secret(self.config.seed, b.prosumer, b.counter, self.generation),
+                    chain_id,
+                ),
                 misbehaviour=self.misbehaving.get(b.prosumer),
             )
             for b in batches
@@ -349,6 +358,20 @@ class ProsumerHost:
 
 
 T = TypeVar("T")
+
+
+def next_generation(out_dir: Path) -> int:
+    """How many times this host started before in this run (0 the first time),
+    counted in `<out_dir>/starts`: a restarted host must not reuse the anonymous
+    addresses of its earlier life, which would link their offers."""
+    path = out_dir / "starts"
+    try:
+        before = int(path.read_text())
+    except (OSError, ValueError):
+        before = 0
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{before + 1}\n")
+    return before
 
 
 def _chunks(items: list[T], size: int) -> list[list[T]]:

@@ -20,11 +20,13 @@ from agents.common.protocol import Asset, WithdrawAssets
 from market.types import Kind
 
 
-def anon_secret(seed: int, prosumer: int, counter: int) -> bytes:
-    """Deterministic private key of the prosumer's `counter`-th anonymous address."""
+def anon_secret(seed: int, prosumer: int, counter: int, generation: int = 0) -> bytes:
+    """Deterministic private key of the prosumer's `counter`-th anonymous address;
+    `generation` > 0 for a restarted host (its addresses must be new ones)."""
     salt = 0
+    run = "" if generation == 0 else f"g{generation}/"
     while True:
-        digest = hashlib.sha256(f"te-testbed/anon/{seed}/{prosumer}/{counter}/{salt}".encode())
+        digest = hashlib.sha256(f"te-testbed/anon/{seed}/{prosumer}/{counter}/{run}{salt}".encode())
         secret = digest.digest()
         if 0 < int.from_bytes(secret, "big") < SECP256K1_N:
             return secret

@@ -189,6 +189,9 @@ def test_prosumer_host_killed_then_restarted_trades_again(tmp_path: Path) -> Non
     log = (result.bundle / "logs/prosumers-02.log").read_text()
     assert log.count("prosumers, ") == 2  # started twice
     assert "failedWithdrawal" in log and "nonce too low" not in log
+    # one address per offer, across the restart too (reused ones would link offers)
+    posters = [r["poster"] for r in rows(result.bundle / "events/offers.csv")]
+    assert len(set(posters)) == len(posters)
 
 
 def test_an_agent_crashing_on_its_own_fails_the_run(tmp_path: Path, state_dir: Path) -> None:

@@ -19,6 +19,7 @@ from agents.common.config import (
     parse_config,
 )
 from agents.common.errors import ConfigError
+from agents.prosumer.host import next_generation
 from agents.prosumer.plan import ProsumerPlan, anon_secret, clip, money_needed
 from market.types import Kind
 
@@ -175,3 +176,11 @@ def test_bad_configs_name_the_key(change: dict[str, object], error: str) -> None
 def test_unreadable_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read config"):
         load_config(tmp_path / "missing.json")
+
+
+def test_a_restarted_host_derives_new_addresses(tmp_path: Path) -> None:
+    out = tmp_path / "prosumers-01"
+    assert [next_generation(out) for _ in range(3)] == [0, 1, 2]
+    first, again = anon_secret(7, 101, 0), anon_secret(7, 101, 0, generation=1)
+    assert again != first and again == anon_secret(7, 101, 0, generation=1)
+    assert anon_secret(7, 101, 0, generation=0) == first
