@@ -165,9 +165,8 @@ def test_only_solver_killed_then_restarted(tmp_path: Path) -> None:
 def test_prosumer_host_killed_then_restarted_trades_again(tmp_path: Path) -> None:
     # killed before tick(50), restarted before tick(52): its offers due at ticks 50
     # and 51 (L = 3: deliveries 52 and 53) are posted only at tick 52, too late for
-    # 52 (finalized at the end of clock interval 51) but in time for 53. The
-    # restarted host re-derives its addresses from the seed, so it must take their
-    # nonces from the chain; the DSO refuses what it had already issued.
+    # 52 (finalized at the end of clock interval 51) but in time for 53, from new
+    # addresses; the DSO refuses what it had already issued.
     spec = smoke_spec(
         tmp_path,
         [{"name": "solver-1", "engine": "highs"}],
