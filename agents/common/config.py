@@ -16,9 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agents.common.adversaries import (
+    BehaviourSpan,
+    Misbehaviour,
+    behaviour_options,
+    parse_misbehaviour,
+    parse_schedule,
+)
 from agents.common.errors import ConfigError
+from agents.common.validate import typed
 from market.types import Kind
-from market.verify import ViolationKind
 
 ROLES = ("dso", "prosumer", "solver", "clock", "recorder")
 
@@ -133,55 +140,6 @@ class DsoConfig(AgentConfig):
         return next((f for f in self.feeders if f.id == feeder_id), None)
 
 
-# --- adversarial experiments (issue 8) ------------------------------------------------
-# Solver behaviours and their options: option -> (type, default). `agents.solver.behaviour`
-# builds the strategy objects; this table only validates (the prosumer stays light).
-FLOOD_MAX = 50  # submissions per round a flooding solver may make
-LATE_MAX_SECONDS = 3600.0
-# The market.verify kinds the contract checks (UNKNOWN_FEEDER and NEGATIVE_PRICE cannot
-# occur on chain: offers name known feeders, prices are unsigned).
-ONCHAIN_VIOLATIONS: tuple[ViolationKind, ...] = tuple(
-    k
-    for k in ViolationKind
-    if k not in (ViolationKind.UNKNOWN_FEEDER, ViolationKind.NEGATIVE_PRICE)
-)
-BEHAVIOUR_OPTIONS: Mapping[str, Mapping[str, tuple[type, Any]]] = {
-    "honest": {},
-    "infeasible": {"kind": (str, "any")},
-    "inferior": {"no_candidate": (str, "worse")},
-    "late": {"delay_seconds": (float, 5.0)},
-    "flood": {"count": (int, 5)},
-}
-MISBEHAVIOURS = ("beyond_assets", "past_interval")
-
-
-@dataclass(frozen=True)
-class BehaviourSpan:
-    """Clock intervals from_interval <= t < until_interval (None: to the end) in which a
-    solver uses `behaviour` with `options` (validated, defaults filled in)."""
-
-    from_interval: int
-    until_interval: int | None
-    behaviour: str
-    options: Mapping[str, Any]
-
-    def covers(self, t: int) -> bool:
-        return self.from_interval <= t and (self.until_interval is None or t < self.until_interval)
-
-
-@dataclass(frozen=True)
-class Misbehaviour:
-    """Prosumer `prosumer` does `action` at clock intervals from_interval <= t < until."""
-
-    prosumer: int
-    action: str  # "beyond_assets" | "past_interval"
-    from_interval: int
-    until_interval: int | None
-
-    def covers(self, t: int) -> bool:
-        return self.from_interval <= t and (self.until_interval is None or t < self.until_interval)
-
-
 @dataclass(frozen=True)
 class ProsumerHostConfig(AgentConfig):
     prosumers: tuple[ProsumerSpec, ...]
@@ -230,7 +188,7 @@ def load_config(path: str | Path) -> AgentConfig:
 
 def parse_config(data: Mapping[str, Any]) -> AgentConfig:
     """Build the role's config dataclass from an already parsed mapping."""
-    role = _get(data, "role", str)
+    role = typed(data, "role", str)
     if role not in ROLES:
         raise ConfigError(f"role: unknown role {role!r} (expected one of {', '.join(ROLES)})")
     common = _common(data)
@@ -238,13 +196,13 @@ def parse_config(data: Mapping[str, Any]) -> AgentConfig:
         prosumers = _prosumers(data)
         return DsoConfig(
             **common,
-            private_key=_get(data, "private_key", str),
-            feeders=tuple(_feeder(f, i) for i, f in enumerate(_get(data, "feeders", list))),
+            private_key=typed(data, "private_key", str),
+            feeders=tuple(_feeder(f, i) for i, f in enumerate(typed(data, "feeders", list))),
             prosumers=prosumers,
             initial_balance=_initial_balance(data.get("initial_balance", 0), prosumers),
         )
     if role == "prosumer":
-        prices = _get(data, "prices", dict)
+        prices = typed(data, "prices", dict)
         rotation = str(data.get("address_rotation", "per_offer"))
         if rotation not in ("per_offer", "per_interval"):
             raise ConfigError(f"address_rotation: unknown value {rotation!r}")
@@ -252,23 +210,25 @@ def parse_config(data: Mapping[str, Any]) -> AgentConfig:
         return ProsumerHostConfig(
             **common,
             prosumers=prosumers,
-            prices=Prices(sell=_get(prices, "sell", int), buy=_get(prices, "buy", int)),
+            prices=Prices(sell=typed(prices, "sell", int), buy=typed(prices, "buy", int)),
             address_rotation=rotation,
             seed=_opt(data, "seed", int, 0),
-            misbehaviour=_misbehaviour(data.get("misbehaviour", []), prosumers),
+            misbehaviour=parse_misbehaviour(
+                data.get("misbehaviour", []), {p.id for p in prosumers}
+            ),
         )
     if role == "solver":
         behaviour = str(data.get("behaviour", "honest"))
         behaviour_options(behaviour, {}, "")
         return SolverConfig(
             **common,
-            private_key=_get(data, "private_key", str),
+            private_key=typed(data, "private_key", str),
             engine=str(data.get("engine", "highs")),
             behaviour=behaviour,
             period_seconds=float(
                 data.get("period_seconds", common["market"].solver_period_seconds)
             ),
-            behaviour_schedule=_schedule(data.get("behaviour_schedule", [])),
+            behaviour_schedule=parse_schedule(data.get("behaviour_schedule", [])),
         )
     if role == "clock":
         mode = str(data.get("mode", common["market"].clock))
@@ -276,7 +236,7 @@ def parse_config(data: Mapping[str, Any]) -> AgentConfig:
             raise ConfigError(f"mode: unknown clock mode {mode!r}")
         return ClockConfig(
             **common,
-            private_key=_get(data, "private_key", str),
+            private_key=typed(data, "private_key", str),
             mode=mode,
             prosumer_hosts=tuple(str(h) for h in data.get("prosumer_hosts", ())),
             solvers=tuple(str(s) for s in data.get("solvers", ())),
@@ -286,14 +246,14 @@ def parse_config(data: Mapping[str, Any]) -> AgentConfig:
 
 
 def _common(data: Mapping[str, Any]) -> dict[str, Any]:
-    m = _get(data, "market", dict)
+    m = typed(data, "market", dict)
     market = MarketParams(
-        first_interval=_get(m, "first_interval", int),
-        last_interval=_get(m, "last_interval", int),
-        prediction_window=_get(m, "prediction_window", int),
-        t_clear=_get(m, "t_clear", int),
-        interval_seconds=_get(m, "interval_seconds", int),
-        epoch=_get(m, "epoch", int),
+        first_interval=typed(m, "first_interval", int),
+        last_interval=typed(m, "last_interval", int),
+        prediction_window=typed(m, "prediction_window", int),
+        t_clear=typed(m, "t_clear", int),
+        interval_seconds=typed(m, "interval_seconds", int),
+        epoch=typed(m, "epoch", int),
         clock=str(m.get("clock", "lockstep")),
         solver_period_seconds=float(m.get("solver_period_seconds", 1.0)),
     )
@@ -303,8 +263,8 @@ def _common(data: Mapping[str, Any]) -> dict[str, Any]:
         raise ConfigError("market: last_interval is before first_interval")
     return {
         "run_id": str(data.get("run_id", "")),
-        "role": _get(data, "role", str),
-        "name": _get(data, "name", str),
+        "role": typed(data, "role", str),
+        "name": typed(data, "name", str),
         "rpc_url": str(data.get("rpc_url", "")),
         "contract_address": str(data.get("contract_address", "")),
         "chain_id": _opt(data, "chain_id", int, 31337),
@@ -329,23 +289,12 @@ def _opt(data: Mapping[str, Any], key: str, kind: type, default: Any) -> Any:
         raise ConfigError(f"{key}: expected {kind.__name__}, got {data[key]!r}") from exc
 
 
-def _get(data: Mapping[str, Any], key: str, kind: type) -> Any:
-    if key not in data:
-        raise ConfigError(f"{key}: missing")
-    value = data[key]
-    if kind is int and isinstance(value, bool):
-        raise ConfigError(f"{key}: expected int, got bool")
-    if not isinstance(value, kind):
-        raise ConfigError(f"{key}: expected {kind.__name__}, got {type(value).__name__}")
-    return value
-
-
 def _feeder(f: Any, i: int) -> FeederSpec:
     if not isinstance(f, dict):
         raise ConfigError(f"feeders.{i}: expected object")
     try:
         return FeederSpec(
-            id=_get(f, "id", int), c_ext=_get(f, "c_ext", int), c_int=_get(f, "c_int", int)
+            id=typed(f, "id", int), c_ext=typed(f, "c_ext", int), c_int=typed(f, "c_int", int)
         )
     except ConfigError as exc:
         raise ConfigError(f"feeders.{i}.{exc}") from exc
@@ -354,7 +303,7 @@ def _feeder(f: Any, i: int) -> FeederSpec:
 def _trace_offer(o: Any, where: str) -> TraceOffer:
     if not isinstance(o, dict):
         raise ConfigError(f"{where}: expected object")
-    energy = _get(o, "energy_wh", int)
+    energy = typed(o, "energy_wh", int)
     kind_name = o.get("kind")
     if kind_name is None:
         kind = Kind.SELL if energy > 0 else Kind.BUY
@@ -363,7 +312,7 @@ def _trace_offer(o: Any, where: str) -> TraceOffer:
     else:
         raise ConfigError(f"{where}.kind: expected 'sell' or 'buy'")
     offer = TraceOffer(
-        start=_get(o, "start", int), end=_get(o, "end", int), energy_wh=energy, kind=kind
+        start=typed(o, "start", int), end=typed(o, "end", int), energy_wh=energy, kind=kind
     )
     if offer.end < offer.start or energy == 0:
         raise ConfigError(f"{where}: empty offer (start..end or energy_wh)")
@@ -372,14 +321,14 @@ def _trace_offer(o: Any, where: str) -> TraceOffer:
 
 def _prosumers(data: Mapping[str, Any]) -> tuple[ProsumerSpec, ...]:
     out = []
-    for i, p in enumerate(_get(data, "prosumers", list)):
+    for i, p in enumerate(typed(data, "prosumers", list)):
         if not isinstance(p, dict):
             raise ConfigError(f"prosumers.{i}: expected object")
         offers = tuple(
             _trace_offer(o, f"prosumers.{i}.offers.{j}") for j, o in enumerate(p.get("offers", ()))
         )
         out.append(
-            ProsumerSpec(id=_get(p, "id", int), feeder=_get(p, "feeder", int), offers=offers)
+            ProsumerSpec(id=typed(p, "id", int), feeder=typed(p, "feeder", int), offers=offers)
         )
     return tuple(out)
 
@@ -395,132 +344,3 @@ def _initial_balance(value: Any, prosumers: tuple[ProsumerSpec, ...]) -> dict[in
             raise ConfigError(f"initial_balance: {exc}") from exc
         return {p.id: given.get(p.id, 0) for p in prosumers}
     raise ConfigError("initial_balance: expected int or object")
-
-
-def behaviour_options(name: str, options: Any, prefix: str = "") -> dict[str, Any]:
-    """Check a solver behaviour name and its options; return the options with defaults.
-    `prefix` names where they came from in the config ("" or "behaviour_schedule.N.")."""
-    schema = BEHAVIOUR_OPTIONS.get(name)
-    if schema is None:
-        known = ", ".join(sorted(BEHAVIOUR_OPTIONS))
-        raise ConfigError(f"{prefix}behaviour: unknown solver behaviour {name!r} (known: {known})")
-    where = f"{prefix}options"
-    if not isinstance(options, dict):
-        raise ConfigError(f"{where}: expected object, got {type(options).__name__}")
-    unknown = sorted(set(options) - set(schema))
-    if unknown:
-        allowed = ", ".join(sorted(schema)) or "none"
-        raise ConfigError(f"{where}: unknown option {unknown[0]!r} for {name} (allowed: {allowed})")
-    out: dict[str, Any] = {}
-    for key, (kind, default) in schema.items():
-        value = options.get(key, default)
-        numeric = kind is float and isinstance(value, int)
-        if isinstance(value, bool) or not (isinstance(value, kind) or numeric):
-            raise ConfigError(f"{where}.{key}: expected {kind.__name__}, got {value!r}")
-        out[key] = kind(value)
-    _check_option_values(name, out, where)
-    return out
-
-
-def _check_option_values(name: str, options: dict[str, Any], where: str) -> None:
-    if name == "infeasible":
-        kind = str(options["kind"])
-        names = {k.value.lower(): k.value for k in ONCHAIN_VIOLATIONS}
-        if kind.lower() == "any":
-            options["kind"] = "any"
-        elif kind.lower() in names:
-            options["kind"] = names[kind.lower()]
-        else:
-            offchain = {ViolationKind.UNKNOWN_FEEDER.value, ViolationKind.NEGATIVE_PRICE.value}
-            why = " (cannot occur on chain)" if kind.upper() in offchain else ""
-            known = ", ".join(["any", *sorted(names.values())])
-            raise ConfigError(f"{where}.kind: {kind!r} is not a kind{why}; use one of {known}")
-    elif name == "inferior" and options["no_candidate"] not in ("worse", "empty"):
-        raise ConfigError(
-            f"{where}.no_candidate: expected 'worse' or 'empty', got {options['no_candidate']!r}"
-        )
-    elif name == "late" and not 0 < options["delay_seconds"] <= LATE_MAX_SECONDS:
-        raise ConfigError(
-            f"{where}.delay_seconds: must be in (0, {LATE_MAX_SECONDS:g}], "
-            f"got {options['delay_seconds']}"
-        )
-    elif name == "flood" and not 1 <= options["count"] <= FLOOD_MAX:
-        raise ConfigError(f"{where}.count: must be in 1..{FLOOD_MAX}, got {options['count']}")
-
-
-def _field(item: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
-    try:
-        return _get(item, key, kind)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}.{exc}") from exc
-
-
-def _span_bounds(item: Mapping[str, Any], where: str) -> tuple[int, int | None]:
-    start = _field(item, "from_interval", int, where)
-    until = item.get("until_interval")
-    if until is not None and (isinstance(until, bool) or not isinstance(until, int)):
-        raise ConfigError(f"{where}.until_interval: expected int or null, got {until!r}")
-    if until is not None and until <= start:
-        raise ConfigError(f"{where}: until_interval {until} <= from_interval {start} (empty span)")
-    return start, until
-
-
-def _overlap(a: tuple[int, int | None], b: tuple[int, int | None]) -> bool:
-    inf = float("inf")
-    a_end = inf if a[1] is None else a[1]
-    b_end = inf if b[1] is None else b[1]
-    return a[0] < b_end and b[0] < a_end
-
-
-def _schedule(value: Any) -> tuple[BehaviourSpan, ...]:
-    """behaviour_schedule: [{from_interval, until_interval, behaviour, options}], no overlaps."""
-    if not isinstance(value, list):
-        raise ConfigError("behaviour_schedule: expected a list")
-    spans: list[BehaviourSpan] = []
-    for i, item in enumerate(value):
-        where = f"behaviour_schedule.{i}"
-        if not isinstance(item, dict):
-            raise ConfigError(f"{where}: expected object")
-        unknown = sorted(set(item) - {"from_interval", "until_interval", "behaviour", "options"})
-        if unknown:
-            raise ConfigError(f"{where}: unknown key {unknown[0]!r}")
-        start, until = _span_bounds(item, where)
-        name = _field(item, "behaviour", str, where)
-        options = behaviour_options(name, item.get("options", {}), f"{where}.")
-        for j, other in enumerate(spans):
-            if _overlap((start, until), (other.from_interval, other.until_interval)):
-                raise ConfigError(f"{where}: overlaps behaviour_schedule.{j}")
-        spans.append(BehaviourSpan(start, until, name, options))
-    return tuple(spans)
-
-
-def _misbehaviour(value: Any, prosumers: tuple[ProsumerSpec, ...]) -> tuple[Misbehaviour, ...]:
-    """misbehaviour: [{prosumer, action, from_interval, until_interval}] of this host's
-    prosumers; spans of the same prosumer must not overlap."""
-    if not isinstance(value, list):
-        raise ConfigError("misbehaviour: expected a list")
-    ids = {p.id for p in prosumers}
-    out: list[Misbehaviour] = []
-    for i, item in enumerate(value):
-        where = f"misbehaviour.{i}"
-        if not isinstance(item, dict):
-            raise ConfigError(f"{where}: expected object")
-        unknown = sorted(set(item) - {"prosumer", "action", "from_interval", "until_interval"})
-        if unknown:
-            raise ConfigError(f"{where}: unknown key {unknown[0]!r}")
-        prosumer = _field(item, "prosumer", int, where)
-        if prosumer not in ids:
-            raise ConfigError(f"{where}.prosumer: {prosumer} is not a prosumer of this host")
-        action = item.get("action")
-        if action not in MISBEHAVIOURS:
-            raise ConfigError(
-                f"{where}.action: {action!r} is not one of {', '.join(MISBEHAVIOURS)}"
-            )
-        start, until = _span_bounds(item, where)
-        for j, other in enumerate(out):
-            if other.prosumer == prosumer and _overlap(
-                (start, until), (other.from_interval, other.until_interval)
-            ):
-                raise ConfigError(f"{where}: overlaps misbehaviour.{j} of prosumer {prosumer}")
-        out.append(Misbehaviour(prosumer, str(action), start, until))
-    return tuple(out)

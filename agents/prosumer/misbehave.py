@@ -16,7 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from agents.common.config import Misbehaviour, TraceOffer
+from agents.common.adversaries import Misbehaviour
+from agents.common.config import TraceOffer
 from agents.prosumer.plan import AddressBatch
 
 

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from agents.common.config import ONCHAIN_VIOLATIONS, BehaviourSpan, behaviour_options
+from agents.common.adversaries import ONCHAIN_VIOLATIONS, BehaviourSpan, behaviour_options
 from agents.common.errors import ConfigError
 from agents.solver import adversary
 from market.solve import SolveResult

@@ -25,7 +25,7 @@ from agents.chain.node import Anvil, latest_timestamp
 from agents.chain.tx import Sender
 from agents.common.abi import keccak256
 from agents.common.actionlog import ActionLog, read
-from agents.common.config import ONCHAIN_VIOLATIONS
+from agents.common.adversaries import ONCHAIN_VIOLATIONS
 from agents.solver.agent import Solver
 from agents.solver.behaviour import ERROR_OF_KIND, Flood, Honest, Inferior, Late, make_behaviour
 from agents.solver.chainview import SolverChain

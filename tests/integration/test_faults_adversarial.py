@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from agents.common.config import MISBEHAVIOURS
+from agents.common.adversaries import MISBEHAVIOURS
 from agents.solver.behaviour import BEHAVIOURS
 from orchestrator.render import dev_address
 from orchestrator.run import RunOptions, run

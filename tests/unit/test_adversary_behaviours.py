@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from agents.common.config import ONCHAIN_VIOLATIONS, TraceOffer
+from agents.common.adversaries import ONCHAIN_VIOLATIONS
+from agents.common.config import TraceOffer
 from agents.prosumer import misbehave
 from agents.prosumer.plan import AddressBatch
 from agents.solver import adversary

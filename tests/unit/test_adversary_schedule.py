@@ -7,14 +7,8 @@ from typing import Any
 
 import pytest
 
-from agents.common.config import (
-    BEHAVIOUR_OPTIONS,
-    FLOOD_MAX,
-    Misbehaviour,
-    ProsumerHostConfig,
-    SolverConfig,
-    parse_config,
-)
+from agents.common.adversaries import BEHAVIOUR_OPTIONS, FLOOD_MAX, Misbehaviour
+from agents.common.config import ProsumerHostConfig, SolverConfig, parse_config
 from agents.common.errors import ConfigError
 from agents.prosumer import misbehave
 from agents.solver.behaviour import BEHAVIOURS, Flood, Honest, Infeasible, Late, Schedule
