@@ -52,6 +52,13 @@ def assert_board_clean(lab: SshLab, board: Board, run_id: str) -> None:
     assert run_id not in runs
 
 
+def assert_run_cleaned(lab: SshLab, run_id: str, state: Path) -> None:
+    """Nothing of run `run_id` left on the two boards, nor in the local state."""
+    for board in lab.boards[:2]:
+        assert_board_clean(lab, board, run_id)
+    assert not list(state.glob("ssh/*")) and not list(state.glob("runs/*"))
+
+
 def test_smoke_run_over_ssh_equals_local_backend_and_replay(
     tmp_path: Path, ssh_lab: SshLab, state_dir: Path
 ) -> None:
@@ -84,9 +91,7 @@ def test_smoke_run_over_ssh_equals_local_backend_and_replay(
         assert ssh.summary["processes"][board]["exit_code"] == 0
         assert ssh.summary["processes"][board]["peak_rss_mb"] > 0
     assert manifest["teardown_errors"] == []
-    for b in ssh_lab.boards[:2]:
-        assert_board_clean(ssh_lab, b, ssh.run_id)
-    assert not list(state_dir.glob("ssh/*")) and not list(state_dir.glob("runs/*"))
+    assert_run_cleaned(ssh_lab, ssh.run_id, state_dir)
 
 
 def test_dso_clock_and_solver_on_a_board_finalize_what_replay_finalizes(
@@ -193,9 +198,7 @@ def test_ctrl_c_leaves_nothing_running_on_the_boards(
     bundle = bundle_of(out)
     assert bundle is not None
     run_id = bundle.name
-    for board in ssh_lab.boards[:2]:
-        assert_board_clean(ssh_lab, board, run_id)
-    assert not list(state_dir.glob("ssh/*")) and not list(state_dir.glob("runs/*"))
+    assert_run_cleaned(ssh_lab, run_id, state_dir)
 
 
 def test_clean_stops_the_agents_of_a_killed_orchestrator(
@@ -259,9 +262,7 @@ def test_agent_killed_on_a_board_stops_the_run_with_its_log(
     assert message.startswith(f"{victim.name}: killed by signal 9"), message
     assert f"prosumer/{victim.name}" in message  # the tail of its log, pulled from the board
     assert result.summary["processes"][victim.name]["exit_code"] == -9
-    for b in ssh_lab.boards[:2]:
-        assert_board_clean(ssh_lab, b, result.run_id)
-    assert not list(state_dir.glob("ssh/*")) and not list(state_dir.glob("runs/*"))
+    assert_run_cleaned(ssh_lab, result.run_id, state_dir)
 
 
 def test_faults_kill_and_restart_a_boards_prosumer_host(
@@ -288,5 +289,4 @@ def test_faults_kill_and_restart_a_boards_prosumer_host(
     assert finalized[52] < expected[52]
     log = (result.bundle / "logs" / "board-2.log").read_text()
     assert log.count("prosumers, ") == 2  # started twice, on the board
-    for board in ssh_lab.boards[:2]:
-        assert_board_clean(ssh_lab, board, result.run_id)
+    assert_run_cleaned(ssh_lab, result.run_id, state_dir)
