@@ -36,7 +36,10 @@ from tests.integration.docker_support import (
     labelled,
     wait_for,
 )
-from tests.integration.test_run_local import finalized_by_content, replayed, rows
+from tests.integration.test_run_local import (
+    assert_smoke_equals_local_and_replay,
+    rows,
+)
 
 __all__ = ["docker_engine", "docker_images"]  # fixtures used below
 
@@ -71,17 +74,7 @@ def test_smoke_run_in_containers_equals_local_backend_and_replay(
     docker = run(
         RunOptions(spec=SMOKE, overrides=[BBB_HOSTS], backend="docker", out=tmp_path / "d")
     )
-    assert docker.outcome.status == "ok", docker.outcome.message
-    local = run(RunOptions(spec=SMOKE, backend="local", out=tmp_path / "l"))
-    assert local.outcome.status == "ok", local.outcome.message
-
-    per_interval, expected = replayed(SMOKE, [], clip=True)
-    trades = finalized_by_content(docker.bundle / "events", 56)
-    assert sum(trades.values()) > 0
-    assert trades == expected
-    assert trades == finalized_by_content(local.bundle / "events", 56)
-    assert docker.summary["total_energy_traded_wh"] == sum(per_interval.values())
-    assert docker.summary["per_interval_kwh"] == local.summary["per_interval_kwh"]
+    assert_smoke_equals_local_and_replay(docker, tmp_path)
 
     # the testbed hosts were the spec's: two bbb containers, netem on their link
     info = json.loads((docker.bundle / "docker.json").read_text())

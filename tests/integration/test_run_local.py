@@ -101,6 +101,22 @@ def replayed(
     return result.per_interval_wh, content
 
 
+def assert_smoke_equals_local_and_replay(result: RunResult, tmp_path: Path) -> None:
+    """`result` (a smoke.yaml run on another backend) finalized exactly what the
+    local backend and `market.replay` finalize: trade for trade, interval by interval."""
+    assert result.outcome.status == "ok", result.outcome.message
+    local = run(RunOptions(spec=SMOKE, backend="local", out=tmp_path / "local"))
+    assert local.outcome.status == "ok", local.outcome.message
+    per_interval, expected = replayed(SMOKE, [], clip=True)
+    trades = finalized_by_content(result.bundle / "events", 56)
+    assert sum(trades.values()) > 0
+    assert trades == expected
+    assert trades == finalized_by_content(local.bundle / "events", 56)
+    assert result.summary["total_energy_traded_wh"] == sum(per_interval.values())
+    assert result.summary["total_energy_traded_wh"] == local.summary["total_energy_traded_wh"]
+    assert result.summary["per_interval_kwh"] == local.summary["per_interval_kwh"]
+
+
 def recorded_pids(state: Path) -> dict[str, int]:
     out = {}
     for pidfile in state.glob("runs/*/pids/*.json"):

@@ -27,7 +27,12 @@ from tests.conftest import REPO, require_tool, start_cli
 from tests.integration.docker_support import bundle_of, wait_for
 from tests.integration.ssh_support import Board, SshLab, docker_engine, ssh_lab
 from tests.integration.test_faults_local import finalized_wh, injector_rows, smoke_spec
-from tests.integration.test_run_local import finalized_by_content, replayed, rows
+from tests.integration.test_run_local import (
+    assert_smoke_equals_local_and_replay,
+    finalized_by_content,
+    replayed,
+    rows,
+)
 
 __all__ = ["docker_engine", "ssh_lab"]  # fixtures used below
 
@@ -63,18 +68,7 @@ def test_smoke_run_over_ssh_equals_local_backend_and_replay(
     tmp_path: Path, ssh_lab: SshLab, state_dir: Path
 ) -> None:
     ssh = run(RunOptions(spec=SMOKE, overrides=ssh_lab.overrides(), out=tmp_path / "s"))
-    assert ssh.outcome.status == "ok", ssh.outcome.message
-    local = run(RunOptions(spec=SMOKE, backend="local", out=tmp_path / "l"))
-    assert local.outcome.status == "ok", local.outcome.message
-
-    per_interval, expected = replayed(SMOKE, [], clip=True)
-    trades = finalized_by_content(ssh.bundle / "events", 56)
-    assert sum(trades.values()) > 0
-    assert trades == expected
-    assert trades == finalized_by_content(local.bundle / "events", 56)
-    assert ssh.summary["total_energy_traded_wh"] == sum(per_interval.values())
-    assert ssh.summary["total_energy_traded_wh"] == local.summary["total_energy_traded_wh"]
-    assert ssh.summary["per_interval_kwh"] == local.summary["per_interval_kwh"]
+    assert_smoke_equals_local_and_replay(ssh, tmp_path)
 
     # prosumers ran on the boards; services listened on the network's gateway
     info = json.loads((ssh.bundle / "ssh.json").read_text())
