@@ -168,8 +168,7 @@ class MarketClient:
         try:
             self.rpc.call("eth_call", [tx, block])
         except RpcError as exc:
-            data = exc.data.get("data") if isinstance(exc.data, dict) else exc.data
-            revert = decode_revert(data if isinstance(data, str) else None, call.function)
+            revert = decode_revert(exc.revert_data, call.function)
             return f"{revert.name}({', '.join(f'{k}={v}' for k, v in revert.params.items())})"
         except AgentError as exc:
             return f"an unknown reason (replaying it failed: {exc})"

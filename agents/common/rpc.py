@@ -57,6 +57,13 @@ class RpcError(AgentError):
         self.data = error.get("data")
         super().__init__(f"{method}: {error.get('message', error)}")
 
+    @property
+    def revert_data(self) -> str | None:
+        """The 0x-hex revert payload when the call reverted (nodes put it in `data`,
+        as a string or as {"data": ...}), else None."""
+        data = self.data.get("data") if isinstance(self.data, dict) else self.data
+        return data if isinstance(data, str) and data.startswith("0x") else None
+
 
 class TransactionFailed(AgentError):
     """A mined transaction reverted."""

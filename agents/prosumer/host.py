@@ -278,9 +278,7 @@ class ProsumerHost:
         out = {}
         for x, result in zip(attempts, self.chain.rpc.batch(calls), strict=True):
             if isinstance(result, RpcError):
-                data = result.data.get("data") if isinstance(result.data, dict) else result.data
-                hexdata = data if isinstance(data, str) and data.startswith("0x") else None
-                out[id(x)] = decode_revert(hexdata, "postOffer").name
+                out[id(x)] = decode_revert(result.revert_data, "postOffer").name
         return out
 
     def _record(self, x: Attempt, t: int, accepted: bool, reason: str) -> None:

@@ -137,7 +137,7 @@ class SolverChain:
         try:
             estimate = int(self.rpc.call("eth_estimateGas", [tx]), 16)
         except RpcError as exc:
-            revert = decode_revert(_revert_data(exc.data), "submitSolution")
+            revert = decode_revert(exc.revert_data, "submitSolution")
             bound = REVERT_GAS_BASE + REVERT_GAS_PER_TRADE * trades
             return min(bound, self._block_gas_limit()), revert
         gas = estimate * GAS_MARGIN_NUM // GAS_MARGIN_DEN + GAS_MARGIN_ADD
@@ -146,13 +146,6 @@ class SolverChain:
     def _block_gas_limit(self) -> int:
         block = self.rpc.call("eth_getBlockByNumber", ["latest", False])
         return int(block["gasLimit"], 16)
-
-
-def _revert_data(data: Any) -> str | None:
-    """The 0x-hex revert payload of a JSON-RPC error's `data` (a string or {"data": ...})."""
-    if isinstance(data, dict):
-        data = data.get("data")
-    return data if isinstance(data, str) and data.startswith("0x") else None
 
 
 __all__: Sequence[str] = ("SolverChain", "Submission")
