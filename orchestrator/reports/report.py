@@ -85,21 +85,15 @@ def _kwh(wh: float) -> str:
     return f"{wh / 1000:,.1f} kWh"
 
 
-def _lat(stats: dict[str, Any] | None) -> str:
+def _lat(stats: dict[str, Any] | None, form: str = "{:.3f} s") -> str:
+    """p50/p95/p99/max of a summary's per-offer statistics (seconds by default;
+    intervals waited with form "{:.0f}")."""
     if not stats or not stats.get("count"):
         return "-"
     parts = [
-        f"{k} {stats[k]:.3f} s" for k in ("p50", "p95", "p99", "max") if stats.get(k) is not None
-    ]
-    return ", ".join(parts) + f" ({stats['count']} offers)"
-
-
-def _waited(stats: dict[str, Any] | None) -> str:
-    """Intervals waited (see agents.recorder.stats.intervals_waited)."""
-    if not stats or not stats.get("count"):
-        return "-"
-    parts = [
-        f"{k} {stats[k]:.0f}" for k in ("p50", "p95", "p99", "max") if stats.get(k) is not None
+        f"{k} {form.format(stats[k])}"
+        for k in ("p50", "p95", "p99", "max")
+        if stats.get(k) is not None
     ]
     return ", ".join(parts) + f" ({stats['count']} offers)"
 
@@ -137,7 +131,10 @@ def key_numbers(data: rd.BundleData, energy: rd.EnergySeries) -> list[list[str]]
             "Offer to trade, offers matched without waiting",
             _lat(s.get("offer_to_trade_seconds_no_wait")),
         ],
-        ["Intervals an offer waited for a match", _waited(s.get("offer_to_trade_intervals"))],
+        [
+            "Intervals an offer waited for a match",
+            _lat(s.get("offer_to_trade_intervals"), "{:.0f}"),
+        ],
         ["Offer to finalization", _lat(s.get("offer_to_finalization_seconds"))],
         ["Solutions accepted / rejected", f"{sol.get('accepted', 0)} / {sol.get('rejected', 0)}"],
     ]
