@@ -2,7 +2,9 @@
 
 `verify(problem, solution)` returns every violation, as a sorted list; an empty list
 means the solution is feasible. The smart contract implements the same verdict
-(feasible iff no violation), so the rules are stated exactly here.
+(feasible iff no violation), so the rules are stated exactly here. The kinds, their
+report order (the sort order of the list), their contract errors and equations are the
+catalogue of market rules, `market.rules`; the checks below run in that order.
 
 Units: `Trade.energy` is Wh delivered in that one interval (p·Δ); `Offer.energy` is
 the Wh of the whole offer; `Feeder.c_ext` and `Feeder.c_int` are Wh per interval.
@@ -40,35 +42,13 @@ are exempt from every other per-trade check but use up offer energy and feeder l
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from enum import StrEnum
 
+from market.rules import REPORT_RANK, RULES, Stage, ViolationKind, feeder_excess
 from market.types import Feeder, Kind, Offer, Problem, Solution, Trade
 
-
-class ViolationKind(StrEnum):
-    """What is violated. Names and values are stable (used by the contract tests)."""
-
-    UNKNOWN_OFFER = "UNKNOWN_OFFER"
-    NOT_MATCHABLE_KIND = "NOT_MATCHABLE_KIND"
-    UNKNOWN_FEEDER = "UNKNOWN_FEEDER"
-    NONPOSITIVE = "NONPOSITIVE"
-    NEGATIVE_PRICE = "NEGATIVE_PRICE"
-    NOT_MATCHABLE_PRICE = "NOT_MATCHABLE_PRICE"
-    NOT_MATCHABLE_INTERVAL = "NOT_MATCHABLE_INTERVAL"
-    FINALIZED_INTERVAL = "FINALIZED_INTERVAL"
-    DUPLICATE = "DUPLICATE"
-    PRICE = "PRICE"
-    SELL_ENERGY = "SELL_ENERGY"
-    BUY_ENERGY = "BUY_ENERGY"
-    FEEDER_EXT_OUT = "FEEDER_EXT_OUT"
-    FEEDER_EXT_IN = "FEEDER_EXT_IN"
-    FEEDER_INT_CONSUMPTION = "FEEDER_INT_CONSUMPTION"
-    FEEDER_INT_PRODUCTION = "FEEDER_INT_PRODUCTION"
-
-
-_KIND_ORDER = {kind: i for i, kind in enumerate(ViolationKind)}
+__all__ = ["Violation", "ViolationKind", "objective", "verify"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +66,7 @@ class Violation:
     def sort_key(self) -> tuple[int, int, int, int, tuple[int, ...]]:
         trade = self.trade
         return (
-            _KIND_ORDER[self.kind],
+            REPORT_RANK[self.kind],
             -1 if self.offer is None else self.offer,
             -1 if self.feeder is None else self.feeder,
             -1 if self.interval is None else self.interval,
@@ -170,6 +150,100 @@ def _known_pair(
     return (seller, buyer) if ok else None
 
 
+@dataclass(frozen=True, slots=True)
+class _Pair:
+    """A trade of the solution with its (known, rightly kinded) offers."""
+
+    trade: Trade
+    seller: Offer
+    buyer: Offer
+    free_from: int | None
+    seen: set[tuple[int, int, int]]
+
+
+# A per-trade rule: (offer at fault, message) for each way the trade breaks it.
+_TradeCheck = Callable[[_Pair], Iterator[tuple[int, str]]]
+
+
+def _nonpositive(p: _Pair) -> Iterator[tuple[int, str]]:
+    if p.trade.energy <= 0:
+        yield p.seller.id, f"energy {p.trade.energy} Wh <= 0"
+
+
+def _negative_price(p: _Pair) -> Iterator[tuple[int, str]]:
+    if p.trade.price < 0:
+        yield p.seller.id, f"price {p.trade.price} < 0"
+
+
+def _not_matchable_price(p: _Pair) -> Iterator[tuple[int, str]]:
+    s, b = p.seller, p.buyer
+    if s.price > b.price:
+        yield s.id, f"seller {s.id} reservation {s.price} > buyer {b.id} reservation {b.price}"
+
+
+def _not_matchable_interval(p: _Pair) -> Iterator[tuple[int, str]]:
+    t = p.trade.interval
+    for offer in (p.seller, p.buyer):
+        if not offer.covers(t):
+            yield (
+                offer.id,
+                f"interval {t} outside offer {offer.id} range [{offer.start}, {offer.end}]",
+            )
+
+
+def _finalized_interval(p: _Pair) -> Iterator[tuple[int, str]]:
+    t = p.trade.interval
+    if p.free_from is not None and t < p.free_from:
+        yield p.seller.id, f"interval {t} is before the first free interval {p.free_from}"
+
+
+def _duplicate(p: _Pair) -> Iterator[tuple[int, str]]:
+    t = p.trade
+    if (t.seller, t.buyer, t.interval) in p.seen:
+        yield (
+            p.seller.id,
+            f"seller {p.seller.id}, buyer {p.buyer.id}, interval {t.interval} already traded",
+        )
+
+
+def _price(p: _Pair) -> Iterator[tuple[int, str]]:
+    s, b, price = p.seller, p.buyer, p.trade.price
+    if not s.price <= price <= b.price:
+        yield (
+            s.id,
+            f"price {price} outside [{s.price}, {b.price}] of seller {s.id} and buyer {b.id}",
+        )
+
+
+_TRADE_CHECKS: dict[ViolationKind, _TradeCheck] = {
+    ViolationKind.NONPOSITIVE: _nonpositive,
+    ViolationKind.NEGATIVE_PRICE: _negative_price,
+    ViolationKind.NOT_MATCHABLE_PRICE: _not_matchable_price,
+    ViolationKind.NOT_MATCHABLE_INTERVAL: _not_matchable_interval,
+    ViolationKind.FINALIZED_INTERVAL: _finalized_interval,
+    ViolationKind.DUPLICATE: _duplicate,
+    ViolationKind.PRICE: _price,
+}
+# Trade rules checked elsewhere: the offers' existence and kinds decide whether a trade
+# counts at all (_known_pair); an offer's feeder is checked once per offer.
+_NOT_PER_TRADE = frozenset(
+    {ViolationKind.UNKNOWN_OFFER, ViolationKind.NOT_MATCHABLE_KIND, ViolationKind.UNKNOWN_FEEDER}
+)
+TRADE_ORDER = tuple(
+    r.kind for r in RULES if r.stage is Stage.TRADE and r.kind not in _NOT_PER_TRADE
+)
+FEEDER_ORDER = tuple(r.kind for r in RULES if r.stage is Stage.FEEDER)
+# the rule bounding an offer's total energy, by the offer's kind: (3), (4)
+_ENERGY_RULE = {r.side: r.kind for r in RULES if r.stage is Stage.OFFER}
+# feeder rule -> (what is measured, the limit's name) for the message
+_FEEDER_TEXT = {
+    ViolationKind.FEEDER_EXT_OUT: ("net outflow", "c_ext"),
+    ViolationKind.FEEDER_EXT_IN: ("net inflow", "c_ext"),
+    ViolationKind.FEEDER_INT_CONSUMPTION: ("consumption", "c_int"),
+    ViolationKind.FEEDER_INT_PRODUCTION: ("production", "c_int"),
+}
+
+
 def _check_trade(
     trade: Trade,
     seller: Offer,
@@ -178,83 +252,19 @@ def _check_trade(
     seen: set[tuple[int, int, int]],
     out: list[Violation],
 ) -> None:
-    t, name = trade.interval, _t(trade)
-    if trade.energy <= 0:
-        out.append(
-            _v(
-                ViolationKind.NONPOSITIVE,
-                f"trade {name}: energy {trade.energy} Wh <= 0",
-                offer=seller.id,
-                interval=t,
-                trade=trade,
-            )
-        )
-    if trade.price < 0:
-        out.append(
-            _v(
-                ViolationKind.NEGATIVE_PRICE,
-                f"trade {name}: price {trade.price} < 0",
-                offer=seller.id,
-                interval=t,
-                trade=trade,
-            )
-        )
-    if seller.price > buyer.price:
-        out.append(
-            _v(
-                ViolationKind.NOT_MATCHABLE_PRICE,
-                f"trade {name}: seller {seller.id} reservation {seller.price} > "
-                f"buyer {buyer.id} reservation {buyer.price}",
-                offer=seller.id,
-                interval=t,
-                trade=trade,
-            )
-        )
-    for offer in (seller, buyer):
-        if not offer.covers(t):
+    pair = _Pair(trade, seller, buyer, free_from, seen)
+    for kind in TRADE_ORDER:
+        for oid, message in _TRADE_CHECKS[kind](pair):
             out.append(
                 _v(
-                    ViolationKind.NOT_MATCHABLE_INTERVAL,
-                    f"trade {name}: interval {t} outside offer {offer.id} "
-                    f"range [{offer.start}, {offer.end}]",
-                    offer=offer.id,
-                    interval=t,
+                    kind,
+                    f"trade {_t(trade)}: {message}",
+                    offer=oid,
+                    interval=trade.interval,
                     trade=trade,
                 )
             )
-    if free_from is not None and t < free_from:
-        out.append(
-            _v(
-                ViolationKind.FINALIZED_INTERVAL,
-                f"trade {name}: interval {t} is before the first free interval {free_from}",
-                offer=seller.id,
-                interval=t,
-                trade=trade,
-            )
-        )
-    key = (trade.seller, trade.buyer, t)
-    if key in seen:
-        out.append(
-            _v(
-                ViolationKind.DUPLICATE,
-                f"trade {name}: seller {seller.id}, buyer {buyer.id}, interval {t} already traded",
-                offer=seller.id,
-                interval=t,
-                trade=trade,
-            )
-        )
-    seen.add(key)
-    if not seller.price <= trade.price <= buyer.price:
-        out.append(
-            _v(
-                ViolationKind.PRICE,
-                f"trade {name}: price {trade.price} outside "
-                f"[{seller.price}, {buyer.price}] of seller {seller.id} and buyer {buyer.id}",
-                offer=seller.id,
-                interval=t,
-                trade=trade,
-            )
-        )
+    seen.add((trade.seller, trade.buyer, trade.interval))
 
 
 def _check_offer_energy(
@@ -269,9 +279,7 @@ def _check_offer_energy(
     for oid, total in used.items():
         offer = by_id[oid]
         if total > offer.energy:
-            kind = (
-                ViolationKind.SELL_ENERGY if offer.kind == Kind.SELL else ViolationKind.BUY_ENERGY
-            )
+            kind = _ENERGY_RULE[offer.kind]
             verb = "sold" if offer.kind == Kind.SELL else "bought"
             out.append(
                 _v(
@@ -307,43 +315,19 @@ def _check_feeders(
         )
     for f, t in set(sold) | set(bought):
         feeder, s, b = feeders[f], sold.get((f, t), 0), bought.get((f, t), 0)
-        where = f"feeder {f}, interval {t}"
-        if s - b > feeder.c_ext:
-            out.append(
-                _v(
-                    ViolationKind.FEEDER_EXT_OUT,
-                    f"{where}: net outflow {s - b} Wh > c_ext {feeder.c_ext} Wh",
-                    feeder=f,
-                    interval=t,
+        for kind in FEEDER_ORDER:
+            excess = feeder_excess(kind, feeder, s, b)
+            if excess > 0:
+                what, name = _FEEDER_TEXT[kind]
+                limit = feeder.c_ext if name == "c_ext" else feeder.c_int
+                out.append(
+                    _v(
+                        kind,
+                        f"feeder {f}, interval {t}: {what} {excess + limit} Wh > {name} {limit} Wh",
+                        feeder=f,
+                        interval=t,
+                    )
                 )
-            )
-        if s - b < -feeder.c_ext:
-            out.append(
-                _v(
-                    ViolationKind.FEEDER_EXT_IN,
-                    f"{where}: net inflow {b - s} Wh > c_ext {feeder.c_ext} Wh",
-                    feeder=f,
-                    interval=t,
-                )
-            )
-        if b > feeder.c_int:
-            out.append(
-                _v(
-                    ViolationKind.FEEDER_INT_CONSUMPTION,
-                    f"{where}: consumption {b} Wh > c_int {feeder.c_int} Wh",
-                    feeder=f,
-                    interval=t,
-                )
-            )
-        if s > feeder.c_int:
-            out.append(
-                _v(
-                    ViolationKind.FEEDER_INT_PRODUCTION,
-                    f"{where}: production {s} Wh > c_int {feeder.c_int} Wh",
-                    feeder=f,
-                    interval=t,
-                )
-            )
 
 
 def _t(trade: Trade) -> str:

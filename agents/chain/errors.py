@@ -14,7 +14,7 @@ from typing import Any
 from agents.chain.artifact import load_artifact
 from agents.common.abi import decode, keccak256
 from agents.common.errors import AgentError
-from market.verify import ViolationKind
+from market.rules import KIND_OF_ERROR, MALFORMED_ERRORS, ViolationKind
 
 
 class ChainError(AgentError):
@@ -33,26 +33,10 @@ class EncodingError(ChainError, ValueError):
     """A value does not fit the contract's encoding (negative, too large, ...)."""
 
 
-# Custom error of the contract -> the market.verify kind it reports (solution checks only).
-VIOLATION_BY_ERROR: Mapping[str, ViolationKind] = {
-    "UnknownOffer": ViolationKind.UNKNOWN_OFFER,
-    "NotMatchableKind": ViolationKind.NOT_MATCHABLE_KIND,
-    "NonPositiveEnergy": ViolationKind.NONPOSITIVE,
-    "NotMatchablePrice": ViolationKind.NOT_MATCHABLE_PRICE,
-    "NotMatchableInterval": ViolationKind.NOT_MATCHABLE_INTERVAL,
-    "FinalizedInterval": ViolationKind.FINALIZED_INTERVAL,
-    "DuplicateTrade": ViolationKind.DUPLICATE,
-    "PriceOutOfRange": ViolationKind.PRICE,
-    "SellEnergyExceeded": ViolationKind.SELL_ENERGY,
-    "BuyEnergyExceeded": ViolationKind.BUY_ENERGY,
-    "FeederExtOut": ViolationKind.FEEDER_EXT_OUT,
-    "FeederExtIn": ViolationKind.FEEDER_EXT_IN,
-    "FeederIntConsumption": ViolationKind.FEEDER_INT_CONSUMPTION,
-    "FeederIntProduction": ViolationKind.FEEDER_INT_PRODUCTION,
-}
-
-# Reverts meaning "the encoding is not a solution at all" (never produced by encode_trades).
-MALFORMED_ERRORS = frozenset({"MalformedTrade", "UnsortedTrades"})
+# Custom error of the contract -> the market.verify kind it reports (solution checks only),
+# from the catalogue of market rules; MALFORMED_ERRORS (also from there): the reverts
+# meaning "the encoding is not a solution at all" (never produced by encode_trades).
+VIOLATION_BY_ERROR: Mapping[str, ViolationKind] = KIND_OF_ERROR
 
 _PANIC_REASONS = {
     0x01: "assertion failed",

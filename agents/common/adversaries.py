@@ -11,20 +11,17 @@ from typing import Any
 
 from agents.common.errors import ConfigError
 from agents.common.validate import typed
-from market.verify import ViolationKind
+from market.rules import OFFCHAIN, ONCHAIN, ViolationKind
 
 # --- adversarial experiments (issue 8) ------------------------------------------------
 # Solver behaviours and their options: option -> (type, default). `agents.solver.behaviour`
 # builds the strategy objects; this table only validates (the prosumer stays light).
 FLOOD_MAX = 50  # submissions per round a flooding solver may make
 LATE_MAX_SECONDS = 3600.0
-# The market.verify kinds the contract checks (UNKNOWN_FEEDER and NEGATIVE_PRICE cannot
-# occur on chain: offers name known feeders, prices are unsigned).
-ONCHAIN_VIOLATIONS: tuple[ViolationKind, ...] = tuple(
-    k
-    for k in ViolationKind
-    if k not in (ViolationKind.UNKNOWN_FEEDER, ViolationKind.NEGATIVE_PRICE)
-)
+# The market.verify kinds the contract checks, from the catalogue of market rules
+# (UNKNOWN_FEEDER and NEGATIVE_PRICE cannot occur on chain: offers name known feeders,
+# prices are unsigned).
+ONCHAIN_VIOLATIONS: tuple[ViolationKind, ...] = ONCHAIN
 BEHAVIOUR_OPTIONS: Mapping[str, Mapping[str, tuple[type, Any]]] = {
     "honest": {},
     "infeasible": {"kind": (str, "any")},
@@ -96,8 +93,7 @@ def _check_option_values(name: str, options: dict[str, Any], where: str) -> None
         elif kind.lower() in names:
             options["kind"] = names[kind.lower()]
         else:
-            offchain = {ViolationKind.UNKNOWN_FEEDER.value, ViolationKind.NEGATIVE_PRICE.value}
-            why = " (cannot occur on chain)" if kind.upper() in offchain else ""
+            why = " (cannot occur on chain)" if kind.upper() in OFFCHAIN else ""
             known = ", ".join(["any", *sorted(names.values())])
             raise ConfigError(f"{where}.kind: {kind!r} is not a kind{why}; use one of {known}")
     elif name == "inferior" and options["no_candidate"] not in ("worse", "empty"):

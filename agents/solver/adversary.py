@@ -28,10 +28,10 @@ from itertools import islice
 
 from agents.chain.encoding import MAX_INTERVAL, MAX_OFFER_ID
 from agents.solver.onchain import contract_verdict
+from market.rules import RULE_OF, Attack, ViolationKind, feeder_excess
 from market.types import Kind, Offer, Problem, Solution, Trade
-from market.verify import ViolationKind, verify
+from market.verify import verify
 
-V = ViolationKind
 MAX_TRIPLES = 48  # matchable (seller, buyer, interval) triples tried per construction
 # Variants checked with market.verify per construction: after ENOUGH_VARIANTS the best
 # contract-consistent one so far is taken, MAX_VARIANTS bounds the search (each check
@@ -41,10 +41,9 @@ GHOST_SELLER, GHOST_BUYER = MAX_OFFER_ID - 1, MAX_OFFER_ID  # ids no market will
 
 
 def expected_kinds(kind: ViolationKind) -> frozenset[ViolationKind]:
-    """What market.verify reports for a solution breaking only `kind`."""
-    if kind is V.NOT_MATCHABLE_PRICE:
-        return frozenset({V.NOT_MATCHABLE_PRICE, V.PRICE})
-    return frozenset({kind})
+    """What market.verify reports for a solution breaking only `kind` (the catalogue's
+    `also`: e.g. NOT_MATCHABLE_PRICE always comes with PRICE)."""
+    return frozenset({kind}) | RULE_OF[kind].also
 
 
 @dataclass(frozen=True)
@@ -155,11 +154,11 @@ def infeasible(
     """The best-ranked solution breaking `kind` (see the module docstring), or None."""
     book = _Book(problem, optimum.trades)
     need = max(1, candidate - optimum.objective + 1)  # Wh to add to beat the candidate
-    builder = _BUILDERS.get(kind)
-    if builder is None:
+    attack = RULE_OF[kind].attack
+    if attack is None:
         return None
     best: Built | None = None
-    for n, trades in enumerate(builder(book, need)):
+    for n, trades in enumerate(ATTACKS[attack](book, need, kind)):
         if n >= MAX_VARIANTS or (n >= ENOUGH_VARIANTS and best is not None):
             break
         solution = Solution(tuple(trades))
@@ -174,21 +173,22 @@ def infeasible(
     return best
 
 
-Builder = Callable[[_Book, int], Iterator[list[Trade]]]
+# A construction: solutions breaking rule `kind` given the book and the Wh to add.
+Builder = Callable[[_Book, int, ViolationKind], Iterator[list[Trade]]]
 
 
-def _unknown_offer(book: _Book, need: int) -> Iterator[list[Trade]]:
+def _unknown_offer(book: _Book, need: int, kind: ViolationKind) -> Iterator[list[Trade]]:
     yield [*book.base, Trade(GHOST_SELLER, GHOST_BUYER, book.free_from, need, 0)]
 
 
-def _kind(book: _Book, need: int) -> Iterator[list[Trade]]:
+def _kind(book: _Book, need: int, kind: ViolationKind) -> Iterator[list[Trade]]:
     if book.sells and book.buys:  # a buy offer as the seller, a sell offer as the buyer
         yield [*book.base, Trade(book.buys[0].id, book.sells[0].id, book.free_from, need, 0)]
     for offer in book.problem.offers[:1]:  # one offer on both sides: one side is wrong
         yield [*book.base, Trade(offer.id, offer.id, book.free_from, need, 0)]
 
 
-def _nonpositive(book: _Book, need: int) -> Iterator[list[Trade]]:
+def _nonpositive(book: _Book, need: int, kind: ViolationKind) -> Iterator[list[Trade]]:
     for s, b, t in book.triples():
         if (s.id, b.id, t) not in book.keys:
             yield [*book.base, Trade(s.id, b.id, t, 0, s.price)]
@@ -196,7 +196,7 @@ def _nonpositive(book: _Book, need: int) -> Iterator[list[Trade]]:
         yield book.replaced(i, Trade(tr.seller, tr.buyer, tr.interval, 0, tr.price))
 
 
-def _finalized(book: _Book, need: int) -> Iterator[list[Trade]]:
+def _finalized(book: _Book, need: int, kind: ViolationKind) -> Iterator[list[Trade]]:
     past = book.free_from - 1
     if past < 0:
         return
@@ -224,7 +224,7 @@ def _outside(s: Offer, b: Offer, first: int) -> list[int]:
     ]
 
 
-def _interval(book: _Book, need: int) -> Iterator[list[Trade]]:
+def _interval(book: _Book, need: int, kind: ViolationKind) -> Iterator[list[Trade]]:
     for i, t in enumerate(book.base):
         s, b = book.offers[t.seller], book.offers[t.buyer]
         for other in _outside(s, b, book.free_from):
@@ -240,7 +240,7 @@ def _interval(book: _Book, need: int) -> Iterator[list[Trade]]:
                 yield [*book.base, Trade(s.id, b.id, other, energy, s.price)]
 
 
-def _unmatchable_price(book: _Book, need: int) -> Iterator[list[Trade]]:
+def _unmatchable_price(book: _Book, need: int, kind: ViolationKind) -> Iterator[list[Trade]]:
     pairs = [(s, b) for s in book.sells for b in book.buys if s.price > b.price]
     for s, b in pairs[:MAX_TRIPLES]:
         for t in range(max(s.start, b.start, book.free_from), min(s.end, b.end) + 1):
@@ -250,7 +250,7 @@ def _unmatchable_price(book: _Book, need: int) -> Iterator[list[Trade]]:
                 break
 
 
-def _price(book: _Book, need: int) -> Iterator[list[Trade]]:
+def _price(book: _Book, need: int, kind: ViolationKind) -> Iterator[list[Trade]]:
     for i, tr in enumerate(book.base):
         high = book.offers[tr.buyer].price + 1
         yield book.replaced(i, Trade(tr.seller, tr.buyer, tr.interval, tr.energy, high))
@@ -260,7 +260,7 @@ def _price(book: _Book, need: int) -> Iterator[list[Trade]]:
             yield book.with_trade(Trade(s.id, b.id, t, energy, b.price + 1))
 
 
-def _duplicate(book: _Book, need: int) -> Iterator[list[Trade]]:
+def _duplicate(book: _Book, need: int, kind: ViolationKind) -> Iterator[list[Trade]]:
     for tr in book.base:
         for energy in (need, 1):
             yield [*book.base, Trade(tr.seller, tr.buyer, tr.interval, energy, tr.price)]
@@ -268,30 +268,26 @@ def _duplicate(book: _Book, need: int) -> Iterator[list[Trade]]:
         yield [*book.base, Trade(s.id, b.id, t, 1, s.price), Trade(s.id, b.id, t, need, s.price)]
 
 
-def _energy(kind: Kind) -> Builder:
-    def build(book: _Book, need: int) -> Iterator[list[Trade]]:
-        for s, b, t in book.triples():
-            over, other = (s, b) if kind == Kind.SELL else (b, s)
-            bump = max(book.slack(over) + 1, need)
-            if book.slack(other) >= bump:
-                yield book.with_trade(Trade(s.id, b.id, t, bump, s.price))
-            yield book.with_trade(Trade(s.id, b.id, t, book.slack(over) + 1, s.price))
-
-    return build
-
-
-def _feeder(kind: ViolationKind) -> Builder:
-    def build(book: _Book, need: int) -> Iterator[list[Trade]]:
-        yield from _feeder_shifts(book, kind)
-        for s, b, t in book.triples():
-            bump = _feeder_bump(book, kind, s, b, t)
-            if bump is None or not 1 <= bump <= min(book.slack(s), book.slack(b)):
-                continue
+def _overdraw(book: _Book, need: int, kind: ViolationKind) -> Iterator[list[Trade]]:
+    """One Wh more than the offer on the rule's side has left (or `need` Wh, when the
+    other offer has room for it)."""
+    for s, b, t in book.triples():
+        over, other = (s, b) if RULE_OF[kind].side == Kind.SELL else (b, s)
+        bump = max(book.slack(over) + 1, need)
+        if book.slack(other) >= bump:
             yield book.with_trade(Trade(s.id, b.id, t, bump, s.price))
-            if need > bump and need <= min(book.slack(s), book.slack(b)):
-                yield book.with_trade(Trade(s.id, b.id, t, need, s.price))
+        yield book.with_trade(Trade(s.id, b.id, t, book.slack(over) + 1, s.price))
 
-    return build
+
+def _overload(book: _Book, need: int, kind: ViolationKind) -> Iterator[list[Trade]]:
+    yield from _feeder_shifts(book, kind)
+    for s, b, t in book.triples():
+        bump = _feeder_bump(book, kind, s, b, t)
+        if bump is None or not 1 <= bump <= min(book.slack(s), book.slack(b)):
+            continue
+        yield book.with_trade(Trade(s.id, b.id, t, bump, s.price))
+        if need > bump and need <= min(book.slack(s), book.slack(b)):
+            yield book.with_trade(Trade(s.id, b.id, t, need, s.price))
 
 
 def _feeder_shifts(book: _Book, kind: ViolationKind) -> Iterator[list[Trade]]:
@@ -310,37 +306,30 @@ def _feeder_shifts(book: _Book, kind: ViolationKind) -> Iterator[list[Trade]]:
 
 
 def _feeder_bump(book: _Book, kind: ViolationKind, s: Offer, b: Offer, t: int) -> int | None:
-    """Wh to add to trade (s, b, t) so that the feeder limit `kind` is exceeded."""
-    if kind in (V.FEEDER_EXT_OUT, V.FEEDER_INT_PRODUCTION):
-        f = book.feeders.get(s.feeder)
-        if f is None or (kind is V.FEEDER_EXT_OUT and b.feeder == s.feeder):
-            return None
-        if kind is V.FEEDER_EXT_OUT:
-            return f.c_ext - (book.sold[f.id, t] - book.bought[f.id, t]) + 1
-        return f.c_int - book.sold[f.id, t] + 1
-    f = book.feeders.get(b.feeder)
-    if f is None or (kind is V.FEEDER_EXT_IN and s.feeder == b.feeder):
+    """Wh to add to trade (s, b, t) so that the feeder rule `kind` is broken in the feeder
+    of the rule's side (None: the trade cannot move that excess, e.g. a trade inside one
+    feeder leaves its net flow unchanged)."""
+    f = book.feeders.get(s.feeder if RULE_OF[kind].side == Kind.SELL else b.feeder)
+    if f is None:
         return None
-    if kind is V.FEEDER_EXT_IN:
-        return f.c_ext - (book.bought[f.id, t] - book.sold[f.id, t]) + 1
-    return f.c_int - book.bought[f.id, t] + 1
+    sold, bought = book.sold[f.id, t], book.bought[f.id, t]
+    before = feeder_excess(kind, f, sold, bought)
+    step = feeder_excess(kind, f, sold + (s.feeder == f.id), bought + (b.feeder == f.id)) - before
+    return 1 - before if step == 1 else None
 
 
-_BUILDERS: dict[ViolationKind, Builder] = {
-    V.UNKNOWN_OFFER: _unknown_offer,
-    V.NOT_MATCHABLE_KIND: _kind,
-    V.NONPOSITIVE: _nonpositive,
-    V.FINALIZED_INTERVAL: _finalized,
-    V.NOT_MATCHABLE_INTERVAL: _interval,
-    V.NOT_MATCHABLE_PRICE: _unmatchable_price,
-    V.PRICE: _price,
-    V.DUPLICATE: _duplicate,
-    V.SELL_ENERGY: _energy(Kind.SELL),
-    V.BUY_ENERGY: _energy(Kind.BUY),
-    V.FEEDER_EXT_OUT: _feeder(V.FEEDER_EXT_OUT),
-    V.FEEDER_EXT_IN: _feeder(V.FEEDER_EXT_IN),
-    V.FEEDER_INT_CONSUMPTION: _feeder(V.FEEDER_INT_CONSUMPTION),
-    V.FEEDER_INT_PRODUCTION: _feeder(V.FEEDER_INT_PRODUCTION),
+# Which construction breaks a rule: the catalogue names the attack of each rule.
+ATTACKS: dict[Attack, Builder] = {
+    Attack.GHOST_OFFER: _unknown_offer,
+    Attack.SWAPPED_KINDS: _kind,
+    Attack.ZERO_ENERGY: _nonpositive,
+    Attack.PAST_INTERVAL: _finalized,
+    Attack.OUTSIDE_RANGE: _interval,
+    Attack.CROSSED_PRICES: _unmatchable_price,
+    Attack.PRICE_ABOVE_BUYER: _price,
+    Attack.COPIED_TRADE: _duplicate,
+    Attack.OVERDRAWN_OFFER: _overdraw,
+    Attack.OVERLOADED_FEEDER: _overload,
 }
 
 

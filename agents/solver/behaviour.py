@@ -28,27 +28,15 @@ from typing import Any, Protocol
 from agents.common.adversaries import ONCHAIN_VIOLATIONS, BehaviourSpan, behaviour_options
 from agents.common.errors import ConfigError
 from agents.solver import adversary
+from market import rules
+from market.rules import ViolationKind
 from market.solve import SolveResult
 from market.types import Problem, Solution
-from market.verify import ViolationKind
 
-# market.verify kind -> the contract's custom error (contracts/README.md)
-ERROR_OF_KIND: Mapping[ViolationKind, str] = {
-    ViolationKind.UNKNOWN_OFFER: "UnknownOffer",
-    ViolationKind.NOT_MATCHABLE_KIND: "NotMatchableKind",
-    ViolationKind.NONPOSITIVE: "NonPositiveEnergy",
-    ViolationKind.FINALIZED_INTERVAL: "FinalizedInterval",
-    ViolationKind.NOT_MATCHABLE_INTERVAL: "NotMatchableInterval",
-    ViolationKind.NOT_MATCHABLE_PRICE: "NotMatchablePrice",
-    ViolationKind.PRICE: "PriceOutOfRange",
-    ViolationKind.DUPLICATE: "DuplicateTrade",
-    ViolationKind.SELL_ENERGY: "SellEnergyExceeded",
-    ViolationKind.BUY_ENERGY: "BuyEnergyExceeded",
-    ViolationKind.FEEDER_EXT_OUT: "FeederExtOut",
-    ViolationKind.FEEDER_EXT_IN: "FeederExtIn",
-    ViolationKind.FEEDER_INT_CONSUMPTION: "FeederIntConsumption",
-    ViolationKind.FEEDER_INT_PRODUCTION: "FeederIntProduction",
-}
+# market.verify kind -> the contract's custom error, and the error of a feasible solution
+# that does not beat the candidate (the catalogue of market rules)
+ERROR_OF_KIND: Mapping[ViolationKind, str] = rules.ERROR_OF_KIND
+NOT_BETTER = rules.NOT_BETTER.name
 
 
 @dataclass(frozen=True)
@@ -142,7 +130,7 @@ class Inferior:
         solution = adversary.inferior(
             problem, result.solution, candidate_objective, self.no_candidate
         )
-        expect = "NotBetter" if solution.objective <= candidate_objective else None
+        expect = NOT_BETTER if solution.objective <= candidate_objective else None
         return Decision(
             solution,
             f"objective {solution.objective} (optimum {result.solution.objective}, "
@@ -185,7 +173,7 @@ class Flood:
             first,
             f"{self.count} submissions, objectives {objectives}",
             more=tuple(more),
-            expect="NotBetter" if more else None,
+            expect=NOT_BETTER if more else None,
             adversarial=True,
         )
 
