@@ -17,7 +17,7 @@ _LAZY = {
     "verify": "market.verify",
     "objective": "market.verify",
     "Violation": "market.verify",
-    "ViolationKind": "market.verify",
+    "ViolationKind": "market.rules",
     "solve": "market.solve",
     "SolveResult": "market.solve",
     "SolveStatus": "market.solve",

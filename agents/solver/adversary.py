@@ -3,7 +3,9 @@
 `infeasible(problem, optimum, candidate, kind)` returns a solution that breaks the
 constraint `kind` (a `market.verify.ViolationKind` the contract checks) and, where that
 is possible, nothing else, with an objective above the candidate's so that only the
-contract's verification can stop it. The construction starts from the solver's optimum
+contract's verification can stop it. The catalogue of market rules names the attack of
+each rule (`market.rules.Attack`; `ATTACKS` below builds it), the offer side it bounds and
+what verify reports with it. The construction starts from the solver's optimum
 (feasible) and changes or adds one trade: a price moved out of range, an interval
 outside an offer, an unknown id, a copy of a trade, just enough energy to overdraw an
 offer or a feeder limit. Every variant is checked with `market.verify` and ranked:
