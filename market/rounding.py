@@ -23,8 +23,18 @@ import numpy as np
 
 from market.errors import MarketError
 from market.lp import FloatArray, IntArray, Prepared, Variables
+from market.rules import RULE_OF, ViolationKind
 
 FLOOR_EPS = 1e-6
+# The feeder rows (market.rules) in the order the repair fixes them: the rows a cut of any
+# of their trades lowers first, then the net flows, which only a cross-feeder trade moves.
+# (Offer energy (3), (4) comes before them.) Fixed: the rounded result depends on it.
+REPAIR_ORDER = (
+    ViolationKind.FEEDER_INT_PRODUCTION,  # (8)
+    ViolationKind.FEEDER_INT_CONSUMPTION,  # (7)
+    ViolationKind.FEEDER_EXT_OUT,  # (5)
+    ViolationKind.FEEDER_EXT_IN,  # (6)
+)
 
 
 def round_solution(prep: Prepared, var: Variables, x: FloatArray) -> IntArray:
@@ -97,21 +107,16 @@ class _State:
         if (over > 0).any():
             i = int(np.argmax(over > 0))
             return np.flatnonzero(self.b == i), int(over[i])
-        c_int, c_ext = prep.c_int[:, None], prep.c_ext[:, None]
-        net = self.sold - self.bought
-        checks = (
-            (self.sold - c_int, self.fs, False),  # (8) production
-            (self.bought - c_int, self.fb, False),  # (7) consumption
-            (net - c_ext, self.fs, True),  # (5) net outflow: lower a cross outflow
-            (-c_ext - net, self.fb, True),  # (6) net inflow: lower a cross inflow
-        )
-        for excess, feeder, cross_only in checks:
+        for kind in REPAIR_ORDER:
+            row = RULE_OF[kind].row
+            assert row is not None
+            limit = (prep.c_ext if row.limit == "c_ext" else prep.c_int)[:, None]
+            excess = row.sold * self.sold + row.bought * self.bought - limit
             if (excess > 0).any():
                 f, c = (int(v) for v in np.argwhere(excess > 0)[0])
-                mask = (feeder == f) & (self.col == c)
-                if cross_only:
-                    mask &= self.fs != self.fb
-                return np.flatnonzero(mask), int(excess[f, c])
+                # the trades whose cut lowers the row: e.g. for (5) a cross-feeder outflow
+                effect = row.sold * (self.fs == f) + row.bought * (self.fb == f)
+                return np.flatnonzero((effect > 0) & (self.col == c)), int(excess[f, c])
         return None
 
     def repair(self) -> None:

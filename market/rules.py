@@ -83,6 +83,20 @@ class ContractError:
 
 
 @dataclass(frozen=True, slots=True)
+class FeederRow:
+    """A feeder rule as a linear row over one feeder and interval:
+    sold * `sold` + bought * `bought` <= the feeder's `limit` ("c_ext" or "c_int"), where
+    sold / bought = Wh sold by its sellers / bought by its buyers (to or from anywhere)."""
+
+    sold: int
+    bought: int
+    limit: str
+
+    def bound(self, feeder: Feeder) -> int:
+        return feeder.c_ext if self.limit == "c_ext" else feeder.c_int
+
+
+@dataclass(frozen=True, slots=True)
 class Rule:
     """One constraint. `side`: the offer kind whose energy or feeder the rule bounds
     (None for rules on the pair); `also`: kinds verify always reports with this one."""
@@ -95,6 +109,7 @@ class Rule:
     attack: Attack | None
     side: Kind | None = None
     also: frozenset[ViolationKind] = frozenset()
+    row: FeederRow | None = None  # feeder rules only
 
     @property
     def onchain(self) -> bool:
@@ -142,16 +157,16 @@ RULES: tuple[Rule, ...] = (
          _A.OVERDRAWN_OFFER, Kind.BUY),
     Rule(_V.FEEDER_EXT_OUT, _S.FEEDER, "(5)", "sold - bought <= c_ext",
          _e("FeederExtOut", *_AT, "uint256 netOut", "uint64 cExt"), _A.OVERLOADED_FEEDER,
-         Kind.SELL),
+         Kind.SELL, row=FeederRow(1, -1, "c_ext")),
     Rule(_V.FEEDER_EXT_IN, _S.FEEDER, "(6)", "bought - sold <= c_ext",
          _e("FeederExtIn", *_AT, "uint256 netIn", "uint64 cExt"), _A.OVERLOADED_FEEDER,
-         Kind.BUY),
+         Kind.BUY, row=FeederRow(-1, 1, "c_ext")),
     Rule(_V.FEEDER_INT_CONSUMPTION, _S.FEEDER, "(7)", "bought <= c_int",
          _e("FeederIntConsumption", *_AT, "uint256 consumption", "uint64 cInt"),
-         _A.OVERLOADED_FEEDER, Kind.BUY),
+         _A.OVERLOADED_FEEDER, Kind.BUY, row=FeederRow(0, 1, "c_int")),
     Rule(_V.FEEDER_INT_PRODUCTION, _S.FEEDER, "(8)", "sold <= c_int",
          _e("FeederIntProduction", *_AT, "uint256 production", "uint64 cInt"),
-         _A.OVERLOADED_FEEDER, Kind.SELL),
+         _A.OVERLOADED_FEEDER, Kind.SELL, row=FeederRow(1, 0, "c_int")),
 )
 # fmt: on
 
@@ -212,12 +227,7 @@ def feeder_excess(kind: ViolationKind, feeder: Feeder, sold: int, bought: int) -
     """Wh by which `feeder` in one interval breaks the feeder rule `kind` (<= 0: kept), with
     `sold` Wh sold by its sellers and `bought` Wh bought by its buyers (net flow = sold -
     bought). One more Wh on the rule's `side` moves the excess up by one."""
-    if kind is _V.FEEDER_EXT_OUT:
-        return sold - bought - feeder.c_ext
-    if kind is _V.FEEDER_EXT_IN:
-        return bought - sold - feeder.c_ext
-    if kind is _V.FEEDER_INT_CONSUMPTION:
-        return bought - feeder.c_int
-    if kind is _V.FEEDER_INT_PRODUCTION:
-        return sold - feeder.c_int
-    raise ValueError(f"{kind} is not a feeder rule")
+    row = RULE_OF[kind].row
+    if row is None:
+        raise ValueError(f"{kind} is not a feeder rule")
+    return row.sold * sold + row.bought * bought - row.bound(feeder)

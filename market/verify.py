@@ -45,7 +45,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from market.rules import REPORT_RANK, RULES, Stage, ViolationKind, feeder_excess
+from market.rules import REPORT_RANK, RULE_OF, RULES, Stage, ViolationKind, feeder_excess
 from market.types import Feeder, Kind, Offer, Problem, Solution, Trade
 
 __all__ = ["Violation", "ViolationKind", "objective", "verify"]
@@ -235,12 +235,12 @@ TRADE_ORDER = tuple(
 FEEDER_ORDER = tuple(r.kind for r in RULES if r.stage is Stage.FEEDER)
 # the rule bounding an offer's total energy, by the offer's kind: (3), (4)
 _ENERGY_RULE = {r.side: r.kind for r in RULES if r.stage is Stage.OFFER}
-# feeder rule -> (what is measured, the limit's name) for the message
+# feeder rule -> what its row measures, for the message
 _FEEDER_TEXT = {
-    ViolationKind.FEEDER_EXT_OUT: ("net outflow", "c_ext"),
-    ViolationKind.FEEDER_EXT_IN: ("net inflow", "c_ext"),
-    ViolationKind.FEEDER_INT_CONSUMPTION: ("consumption", "c_int"),
-    ViolationKind.FEEDER_INT_PRODUCTION: ("production", "c_int"),
+    ViolationKind.FEEDER_EXT_OUT: "net outflow",
+    ViolationKind.FEEDER_EXT_IN: "net inflow",
+    ViolationKind.FEEDER_INT_CONSUMPTION: "consumption",
+    ViolationKind.FEEDER_INT_PRODUCTION: "production",
 }
 
 
@@ -317,13 +317,14 @@ def _check_feeders(
         feeder, s, b = feeders[f], sold.get((f, t), 0), bought.get((f, t), 0)
         for kind in FEEDER_ORDER:
             excess = feeder_excess(kind, feeder, s, b)
-            if excess > 0:
-                what, name = _FEEDER_TEXT[kind]
-                limit = feeder.c_ext if name == "c_ext" else feeder.c_int
+            row = RULE_OF[kind].row
+            if excess > 0 and row is not None:
+                limit = row.bound(feeder)
                 out.append(
                     _v(
                         kind,
-                        f"feeder {f}, interval {t}: {what} {excess + limit} Wh > {name} {limit} Wh",
+                        f"feeder {f}, interval {t}: {_FEEDER_TEXT[kind]} {excess + limit} Wh > "
+                        f"{row.limit} {limit} Wh",
                         feeder=f,
                         interval=t,
                     )

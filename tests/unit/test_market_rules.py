@@ -71,6 +71,14 @@ def test_one_rule_per_kind_in_the_enum_order() -> None:
     assert rules.OFFCHAIN == (ViolationKind.UNKNOWN_FEEDER, ViolationKind.NEGATIVE_PRICE)
 
 
+def test_feeder_rules_are_rows_rising_on_their_side() -> None:
+    for rule in RULES:
+        assert (rule.row is not None) == (rule.stage is Stage.FEEDER), rule.kind
+        if rule.row is not None:
+            on_side = rule.row.sold if rule.side == Kind.SELL else rule.row.bought
+            assert on_side == 1 and rule.row.limit in ("c_ext", "c_int"), rule.kind
+
+
 def test_error_mappings_and_onchain_kinds_come_from_the_catalogue() -> None:
     assert dict(VIOLATION_BY_ERROR) == {v: k for k, v in ERROR_OF_KIND.items()}
     assert {r.kind: r.error.name for r in RULES if r.error is not None} == ERROR_OF_KIND
