@@ -18,7 +18,7 @@ Units as in market.types: Wh per interval, integer prices.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -94,6 +94,10 @@ class FeederRow:
 
     def bound(self, feeder: Feeder) -> int:
         return feeder.c_ext if self.limit == "c_ext" else feeder.c_int
+
+    def excess(self, feeder: Feeder, sold: int, bought: int) -> int:
+        """Wh over the limit (<= 0: the row holds)."""
+        return self.sold * sold + self.bought * bought - self.bound(feeder)
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,4 +234,9 @@ def feeder_excess(kind: ViolationKind, feeder: Feeder, sold: int, bought: int) -
     row = RULE_OF[kind].row
     if row is None:
         raise ValueError(f"{kind} is not a feeder rule")
-    return row.sold * sold + row.bought * bought - row.bound(feeder)
+    return row.excess(feeder, sold, bought)
+
+
+def feeder_rows(kinds: Iterable[ViolationKind]) -> tuple[tuple[ViolationKind, FeederRow], ...]:
+    """(kind, row) of the feeder rules `kinds`, in that order (for loops over many feeders)."""
+    return tuple((k, row) for k in kinds if (row := RULE_OF[k].row) is not None)

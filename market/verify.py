@@ -42,10 +42,10 @@ are exempt from every other per-trade check but use up offer energy and feeder l
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from market.rules import REPORT_RANK, RULE_OF, RULES, Stage, ViolationKind, feeder_excess
+from market.rules import REPORT_RANK, RULES, Stage, ViolationKind, feeder_rows
 from market.types import Feeder, Kind, Offer, Problem, Solution, Trade
 
 __all__ = ["Violation", "ViolationKind", "objective", "verify"]
@@ -150,7 +150,7 @@ def _known_pair(
     return (seller, buyer) if ok else None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Pair:
     """A trade of the solution with its (known, rightly kinded) offers."""
 
@@ -161,58 +161,62 @@ class _Pair:
     seen: set[tuple[int, int, int]]
 
 
-# A per-trade rule: (offer at fault, message) for each way the trade breaks it.
-_TradeCheck = Callable[[_Pair], Iterator[tuple[int, str]]]
+# A per-trade rule: (offer at fault, message) for each way the trade breaks it; () if kept
+# (a plain tuple, not a generator: verify runs every check on every trade).
+_Found = tuple[tuple[int, str], ...]
+_TradeCheck = Callable[[_Pair], _Found]
 
 
-def _nonpositive(p: _Pair) -> Iterator[tuple[int, str]]:
-    if p.trade.energy <= 0:
-        yield p.seller.id, f"energy {p.trade.energy} Wh <= 0"
+def _nonpositive(p: _Pair) -> _Found:
+    if p.trade.energy > 0:
+        return ()
+    return ((p.seller.id, f"energy {p.trade.energy} Wh <= 0"),)
 
 
-def _negative_price(p: _Pair) -> Iterator[tuple[int, str]]:
-    if p.trade.price < 0:
-        yield p.seller.id, f"price {p.trade.price} < 0"
+def _negative_price(p: _Pair) -> _Found:
+    if p.trade.price >= 0:
+        return ()
+    return ((p.seller.id, f"price {p.trade.price} < 0"),)
 
 
-def _not_matchable_price(p: _Pair) -> Iterator[tuple[int, str]]:
+def _not_matchable_price(p: _Pair) -> _Found:
     s, b = p.seller, p.buyer
-    if s.price > b.price:
-        yield s.id, f"seller {s.id} reservation {s.price} > buyer {b.id} reservation {b.price}"
+    if s.price <= b.price:
+        return ()
+    return ((s.id, f"seller {s.id} reservation {s.price} > buyer {b.id} reservation {b.price}"),)
 
 
-def _not_matchable_interval(p: _Pair) -> Iterator[tuple[int, str]]:
+def _not_matchable_interval(p: _Pair) -> _Found:
     t = p.trade.interval
-    for offer in (p.seller, p.buyer):
-        if not offer.covers(t):
-            yield (
-                offer.id,
-                f"interval {t} outside offer {offer.id} range [{offer.start}, {offer.end}]",
-            )
+    return tuple(
+        (o.id, f"interval {t} outside offer {o.id} range [{o.start}, {o.end}]")
+        for o in (p.seller, p.buyer)
+        if not o.covers(t)
+    )
 
 
-def _finalized_interval(p: _Pair) -> Iterator[tuple[int, str]]:
+def _finalized_interval(p: _Pair) -> _Found:
     t = p.trade.interval
-    if p.free_from is not None and t < p.free_from:
-        yield p.seller.id, f"interval {t} is before the first free interval {p.free_from}"
+    if p.free_from is None or t >= p.free_from:
+        return ()
+    return ((p.seller.id, f"interval {t} is before the first free interval {p.free_from}"),)
 
 
-def _duplicate(p: _Pair) -> Iterator[tuple[int, str]]:
+def _duplicate(p: _Pair) -> _Found:
     t = p.trade
-    if (t.seller, t.buyer, t.interval) in p.seen:
-        yield (
-            p.seller.id,
-            f"seller {p.seller.id}, buyer {p.buyer.id}, interval {t.interval} already traded",
-        )
+    if (t.seller, t.buyer, t.interval) not in p.seen:
+        return ()
+    what = f"seller {p.seller.id}, buyer {p.buyer.id}, interval {t.interval} already traded"
+    return ((p.seller.id, what),)
 
 
-def _price(p: _Pair) -> Iterator[tuple[int, str]]:
+def _price(p: _Pair) -> _Found:
     s, b, price = p.seller, p.buyer, p.trade.price
-    if not s.price <= price <= b.price:
-        yield (
-            s.id,
-            f"price {price} outside [{s.price}, {b.price}] of seller {s.id} and buyer {b.id}",
-        )
+    if s.price <= price <= b.price:
+        return ()
+    return (
+        (s.id, f"price {price} outside [{s.price}, {b.price}] of seller {s.id} and buyer {b.id}"),
+    )
 
 
 _TRADE_CHECKS: dict[ViolationKind, _TradeCheck] = {
@@ -233,6 +237,8 @@ TRADE_ORDER = tuple(
     r.kind for r in RULES if r.stage is Stage.TRADE and r.kind not in _NOT_PER_TRADE
 )
 FEEDER_ORDER = tuple(r.kind for r in RULES if r.stage is Stage.FEEDER)
+_CHECKS = tuple((kind, _TRADE_CHECKS[kind]) for kind in TRADE_ORDER)
+_FEEDER_ROWS = feeder_rows(FEEDER_ORDER)
 # the rule bounding an offer's total energy, by the offer's kind: (3), (4)
 _ENERGY_RULE = {r.side: r.kind for r in RULES if r.stage is Stage.OFFER}
 # feeder rule -> what its row measures, for the message
@@ -253,8 +259,8 @@ def _check_trade(
     out: list[Violation],
 ) -> None:
     pair = _Pair(trade, seller, buyer, free_from, seen)
-    for kind in TRADE_ORDER:
-        for oid, message in _TRADE_CHECKS[kind](pair):
+    for kind, check in _CHECKS:
+        for oid, message in check(pair):
             out.append(
                 _v(
                     kind,
@@ -315,10 +321,9 @@ def _check_feeders(
         )
     for f, t in set(sold) | set(bought):
         feeder, s, b = feeders[f], sold.get((f, t), 0), bought.get((f, t), 0)
-        for kind in FEEDER_ORDER:
-            excess = feeder_excess(kind, feeder, s, b)
-            row = RULE_OF[kind].row
-            if excess > 0 and row is not None:
+        for kind, row in _FEEDER_ROWS:
+            excess = row.excess(feeder, s, b)
+            if excess > 0:
                 limit = row.bound(feeder)
                 out.append(
                     _v(

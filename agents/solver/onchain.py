@@ -8,7 +8,8 @@ checked when the next interval starts (in the order the trades first touched the
 adversary uses this to know which revert its solution will provoke. Offers unknown to the
 problem are treated as unknown on chain.
 
-Each rule's test is below (`TRADE_TESTS`, `FEEDER_TESTS`); the order comes from the catalogue.
+Each trade rule's test is below (`TRADE_TESTS`), the feeder rules are the catalogue's rows;
+the order comes from the catalogue.
 """
 
 from __future__ import annotations
@@ -17,60 +18,55 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from market.rules import Stage, contract_order, feeder_excess
+from market.rules import Stage, contract_order, feeder_rows
 from market.rules import ViolationKind as V
 from market.types import Feeder, Kind, Offer, Problem, Solution, Trade
 
 
-@dataclass(frozen=True)
-class _At:
-    """One trade as the contract sees it: the previous trade's key, its offers (None:
-    unknown), the first free interval, each offer's Wh left and Wh traded before it."""
+@dataclass(slots=True)
+class _Ctx:
+    """What the contract knows when it reaches a trade: the previous trade's key, the
+    first free interval, each offer's Wh left and Wh traded so far."""
 
-    trade: Trade
     prev: tuple[int, int, int] | None
-    seller: Offer | None
-    buyer: Offer | None
     free_from: int
     remaining: Mapping[int, int]
-    sums: Mapping[int, int]
+    sums: dict[int, int]
 
-    @property
-    def s(self) -> Offer:
-        assert self.seller is not None  # the rules after UNKNOWN_OFFER see known offers
-        return self.seller
 
-    @property
-    def b(self) -> Offer:
-        assert self.buyer is not None
-        return self.buyer
-
-    def overdrawn(self, offer: Offer) -> bool:
-        return self.sums[offer.id] + self.trade.energy > self.remaining[offer.id]
+# Stands for an offer id the problem does not know; only UNKNOWN_OFFER's test sees it (the
+# tests after it run on known offers).
+_UNKNOWN = Offer(-1, -1, Kind.SELL, 0, 0, -1, 0)
 
 
 def _key(t: Trade) -> tuple[int, int, int]:
     return (t.interval, t.seller, t.buyer)
 
 
-# Does the trade break the rule? Evaluated in the contract's order, so each test may
-# assume the ones before it passed.
-TRADE_TESTS: Mapping[V, Callable[[_At], bool]] = {
-    V.DUPLICATE: lambda a: _key(a.trade) == a.prev,
-    V.UNKNOWN_OFFER: lambda a: a.seller is None or a.buyer is None,
-    V.NOT_MATCHABLE_KIND: lambda a: a.s.kind != Kind.SELL or a.b.kind != Kind.BUY,
-    V.NONPOSITIVE: lambda a: a.trade.energy <= 0,
-    V.FINALIZED_INTERVAL: lambda a: a.trade.interval < a.free_from,
-    V.NOT_MATCHABLE_INTERVAL: lambda a: not (
-        a.s.covers(a.trade.interval) and a.b.covers(a.trade.interval)
+def _overdrawn(t: Trade, offer: Offer, c: _Ctx) -> bool:
+    return c.sums[offer.id] + t.energy > c.remaining[offer.id]
+
+
+# Does trade t between offers s and b break the rule? Evaluated in the contract's order,
+# so each test may assume the ones before it passed.
+TRADE_TESTS: Mapping[V, Callable[[Trade, Offer, Offer, _Ctx], bool]] = {
+    V.DUPLICATE: lambda t, s, b, c: _key(t) == c.prev,
+    V.UNKNOWN_OFFER: lambda t, s, b, c: s is _UNKNOWN or b is _UNKNOWN,
+    V.NOT_MATCHABLE_KIND: lambda t, s, b, c: s.kind != Kind.SELL or b.kind != Kind.BUY,
+    V.NONPOSITIVE: lambda t, s, b, c: t.energy <= 0,
+    V.FINALIZED_INTERVAL: lambda t, s, b, c: t.interval < c.free_from,
+    V.NOT_MATCHABLE_INTERVAL: lambda t, s, b, c: not (
+        s.covers(t.interval) and b.covers(t.interval)
     ),
-    V.NOT_MATCHABLE_PRICE: lambda a: a.s.price > a.b.price,
-    V.PRICE: lambda a: not a.s.price <= a.trade.price <= a.b.price,
-    V.SELL_ENERGY: lambda a: a.overdrawn(a.s),
-    V.BUY_ENERGY: lambda a: a.overdrawn(a.b),
+    V.NOT_MATCHABLE_PRICE: lambda t, s, b, c: s.price > b.price,
+    V.PRICE: lambda t, s, b, c: not s.price <= t.price <= b.price,
+    V.SELL_ENERGY: lambda t, s, b, c: _overdrawn(t, s, c),
+    V.BUY_ENERGY: lambda t, s, b, c: _overdrawn(t, b, c),
 }
 TRADE_ORDER = contract_order(Stage.TRADE, Stage.OFFER)
 FEEDER_ORDER = contract_order(Stage.FEEDER)
+_TESTS = tuple((kind, TRADE_TESTS[kind]) for kind in TRADE_ORDER)
+_FEEDER_ROWS = feeder_rows(FEEDER_ORDER)
 
 
 def contract_verdict(problem: Problem, solution: Solution) -> V | None:
@@ -84,34 +80,25 @@ def contract_verdict(problem: Problem, solution: Solution) -> V | None:
         for oid in (t.seller, t.buyer):
             if oid in remaining:
                 remaining[oid] -= t.energy
-    trades = sorted(solution.trades, key=lambda t: (*_key(t), t.energy))
-    sums: dict[int, int] = defaultdict(int)
+    # the encoding's word order: (interval, seller, buyer) then energy, then price
+    trades = sorted(solution.trades, key=lambda t: (*_key(t), t.energy, t.price))
+    ctx = _Ctx(None, free_from, remaining, defaultdict(int))
     sold: dict[int, int] = {}
     bought: dict[int, int] = {}
     touched: list[int] = []
-    prev: tuple[int, int, int] | None = None
     for trade in trades:
-        if prev is not None and trade.interval != prev[0]:
+        if ctx.prev is not None and trade.interval != ctx.prev[0]:
             bad = _feeders(touched, sold, bought, feeders)
             if bad is not None:
                 return bad
             sold, bought, touched = {}, {}, []
-        at = _At(
-            trade,
-            prev,
-            offers.get(trade.seller),
-            offers.get(trade.buyer),
-            free_from,
-            remaining,
-            sums,
-        )
-        bad = next((kind for kind in TRADE_ORDER if TRADE_TESTS[kind](at)), None)
-        if bad is not None:
-            return bad
-        prev = _key(trade)
-        s, b = at.s, at.b
-        sums[s.id] += trade.energy
-        sums[b.id] += trade.energy
+        s, b = offers.get(trade.seller, _UNKNOWN), offers.get(trade.buyer, _UNKNOWN)
+        for kind, test in _TESTS:
+            if test(trade, s, b, ctx):
+                return kind
+        ctx.prev = _key(trade)
+        ctx.sums[s.id] += trade.energy
+        ctx.sums[b.id] += trade.energy
         for fid, side in ((s.feeder, sold), (b.feeder, bought)):
             if fid not in sold and fid not in bought:
                 touched.append(fid)
@@ -127,7 +114,7 @@ def _feeders(
         if f is None:
             continue
         s, b = sold.get(fid, 0), bought.get(fid, 0)
-        for kind in FEEDER_ORDER:
-            if feeder_excess(kind, f, s, b) > 0:
+        for kind, row in _FEEDER_ROWS:
+            if row.excess(f, s, b) > 0:
                 return kind
     return None

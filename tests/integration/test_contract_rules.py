@@ -9,11 +9,13 @@ amount/limit arguments are checked against verify's message values.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import pytest
 
 from agents.chain.errors import ContractRevert
+from agents.solver.onchain import contract_verdict
 from market import rules
 from market.types import Problem, Solution, Trade
 from market.verify import Violation, verify
@@ -85,3 +87,26 @@ def test_revert_arguments_name_what_verify_names(
         expected.append(want)
     got = {k: err.params[k] for k in expected[0]}
     assert got in expected, (err.params, found)
+
+
+def test_the_solvers_prediction_names_the_contracts_first_violation(
+    market: tuple[Harness, Problem],  # noqa: F811
+) -> None:
+    """Every case and every pair of cases in one solution: the contract stops at the first
+    violation in its order of checks (market.rules.CONTRACT_ORDER), as predicted."""
+    h, problem = market
+    cases = [trades for trades, _ in INFEASIBLE.values()]
+    seen: Counter[str] = Counter()
+    for i, first in enumerate(cases):
+        for second in cases[i:]:
+            trades = first if first is second else [*first, *second]
+            predicted = contract_verdict(problem, Solution(tuple(trades)))
+            try:
+                h.market.check_solution(trades)
+                got = None
+            except ContractRevert as err:
+                got = err.violation
+            assert got is predicted, (trades, got, predicted)
+            seen[str(got)] += 1
+    # every rule came first somewhere (a pair may also be feasible: flows that cancel out)
+    assert set(seen) - {"None"} == {str(k) for k in rules.ONCHAIN}, seen

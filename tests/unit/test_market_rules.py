@@ -20,7 +20,7 @@ from agents.solver import adversary, onchain
 from agents.solver.behaviour import ERROR_OF_KIND
 from market import rules
 from market.rules import RULES, Attack, Stage, ViolationKind
-from market.types import Feeder, Kind
+from market.types import Feeder, Kind, Offer, Problem, Solution, Trade
 
 ROOT = Path(__file__).resolve().parents[2]
 ABI = json.loads((ROOT / "contracts/build/Market.abi.json").read_text())
@@ -119,3 +119,15 @@ def test_feeder_excess_is_the_amount_over_the_limit(kind: ViolationKind) -> None
     assert rules.feeder_excess(ViolationKind.FEEDER_INT_CONSUMPTION, feeder, 0, 100) == 0
     with pytest.raises(ValueError):
         rules.feeder_excess(ViolationKind.PRICE, feeder, 0, 0)
+
+
+def test_prediction_follows_the_encodings_word_order() -> None:
+    """Equal (interval, seller, buyer, energy): the word with the lower price comes first,
+    so the contract meets the valid copy, then reports the second as a duplicate (found
+    on anvil by tests/integration/test_contract_rules.py)."""
+    offers = (Offer(1, 1, Kind.SELL, 500, 3, 6, 10), Offer(2, 1, Kind.BUY, 1_000, 3, 6, 20))
+    problem = Problem((Feeder(1, 1_000, 1_000),), offers, (), free_from=4)
+    priced_out, valid = Trade(1, 2, 4, 5, 21), Trade(1, 2, 4, 5, 15)
+    for trades in ((priced_out, valid), (valid, priced_out)):
+        assert onchain.contract_verdict(problem, Solution(trades)) is ViolationKind.DUPLICATE
+    assert onchain.contract_verdict(problem, Solution((priced_out,))) is ViolationKind.PRICE
