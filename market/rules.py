@@ -3,15 +3,18 @@ equations (1)-(9), (12), (17), and the structural checks), in one table.
 
 For each rule: the `ViolationKind` that `market.verify` reports, the paper equation, where
 it applies (`Stage`), the contract's custom error with its arguments (None: cannot occur
-on chain), the side of the trade it bounds, and how an adversarial solver breaks it
-(`Attack`, built by agents.solver.adversary). Orders derive from here:
+on chain), the side of the trade it bounds, how an adversarial solver breaks it (`Attack`,
+built by agents.solver.adversary), and for the feeder rules their linear row (`FeederRow`,
+read by verify, the solver's on-chain prediction and rounding). The contract's structural
+checks of the encoding (`ENCODING_ERRORS`) have no verify kind. Orders derive from here:
 
 - `RULES` is verify's report order (violations are sorted by `REPORT_RANK`, then by ids);
 - `CONTRACT_ORDER` is the order in which SolutionVerifier.sol checks and reverts: trades
-  sorted by (interval, seller, buyer); each trade runs the encoding, trade and offer checks
-  in that order (offer sums include the trade); the feeders an interval touched are checked
-  when the interval closes (before the next interval's first trade, or at the end), each
-  feeder in the order the interval's trades first touched it, its rules in this order.
+  sorted by their words (interval, seller, buyer, energy, price); each trade runs the
+  encoding, trade and offer checks in that order (offer sums include the trade); the
+  feeders an interval touched are checked when the interval closes (before the next
+  interval's first trade, or at the end), each feeder in the order the interval's trades
+  first touched it, its rules in this order.
 
 Units as in market.types: Wh per interval, integer prices.
 """
@@ -49,7 +52,6 @@ class ViolationKind(StrEnum):
 class Stage(StrEnum):
     """What a rule looks at."""
 
-    ENCODING = "encoding"  # the contract's word layout of a solution (no verify kind)
     TRADE = "trade"  # one trade on its own (or with the trade before it)
     OFFER = "offer"  # one offer's energy over every trade naming it, (3), (4)
     FEEDER = "feeder"  # one feeder in one interval, (5)-(8)
@@ -76,10 +78,6 @@ class ContractError:
 
     name: str
     args: tuple[tuple[str, str], ...]
-
-    @property
-    def signature(self) -> str:
-        return f"{self.name}({','.join(t for _, t in self.args)})"
 
 
 @dataclass(frozen=True, slots=True)

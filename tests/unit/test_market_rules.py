@@ -66,7 +66,6 @@ def test_one_rule_per_kind_in_the_enum_order() -> None:
     assert {k: i for i, k in enumerate(ViolationKind)} == rules.REPORT_RANK
     for rule in RULES:
         assert (rule.error is None) == (rule.attack is None), rule.kind
-        assert rule.stage is not Stage.ENCODING
         assert (rule.side is not None) == (rule.stage in (Stage.OFFER, Stage.FEEDER)), rule.kind
     assert rules.OFFCHAIN == (ViolationKind.UNKNOWN_FEEDER, ViolationKind.NEGATIVE_PRICE)
 
