@@ -182,7 +182,7 @@ def plan_summary(plan: Any) -> dict[str, Any]:
         "start_order": [[a.name for a in tier] for tier in plan.tiers()],
         "hosts": {
             a.name: {
-                "prosumers": [p["id"] for p in a.settings.get("prosumers", ())],
+                "prosumers": [p.id for p in a.prosumers],
                 "profile": plan.hosts[a.name].profile.name if a.name in plan.hosts else "none",
                 "netem": plan.hosts[a.name].netem.describe() if a.name in plan.hosts else "none",
             }
