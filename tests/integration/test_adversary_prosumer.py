@@ -32,6 +32,7 @@ from agents.common.market import MarketParams
 from agents.common.protocol import Message
 from agents.common.rpc import Signer
 from agents.common.transport import Requester
+from agents.common.typed import to_plain
 from agents.dso.accounts import Accounts
 from agents.dso.service import DsoService
 from agents.prosumer.host import ProsumerHost
@@ -102,12 +103,12 @@ def setup(node: Anvil, tmp_path: Path) -> Iterator[tuple[ProsumerHost, MarketCli
     common = {
         "run_id": "adv", "name": "x", "rpc_url": node.url, "contract_address": address,
         "chain_id": 31337, "out_dir": str(tmp_path),
-        "market": {"first_interval": FIRST, "last_interval": LAST, "prediction_window": WINDOW,
-                   "t_clear": T_CLEAR, "interval_seconds": SECONDS, "epoch": params.epoch},
+        "market": to_plain(params),
     }  # fmt: skip
     dso_cfg = parse_config(
         {**common, "role": "dso", "name": "dso", "private_key": _key("dso"), "feeders": FEEDERS,
-         "prosumers": DSO_PROSUMERS, "initial_balance": 10_000_000}
+         "prosumers": DSO_PROSUMERS,
+         "initial_balance": {p["id"]: 10_000_000 for p in DSO_PROSUMERS}}
     )  # fmt: skip
     host_cfg = parse_config(
         {**common, "role": "prosumer", "name": "prosumers-01", "prosumers": PROSUMERS,

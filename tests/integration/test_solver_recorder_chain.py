@@ -313,11 +313,10 @@ def test_wallclock_solver_resolves_on_its_timer_as_offers_arrive(
         private_key=_key("solver"),
         engine="glpk",
         behaviour="honest",
-        period_seconds=0.3,
         clock_pub_endpoint=pub_ep,
         epoch=epoch,
     )
-    cfg["market"]["clock"] = "wallclock"
+    cfg["market"] |= {"clock": "wallclock", "solver_period_seconds": 0.3}
     solver = _spawn("solver", cfg, tmp_path / "solver.json")
     try:
         first = _wait_candidate(market, 1, solver)
