@@ -157,8 +157,8 @@ testbed render topologies/smoke.yaml --format compose --out /tmp/smoke-compose
 
 
 def _plan(args: argparse.Namespace) -> Any:
+    from orchestrator.planning import plan_run
     from orchestrator.results.bundle import new_run_id
-    from orchestrator.run import plan_run
     from orchestrator.scenario import build_scenario
     from orchestrator.spec import load_spec
 
