@@ -81,14 +81,6 @@ def from_plain(cls: type[T], data: Any, where: str = "") -> T:
         raise ConfigError(f"{where}{sep}{message}") from exc
 
 
-def from_json(cls: type[T], text: str | bytes) -> T:
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise ConfigError(f"not JSON: {exc}") from exc
-    return from_plain(cls, data)
-
-
 @cache
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
