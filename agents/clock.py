@@ -246,7 +246,9 @@ class Clock:
         return True
 
     def run(self) -> int:
-        step = self.lockstep_interval if self.config.mode == "lockstep" else self.wallclock_interval
+        step = (
+            self.lockstep_interval if self.market.clock == "lockstep" else self.wallclock_interval
+        )
         for t in self.market.clock_intervals():
             metrics.CURRENT_INTERVAL.set(t)
             if not step(t):
@@ -282,7 +284,7 @@ def run(config: ClockConfig, shutdown: Shutdown) -> int:
         metrics.mark_ready()
         log.info(
             "%s clock: intervals %d..%d, hosts %s, solvers %s",
-            config.mode,
+            config.market.clock,
             config.market.first_clock_interval,
             config.market.last_clock_interval,
             list(config.prosumer_hosts),

@@ -23,10 +23,11 @@ from typing import Any
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from agents.chain.contract import MarketContract, MarketParams, deploy_market
+from agents.chain.contract import MarketContract, deploy_market
 from agents.chain.encoding import encode_trades
 from agents.chain.node import Anvil, latest_timestamp, mine, revert, snapshot
 from agents.chain.tx import PendingTx, Sender
+from agents.common.market import MarketParams
 from market.types import Feeder, Kind, Trade
 
 FEEDERS = tuple(Feeder(i, 10**9, 10**9) for i in range(1, 12))
@@ -148,8 +149,14 @@ def main(argv: list[str] | None = None) -> int:
         w3 = node.web3()
         dso, clock = Sender(w3, _key("dso")), Sender(w3, _key("clock"))
         last = FIRST + _intervals(max(sizes), args.per_interval)  # one spare interval
-        params = MarketParams(FEEDERS, FIRST, last, 1, 60, latest_timestamp(w3) + 10)
-        market = deploy_market(w3, dso, params)
+        params = MarketParams(
+            first_interval=FIRST,
+            last_interval=last,
+            t_clear=1,
+            interval_seconds=60,
+            epoch=latest_timestamp(w3) + 10,
+        )
+        market = deploy_market(w3, dso, FEEDERS, params)
         for n in sizes:
             snap = snapshot(w3)
             results.append(measure(market, dso, clock, n, args.per_interval))

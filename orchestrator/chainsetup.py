@@ -1,19 +1,18 @@
 """The chain of a run: anvil's command line (from agents.chain.node, so the
 node runs exactly as in the chain tests, but as a backend unit with a pidfile),
-waiting until it answers, and deploying the market contract with the DSO key."""
+waiting until it answers, and deploying the market contract with the DSO key
+(agents.chain.contract.deploy_for_run, the deploy step the compose project runs too)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 
-from eth_account import Account
 from web3 import HTTPProvider, Web3
 
-from agents.chain.contract import MarketParams, deploy_market
+from agents.chain.contract import deploy_for_run
 from agents.chain.errors import ChainError
-from agents.chain.node import Anvil, latest_timestamp
-from agents.chain.tx import Sender
+from agents.chain.node import Anvil
 from orchestrator.errors import TestbedError
 from orchestrator.plan import DSO_ACCOUNT, Plan
 from orchestrator.render import ChainInfo, dev_key
@@ -56,18 +55,8 @@ def deploy(url: str, plan: Plan, chain_id: int, epoch: int | None) -> ChainInfo:
     """Deploy the market contract from the DSO's account. `epoch` None (lockstep)
     = the chain's current time: clock interval first - t_clear starts now."""
     w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": 60}))
-    m = plan.market
-    start = latest_timestamp(w3) if epoch is None else epoch
-    params = MarketParams(
-        feeders=plan.feeders,
-        first_interval=m.first_interval,
-        last_interval=m.last_interval,
-        t_clear=m.t_clear,
-        interval_seconds=m.chain_interval_seconds,
-        epoch=start,
-    )
     try:
-        market = deploy_market(w3, Sender(w3, Account.from_key(dev_key(DSO_ACCOUNT))), params)
+        market, timed = deploy_for_run(w3, dev_key(DSO_ACCOUNT), plan.feeders, plan.market, epoch)
     except ChainError as exc:
         raise ChainSetupError(f"deploying the market contract: {exc}") from exc
-    return ChainInfo(contract_address=str(market.address), chain_id=chain_id, epoch=start)
+    return ChainInfo(contract_address=str(market.address), chain_id=chain_id, epoch=timed.epoch)

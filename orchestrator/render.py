@@ -1,18 +1,22 @@
 """Render one JSON config file per agent process (run-interfaces.md, "Config file").
 
-`agent_config` is pure (plan + placement + chain facts -> dict); `write_configs`
-writes them where the backend's placement says.
+`agent_config` is pure (plan + placement + chain facts -> the agent's config
+dataclass: its role settings from the plan plus the wiring); `write_configs`
+writes them, with the agents' own serialiser, where the backend's placement says.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from eth_account import Account
 
+from agents.common.config import AgentConfig, config_class
+from agents.common.typed import to_json
 from orchestrator.backends.base import Placement
 from orchestrator.plan import AgentPlan, Plan
 
@@ -42,25 +46,12 @@ class ChainInfo:
     epoch: int  # chain timestamp at which clock interval first_interval - t_clear starts
 
 
-def market_config(plan: Plan, chain: ChainInfo) -> dict[str, Any]:
-    m = plan.market
-    return {
-        "first_interval": m.first_interval,
-        "last_interval": m.last_interval,
-        "prediction_window": m.prediction_window,
-        "t_clear": m.t_clear,
-        "interval_seconds": m.chain_interval_seconds,
-        "epoch": chain.epoch,
-        "clock": m.clock,
-        "solver_period_seconds": m.solver_period_seconds,
-    }
-
-
 def agent_config(
     plan: Plan, placement: Placement, chain: ChainInfo, agent: AgentPlan
-) -> dict[str, Any]:
+) -> AgentConfig:
+    """The agent's config: its role settings from the plan plus where everything is."""
     where = placement.agents[agent.name]
-    config: dict[str, Any] = {
+    wiring: dict[str, Any] = {
         "run_id": plan.run_id,
         "role": agent.role,
         "name": agent.name,
@@ -72,23 +63,23 @@ def agent_config(
         "clock_pull_endpoint": placement.clock_pull_endpoint,
         "metrics_host": where.metrics_host,
         "metrics_port": where.metrics_port,
-        "out_dir": where.out_dir,
+        "out_dir": Path(where.out_dir),
         "log_level": plan.log_level,
-        "market": market_config(plan, chain),
+        "market": plan.market.at_epoch(chain.epoch),
     }
     if agent.account is not None:
-        config["private_key"] = dev_key(agent.account)
-    config.update(agent.settings)
-    return config
+        wiring["private_key"] = dev_key(agent.account)
+    settings = {f.name: getattr(agent.settings, f.name) for f in dataclasses.fields(agent.settings)}
+    return config_class(agent.role)(**wiring, **settings)
 
 
-def write_configs(plan: Plan, placement: Placement, chain: ChainInfo) -> dict[str, dict[str, Any]]:
+def write_configs(plan: Plan, placement: Placement, chain: ChainInfo) -> dict[str, AgentConfig]:
     """Write every agent's config file; returns them by agent name."""
-    configs: dict[str, dict[str, Any]] = {}
+    configs: dict[str, AgentConfig] = {}
     for agent in plan.agents:
         config = agent_config(plan, placement, chain, agent)
         path = placement.agents[agent.name].config_file
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(config, indent=1) + "\n")
+        path.write_text(to_json(config))
         configs[agent.name] = config
     return configs

@@ -26,13 +26,11 @@ from typing import Any, TextIO
 
 import yaml
 
-from market.types import Kind
 from orchestrator.backends import BACKENDS, create_backend
 from orchestrator.backends.base import Backend, Placement, Unit
 from orchestrator.errors import TestbedError
 from orchestrator.faults.session import RunFaults
-from orchestrator.faults.timeline import FaultPlan, apply_to_plan, build_timeline
-from orchestrator.hosts import expand_hosts
+from orchestrator.faults.timeline import FaultPlan
 from orchestrator.lifecycle import (
     AgentFailed,
     Interrupted,
@@ -44,22 +42,15 @@ from orchestrator.lifecycle import (
     wait_ready,
 )
 from orchestrator.observability.collect import RunMetrics, start_run_metrics
-from orchestrator.plan import (
-    MarketParams,
-    Plan,
-    PlanInput,
-    ProsumerTrace,
-    SolverParams,
-    TraceOffer,
-    build_plan,
-)
+from orchestrator.plan import Plan
+from orchestrator.planning import plan_run
 from orchestrator.progress import Progress
 from orchestrator.render import ChainInfo, write_configs
 from orchestrator.reports.report import write_report
 from orchestrator.results.bundle import DEFAULT_RESULTS_DIR, Bundle, new_run_id
 from orchestrator.results.manifest import build_manifest
 from orchestrator.results.summary import build_summary
-from orchestrator.scenario import Scenario, build_scenario
+from orchestrator.scenario import build_scenario
 from orchestrator.spec import Spec, load_spec
 
 EXIT_OK = 0
@@ -100,54 +91,6 @@ class RunResult:
     @property
     def exit_code(self) -> int:
         return self.outcome.exit_code
-
-
-def plan_input(scenario: Scenario, backend: str) -> PlanInput:
-    """The planner's inputs from a spec and its resolved dataset. Each prosumer
-    gets exactly the offers `testbed replay` trades (same window, same prices)."""
-    spec = scenario.spec
-    m = spec.market
-    traces = tuple(
-        ProsumerTrace(
-            id=p.id,
-            feeder=p.feeder,
-            offers=tuple(
-                TraceOffer(o.start, o.end, o.energy if o.kind is Kind.SELL else -o.energy)
-                for o in scenario.offers_of(p.id)
-            ),
-        )
-        for p in scenario.dataset.prosumers
-    )
-    return PlanInput(
-        spec_name=spec.name,
-        seed=spec.seed,
-        market=MarketParams(
-            first_interval=m.first_interval,
-            last_interval=m.last_interval,
-            prediction_window=m.prediction_window,
-            t_clear=m.t_clear,
-            interval_minutes=m.interval_minutes,
-            clock="wallclock" if m.clock == "wallclock" else "lockstep",
-            simulated_interval_seconds=float(m.simulated_interval_seconds),
-            solver_period_seconds=float(m.solver_period_seconds),
-        ),
-        feeders=scenario.feeders,
-        prosumers=traces,
-        solvers=tuple(SolverParams(s.name, s.engine, s.behaviour) for s in spec.solvers),
-        backend=backend,
-        prosumers_per_host=spec.deployment.prosumers_per_host,
-        hosts=expand_hosts(spec.deployment.hosts),
-        prices={"sell": spec.microgrid.prices.sell, "buy": spec.microgrid.prices.buy},
-        block_time=spec.chain.block_time_seconds or None,
-    )
-
-
-def plan_run(scenario: Scenario, backend: str, run_id: str) -> tuple[Plan, FaultPlan | None]:
-    """The run's plan, with the spec's `faults:` expanded and rendered into it."""
-    plan = build_plan(plan_input(scenario, backend), run_id)
-    spec = scenario.spec
-    faults = build_timeline(spec.faults, plan) if spec.faults else None
-    return (plan if faults is None else apply_to_plan(plan, faults)), faults
 
 
 def load(options: RunOptions) -> Spec:

@@ -1,6 +1,6 @@
 """Deploying the market contract and typed wrappers for every function and event.
 
-    market = deploy_market(w3, Sender(w3, dso_key), params)
+    market = deploy_market(w3, Sender(w3, dso_key), feeders, params)
     market.add_energy(dso, anon.address, 1, Kind.SELL, energy=500, start=3, end=6).wait()
     market.post_offer(anon, Kind.SELL, energy=500, start=3, end=6, price=100).wait()
     market.submit_solution(solver, solution).wait()
@@ -20,6 +20,7 @@ from typing import Any
 
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
+from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.contract import Contract
@@ -30,47 +31,25 @@ from agents.chain import encoding
 from agents.chain.artifact import abi, bytecode
 from agents.chain.errors import ChainError
 from agents.chain.events import ChainEvent, SolutionAccepted, decode_log, topic_of
+from agents.chain.node import latest_timestamp
 from agents.chain.tx import RECEIPT_TIMEOUT, PendingTx, Sender, revert_from_exception
 from agents.common.abi import keccak256
+from agents.common.market import MarketParams
 from market.types import Feeder, Kind, Solution, Trade
 
 
-@dataclass(frozen=True)
-class MarketParams:
-    """Constructor parameters. Delivery intervals first_interval .. last_interval are traded;
-    clock interval k (k from first_interval - t_clear) starts at epoch + (k - start_interval) *
-    interval_seconds, and its end allows finalizing delivery interval k + t_clear."""
-
-    feeders: tuple[Feeder, ...]
-    first_interval: int
-    last_interval: int
-    t_clear: int
-    interval_seconds: int
-    epoch: int
-
-    @property
-    def start_interval(self) -> int:
-        return self.first_interval - self.t_clear
-
-    def clock_end(self, clock_interval: int) -> int:
-        """Chain time at which clock interval `clock_interval` ends."""
-        return self.epoch + (clock_interval - self.start_interval + 1) * self.interval_seconds
-
-    def finalizable_at(self, delivery_interval: int) -> int:
-        """Chain time from which `delivery_interval` can be finalized."""
-        return self.clock_end(delivery_interval - self.t_clear)
-
-    def constructor_args(self) -> list[Any]:
-        return [
-            [f.id for f in self.feeders],
-            [f.c_ext for f in self.feeders],
-            [f.c_int for f in self.feeders],
-            self.interval_seconds,
-            self.epoch,
-            self.start_interval,
-            self.t_clear,
-            self.last_interval,
-        ]
+def constructor_args(feeders: Sequence[Feeder], market: MarketParams) -> list[Any]:
+    """Market.sol's constructor arguments: the feeders and the market's chain timing."""
+    return [
+        [f.id for f in feeders],
+        [f.c_ext for f in feeders],
+        [f.c_int for f in feeders],
+        market.interval_seconds,
+        market.epoch,
+        market.first_clock_interval,
+        market.t_clear,
+        market.last_interval,
+    ]
 
 
 @dataclass(frozen=True)
@@ -302,9 +281,10 @@ class MarketContract:
         return Web3.to_checksum_address(self.call("dso"))
 
     def params(self) -> MarketParams:
+        """The market timing the contract holds (the fields it does not store, such as
+        the prediction window, keep their defaults)."""
         start, t_clear = int(self.call("startInterval")), int(self.call("tClear"))
         return MarketParams(
-            feeders=self.feeders(),
             first_interval=start + t_clear,
             last_interval=int(self.call("lastInterval")),
             t_clear=t_clear,
@@ -363,17 +343,37 @@ def _holds_head(words: Sequence[int], state: CandidateState) -> bool:
 def deploy_market(
     w3: Web3,
     dso: Sender | LocalAccount,
-    params: MarketParams,
+    feeders: Sequence[Feeder],
+    market: MarketParams,
     *,
     timeout: float = RECEIPT_TIMEOUT,
 ) -> MarketContract:
     """Deploy with `dso` as the DSO and wait for it; returns the wrapper."""
+    return deploy_with_args(w3, dso, constructor_args(feeders, market), timeout=timeout)
+
+
+def deploy_with_args(
+    w3: Web3, dso: Sender | LocalAccount, args: list[Any], *, timeout: float = RECEIPT_TIMEOUT
+) -> MarketContract:
+    """Deploy with raw constructor arguments (tests send invalid ones on purpose)."""
     if not isinstance(dso, Sender):
         dso = Sender(w3, dso)
     factory = w3.eth.contract(abi=abi(), bytecode=bytecode())
-    data = factory.constructor(*params.constructor_args()).data_in_transaction
+    data = factory.constructor(*args).data_in_transaction
     receipt = dso.send(None, data, function="constructor").wait(timeout)
     address = receipt["contractAddress"]
     if address is None:
         raise ChainError("deployment receipt has no contract address")
     return MarketContract(w3, address)
+
+
+def deploy_for_run(
+    w3: Web3, dso_key: str, feeders: Sequence[Feeder], market: MarketParams, epoch: int | None
+) -> tuple[MarketContract, MarketParams]:
+    """A run's deploy step, the same for `testbed run` (orchestrator/chainsetup.py) and
+    the compose project's deploy service: the market contract from the DSO's key, with
+    clock interval first_interval - t_clear starting at `epoch` (None, lockstep: the
+    chain's current time). Returns the contract and the market with its epoch."""
+    start = latest_timestamp(w3) if epoch is None else epoch
+    timed = market.at_epoch(start)
+    return deploy_market(w3, Sender(w3, Account.from_key(dso_key)), feeders, timed), timed

@@ -2,7 +2,10 @@
 
 - `agents.common.config`: `load_config(path) -> AgentConfig` (frozen dataclasses
   per role: DsoConfig, ProsumerHostConfig, SolverConfig, ClockConfig,
-  RecorderConfig; `MarketParams` with interval/time helpers; unknown keys in `.raw`).
+  RecorderConfig), the only schema of what an agent is told.
+- `agents.common.market`: `MarketConfig` (the spec's market section) and
+  `MarketParams` (+ the chain's time base): market timing, defined once.
+- `agents.common.typed`: `to_plain`/`to_json`, `from_plain`: dataclasses <-> JSON.
 - `agents.common.protocol`: message dataclasses (Tick, Solve, Finalized, Done,
   Posted, Solved, Settled, Bootstrap, BootstrapInfo, WithdrawAssets, AssetsAdded,
   FailedWithdrawal, WithdrawBatch, BatchResult, ErrorReply), `encode`/`decode`,

@@ -5,12 +5,11 @@ that name the key (e.g. `behaviour_schedule.0.options.kind`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
 
 from agents.common.errors import ConfigError
-from agents.common.validate import typed
 from market.rules import OFFCHAIN, ONCHAIN, ViolationKind
 
 # --- adversarial experiments (issue 8) ------------------------------------------------
@@ -29,7 +28,10 @@ BEHAVIOUR_OPTIONS: Mapping[str, Mapping[str, tuple[type, Any]]] = {
     "late": {"delay_seconds": (float, 5.0)},
     "flood": {"count": (int, 5)},
 }
-MISBEHAVIOURS = ("beyond_assets", "past_interval")
+
+
+MisbehaviourAction = Literal["beyond_assets", "past_interval"]
+MISBEHAVIOURS: tuple[str, ...] = get_args(MisbehaviourAction)
 
 
 @dataclass(frozen=True)
@@ -38,9 +40,13 @@ class BehaviourSpan:
     solver uses `behaviour` with `options` (validated, defaults filled in)."""
 
     from_interval: int
-    until_interval: int | None
     behaviour: str
-    options: Mapping[str, Any]
+    until_interval: int | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_span(self.from_interval, self.until_interval)
+        object.__setattr__(self, "options", behaviour_options(self.behaviour, self.options))
 
     def covers(self, t: int) -> bool:
         return self.from_interval <= t and (self.until_interval is None or t < self.until_interval)
@@ -51,12 +57,28 @@ class Misbehaviour:
     """Prosumer `prosumer` does `action` at clock intervals from_interval <= t < until."""
 
     prosumer: int
-    action: str  # "beyond_assets" | "past_interval"
+    action: MisbehaviourAction
     from_interval: int
-    until_interval: int | None
+    until_interval: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_span(self.from_interval, self.until_interval)
 
     def covers(self, t: int) -> bool:
         return self.from_interval <= t and (self.until_interval is None or t < self.until_interval)
+
+
+def _check_span(start: int, until: int | None) -> None:
+    if until is not None and until <= start:
+        raise ConfigError(f"until_interval {until} <= from_interval {start} (empty span)")
+
+
+def overlap(a: BehaviourSpan | Misbehaviour, b: BehaviourSpan | Misbehaviour) -> bool:
+    """Whether two spans of clock intervals share an interval."""
+    inf = float("inf")
+    a_end = inf if a.until_interval is None else a.until_interval
+    b_end = inf if b.until_interval is None else b.until_interval
+    return a.from_interval < b_end and b.from_interval < a_end
 
 
 def behaviour_options(name: str, options: Any, prefix: str = "") -> dict[str, Any]:
@@ -107,80 +129,3 @@ def _check_option_values(name: str, options: dict[str, Any], where: str) -> None
         )
     elif name == "flood" and not 1 <= options["count"] <= FLOOD_MAX:
         raise ConfigError(f"{where}.count: must be in 1..{FLOOD_MAX}, got {options['count']}")
-
-
-def _field(item: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
-    try:
-        return typed(item, key, kind)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}.{exc}") from exc
-
-
-def _span_bounds(item: Mapping[str, Any], where: str) -> tuple[int, int | None]:
-    start = _field(item, "from_interval", int, where)
-    until = item.get("until_interval")
-    if until is not None and (isinstance(until, bool) or not isinstance(until, int)):
-        raise ConfigError(f"{where}.until_interval: expected int or null, got {until!r}")
-    if until is not None and until <= start:
-        raise ConfigError(f"{where}: until_interval {until} <= from_interval {start} (empty span)")
-    return start, until
-
-
-def _overlap(a: tuple[int, int | None], b: tuple[int, int | None]) -> bool:
-    inf = float("inf")
-    a_end = inf if a[1] is None else a[1]
-    b_end = inf if b[1] is None else b[1]
-    return a[0] < b_end and b[0] < a_end
-
-
-def _objects(value: Any, name: str, keys: set[str]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """("name.index", item) of a list of objects with only `keys`."""
-    if not isinstance(value, list):
-        raise ConfigError(f"{name}: expected a list")
-    for i, item in enumerate(value):
-        where = f"{name}.{i}"
-        if not isinstance(item, dict):
-            raise ConfigError(f"{where}: expected object")
-        unknown = sorted(set(item) - keys)
-        if unknown:
-            raise ConfigError(f"{where}: unknown key {unknown[0]!r}")
-        yield where, item
-
-
-def parse_schedule(value: Any) -> tuple[BehaviourSpan, ...]:
-    """behaviour_schedule: [{from_interval, until_interval, behaviour, options}], no overlaps."""
-    spans: list[BehaviourSpan] = []
-    keys = {"from_interval", "until_interval", "behaviour", "options"}
-    for where, item in _objects(value, "behaviour_schedule", keys):
-        start, until = _span_bounds(item, where)
-        name = _field(item, "behaviour", str, where)
-        options = behaviour_options(name, item.get("options", {}), f"{where}.")
-        for j, other in enumerate(spans):
-            if _overlap((start, until), (other.from_interval, other.until_interval)):
-                raise ConfigError(f"{where}: overlaps behaviour_schedule.{j}")
-        spans.append(BehaviourSpan(start, until, name, options))
-    return tuple(spans)
-
-
-def parse_misbehaviour(value: Any, ids: set[int]) -> tuple[Misbehaviour, ...]:
-    """misbehaviour: [{prosumer, action, from_interval, until_interval}] of this host's
-    prosumers; spans of the same prosumer must not overlap."""
-    out: list[Misbehaviour] = []
-    keys = {"prosumer", "action", "from_interval", "until_interval"}
-    for where, item in _objects(value, "misbehaviour", keys):
-        prosumer = _field(item, "prosumer", int, where)
-        if prosumer not in ids:
-            raise ConfigError(f"{where}.prosumer: {prosumer} is not a prosumer of this host")
-        action = item.get("action")
-        if action not in MISBEHAVIOURS:
-            raise ConfigError(
-                f"{where}.action: {action!r} is not one of {', '.join(MISBEHAVIOURS)}"
-            )
-        start, until = _span_bounds(item, where)
-        for j, other in enumerate(out):
-            if other.prosumer == prosumer and _overlap(
-                (start, until), (other.from_interval, other.until_interval)
-            ):
-                raise ConfigError(f"{where}: overlaps misbehaviour.{j} of prosumer {prosumer}")
-        out.append(Misbehaviour(prosumer, str(action), start, until))
-    return tuple(out)

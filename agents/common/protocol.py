@@ -13,7 +13,7 @@ Orchestrator -> clock PULL (fault injection, orchestrator/faults/):
     expect{peer, present}  (stop / resume waiting for a prosumer host's or solver's reports)
     hold{interval}, release{interval}  (lockstep: start `interval` only once released)
 DSO REQ/REP:
-    bootstrap{} -> bootstrapInfo{...}
+    bootstrap{} -> bootstrapInfo{contract_address, chain_id, market{...}}
     withdrawAssets{prosumer, anon, feeder, assets[], amount}
         -> assetsAdded{anon, ...} | failedWithdrawal{anon, reason}
     withdrawBatch{requests[withdrawAssets]} -> batchResult{results[...]}
@@ -31,7 +31,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
-from agents.common.errors import ProtocolError
+from agents.common.errors import ConfigError, ProtocolError
+from agents.common.market import MarketParams
+from agents.common.typed import from_plain
 
 
 @dataclass(frozen=True)
@@ -125,12 +127,7 @@ class BootstrapInfo(Message):
     TYPE: ClassVar[str] = "bootstrapInfo"
     contract_address: str
     chain_id: int
-    epoch: int
-    interval_seconds: int
-    first_interval: int
-    last_interval: int
-    prediction_window: int
-    t_clear: int
+    market: MarketParams
 
 
 @dataclass(frozen=True)
@@ -273,6 +270,11 @@ def _field(msg_type: str, name: str, value: Any) -> Any:
         if not all(isinstance(r, AssetsAdded | FailedWithdrawal) for r in res):
             raise ProtocolError(f"{where}: results must be assetsAdded or failedWithdrawal")
         return res
+    if name == "market":
+        try:
+            return from_plain(MarketParams, value, where)
+        except ConfigError as exc:
+            raise ProtocolError(str(exc)) from exc
     if name in ("submitted", "present"):
         if not isinstance(value, bool):
             raise ProtocolError(f"{where}: expected bool")

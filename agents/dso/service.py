@@ -64,16 +64,10 @@ class DsoService:
         return d
 
     def bootstrap(self, _msg: Bootstrap) -> BootstrapInfo:
-        m = self.config.market
         return BootstrapInfo(
             contract_address=self.config.contract_address,
             chain_id=self.config.chain_id,
-            epoch=m.epoch,
-            interval_seconds=m.interval_seconds,
-            first_interval=m.first_interval,
-            last_interval=m.last_interval,
-            prediction_window=m.prediction_window,
-            t_clear=m.t_clear,
+            market=self.config.market,
         )
 
     def withdraw_one(self, msg: WithdrawAssets) -> Message:

@@ -157,8 +157,8 @@ testbed render topologies/smoke.yaml --format compose --out /tmp/smoke-compose
 
 
 def _plan(args: argparse.Namespace) -> Any:
+    from orchestrator.planning import plan_run
     from orchestrator.results.bundle import new_run_id
-    from orchestrator.run import plan_run
     from orchestrator.scenario import build_scenario
     from orchestrator.spec import load_spec
 
@@ -182,7 +182,7 @@ def plan_summary(plan: Any) -> dict[str, Any]:
         "start_order": [[a.name for a in tier] for tier in plan.tiers()],
         "hosts": {
             a.name: {
-                "prosumers": [p["id"] for p in a.settings.get("prosumers", ())],
+                "prosumers": [p.id for p in a.prosumers],
                 "profile": plan.hosts[a.name].profile.name if a.name in plan.hosts else "none",
                 "netem": plan.hosts[a.name].netem.describe() if a.name in plan.hosts else "none",
             }

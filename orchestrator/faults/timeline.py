@@ -19,6 +19,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from agents.common.adversaries import BehaviourSpan, Misbehaviour
+from agents.common.config import ProsumerHostSettings, SolverSettings
+from agents.common.errors import ConfigError
+from agents.common.typed import from_plain
 from orchestrator.errors import TestbedError
 from orchestrator.faults.config import SPAN_END, FaultConfig, FaultNetem
 from orchestrator.plan import Plan
@@ -121,7 +125,7 @@ def resolve_target(target: str, plan: Plan) -> tuple[str, ...]:
 
 def host_of_prosumer(prosumer: int, plan: Plan) -> str:
     for agent in plan.by_role("prosumer"):
-        if any(p["id"] == prosumer for p in agent.settings.get("prosumers", ())):
+        if any(p.id == prosumer for p in agent.prosumers):
             return agent.name
     raise FaultError(f"faults: prosumer {prosumer} is not in the planned run")
 
@@ -186,7 +190,7 @@ def build_timeline(faults: Sequence[FaultConfig], plan: Plan) -> FaultPlan:
                     span_end=True,
                 )
             )
-    last = plan.market.clock_intervals[-1]
+    last = plan.market.last_clock_interval
     steps = [s for s in steps if s.at_interval is None or s.at_interval <= last]
     return FaultPlan(tuple(steps), schedules, misbehaviour, tuple(configured))
 
@@ -195,10 +199,17 @@ def apply_to_plan(plan: Plan, faults: FaultPlan) -> Plan:
     """The plan with `behaviour_schedule` / `misbehaviour` in the agents' settings."""
     agents = []
     for agent in plan.agents:
-        settings = dict(agent.settings)
-        if agent.name in faults.solver_schedules:
-            settings["behaviour_schedule"] = list(faults.solver_schedules[agent.name])
-        if agent.name in faults.misbehaviour:
-            settings["misbehaviour"] = list(faults.misbehaviour[agent.name])
+        settings = agent.settings
+        try:
+            spans = faults.solver_schedules.get(agent.name)
+            if spans and isinstance(settings, SolverSettings):
+                schedule = tuple(from_plain(BehaviourSpan, s) for s in spans)
+                settings = dataclasses.replace(settings, behaviour_schedule=schedule)
+            items = faults.misbehaviour.get(agent.name)
+            if items and isinstance(settings, ProsumerHostSettings):
+                actions = tuple(from_plain(Misbehaviour, m) for m in items)
+                settings = dataclasses.replace(settings, misbehaviour=actions)
+        except ConfigError as exc:
+            raise FaultError(f"faults: {agent.name}: {exc}") from exc
         agents.append(dataclasses.replace(agent, settings=settings))
     return dataclasses.replace(plan, agents=tuple(agents))

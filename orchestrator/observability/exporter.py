@@ -32,9 +32,9 @@ def dataset_energy(plan: Plan) -> tuple[dict[int, int], dict[int, int]]:
     production: dict[int, int] = {}
     consumption: dict[int, int] = {}
     for agent in plan.by_role("dso"):
-        for prosumer in agent.settings.get("prosumers", ()):
-            for offer in prosumer["offers"]:
-                energy, start = int(offer["energy_wh"]), int(offer["start"])
+        for prosumer in agent.prosumers:
+            for offer in prosumer.offers:
+                energy, start = offer.energy_wh, offer.start
                 side = production if energy > 0 else consumption
                 side[start] = side.get(start, 0) + abs(energy)
     return production, consumption

@@ -1,6 +1,7 @@
 """The resolved spec as frozen dataclasses: no I/O, runtime objects are built
 from these. Field names are the spec's key names (schema.py), so building
-from validated data and `Spec.to_dict()` are generic."""
+from validated data and `Spec.to_dict()` are generic. The `market:` section is
+agents.common.market.MarketConfig, the class the agents' market timing extends."""
 
 from __future__ import annotations
 
@@ -9,20 +10,13 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any, TypeVar, Union
 
+from agents.common.market import MINUTES_PER_DAY as MINUTES_PER_DAY
+from agents.common.market import MarketConfig
+from agents.common.market import wh_per_interval as wh_per_interval
 from market.types import Feeder
 from orchestrator.faults.config import FaultConfig
-
-MINUTES_PER_DAY = 1440
-
-
-def wh_per_interval(kw: float, interval_minutes: int) -> Fraction:
-    """Energy of `kw` sustained over one interval, in Wh (exact; the decimal
-    value of `kw` as written, so 0.1 kW is exactly 1/10)."""
-    return Fraction(str(kw)) * interval_minutes * 1000 / 60
-
 
 SYNTHETIC_ONLY = ("seed", "scale", "battery", "battery_capacity_kwh", "battery_rate_kwh")
 """Dataset keys that only mean something for kind synthetic."""
@@ -81,29 +75,6 @@ class MicrogridConfig:
     dataset: DatasetConfig
     feeders: FeedersConfig = FeedersConfig()
     prices: PricesConfig = PricesConfig()
-
-
-@dataclass(frozen=True, slots=True)
-class MarketConfig:
-    interval_minutes: int = 15
-    first_interval: int = 1
-    last_interval: int = 96
-    prediction_window: int = 2
-    t_clear: int = 1
-    simulated_interval_seconds: float = 120
-    solver_period_seconds: float = 5
-    clock: str = "lockstep"
-
-    @property
-    def intervals_per_day(self) -> int:
-        return MINUTES_PER_DAY // self.interval_minutes
-
-    def wh(self, kw: float) -> int:
-        """`kw` as whole Wh per interval (validation guarantees it is whole)."""
-        energy = wh_per_interval(kw, self.interval_minutes)
-        if energy.denominator != 1:
-            raise ValueError(f"{kw} kW is not a whole number of Wh per interval")
-        return int(energy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +155,7 @@ class Spec:
     name: str
     seed: int
     microgrid: MicrogridConfig
-    market: MarketConfig = MarketConfig()
+    market: MarketConfig = field(default_factory=MarketConfig)
     chain: ChainConfig = ChainConfig()
     solvers: tuple[SolverConfig, ...] = (SolverConfig("solver-1"),)
     deployment: DeploymentConfig = DeploymentConfig()

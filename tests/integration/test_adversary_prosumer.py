@@ -20,7 +20,7 @@ import pytest
 from eth_account import Account
 from prometheus_client import REGISTRY
 
-from agents.chain.contract import MarketParams, deploy_market
+from agents.chain.contract import deploy_market
 from agents.chain.node import Anvil, latest_timestamp
 from agents.chain.tx import Sender
 from agents.common.abi import keccak256
@@ -28,9 +28,11 @@ from agents.common.actionlog import read
 from agents.common.chainclient import MarketClient
 from agents.common.config import DsoConfig, ProsumerHostConfig, parse_config
 from agents.common.errors import AgentError
+from agents.common.market import MarketParams
 from agents.common.protocol import Message
 from agents.common.rpc import Signer
 from agents.common.transport import Requester
+from agents.common.typed import to_plain
 from agents.dso.accounts import Accounts
 from agents.dso.service import DsoService
 from agents.prosumer.host import ProsumerHost
@@ -89,19 +91,24 @@ class Reports(list[Message]):
 def setup(node: Anvil, tmp_path: Path) -> Iterator[tuple[ProsumerHost, MarketClient, MarketParams]]:  # noqa: F811
     w3 = node.web3()
     params = MarketParams(
-        tuple(Feeder(f["id"], f["c_ext"], f["c_int"]) for f in FEEDERS),
-        FIRST, LAST, T_CLEAR, SECONDS, latest_timestamp(w3),
+        first_interval=FIRST, last_interval=LAST, prediction_window=WINDOW, t_clear=T_CLEAR,
+        interval_seconds=SECONDS, epoch=latest_timestamp(w3),
     )  # fmt: skip
-    address = deploy_market(w3, Sender(w3, Account.from_key(_key("dso"))), params).address
+    address = deploy_market(
+        w3,
+        Sender(w3, Account.from_key(_key("dso"))),
+        tuple(Feeder(f["id"], f["c_ext"], f["c_int"]) for f in FEEDERS),
+        params,
+    ).address
     common = {
         "run_id": "adv", "name": "x", "rpc_url": node.url, "contract_address": address,
         "chain_id": 31337, "out_dir": str(tmp_path),
-        "market": {"first_interval": FIRST, "last_interval": LAST, "prediction_window": WINDOW,
-                   "t_clear": T_CLEAR, "interval_seconds": SECONDS, "epoch": params.epoch},
+        "market": to_plain(params),
     }  # fmt: skip
     dso_cfg = parse_config(
         {**common, "role": "dso", "name": "dso", "private_key": _key("dso"), "feeders": FEEDERS,
-         "prosumers": DSO_PROSUMERS, "initial_balance": 10_000_000}
+         "prosumers": DSO_PROSUMERS,
+         "initial_balance": {p["id"]: 10_000_000 for p in DSO_PROSUMERS}}
     )  # fmt: skip
     host_cfg = parse_config(
         {**common, "role": "prosumer", "name": "prosumers-01", "prosumers": PROSUMERS,

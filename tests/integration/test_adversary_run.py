@@ -17,11 +17,12 @@ from pathlib import Path
 
 from eth_account import Account
 
-from agents.chain.contract import MarketParams, deploy_market
+from agents.chain.contract import deploy_market
 from agents.chain.events import SolutionAccepted
 from agents.chain.node import Anvil, latest_timestamp, set_next_block_timestamp
 from agents.chain.tx import Sender
 from agents.common.actionlog import read
+from agents.common.market import MarketParams
 from agents.common.protocol import Solve, Solved
 from agents.common.transport import Collector, Publisher
 from agents.solver.agent import Solver
@@ -69,8 +70,14 @@ def test_scheduled_adversary_process_in_lockstep(node: Anvil, tmp_path: Path) ->
     w3 = node.web3()
     dso = Sender(w3, Account.from_key(_key("dso")))
     epoch = latest_timestamp(w3) + 10
-    params = MarketParams(FEEDERS, FIRST, LAST, T_CLEAR, HOUR, epoch)
-    market = deploy_market(w3, dso, params)
+    params = MarketParams(
+        first_interval=FIRST,
+        last_interval=LAST,
+        t_clear=T_CLEAR,
+        interval_seconds=HOUR,
+        epoch=epoch,
+    )
+    market = deploy_market(w3, dso, FEEDERS, params)
     _post_offers(w3, market, dso)
     pub_ep, pull_ep = f"tcp://127.0.0.1:{_free_port()}", f"tcp://127.0.0.1:{_free_port()}"
     pub, pull = Publisher(pub_ep), Collector(pull_ep)

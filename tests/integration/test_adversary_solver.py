@@ -20,12 +20,13 @@ import pytest
 from eth_account import Account
 from prometheus_client import REGISTRY
 
-from agents.chain.contract import MarketParams, deploy_market
+from agents.chain.contract import deploy_market
 from agents.chain.node import Anvil, latest_timestamp
 from agents.chain.tx import Sender
 from agents.common.abi import keccak256
 from agents.common.actionlog import ActionLog, read
 from agents.common.adversaries import ONCHAIN_VIOLATIONS
+from agents.common.market import MarketParams
 from agents.solver.agent import Solver
 from agents.solver.behaviour import ERROR_OF_KIND, Flood, Honest, Inferior, Late, make_behaviour
 from agents.solver.chainview import SolverChain
@@ -69,8 +70,14 @@ def market(node: Anvil) -> Iterator[Harness]:  # noqa: F811
     """A fresh market with OFFERS posted and interval 3 finalized (free from 4)."""
     w3 = node.web3()
     dso = Sender(w3, Account.create())
-    params = MarketParams(FEEDERS, FIRST, LAST, T_CLEAR, SECONDS, latest_timestamp(w3) - 600)
-    h = Harness(w3, deploy_market(w3, dso, params), dso, params)
+    params = MarketParams(
+        first_interval=FIRST,
+        last_interval=LAST,
+        t_clear=T_CLEAR,
+        interval_seconds=SECONDS,
+        epoch=latest_timestamp(w3) - 600,
+    )
+    h = Harness(w3, deploy_market(w3, dso, FEEDERS, params), dso, params)
     _post(h, OFFERS)
     h.finalize_through(FIRST)
     yield h

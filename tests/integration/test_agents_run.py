@@ -26,13 +26,15 @@ from typing import Any
 import pytest
 from eth_account import Account
 
-from agents.chain.contract import MarketParams, deploy_market
+from agents.chain.contract import deploy_market
 from agents.chain.node import Anvil
 from agents.chain.tx import Sender
 from agents.common.chainclient import Contract, MarketClient, load_abi
+from agents.common.market import MarketParams
 from agents.common.protocol import Asset, FailedWithdrawal, WithdrawAssets
 from agents.common.rpc import JsonRpc
 from agents.common.transport import Requester
+from agents.common.typed import to_plain
 from market.replay import replay
 from market.types import Feeder, Kind, Offer, Trade
 from tests.conftest import require_tool
@@ -116,15 +118,19 @@ class Run:
     def __init__(self, anvil: Anvil, tmp_path: Path, mode: str, seconds: int, epoch: int) -> None:
         self.tmp = tmp_path
         w3 = anvil.web3()
+        feeders = tuple(Feeder(f["id"], f["c_ext"], f["c_int"]) for f in FEEDERS)
         params = MarketParams(
-            feeders=tuple(Feeder(f["id"], f["c_ext"], f["c_int"]) for f in FEEDERS),
             first_interval=FIRST,
             last_interval=LAST,
+            prediction_window=WINDOW,
             t_clear=T_CLEAR,
+            clock="lockstep" if mode == "lockstep" else "wallclock",
+            solver_period_seconds=1,
             interval_seconds=seconds,
             epoch=epoch,
         )
-        self.address = str(deploy_market(w3, Sender(w3, Account.from_key(DSO_KEY)), params).address)
+        sender = Sender(w3, Account.from_key(DSO_KEY))
+        self.address = str(deploy_market(w3, sender, feeders, params).address)
         self.rpc = JsonRpc(anvil.url)
         self.chain = MarketClient(self.rpc, Contract(self.address, load_abi()), 31337)
         self.endpoints = {
@@ -140,16 +146,7 @@ class Run:
             **self.endpoints,
             "metrics_host": "127.0.0.1",
             "log_level": "INFO",
-            "market": {
-                "first_interval": FIRST,
-                "last_interval": LAST,
-                "prediction_window": WINDOW,
-                "t_clear": T_CLEAR,
-                "interval_seconds": seconds,
-                "epoch": epoch,
-                "clock": mode,
-                "solver_period_seconds": 1,
-            },
+            "market": to_plain(params),
         }
         self.roles: dict[str, dict[str, Any]] = {
             "dso": {
@@ -157,14 +154,13 @@ class Run:
                 "private_key": DSO_KEY,
                 "feeders": FEEDERS,
                 "prosumers": DSO_PROSUMERS,
-                "initial_balance": 100_000,
+                "initial_balance": {p["id"]: 100_000 for p in DSO_PROSUMERS},
             },
             "solver-1": {
                 "role": "solver",
                 "private_key": SOLVER_KEY,
                 "engine": "highs",
                 "behaviour": "honest",
-                "period_seconds": 1,
             },
             "prosumers-01": {
                 "role": "prosumer",
@@ -176,7 +172,6 @@ class Run:
             "clock": {
                 "role": "clock",
                 "private_key": CLOCK_KEY,
-                "mode": mode,
                 "prosumer_hosts": ["prosumers-01"],
                 "solvers": ["solver-1"],
                 "lockstep_timeout_seconds": 60,

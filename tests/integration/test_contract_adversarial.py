@@ -9,10 +9,11 @@ from collections.abc import Iterator
 import pytest
 from eth_account import Account
 
-from agents.chain.contract import MarketParams, deploy_market
+from agents.chain.contract import deploy_market
 from agents.chain.events import OfferPosted
 from agents.chain.node import Anvil, latest_timestamp
 from agents.chain.tx import Sender
+from agents.common.market import MarketParams
 from market.types import Feeder, Kind, Problem, Solution, Trade
 from market.verify import ViolationKind, objective, verify
 from tests.integration.test_contract_workflow import (  # fixtures, shared with the workflow
@@ -71,8 +72,14 @@ def market(node: Anvil) -> Iterator[tuple[Harness, Problem]]:  # noqa: F811
     transactions revert, so it never changes)."""
     w3 = node.web3()
     dso = Sender(w3, Account.create())
-    params = MarketParams(FEEDERS, 3, 6, 1, 60, latest_timestamp(w3) - 600)
-    h = Harness(w3, deploy_market(w3, dso, params), dso, params)
+    params = MarketParams(
+        first_interval=3,
+        last_interval=6,
+        t_clear=1,
+        interval_seconds=60,
+        epoch=latest_timestamp(w3) - 600,
+    )
+    h = Harness(w3, deploy_market(w3, dso, FEEDERS, params), dso, params)
     for feeder, kind, energy, start, end, price in OFFERS:
         who = h.anon(feeder, kind, energy, balance=energy * price)
         h.post(who, kind, energy, start, end, price)

@@ -23,12 +23,13 @@ from hypothesis import strategies as st
 from web3 import Web3
 
 from agents.chain import encoding
-from agents.chain.contract import MarketContract, MarketParams, deploy_market
+from agents.chain.contract import MarketContract, deploy_market
 from agents.chain.errors import ContractRevert
 from agents.chain.events import TradeFinalized
 from agents.chain.node import Anvil, latest_timestamp, revert, snapshot
 from agents.chain.tx import PendingTx, Sender
 from agents.common.abi import keccak256
+from agents.common.market import MarketParams
 from market.types import Feeder, Kind, Offer, Problem, Solution, Trade
 from market.verify import ViolationKind, objective, verify
 from tests.integration.test_contract_workflow import (
@@ -77,7 +78,14 @@ def env(node: Anvil) -> Iterator[Env]:  # noqa: F811
     markets, posters = [], []
     epoch = latest_timestamp(w3) - 10 * 60 * LAST  # every interval has ended: finalize at will
     for v, feeders in enumerate(VARIANTS):
-        market = deploy_market(w3, dso, MarketParams(feeders, 1, LAST, 1, 60, epoch))
+        market = deploy_market(
+            w3,
+            dso,
+            feeders,
+            MarketParams(
+                first_interval=1, last_interval=LAST, t_clear=1, interval_seconds=60, epoch=epoch
+            ),
+        )
         senders: dict[tuple[int, Kind], Sender] = {}
         pending: list[PendingTx] = []
         for f in feeders:

@@ -8,7 +8,7 @@ import time
 import pytest
 from eth_account import Account
 
-from agents.chain.contract import MarketParams, deploy_market
+from agents.chain.contract import deploy_market
 from agents.chain.errors import ContractRevert, NodeError, TxTimeout
 from agents.chain.node import (
     Anvil,
@@ -20,6 +20,7 @@ from agents.chain.node import (
     snapshot,
 )
 from agents.chain.tx import Sender
+from agents.common.market import MarketParams
 from market.types import Feeder, Kind
 from tests.conftest import require_tool
 from tests.integration.test_contract_workflow import anvil_log_on_failure, node  # noqa: F401
@@ -61,8 +62,10 @@ def test_time_snapshots_and_pipelined_nonces(node: Anvil) -> None:  # noqa: F811
     w3 = node.web3()
     dso = Sender(w3, Account.create())
     now = latest_timestamp(w3)
-    params = MarketParams((Feeder(1, 100, 100),), 2, 9, 1, 60, now + 100)
-    market = deploy_market(w3, dso, params)
+    params = MarketParams(
+        first_interval=2, last_interval=9, t_clear=1, interval_seconds=60, epoch=now + 100
+    )
+    market = deploy_market(w3, dso, (Feeder(1, 100, 100),), params)
 
     set_next_block_timestamp(w3, now + 1_000)
     mine(w3)
@@ -95,8 +98,14 @@ def test_time_snapshots_and_pipelined_nonces(node: Anvil) -> None:  # noqa: F811
 def test_mined_revert_is_decoded_from_the_chain(node: Anvil) -> None:  # noqa: F811
     w3 = node.web3()
     dso = Sender(w3, Account.create())
-    params = MarketParams((Feeder(1, 100, 100),), 2, 9, 1, 60, latest_timestamp(w3))
-    market = deploy_market(w3, dso, params)
+    params = MarketParams(
+        first_interval=2,
+        last_interval=9,
+        t_clear=1,
+        interval_seconds=60,
+        epoch=latest_timestamp(w3),
+    )
+    market = deploy_market(w3, dso, (Feeder(1, 100, 100),), params)
     intruder = Sender(w3, Account.create())
     sent = market.add_financial_balance(intruder, intruder.address, 5, gas=100_000)
     with pytest.raises(ContractRevert) as info:

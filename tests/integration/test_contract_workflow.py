@@ -14,7 +14,12 @@ import pytest
 from eth_account import Account
 from web3 import Web3
 
-from agents.chain.contract import MarketContract, MarketParams, deploy_market
+from agents.chain.contract import (
+    MarketContract,
+    constructor_args,
+    deploy_market,
+    deploy_with_args,
+)
 from agents.chain.encoding import FinalizeArgs, encode_trade
 from agents.chain.errors import ContractRevert
 from agents.chain.events import (
@@ -31,6 +36,7 @@ from agents.chain.events import (
 from agents.chain.node import Anvil, latest_timestamp, mine
 from agents.chain.tx import Sender
 from agents.common.abi import keccak256
+from agents.common.market import MarketParams
 from market.types import Feeder, Kind, Offer, Solution, Trade
 from tests.conftest import require_tool
 
@@ -118,8 +124,14 @@ class Harness:
 def harness(node: Anvil) -> Harness:
     w3 = node.web3()
     dso = Sender(w3, Account.create())
-    params = MarketParams(FEEDERS, FIRST, LAST, T_CLEAR, SECONDS, latest_timestamp(w3) + 30)
-    return Harness(w3, deploy_market(w3, dso, params), dso, params)
+    params = MarketParams(
+        first_interval=FIRST,
+        last_interval=LAST,
+        t_clear=T_CLEAR,
+        interval_seconds=SECONDS,
+        epoch=latest_timestamp(w3) + 30,
+    )
+    return Harness(w3, deploy_market(w3, dso, FEEDERS, params), dso, params)
 
 
 def reverts(h: Harness, send: Any, name: str, *addresses: str, **params: Any) -> ContractRevert:
@@ -249,12 +261,12 @@ def test_no_candidate_finalizes_nothing_and_a_late_candidate_still_counts(harnes
 
 def test_clock_views(harness: Harness) -> None:
     h, m = harness, harness.market
-    assert m.params() == h.params
+    assert m.params() == h.params and m.feeders() == tuple(FEEDERS)
     assert m.first_delivery_interval() == FIRST and m.dso() == h.dso.address
     with pytest.raises(ContractRevert, match="NotStarted"):
         m.current_interval()
     mine(h.w3, h.params.epoch + 2 * SECONDS + 5)
-    assert m.current_interval() == h.params.start_interval + 2
+    assert m.current_interval() == h.params.first_clock_interval + 2
     assert m.finalizable_at() == h.params.epoch + SECONDS
 
 
@@ -410,9 +422,9 @@ def test_closing_offers_and_deposits_misuse(harness: Harness) -> None:
 
 def test_constructor_refuses_bad_parameters(harness: Harness) -> None:
     h = harness
-    bad = MarketParams(FEEDERS, FIRST, LAST, 0, SECONDS, h.params.epoch)
+    bad = constructor_args(FEEDERS, h.params)
+    bad[6] = 0  # t_clear (MarketParams itself refuses it)
     with pytest.raises(ContractRevert, match="BadParameters"):
-        deploy_market(h.w3, h.dso, bad)
-    twice = MarketParams((FEEDERS[0], FEEDERS[0]), FIRST, LAST, 1, SECONDS, h.params.epoch)
+        deploy_with_args(h.w3, h.dso, bad)
     with pytest.raises(ContractRevert, match="BadParameters"):
-        deploy_market(h.w3, h.dso, twice)
+        deploy_market(h.w3, h.dso, (FEEDERS[0], FEEDERS[0]), h.params)

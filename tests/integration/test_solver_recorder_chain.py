@@ -24,11 +24,12 @@ from typing import Any
 import pytest
 from eth_account import Account
 
-from agents.chain.contract import MarketContract, MarketParams, deploy_market
+from agents.chain.contract import MarketContract, deploy_market
 from agents.chain.events import SolutionAccepted, TradeFinalized
 from agents.chain.node import Anvil, latest_timestamp, set_next_block_timestamp
 from agents.chain.tx import Sender
 from agents.common.abi import keccak256
+from agents.common.market import MarketParams
 from agents.common.protocol import Done, Solve, Solved
 from agents.common.transport import Collector, Publisher
 from market.replay import replay
@@ -160,8 +161,14 @@ def test_solver_submits_contract_accepts_recorder_logs_finalized_trades(
     w3 = node.web3()
     dso = Sender(w3, Account.from_key(_key("dso")))
     epoch = latest_timestamp(w3) + 10
-    params = MarketParams(FEEDERS, FIRST, LAST, T_CLEAR, HOUR, epoch)
-    market = deploy_market(w3, dso, params)
+    params = MarketParams(
+        first_interval=FIRST,
+        last_interval=LAST,
+        t_clear=T_CLEAR,
+        interval_seconds=HOUR,
+        epoch=epoch,
+    )
+    market = deploy_market(w3, dso, FEEDERS, params)
     offers = _post_offers(w3, market, dso)
 
     pub_ep, pull_ep = f"tcp://127.0.0.1:{_free_port()}", f"tcp://127.0.0.1:{_free_port()}"
@@ -286,8 +293,14 @@ def test_wallclock_solver_resolves_on_its_timer_as_offers_arrive(
     w3 = node.web3()
     dso = Sender(w3, Account.from_key(_key("dso")))
     epoch = latest_timestamp(w3)
-    params = MarketParams(FEEDERS, FIRST, LAST, T_CLEAR, HOUR, epoch)
-    market = deploy_market(w3, dso, params)
+    params = MarketParams(
+        first_interval=FIRST,
+        last_interval=LAST,
+        t_clear=T_CLEAR,
+        interval_seconds=HOUR,
+        epoch=epoch,
+    )
+    market = deploy_market(w3, dso, FEEDERS, params)
     _post_offers(w3, market, dso)
     pub_ep = f"tcp://127.0.0.1:{_free_port()}"
     pub = Publisher(pub_ep)
@@ -300,11 +313,10 @@ def test_wallclock_solver_resolves_on_its_timer_as_offers_arrive(
         private_key=_key("solver"),
         engine="glpk",
         behaviour="honest",
-        period_seconds=0.3,
         clock_pub_endpoint=pub_ep,
         epoch=epoch,
     )
-    cfg["market"]["clock"] = "wallclock"
+    cfg["market"] |= {"clock": "wallclock", "solver_period_seconds": 0.3}
     solver = _spawn("solver", cfg, tmp_path / "solver.json")
     try:
         first = _wait_candidate(market, 1, solver)

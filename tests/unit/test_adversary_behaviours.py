@@ -139,7 +139,7 @@ def test_late_is_the_honest_decision_with_a_delay(result: SolveResult) -> None:
 
 
 def test_misbehaving_offers() -> None:
-    offers = [TraceOffer(3, 4, 300, Kind.SELL), TraceOffer(3, 3, 200, Kind.SELL)]
+    offers = [TraceOffer(3, 4, 300), TraceOffer(3, 3, 200)]
     batch = AddressBatch(prosumer=7, feeder=1, counter=0, offers=offers)
     beyond = misbehave.distort("beyond_assets", offers[0], batch, 10, next_finalize=3)
     assert (beyond.energy, beyond.start, beyond.end) == (800, 3, 4)  # 500 issued + 300

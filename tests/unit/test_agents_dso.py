@@ -34,12 +34,12 @@ def accounts() -> Accounts:
             101,
             1,
             (
-                TraceOffer(3, 3, 1000, Kind.SELL),
-                TraceOffer(4, 6, 900, Kind.SELL),
-                TraceOffer(8, 99, 400, Kind.SELL),  # reaches beyond the window: clipped
+                TraceOffer(3, 3, 1000),
+                TraceOffer(4, 6, 900),
+                TraceOffer(8, 99, 400),  # reaches beyond the window: clipped
             ),
         ),
-        ProsumerSpec(202, 2, (TraceOffer(3, 4, -700, Kind.BUY),)),
+        ProsumerSpec(202, 2, (TraceOffer(3, 4, -700),)),
     )
     return Accounts(prosumers, {101: 0, 202: 10_000}, {1, 2}, first_interval=2, last_interval=10)
 
@@ -206,7 +206,7 @@ def test_many_requests_are_answered_in_order_with_one_reply_each() -> None:
     assert isinstance(batch, BatchResult)
     assert [type(r) for r in batch.results] == [FailedWithdrawal, FailedWithdrawal]
     assert "unknown prosumer 999" in batch.results[0].reason  # type: ignore[union-attr]
-    assert isinstance(boot, BootstrapInfo) and boot.last_interval == 10
+    assert isinstance(boot, BootstrapInfo) and boot.market == config.market
     assert isinstance(bad, ErrorReply) and "not JSON" in bad.reason
     assert isinstance(single, FailedWithdrawal) and "declared" in single.reason
     assert service.refused == 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -19,15 +20,15 @@ from agents.common.config import (
     parse_config,
 )
 from agents.common.errors import ConfigError
+from agents.common.typed import to_plain
 from agents.prosumer.host import next_generation
 from agents.prosumer.plan import ProsumerPlan, anon_secret, clip, money_needed
-from market.types import Kind
 
 OFFERS = (
-    TraceOffer(1, 1, 500, Kind.SELL),
-    TraceOffer(2, 3, -300, Kind.BUY),
-    TraceOffer(4, 4, 200, Kind.SELL),
-    TraceOffer(4, 12, -100, Kind.BUY),
+    TraceOffer(1, 1, 500),
+    TraceOffer(2, 3, -300),
+    TraceOffer(4, 4, 200),
+    TraceOffer(4, 12, -100),
 )
 
 
@@ -42,13 +43,13 @@ def test_offers_enter_the_window_once_and_late_ones_are_skipped() -> None:
     assert p.due(0, 2, 1, 1, 10) == []  # never twice
     # t=3: start <= 4 -> offers 2, 3 (ends 3 >= 4? no: skipped), 4, 5
     due = p.due(3, 2, 1, 1, 10)
-    assert due == [OFFERS[2], TraceOffer(4, 10, -100, Kind.BUY)]  # clipped to last=10
+    assert due == [OFFERS[2], TraceOffer(4, 10, -100)]  # clipped to last=10
     assert p.skipped == 1
     assert p.remaining == 0
 
 
 def test_clip() -> None:
-    assert clip(OFFERS[3], 1, 10) == TraceOffer(4, 10, -100, Kind.BUY)
+    assert clip(OFFERS[3], 1, 10) == TraceOffer(4, 10, -100)
     assert clip(OFFERS[0], 1, 10) is OFFERS[0]
     assert clip(OFFERS[0], 2, 10) is None
 
@@ -123,14 +124,13 @@ def test_load_role_configs(tmp_path: Path) -> None:
                 "prices": {"sell": 1, "buy": 2},
                 "address_rotation": "per_interval",
                 "seed": 5,
-                "future_key": True,
             }
         )
     )
     cfg = load_config(path)
     assert isinstance(cfg, ProsumerHostConfig)
-    assert cfg.prosumers[0].offers[0] == TraceOffer(2, 2, -50, Kind.BUY)
-    assert cfg.raw["future_key"] is True
+    assert cfg.prosumers[0].offers[0] == TraceOffer(2, 2, -50)
+    assert parse_config(to_plain(cfg)) == cfg  # one schema, both directions
     m = cfg.market
     assert list(m.clock_intervals()) == list(range(0, 96))
     assert m.interval_start(0) == 1000 and m.interval_start(2) == 8200
@@ -150,7 +150,7 @@ def test_load_role_configs(tmp_path: Path) -> None:
     clock = parse_config(
         {**COMMON, "role": "clock", "private_key": "0x01", "prosumer_hosts": ["h1"], "solvers": []}
     )
-    assert isinstance(clock, ClockConfig) and clock.mode == "lockstep"
+    assert isinstance(clock, ClockConfig) and clock.market.clock == "lockstep"
     assert clock.lockstep_timeout_seconds == 120.0
 
 
@@ -164,12 +164,19 @@ def test_load_role_configs(tmp_path: Path) -> None:
         ({"prosumers": [{"id": 1, "feeder": 1, "offers": [EMPTY]}]},
          "prosumers.0.offers.0: empty offer"),
         ({"metrics_port": "x"}, "metrics_port: expected int"),
+        ({"future_key": True}, "future_key: unknown key 'future_key'"),
+        ({"market": {**COMMON["market"], "clok": "wallclock"}},  # type: ignore[dict-item]
+         "market.clok: unknown key 'clok' (did you mean 'clock'?)"),
+        ({"market": {**COMMON["market"], "clock": "fast"}},  # type: ignore[dict-item]
+         "market.clock: 'fast' is not one of lockstep, wallclock"),
+        ({"prosumers": [{"id": 1, "feeder": 1, "offers": [{**EMPTY, "energy_wh": 1.5}]}]},
+         "prosumers.0.offers.0.energy_wh: expected int, got 1.5"),
     ],
 )  # fmt: skip
 def test_bad_configs_name_the_key(change: dict[str, object], error: str) -> None:
     data = {**COMMON, "role": "prosumer", "prosumers": PROSUMERS, "prices": {"sell": 1, "buy": 2}}
     data.update(change)
-    with pytest.raises(ConfigError, match=error):
+    with pytest.raises(ConfigError, match=re.escape(error)):
         parse_config(data)
 
 

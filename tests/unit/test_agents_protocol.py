@@ -8,6 +8,7 @@ import pytest
 
 from agents.common import protocol as p
 from agents.common.errors import ProtocolError
+from agents.common.market import MarketParams
 
 ANON = "0x" + "12" * 20
 
@@ -23,7 +24,11 @@ SAMPLES: list[p.Message] = [
     p.Hold(5),
     p.Release(5),
     p.Bootstrap(),
-    p.BootstrapInfo("0x" + "ab" * 20, 31337, 1_700_000_000, 3600, 1, 96, 5, 1),
+    p.BootstrapInfo(
+        "0x" + "ab" * 20,
+        31337,
+        MarketParams(prediction_window=5, interval_seconds=3600, epoch=1_700_000_000),
+    ),
     p.WithdrawAssets(101, ANON, 1, (p.Asset(0, 500, 3, 4), p.Asset(1, 20, 5, 5)), 400),
     p.AssetsAdded(ANON),
     p.FailedWithdrawal(ANON, "exceeds declared offers"),
@@ -63,6 +68,8 @@ def test_wire_format_is_plain_json() -> None:
          "expected bool"),
         (b'{"type": "withdrawBatch", "requests": [{"type": "tick", "interval": 1}]}',
          "must be withdrawAssets"),
+        (b'{"type": "bootstrapInfo", "contract_address": "0x", "chain_id": 1,'
+         b' "market": {"t_clear": "1"}}', "bootstrapInfo.market.t_clear: expected int"),
         (b'{"type": "withdrawAssets", "prosumer": 1, "anon": "a", "feeder": 1, "amount": 0,'
          b' "assets": [{"kind": 0, "energy_wh": 1, "start": 1}]}', "missing"),
     ],

@@ -121,7 +121,7 @@ ORCHESTRATOR = textwrap.dedent(
     from pathlib import Path
     from orchestrator.backends.base import Unit
     from orchestrator.backends.local import LocalBackend
-    from orchestrator.plan import MarketParams, Plan
+    from orchestrator.plan import Plan
     root, logs, worker = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
     b = LocalBackend("run-killed", root)
     b.state_dir.mkdir(parents=True)

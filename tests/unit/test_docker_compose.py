@@ -10,6 +10,9 @@ from typing import Any
 
 import yaml
 
+from agents.common.config import load_config
+from agents.common.market import MarketParams
+from agents.common.typed import from_plain
 from orchestrator.backends.base import Unit
 from orchestrator.backends.docker.backend import exit_code
 from orchestrator.backends.docker.compose import render_compose
@@ -23,7 +26,6 @@ from orchestrator.chainsetup import anvil_argv
 from orchestrator.cli import main
 from orchestrator.hosts import PROFILES, Netem
 from orchestrator.plan import Plan, build_plan
-from orchestrator.run import plan_input
 from orchestrator.scenario import build_scenario
 from orchestrator.spec import load_spec
 from tests.conftest import REPO
@@ -35,7 +37,7 @@ IMAGES = {"agent": "testbed/agent:a", "chain": "testbed/chain:c", "prometheus": 
 
 def smoke_plan(*overrides: str) -> Plan:
     spec = load_spec(SMOKE, list(overrides))
-    return build_plan(plan_input(build_scenario(spec), "docker"), "20260101T000000Z-abcd")
+    return build_plan(build_scenario(spec), "docker", "20260101T000000Z-abcd")
 
 
 def test_the_chain_listens_on_the_network_and_keeps_no_state_on_disk() -> None:
@@ -149,7 +151,9 @@ def test_compose_project_files(tmp_path: Path) -> None:
     assert config["metrics_host"] == "bbb-02" and config["out_dir"] == "/testbed/out"
     assert [p["id"] for p in config["prosumers"]] == [701, 702, 703]
     deploy = json.loads((out / "setup" / "deploy.json").read_text())
-    assert deploy["clock"] == "lockstep" and len(deploy["feeders"]) == 2
+    assert from_plain(MarketParams, deploy["market"]) == plan.market  # the one market class
+    assert len(deploy["feeders"]) == 2
+    assert load_config(out / "config" / "bbb-02.json").market == plan.market
     compile((out / "setup" / "deploy.py").read_text(), "deploy.py", "exec")
     prometheus = yaml.safe_load((out / "prometheus" / "prometheus.yml").read_text())
     configs = [sc for c in prometheus["scrape_configs"] for sc in c["static_configs"]]

@@ -16,7 +16,6 @@ from orchestrator.backends.local import LocalBackend, free_ports
 from orchestrator.faults.injector import Injector, orchestrator_endpoint
 from orchestrator.faults.timeline import build_timeline
 from orchestrator.plan import Plan, build_plan
-from orchestrator.run import plan_input
 from orchestrator.scenario import build_scenario
 from orchestrator.spec import parse_spec
 
@@ -62,7 +61,7 @@ class Recording(LocalBackend):
 
 def setup(clock: str) -> tuple[Plan, Placement, Injector, Recording, Publisher, Collector]:
     spec = parse_spec(SPEC.replace("CLOCK", clock), source="f.yaml", env={})
-    plan = build_plan(plan_input(build_scenario(spec), "local"), "run")
+    plan = build_plan(build_scenario(spec), "local", "run")
     pub_port, pull_port, metrics = free_ports(3)
     agents = {
         a.name: AgentPlacement(

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from agents.common.adversaries import BehaviourSpan, Misbehaviour
+from agents.common.config import ProsumerHostSettings, SolverSettings
 from orchestrator.errors import SpecError
 from orchestrator.faults.timeline import FaultError, apply_to_plan, build_timeline
 from orchestrator.plan import Plan, build_plan
-from orchestrator.run import plan_input
 from orchestrator.scenario import build_scenario
 from orchestrator.spec import Spec, parse_spec
 
@@ -131,7 +132,7 @@ def test_docker_supports_network_faults_and_named_hosts() -> None:
 
 def _plan(text: str) -> tuple[Spec, Plan]:
     spec = parse_spec(text, source="exp.yaml", env={})
-    plan = build_plan(plan_input(build_scenario(spec), "local"), "run-1")
+    plan = build_plan(build_scenario(spec), "local", "run-1")
     return spec, plan
 
 
@@ -161,24 +162,19 @@ def test_timeline_expands_spans_targets_and_renders_agent_settings() -> None:
     ]
     assert faults.hold_intervals == [49, 50, 52, 53]
     host_701 = next(
-        a.name
-        for a in plan.by_role("prosumer")
-        if any(p["id"] == 701 for p in a.settings["prosumers"])
+        a.name for a in plan.by_role("prosumer") if any(p.id == 701 for p in a.prosumers)
     )
     rendered = apply_to_plan(plan, faults)
-    assert rendered.agent("solver-2").settings["behaviour_schedule"] == [
-        {
-            "from_interval": 51,
-            "until_interval": 53,
-            "behaviour": "infeasible",
-            "options": {"kind": "PRICE"},
-        }
-    ]
-    assert "behaviour_schedule" not in rendered.agent("solver-1").settings
-    assert rendered.agent(host_701).settings["misbehaviour"] == [
-        {"prosumer": 701, "action": "past_interval", "from_interval": 52, "until_interval": None}
-    ]
-    assert plan.agent(host_701).settings.get("misbehaviour") is None  # plan itself unchanged
+    assert rendered.agent("solver-2").settings == SolverSettings(
+        engine="glpk",
+        behaviour_schedule=(BehaviourSpan(51, "infeasible", 53, {"kind": "PRICE"}),),
+    )
+    assert rendered.agent("solver-1").settings == plan.agent("solver-1").settings
+    host = rendered.agent(host_701).settings
+    assert isinstance(host, ProsumerHostSettings)
+    assert host.misbehaviour == (Misbehaviour(701, "past_interval", 52, None),)
+    unchanged = plan.agent(host_701).settings
+    assert isinstance(unchanged, ProsumerHostSettings) and unchanged.misbehaviour == ()
 
 
 def test_default_host_names_beyond_the_plan_are_refused_when_planned() -> None:

@@ -127,22 +127,24 @@ def test_spec_hosts_section_validates_and_loads() -> None:
 
 
 def test_the_plan_puts_one_prosumer_host_process_on_each_host() -> None:
+    from agents.common.config import ClockSettings
     from orchestrator.plan import PlanError, build_plan
-    from orchestrator.run import plan_input
     from orchestrator.scenario import build_scenario
 
     spec = load_spec(
         "topologies/smoke.yaml",
         ["deployment.hosts=[{name: bbb, count: 4, profile: bbb, netem: {latency_ms: 5}}]"],
     )
-    plan = build_plan(plan_input(build_scenario(spec), "docker"), "run-x")
+    plan = build_plan(build_scenario(spec), "docker", "run-x")
     hosts = plan.by_role("prosumer")
     assert [a.name for a in hosts] == ["bbb-01", "bbb-02", "bbb-03", "bbb-04"]
     assert [a.prosumer_count for a in hosts] == [2, 2, 1, 1]
-    assert plan.agent("clock").settings["prosumer_hosts"] == [a.name for a in hosts]
+    clock = plan.agent("clock").settings
+    assert isinstance(clock, ClockSettings)
+    assert clock.prosumer_hosts == tuple(a.name for a in hosts)
     assert plan.hosts["bbb-02"].profile.name == "bbb"
     assert plan.hosts["bbb-02"].netem.delay_ms == 5
 
     clash = load_spec("topologies/smoke.yaml", ["deployment.hosts=[{name: dso}]"])
     with pytest.raises(PlanError, match="dso: name taken by a service"):
-        build_plan(plan_input(build_scenario(clash), "docker"), "run-y")
+        build_plan(build_scenario(clash), "docker", "run-y")

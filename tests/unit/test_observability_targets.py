@@ -7,7 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from market.types import Feeder
+from agents.common.market import MarketConfig
+from orchestrator.datasets import ProsumerTrace, TraceOffer
 from orchestrator.observability.exporter import DatasetExporter, dataset_energy
 from orchestrator.observability.targets import (
     agent_targets,
@@ -16,27 +17,28 @@ from orchestrator.observability.targets import (
     render_config,
     scrape_interval,
 )
-from orchestrator.plan import (
-    MarketParams,
-    Plan,
-    PlanInput,
-    ProsumerTrace,
-    SolverParams,
-    TraceOffer,
-    build_plan,
-)
+from orchestrator.plan import Plan, build_plan
 from orchestrator.progress import scrape
+from orchestrator.spec import SolverConfig
+from tests.scenario_support import memory_scenario
 
 
 def small_plan() -> Plan:
-    market = MarketParams(49, 52, 3, 1, 15, "wallclock", 8.0, 2.0)
+    market = MarketConfig(
+        first_interval=49,
+        last_interval=52,
+        prediction_window=3,
+        clock="wallclock",
+        simulated_interval_seconds=8.0,
+        solver_period_seconds=2.0,
+    )
     prosumers = (
         ProsumerTrace(101, 1, (TraceOffer(49, 49, 700), TraceOffer(50, 52, 300))),
         ProsumerTrace(102, 1, (TraceOffer(49, 49, -400), TraceOffer(51, 51, -250))),
     )
-    inp = PlanInput("t", 1, market, (Feeder(1, 20_000, 25_000),), prosumers,
-                    (SolverParams("s1"), SolverParams("s2")), prosumers_per_host=1)  # fmt: skip
-    return build_plan(inp, "RUN1")
+    solvers = (SolverConfig("s1"), SolverConfig("s2"))
+    scenario = memory_scenario(prosumers, market, solvers, per_host=1, seed=1)
+    return build_plan(scenario, "local", "RUN1")
 
 
 def test_every_agent_is_a_target_with_bounded_labels() -> None:

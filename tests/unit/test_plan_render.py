@@ -2,27 +2,34 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from agents.common.config import DsoConfig, ProsumerHostConfig, SolverConfig, load_config
-from market.types import Feeder
-from orchestrator.backends.local import LocalBackend
-from orchestrator.plan import (
-    LOCAL_MAX_PROSUMER_HOSTS,
-    MarketParams,
-    PlanError,
-    PlanInput,
-    ProsumerTrace,
-    SolverParams,
-    TraceOffer,
-    build_plan,
+from agents.common.config import (
+    ClockSettings,
+    DsoConfig,
+    ProsumerHostConfig,
+    SolverConfig,
+    load_config,
+    parse_config,
 )
+from agents.common.market import MarketConfig, MarketParams
+from agents.common.typed import to_plain
+from orchestrator.backends.local import LocalBackend
+from orchestrator.datasets import ProsumerTrace, TraceOffer
+from orchestrator.plan import LOCAL_MAX_PROSUMER_HOSTS, Plan, PlanError, build_plan
 from orchestrator.render import ChainInfo, dev_address, dev_key, write_configs
+from orchestrator.scenario import Scenario
+from orchestrator.spec import (
+    SolverConfig as SpecSolver,
+)
+from tests.scenario_support import memory_scenario
 
-MARKET = MarketParams(
+MARKET = MarketConfig(
     first_interval=1,
     last_interval=8,
     prediction_window=3,
@@ -32,6 +39,7 @@ MARKET = MarketParams(
     simulated_interval_seconds=5.0,
     solver_period_seconds=1.0,
 )
+SOLVERS = (SpecSolver("solver-1", "highs"), SpecSolver("solver-2", "glpk"))
 
 
 def prosumers(n: int) -> tuple[ProsumerTrace, ...]:
@@ -45,66 +53,70 @@ def prosumers(n: int) -> tuple[ProsumerTrace, ...]:
     )
 
 
-def plan_input(n: int = 7, **kw: object) -> PlanInput:
-    base: dict[str, object] = {
-        "spec_name": "t",
-        "seed": 3,
-        "market": MARKET,
-        "feeders": tuple(Feeder(f, 20_000, 25_000) for f in (1, 2, 3)),
-        "prosumers": prosumers(n),
-        "solvers": (SolverParams("solver-1", "highs"), SolverParams("solver-2", "glpk")),
-        "prices": {"sell": 1, "buy": 2},
-    }
-    base.update(kw)
-    return PlanInput(**base)  # type: ignore[arg-type]
+def scenario(
+    n: int = 7,
+    per_host: int | None = None,
+    solvers: tuple[SpecSolver, ...] = SOLVERS,
+    market: MarketConfig = MARKET,
+) -> Scenario:
+    return memory_scenario(
+        prosumers(n), market, solvers, per_host=per_host, feeders=(1, 2, 3), prices=(1, 2)
+    )
+
+
+def plan(n: int = 7, backend: str = "local", **kw: Any) -> Plan:
+    return build_plan(scenario(n, **kw), backend, "r1")
 
 
 def test_every_prosumer_on_exactly_one_host_and_tiers_in_start_order() -> None:
-    plan = build_plan(plan_input(10, prosumers_per_host=3), "r1")
-    hosts = plan.by_role("prosumer")
+    p = plan(10, per_host=3)
+    hosts = p.by_role("prosumer")
     assert [h.name for h in hosts] == [
         "prosumers-01",
         "prosumers-02",
         "prosumers-03",
         "prosumers-04",
     ]
-    placed = [p["id"] for h in hosts for p in h.settings["prosumers"]]
-    assert sorted(placed) == sorted(p.id for p in prosumers(10))
+    placed = [t.id for h in hosts for t in h.prosumers]
+    assert sorted(placed) == sorted(t.id for t in prosumers(10))
     assert len(placed) == len(set(placed))
-    assert [len(h.settings["prosumers"]) for h in hosts] == [3, 3, 3, 1]
-    assert plan.prosumer_count == 10
-    tiers = [[a.role for a in tier] for tier in plan.tiers()]
+    assert [len(h.prosumers) for h in hosts] == [3, 3, 3, 1]
+    assert p.prosumer_count == 10
+    tiers = [[a.role for a in tier] for tier in p.tiers()]
     assert tiers == [["recorder"], ["dso"], ["clock"], ["solver", "solver"], ["prosumer"] * 4]
-    clock = plan.agent("clock")
-    assert clock.settings["prosumer_hosts"] == [h.name for h in hosts]
-    assert clock.settings["solvers"] == ["solver-1", "solver-2"]
+    clock = p.agent("clock").settings
+    assert isinstance(clock, ClockSettings)
+    assert clock.prosumer_hosts == tuple(h.name for h in hosts)
+    assert clock.solvers == ("solver-1", "solver-2")
     # distinct signing accounts for dso, clock and each solver
-    accounts = [a.account for a in plan.agents if a.account is not None]
+    accounts = [a.account for a in p.agents if a.account is not None]
     assert len(accounts) == len(set(accounts)) == 4
 
 
 def test_local_default_bounds_the_number_of_host_processes() -> None:
-    plan = build_plan(plan_input(102), "r")
-    assert len(plan.by_role("prosumer")) == LOCAL_MAX_PROSUMER_HOSTS
-    assert plan.prosumer_count == 102
-    docker = build_plan(plan_input(102, backend="docker"), "r")
+    local = plan(102)
+    assert len(local.by_role("prosumer")) == LOCAL_MAX_PROSUMER_HOSTS
+    assert local.prosumer_count == 102
+    docker = plan(102, backend="docker")
     assert len(docker.by_role("prosumer")) == 26
 
 
 def test_plan_errors() -> None:
     with pytest.raises(PlanError, match="no prosumers"):
-        build_plan(plan_input(0), "r")
+        plan(0)
     with pytest.raises(PlanError, match="duplicate"):
-        build_plan(plan_input(solvers=(SolverParams("s"), SolverParams("s"))), "r")
+        plan(solvers=(SpecSolver("s"), SpecSolver("s")))
     with pytest.raises(PlanError, match="prosumers_per_host"):
-        build_plan(plan_input(prosumers_per_host=0), "r")
+        plan(per_host=0)
 
 
 def test_chain_interval_seconds_by_clock_mode() -> None:
     assert MARKET.chain_interval_seconds == 3600
-    wall = MarketParams(1, 8, 3, 1, 15, "wallclock", 5.0, 1.0)
+    wall = dataclasses.replace(MARKET, clock="wallclock")
     assert wall.chain_interval_seconds == 5
-    assert list(MARKET.clock_intervals) == list(range(0, 8))
+    assert list(MARKET.clock_intervals()) == list(range(0, 8))
+    assert plan(market=wall).market == MarketParams.of(wall)
+    assert plan().market.interval_seconds == 3600 and plan().market.epoch == 0
 
 
 def test_dev_keys_are_anvils_accounts() -> None:
@@ -113,17 +125,20 @@ def test_dev_keys_are_anvils_accounts() -> None:
 
 
 def test_rendered_configs_load_as_agent_configs(tmp_path: Path) -> None:
-    plan = build_plan(plan_input(5, prosumers_per_host=2), "run-x")
+    p = plan(5, per_host=2)
     backend = LocalBackend("run-x", tmp_path / "state")
-    placement = backend.prepare(plan, tmp_path / "bundle")
+    placement = backend.prepare(p, tmp_path / "bundle")
     chain = ChainInfo(contract_address="0x" + "ab" * 20, chain_id=31337, epoch=1_700_000_000)
-    configs = write_configs(plan, placement, chain)
-    assert set(configs) == {a.name for a in plan.agents}
-    ports = {c["metrics_port"] for c in configs.values()}
+    configs = write_configs(p, placement, chain)
+    assert set(configs) == {a.name for a in p.agents}
+    ports = {c.metrics_port for c in configs.values()}
     assert len(ports) == len(configs)
-    for agent in plan.agents:
+    for agent in p.agents:
         where = placement.agents[agent.name]
         loaded = load_config(where.config_file)
+        assert loaded == configs[agent.name]  # written and read with the same classes
+        assert parse_config(to_plain(loaded)) == loaded
+        assert loaded.market.settings() == MARKET.settings()  # every market field arrives
         assert loaded.role == agent.role and loaded.name == agent.name
         assert loaded.market.interval_seconds == 3600 and loaded.market.epoch == chain.epoch
         assert loaded.rpc_url == placement.rpc_url

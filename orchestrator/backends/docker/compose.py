@@ -19,6 +19,7 @@ from typing import Any
 
 import jinja2
 
+from agents.common.typed import to_json, to_plain
 from orchestrator.backends.base import Unit
 from orchestrator.backends.docker.containers import (
     CHAIN_PORT,
@@ -232,20 +233,15 @@ def _write_project(out: Path, plan: Plan, compose: str, prometheus_yml: str, cha
     for agent in plan.agents:
         (out / "out" / agent.name).mkdir(parents=True, exist_ok=True)
         config = agent_config(plan, placement, chain, agent)
-        (out / "config" / f"{agent.name}.json").write_text(json.dumps(config, indent=1) + "\n")
+        (out / "config" / f"{agent.name}.json").write_text(to_json(config))
     (out / "setup").mkdir(exist_ok=True)
-    m = plan.market
     params = {
         "rpc_url": placement.rpc_url,
         "config_dir": CONFIG_DIR,
         "chain_timeout_seconds": CHAIN_TIMEOUT_SECONDS,
         "dso_key": dev_key(DSO_ACCOUNT),
-        "feeders": [{"id": f.id, "c_ext": f.c_ext, "c_int": f.c_int} for f in plan.feeders],
-        "first_interval": m.first_interval,
-        "last_interval": m.last_interval,
-        "t_clear": m.t_clear,
-        "interval_seconds": m.chain_interval_seconds,
-        "clock": m.clock,
+        "feeders": to_plain(plan.feeders),
+        "market": to_plain(plan.market),
         "wallclock_margin_seconds": WALLCLOCK_MARGIN_SECONDS + 2 * len(plan.agents),
     }
     (out / "setup" / "deploy.json").write_text(json.dumps(params, indent=1) + "\n")

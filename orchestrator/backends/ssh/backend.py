@@ -203,7 +203,7 @@ class SshBackend(Backend):
         assert self.pool is not None
         for agent in plan.by_role("solver"):
             host = self._agent_host.get(agent.name)
-            if host is None or agent.settings.get("engine") != "glpk":
+            if host is None or getattr(agent.settings, "engine", None) != "glpk":
                 continue
             found = self.pool.get(host).run("command -v glpsol").code == 0
             if not found:
