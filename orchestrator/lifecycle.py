@@ -1,9 +1,11 @@
-"""Pieces of the run lifecycle that do not depend on a spec: outcomes and their
-errors, signal handling, readiness probing, log tails."""
+"""Pieces of the run lifecycle that do not depend on a spec: outcomes, their
+exit codes and errors, signal handling, readiness probing, log tails, the
+run's own log file."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import signal
 import threading
 import time
@@ -14,10 +16,16 @@ from types import FrameType
 
 from orchestrator.backends.base import AgentPlacement, Backend
 from orchestrator.errors import TestbedError
-from orchestrator.progress import scrape
+from orchestrator.scrape import scrape
 
 READY_POLL_SECONDS = 0.2
 LOG_TAIL_LINES = 12
+
+EXIT_OK = 0
+EXIT_ERROR = 1  # an error of the testbed itself (deploy failed, bug, ...)
+EXIT_AGENT_FAILED = 3  # an agent (or the chain) crashed or quit before the end
+EXIT_NOT_READY = 4  # an agent did not become ready in time
+EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C); SIGTERM gives 143
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,39 @@ class Interrupted(BaseException):
         self.signum = signum
         self.name = signal.Signals(signum).name
         super().__init__(self.name)
+
+
+def outcome_of(exc: BaseException) -> Outcome:
+    """The outcome of a run that `exc` ended."""
+    if isinstance(exc, KeyboardInterrupt):
+        return Outcome("interrupted", EXIT_INTERRUPTED, "interrupted (SIGINT)")
+    if isinstance(exc, Interrupted):
+        return Outcome("interrupted", 128 + exc.signum, f"interrupted ({exc.name})")
+    if isinstance(exc, AgentFailed):
+        return Outcome("agent_failed", EXIT_AGENT_FAILED, str(exc))
+    if isinstance(exc, NotReady):
+        return Outcome("not_ready", EXIT_NOT_READY, str(exc))
+    if isinstance(exc, TestbedError):
+        return Outcome("error", exc.exit_code or EXIT_ERROR, str(exc))
+    return Outcome("error", EXIT_ERROR, f"internal error: {exc!r}")
+
+
+def file_logger(path: Path, run_id: str) -> logging.Logger:
+    """The run's orchestrator.log (not propagated to the CLI's handlers)."""
+    logger = logging.getLogger(f"testbed.run.{run_id}")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s orchestrator: %(message)s"))
+    logger.addHandler(handler)
+    return logger
+
+
+def close_logger(logger: logging.Logger) -> None:
+    for handler in list(logger.handlers):
+        handler.close()
+        logger.removeHandler(handler)
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.recorder.records import summarize_events
+from orchestrator.plan import AgentPlan, Plan
 
 
 def build_summary(
@@ -46,3 +47,46 @@ def _complete_rows_only(events: Path, intervals: list[int]) -> dict[str, Any]:
         if data and not data.endswith(b"\n"):
             csv_file.write_bytes(data[: data.rfind(b"\n") + 1])
     return summarize_events(events, intervals)
+
+
+def run_summary(
+    plan: Plan,
+    events: Path,
+    outcome: Mapping[str, Any],
+    *,
+    gas: Mapping[str, Any],
+    exit_codes: Mapping[str, int | None],
+    peak_rss: Mapping[str, int],
+    extra: Mapping[str, Any],
+) -> dict[str, Any]:
+    """A testbed run's summary.json: over the plan's intervals, with its processes."""
+    m = plan.market
+    return build_summary(
+        events,
+        intervals=range(m.first_interval, m.last_interval + 1),
+        outcome=outcome,
+        gas=gas,
+        processes=process_table(plan.agents, exit_codes, peak_rss),
+        extra=extra,
+    )
+
+
+def process_table(
+    agents: Iterable[AgentPlan],
+    exit_codes: Mapping[str, int | None],
+    peak_rss: Mapping[str, int],
+) -> dict[str, dict[str, Any]]:
+    """summary.json `processes`: each agent's role, exit code and peak memory
+    (also per prosumer for a prosumer host)."""
+    processes: dict[str, dict[str, Any]] = {}
+    for agent in agents:
+        entry: dict[str, Any] = {"role": agent.role, "exit_code": exit_codes.get(agent.name)}
+        if agent.name in peak_rss:
+            entry["peak_rss_mb"] = round(peak_rss[agent.name] / 2**20, 1)
+            if agent.prosumer_count:
+                entry["prosumers"] = agent.prosumer_count
+                entry["peak_rss_mb_per_prosumer"] = round(
+                    peak_rss[agent.name] / 2**20 / agent.prosumer_count, 1
+                )
+        processes[agent.name] = entry
+    return processes
