@@ -88,6 +88,7 @@ class Events:
     """The hooks of one run, in the order they fire.
 
     - `started(placement)`: the backend has placed every unit; nothing runs yet.
+    - `contract_deployed(address)`: the market contract is on the chain.
     - `tier_ready(tier, placement)`: a tier of agents reported ready (the
       recorder, the DSO, the clock, the solvers, the prosumer hosts).
     - `market_starting()`: before the last tier (the prosumers) starts.
@@ -99,12 +100,14 @@ class Events:
     - `stopping(outcome)`: teardown, before the agents stop.
     - `agents_stopped(outcome)`: teardown, the agents stopped (the chain still runs).
     - `summarizing(extra, exit_codes)`: the listeners' blocks of summary.json
-      go into `extra`; `exit_codes` maps each stopped unit to its exit code.
+      go into `extra` (a key summary.json has already keeps its place);
+      `exit_codes` maps each stopped unit to its exit code.
     """
 
     def __init__(self, on_error: OnError) -> None:
         self.on_error = on_error
         self.started: EventHook[[Placement]] = EventHook("started")
+        self.contract_deployed: EventHook[[str]] = EventHook("contract_deployed")
         self.tier_ready: EventHook[[Sequence[AgentPlan], Placement]] = EventHook("tier_ready")
         self.market_starting: EventHook[[]] = EventHook("market_starting")
         self.tick: EventHook[[Mapping[str, UnitStatus]]] = EventHook("tick")

@@ -21,12 +21,6 @@ from orchestrator.scrape import scrape
 READY_POLL_SECONDS = 0.2
 LOG_TAIL_LINES = 12
 
-EXIT_OK = 0
-EXIT_ERROR = 1  # an error of the testbed itself (deploy failed, bug, ...)
-EXIT_AGENT_FAILED = 3  # an agent (or the chain) crashed or quit before the end
-EXIT_NOT_READY = 4  # an agent did not become ready in time
-EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C); SIGTERM gives 143
-
 
 @dataclass(frozen=True)
 class Outcome:
@@ -70,18 +64,21 @@ class Interrupted(BaseException):
 
 
 def outcome_of(exc: BaseException) -> Outcome:
-    """The outcome of a run that `exc` ended."""
+    """The outcome of a run that `exc` ended; exit codes as in orchestrator.run
+    (a signal: 128 + its number)."""
     if isinstance(exc, KeyboardInterrupt):
-        return Outcome("interrupted", EXIT_INTERRUPTED, "interrupted (SIGINT)")
+        return Outcome("interrupted", 128 + signal.SIGINT, "interrupted (SIGINT)")
     if isinstance(exc, Interrupted):
         return Outcome("interrupted", 128 + exc.signum, f"interrupted ({exc.name})")
-    if isinstance(exc, AgentFailed):
-        return Outcome("agent_failed", EXIT_AGENT_FAILED, str(exc))
-    if isinstance(exc, NotReady):
-        return Outcome("not_ready", EXIT_NOT_READY, str(exc))
-    if isinstance(exc, TestbedError):
-        return Outcome("error", exc.exit_code or EXIT_ERROR, str(exc))
-    return Outcome("error", EXIT_ERROR, f"internal error: {exc!r}")
+    kinds: tuple[tuple[type[TestbedError], str], ...] = (
+        (AgentFailed, "agent_failed"),
+        (NotReady, "not_ready"),
+        (TestbedError, "error"),
+    )
+    for kind, status in kinds:
+        if isinstance(exc, kind):
+            return Outcome(status, exc.exit_code or TestbedError.exit_code, str(exc))
+    return Outcome("error", TestbedError.exit_code, f"internal error: {exc!r}")
 
 
 def file_logger(path: Path, run_id: str) -> logging.Logger:

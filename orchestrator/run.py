@@ -9,7 +9,7 @@ stop the chain -> summary.json, manifest outcome.
 
 Whatever happens (Ctrl-C, SIGTERM, an agent crash, a readiness timeout, a bug), the
 teardown runs: every process stops, the bundle keeps what was recorded, and the
-outcome's exit code says what happened (EXIT_* in orchestrator.lifecycle).
+outcome's exit code says what happened (EXIT_* below).
 """
 
 from __future__ import annotations
@@ -35,10 +35,7 @@ from orchestrator.extensions import RUN_EXTENSIONS
 from orchestrator.faults.timeline import FaultPlan, apply_to_plan, build_timeline
 from orchestrator.hooks import Events, Extension, RunContext
 from orchestrator.hosts import expand_hosts
-from orchestrator.lifecycle import (  # EXIT_*: the outcomes' exit codes
-    EXIT_AGENT_FAILED,
-    EXIT_ERROR,
-    EXIT_OK,
+from orchestrator.lifecycle import (
     AgentFailed,
     Interrupted,
     Outcome,
@@ -49,12 +46,6 @@ from orchestrator.lifecycle import (  # EXIT_*: the outcomes' exit codes
     outcome_of,
     signals_as_interrupts,
     wait_ready,
-)
-from orchestrator.lifecycle import (
-    EXIT_INTERRUPTED as EXIT_INTERRUPTED,
-)
-from orchestrator.lifecycle import (
-    EXIT_NOT_READY as EXIT_NOT_READY,
 )
 from orchestrator.plan import (
     MarketParams,
@@ -72,6 +63,12 @@ from orchestrator.results.manifest import build_manifest
 from orchestrator.results.summary import run_summary
 from orchestrator.scenario import Scenario, build_scenario
 from orchestrator.spec import Spec, load_spec
+
+EXIT_OK = 0
+EXIT_ERROR = 1  # an error of the testbed itself (deploy failed, bug, ...)
+EXIT_AGENT_FAILED = 3  # an agent (or the chain) crashed or quit before the end
+EXIT_NOT_READY = 4  # an agent did not become ready in time
+EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C); SIGTERM gives 143 (lifecycle.outcome_of)
 
 # Timing (module level so tests can shorten them).
 READY_TIMEOUT_SECONDS = 120.0
@@ -297,6 +294,7 @@ class Run:
             contract_address=self.chain.contract_address, epoch=self.chain.epoch
         )
         self.mark("contract deployed")
+        self.events.contract_deployed.fire(self.chain.contract_address)
         write_configs(self.plan, placement, self.chain)
         tiers = self.plan.tiers()
         for tier in tiers:
@@ -398,18 +396,12 @@ class Run:
         for tier in reversed(self.plan.tiers()):
             names = [a.name for a in tier if a.name in self.started]
             self._attempt(f"stop {', '.join(names)}", partial(self._stop, names))
-        self.events.agents_stopped.fire(outcome)  # last finalizations; metrics snapshot
-        gas: dict[str, Any] = {}
-        if self.chain is not None and self.placement is not None and self._chain_running():
-            from orchestrator.results.gas import gas_by_function
-
-            rpc, address = self.placement.rpc_url_local, self.chain.contract_address
-            self._attempt("gas", lambda: gas.update(gas_by_function(rpc, address)))
+        self.events.agents_stopped.fire(outcome)  # last finalizations, metrics snapshot, gas
         if "chain" in self.started:
             self._attempt("stop chain", lambda: self._stop(["chain"]))
         self.mark("stopped")
         summary: dict[str, Any] = {}
-        self._attempt("summary", lambda: summary.update(self._summary(outcome, gas)))
+        self._attempt("summary", lambda: summary.update(self._summary(outcome)))
         self._attempt("cleanup", self.backend.cleanup)  # before the manifest: its errors go there
         self._attempt("manifest", lambda: self._final_manifest(outcome))
         self._attempt("report", lambda: write_report(self.bundle.path))
@@ -430,18 +422,13 @@ class Run:
             self._sample()
             self.exit_codes.update(self.backend.stop(names))
 
-    def _chain_running(self) -> bool:
-        st = self.backend.status().get("chain")
-        return st is not None and st.state == "running"
-
-    def _summary(self, outcome: Outcome, gas: Mapping[str, Any]) -> dict[str, Any]:
+    def _summary(self, outcome: Outcome) -> dict[str, Any]:
         extra: dict[str, Any] = {"wall_seconds": round(time.monotonic() - self._t0, 3)}
-        self.events.summarizing.fire(extra, self.exit_codes)  # faults: its block
+        self.events.summarizing.fire(extra, self.exit_codes)  # gas, faults
         summary = run_summary(
             self.plan,
             self.bundle.events,
             dataclasses.asdict(outcome),
-            gas=gas,
             exit_codes=self.exit_codes,
             peak_rss=self.peak_rss,
             extra=extra,
