@@ -92,6 +92,7 @@ class Events:
     - `tier_ready(tier, placement)`: a tier of agents reported ready (the
       recorder, the DSO, the clock, the solvers, the prosumer hosts).
     - `market_starting()`: before the last tier (the prosumers) starts.
+    - `all_ready()`: every agent is ready; the watch begins.
     - `tick(status)`: every poll of the watch (and of the wait for the agents
       to finish), with the backend's status of every unit.
     - `interval_finalized(row)`: an interval was finalized on chain (once per
@@ -110,6 +111,7 @@ class Events:
         self.contract_deployed: EventHook[[str]] = EventHook("contract_deployed")
         self.tier_ready: EventHook[[Sequence[AgentPlan], Placement]] = EventHook("tier_ready")
         self.market_starting: EventHook[[]] = EventHook("market_starting")
+        self.all_ready: EventHook[[]] = EventHook("all_ready")
         self.tick: EventHook[[Mapping[str, UnitStatus]]] = EventHook("tick")
         self.interval_finalized: EventHook[[IntervalFinalized]] = EventHook("interval_finalized")
         self.market_finished: EventHook[[]] = EventHook("market_finished")

@@ -229,24 +229,30 @@ class Progress:
 
 
 class RunProgress:
-    """Progress lines for one run, driven by the run's events."""
+    """Progress lines for one run, driven by the run's events: from the watch
+    on (all agents ready), at every tick, and a last update at teardown."""
 
     def __init__(self, events: Path, stream: TextIO, last_interval: int) -> None:
         self.events = events
         self.stream = stream
         self.last_interval = last_interval
+        self.clock_metrics_url: str | None = None
         self.progress: Progress | None = None
 
     def attach(self, events: Events) -> None:
-        events.started.add_listener(self.start, name="progress")
+        events.started.add_listener(self.placed, name="progress")
+        events.all_ready.add_listener(self.start, name="progress")
         events.tick.add_listener(self.update, name="progress")
         events.stopping.add_listener(self.close, name="progress")
 
-    def start(self, placement: Placement) -> None:
+    def placed(self, placement: Placement) -> None:
+        self.clock_metrics_url = placement.agents["clock"].metrics_url
+
+    def start(self) -> None:
         self.progress = Progress(
             self.events,
             self.stream,
-            clock_metrics_url=placement.agents["clock"].metrics_url,
+            clock_metrics_url=self.clock_metrics_url,
             last_interval=self.last_interval,
         )
 

@@ -312,6 +312,7 @@ class Run:
             self.mark(f"ready: {', '.join(sorted({a.role for a in tier}))}")
             self.events.tier_ready.fire(tier, placement)
         self.mark("all agents ready")
+        self.events.all_ready.fire()
 
     def _start(self, unit: Unit) -> None:
         self.backend.start(unit)

@@ -52,6 +52,7 @@ class Watcher:
         events.contract_deployed.add_listener(lambda _a: self.note("contract_deployed"))
         events.tier_ready.add_listener(lambda tier, _p: self.note(f"ready {tier[0].role}"))
         events.market_starting.add_listener(lambda: self.note("market_starting"))
+        events.all_ready.add_listener(lambda: self.note("all_ready"))
         events.tick.add_listener(self.tick)
         events.interval_finalized.add_listener(self.finalized.append)
         events.market_finished.add_listener(lambda: self.note("market_finished"))
@@ -106,7 +107,7 @@ def test_an_extension_sees_the_lifecycle_and_cannot_stop_the_teardown(tmp_path: 
     assert result.outcome.status == "ok", result.outcome.message
     assert watcher.context is not None and watcher.context.bundle == result.bundle
     ticks = [i for i, s in enumerate(watcher.seen) if s == "tick"]
-    assert ticks and watcher.seen.index("ready prosumer") < ticks[0]
+    assert ticks and watcher.seen.index("all_ready") < ticks[0]
     assert ticks[-1] < watcher.seen.index("stopping")
     order = [s for s in watcher.seen if s != "tick"]
     assert order == [
@@ -118,6 +119,7 @@ def test_an_extension_sees_the_lifecycle_and_cannot_stop_the_teardown(tmp_path: 
         "ready solver",
         "market_starting",
         "ready prosumer",
+        "all_ready",
         "market_finished",
         "stopping",
         "stopping (after the failure)",

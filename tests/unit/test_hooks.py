@@ -161,6 +161,7 @@ def test_every_hook_is_listed_and_teardown_hooks_are_contained_from_the_start() 
         "contract_deployed",
         "tier_ready",
         "market_starting",
+        "all_ready",
         "tick",
         "interval_finalized",
         "market_finished",
