@@ -51,11 +51,13 @@ class EventHook(Generic[P]):
         self.on_error = on_error  # None: a listener's exception propagates
         self._listeners: list[tuple[str, Callable[P, Any]]] = []
 
-    def add_listener(self, listener: Callable[P, Any], name: str | None = None) -> None:
+    def add_listener(self, listener: Callable[P, Any], name: str | None = None) -> Callable[P, Any]:
         """`name` says what failed in the run's log and teardown errors
-        (default: the listener's qualified name)."""
+        (default: the listener's qualified name). Returns `listener`, so it
+        also works as a decorator."""
         label = name or getattr(listener, "__qualname__", None) or repr(listener)
         self._listeners.append((label, listener))
+        return listener
 
     def remove_listener(self, listener: Callable[P, Any]) -> None:
         self._listeners = [(n, fn) for n, fn in self._listeners if fn != listener]

@@ -16,7 +16,7 @@ from types import FrameType
 
 from orchestrator.backends.base import AgentPlacement, Backend
 from orchestrator.errors import TestbedError
-from orchestrator.scrape import scrape
+from orchestrator.progress import scrape
 
 READY_POLL_SECONDS = 0.2
 LOG_TAIL_LINES = 12

@@ -6,36 +6,50 @@ the bytes appended since the last poll), the current interval from the
 clock's Prometheus endpoint. On a TTY one status line is redrawn in place;
 otherwise one line is printed per finalized interval (from finalizations.csv,
 so no interval is skipped however fast a lockstep run goes).
-
-In a run, `RunProgress` subscribes to the run's events (started: find the
-clock; tick: update; stopping: the last update), and `FinalizationFeed` turns
-new rows of finalizations.csv into `interval_finalized` events.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Mapping
+import re
+import urllib.error
+import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from agents.recorder.stats import percentile
-from orchestrator.backends.base import Placement
-from orchestrator.hooks import EventHook, Events, IntervalFinalized, RunContext
-from orchestrator.scrape import parse_metrics, scrape
 
-__all__ = [
-    "CsvTail",
-    "FinalizationFeed",
-    "Progress",
-    "RunProgress",
-    "attach_finalizations",
-    "attach_progress",
-    "parse_metrics",
-    "scrape",
-]
+SCRAPE_TIMEOUT_SECONDS = 1.0
+
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)")
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    """Prometheus text exposition -> {"name{labels}": value} (comments skipped)."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = _SAMPLE.match(line)
+        if m is None:
+            continue
+        try:
+            out[m.group(1) + (m.group(2) or "")] = float(m.group(3))
+        except ValueError:
+            continue
+    return out
+
+
+def scrape(url: str, timeout: float = SCRAPE_TIMEOUT_SECONDS) -> dict[str, float] | None:
+    """The metrics at `url`, or None when the endpoint does not answer."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return parse_metrics(resp.read().decode("utf-8", "replace"))
+    except (OSError, urllib.error.URLError, ValueError):
+        return None
 
 
 class CsvTail:
@@ -226,74 +240,3 @@ class Progress:
             self.stream.write("\n")
             self.stream.flush()
         return snap
-
-
-class RunProgress:
-    """Progress lines for one run, driven by the run's events: from the watch
-    on (all agents ready), at every tick, and a last update at teardown."""
-
-    def __init__(self, events: Path, stream: TextIO, last_interval: int) -> None:
-        self.events = events
-        self.stream = stream
-        self.last_interval = last_interval
-        self.clock_metrics_url: str | None = None
-        self.progress: Progress | None = None
-
-    def attach(self, events: Events) -> None:
-        events.started.add_listener(self.placed, name="progress")
-        events.all_ready.add_listener(self.start, name="progress")
-        events.tick.add_listener(self.update, name="progress")
-        events.stopping.add_listener(self.close, name="progress")
-
-    def placed(self, placement: Placement) -> None:
-        self.clock_metrics_url = placement.agents["clock"].metrics_url
-
-    def start(self) -> None:
-        self.progress = Progress(
-            self.events,
-            self.stream,
-            clock_metrics_url=self.clock_metrics_url,
-            last_interval=self.last_interval,
-        )
-
-    def update(self, _status: Mapping[str, Any]) -> None:
-        if self.progress is not None:
-            self.progress.update()
-
-    def close(self, _outcome: object) -> None:
-        if self.progress is not None:
-            self.progress.close()
-
-
-class FinalizationFeed:
-    """Fires `interval_finalized` once per new row of the recorder's
-    finalizations.csv: at every tick and once more when the agents have
-    stopped (what the recorder wrote last)."""
-
-    def __init__(self, events: Path, hook: EventHook[[IntervalFinalized]]) -> None:
-        self.tail = CsvTail(events / "finalizations.csv")
-        self.hook = hook
-
-    def attach(self, events: Events) -> None:
-        events.tick.add_listener(self.poll, name="finalizations")
-        events.agents_stopped.add_listener(self.poll, name="finalizations")
-
-    def poll(self, *_: object) -> None:
-        for row in self.tail.read_new():
-            interval = _int(row, "interval")
-            if interval is not None:
-                trades, energy = _int(row, "trades") or 0, _int(row, "energy_wh") or 0
-                self.hook.fire(
-                    IntervalFinalized(interval, trades, energy, _int(row, "candidate_id"))
-                )
-
-
-def attach_progress(run: RunContext, events: Events) -> None:
-    """Progress lines when the run has a progress stream."""
-    if run.progress is not None:
-        last = run.plan.market.last_interval
-        RunProgress(run.bundle / "events", run.progress, last).attach(events)
-
-
-def attach_finalizations(run: RunContext, events: Events) -> None:
-    FinalizationFeed(run.bundle / "events", events.interval_finalized).attach(events)

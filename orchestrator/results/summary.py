@@ -2,11 +2,11 @@
 also for an interrupted or crashed run), with gas by function, the processes'
 peak memory and the run's outcome.
 
-In a run, `ChainGas` (one of orchestrator.extensions) reads the gas from the
-chain once the agents have stopped, while the chain still runs.
-
 The event statistics are `agents.recorder.records.summarize_events`, the very
 function the recorder uses for its own recorder.json, so both always agree.
+
+In a run, `ChainGas` (one of orchestrator.extensions) reads the gas from the
+chain once the agents have stopped, while the chain still runs.
 """
 
 from __future__ import annotations

@@ -17,9 +17,9 @@ import pytest
 from agents.recorder.records import BlockStamp, EventLog, FinalizationRow
 from orchestrator import run as run_module
 from orchestrator.errors import TestbedError
+from orchestrator.extensions import FinalizationFeed
 from orchestrator.hooks import EventHook, Events, IntervalFinalized
 from orchestrator.lifecycle import AgentFailed, Interrupted, NotReady, Outcome, outcome_of
-from orchestrator.progress import FinalizationFeed
 
 OK = Outcome("ok", 0, "last interval finalized")
 
@@ -49,6 +49,18 @@ def test_listeners_fire_in_the_order_added_with_the_arguments() -> None:
     hook.fire(7, "y")
     assert rec.calls == [("a", (7, "y")), ("b", (7, "y")), ("c", (7, "y"))]
     assert len(hook) == 3
+
+
+def test_add_listener_works_as_a_decorator() -> None:
+    events = Events(Recorder().on_error)
+    seen: list[int] = []
+
+    @events.interval_finalized.add_listener
+    def power_flow(row: IntervalFinalized) -> None:
+        seen.append(row.interval)
+
+    events.interval_finalized.fire(IntervalFinalized(50, 1, 100))
+    assert seen == [50] and callable(power_flow)
 
 
 def test_remove_listener() -> None:
