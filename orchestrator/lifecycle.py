@@ -1,9 +1,11 @@
-"""Pieces of the run lifecycle that do not depend on a spec: outcomes and their
-errors, signal handling, readiness probing, log tails."""
+"""Pieces of the run lifecycle that do not depend on a spec: outcomes, their
+exit codes and errors, signal handling, readiness probing, log tails, the
+run's own log file."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import signal
 import threading
 import time
@@ -59,6 +61,42 @@ class Interrupted(BaseException):
         self.signum = signum
         self.name = signal.Signals(signum).name
         super().__init__(self.name)
+
+
+def outcome_of(exc: BaseException) -> Outcome:
+    """The outcome of a run that `exc` ended; exit codes as in orchestrator.run
+    (a signal: 128 + its number)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return Outcome("interrupted", 128 + signal.SIGINT, "interrupted (SIGINT)")
+    if isinstance(exc, Interrupted):
+        return Outcome("interrupted", 128 + exc.signum, f"interrupted ({exc.name})")
+    kinds: tuple[tuple[type[TestbedError], str], ...] = (
+        (AgentFailed, "agent_failed"),
+        (NotReady, "not_ready"),
+        (TestbedError, "error"),
+    )
+    for kind, status in kinds:
+        if isinstance(exc, kind):
+            return Outcome(status, exc.exit_code or TestbedError.exit_code, str(exc))
+    return Outcome("error", TestbedError.exit_code, f"internal error: {exc!r}")
+
+
+def file_logger(path: Path, run_id: str) -> logging.Logger:
+    """The run's orchestrator.log (not propagated to the CLI's handlers)."""
+    logger = logging.getLogger(f"testbed.run.{run_id}")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s orchestrator: %(message)s"))
+    logger.addHandler(handler)
+    return logger
+
+
+def close_logger(logger: logging.Logger) -> None:
+    for handler in list(logger.handlers):
+        handler.close()
+        logger.removeHandler(handler)
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:

@@ -19,37 +19,39 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
 import yaml
 
 from orchestrator.backends import BACKENDS, create_backend
-from orchestrator.backends.base import Backend, Placement, Unit
+from orchestrator.backends.base import Backend, Placement, Unit, UnitStatus
 from orchestrator.errors import TestbedError
-from orchestrator.faults.session import RunFaults
+from orchestrator.extensions import RUN_EXTENSIONS
 from orchestrator.faults.timeline import FaultPlan
+from orchestrator.hooks import Events, Extension, RunContext
 from orchestrator.lifecycle import (
     AgentFailed,
     Interrupted,
-    NotReady,
     Outcome,
+    close_logger,
+    file_logger,
     interrupts_ignored,
     log_tail,
+    outcome_of,
     signals_as_interrupts,
     wait_ready,
 )
-from orchestrator.observability.collect import RunMetrics, start_run_metrics
 from orchestrator.plan import Plan
 from orchestrator.planning import plan_run
-from orchestrator.progress import Progress
 from orchestrator.render import ChainInfo, write_configs
 from orchestrator.reports.report import write_report
 from orchestrator.results.bundle import DEFAULT_RESULTS_DIR, Bundle, new_run_id
 from orchestrator.results.manifest import build_manifest
-from orchestrator.results.summary import build_summary
+from orchestrator.results.summary import run_summary
 from orchestrator.scenario import build_scenario
 from orchestrator.spec import Spec, load_spec
 
@@ -57,7 +59,7 @@ EXIT_OK = 0
 EXIT_ERROR = 1  # an error of the testbed itself (deploy failed, bug, ...)
 EXIT_AGENT_FAILED = 3  # an agent (or the chain) crashed or quit before the end
 EXIT_NOT_READY = 4  # an agent did not become ready in time
-EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C); SIGTERM gives 143
+EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C); SIGTERM gives 143 (lifecycle.outcome_of)
 
 # Timing (module level so tests can shorten them).
 READY_TIMEOUT_SECONDS = 120.0
@@ -79,6 +81,7 @@ class RunOptions:
     env: Mapping[str, str] | None = None
     ready_timeout: float | None = None
     argv: Sequence[str] = ()
+    extensions: Sequence[Extension] = ()  # this run's own listeners (orchestrator.hooks)
 
 
 @dataclass
@@ -139,7 +142,8 @@ def run(options: RunOptions) -> RunResult:
 
 
 class Run:
-    """One run's bring-up, watch and teardown (see the module docstring)."""
+    """One run's bring-up, watch and teardown (see the module docstring). Faults,
+    Prometheus and the progress lines are listeners of `self.events`."""
 
     def __init__(
         self,
@@ -161,14 +165,22 @@ class Run:
         self.started: list[str] = []
         self.peak_rss: dict[str, int] = {}
         self.exit_codes: dict[str, int | None] = {}
-        self.progress: Progress | None = None
         self.timeline: dict[str, float] = {}
         self.teardown_errors: list[str] = []
-        self.metrics: RunMetrics | None = None  # Prometheus (observability/collect.py)
         self._t0 = time.monotonic()
-        self._log = _file_logger(bundle.logs / "orchestrator.log", plan.run_id)
+        self._log = file_logger(bundle.logs / "orchestrator.log", plan.run_id)
         backend.announce = self._announce
-        self.faults = RunFaults(faults, backend)  # orchestrator/faults/ (inert without)
+        self.events = Events(self._teardown_failed)
+        self._attach(faults)
+
+    def _attach(self, faults: FaultPlan | None) -> None:
+        """The built-in parts (faults, Prometheus, progress, ...), then the run's own."""
+        context = RunContext(
+            self.spec, self.plan, self.backend, self.bundle.path, self._announce,
+            progress=self.options.progress, faults=faults,
+        )  # fmt: skip
+        for extension in (*RUN_EXTENSIONS, *self.options.extensions):
+            extension(context, self.events)
 
     def mark(self, what: str) -> None:
         self.timeline[what] = round(time.monotonic() - self._t0, 3)
@@ -187,26 +199,15 @@ class Run:
                 self.bring_up()
                 self.watch()
                 outcome = self.finish()
-            except KeyboardInterrupt:
-                outcome = Outcome("interrupted", EXIT_INTERRUPTED, "interrupted (SIGINT)")
-            except Interrupted as exc:
-                outcome = Outcome("interrupted", 128 + exc.signum, f"interrupted ({exc.name})")
-            except AgentFailed as exc:
-                outcome = Outcome("agent_failed", EXIT_AGENT_FAILED, str(exc))
-            except NotReady as exc:
-                outcome = Outcome("not_ready", EXIT_NOT_READY, str(exc))
-            except TestbedError as exc:
-                outcome = Outcome("error", exc.exit_code or EXIT_ERROR, str(exc))
-            except Exception as exc:
-                self._log.exception("internal error")
-                outcome = Outcome("error", EXIT_ERROR, f"internal error: {exc!r}")
+            except (Exception, KeyboardInterrupt, Interrupted) as exc:
+                if not isinstance(exc, TestbedError | KeyboardInterrupt | Interrupted):
+                    self._log.exception("internal error")
+                outcome = outcome_of(exc)
             finally:
                 with interrupts_ignored():
                     summary = self.teardown(outcome)
                     self._log.info("done: exit code %d", outcome.exit_code)
-                    for handler in list(self._log.handlers):
-                        handler.close()
-                        self._log.removeHandler(handler)
+                    close_logger(self._log)
         return RunResult(self.bundle.path, self.plan.run_id, outcome, summary)
 
     # -- bring-up --------------------------------------------------------------------
@@ -215,9 +216,7 @@ class Run:
 
         placement = self.backend.prepare(self.plan, self.bundle.path)
         self.placement = placement
-        self.metrics = start_run_metrics(
-            self.spec, self.plan, placement, self.backend, self.bundle.path, self._announce
-        )
+        self.events.started.fire(placement)
         chain_cfg = self.spec.chain
         solvers = len(self.plan.by_role("solver"))
         argv = anvil_argv(
@@ -238,11 +237,12 @@ class Run:
             contract_address=self.chain.contract_address, epoch=self.chain.epoch
         )
         self.mark("contract deployed")
+        self.events.contract_deployed.fire(self.chain.contract_address)
         write_configs(self.plan, placement, self.chain)
         tiers = self.plan.tiers()
         for tier in tiers:
-            if self.metrics is not None and tier is tiers[-1]:
-                self.metrics.wait_discovered()  # scraping before the market starts
+            if tier is tiers[-1]:
+                self.events.market_starting.fire()
             for agent in tier:
                 where = placement.agents[agent.name]
                 command = ("python", "-m", "agents", agent.role, "--config", where.config_path)
@@ -253,8 +253,9 @@ class Run:
                 self.ready_timeout,
             )
             self.mark(f"ready: {', '.join(sorted({a.role for a in tier}))}")
-            self.faults.after_tier(tier, self.plan, placement, self._announce)
+            self.events.tier_ready.fire(tier, placement)
         self.mark("all agents ready")
+        self.events.all_ready.fire()
 
     def _start(self, unit: Unit) -> None:
         self.backend.start(unit)
@@ -263,25 +264,13 @@ class Run:
     def _chain_alive(self) -> bool:
         state = self.backend.status().get("chain")
         if state is not None and state.state == "exited":
-            raise AgentFailed("chain", state.returncode, log_tail(self.placement_chain_log()))
+            assert self.placement is not None
+            raise AgentFailed("chain", state.returncode, log_tail(self.placement.chain_log))
         return True
-
-    def placement_chain_log(self) -> Path:
-        assert self.placement is not None
-        return self.placement.chain_log
 
     # -- watch ------------------------------------------------------------------------
     def watch(self) -> None:
         """Until the clock exits 0. Raises AgentFailed when something dies."""
-        assert self.placement is not None
-        stream = self.options.progress
-        if stream is not None:
-            self.progress = Progress(
-                self.bundle.events,
-                stream,
-                clock_metrics_url=self.placement.agents["clock"].metrics_url,
-                last_interval=self.plan.market.last_interval,
-            )
         early_exit: dict[str, float] = {}
         while True:
             status = self._sample()
@@ -291,25 +280,19 @@ class Run:
                     self.mark("clock finished")
                     return
                 raise self._failed("clock", clock.returncode)
+            exempt = self.events.exempt()  # Prometheus; agents a fault killed
             for name, st in status.items():
-                if st.state != "exited" or name == "clock" or name in self._auxiliary():
+                if st.state != "exited" or name == "clock" or name in exempt:
                     continue
-                if name in self.faults.down:
-                    continue  # killed by a fault: not a crash
                 if st.returncode != 0 or name == "chain":
                     raise self._failed(name, st.returncode)
                 first = early_exit.setdefault(name, time.monotonic())
                 if time.monotonic() - first > EARLY_EXIT_GRACE_SECONDS:
                     raise self._failed(name, 0, "exited before the last interval was finalized")
-            if self.progress is not None:
-                self.progress.update()
-            self.faults.wait(WATCH_POLL_SECONDS)  # applies the faults that are due
+            self.events.tick.fire(status)
+            self.events.wait(WATCH_POLL_SECONDS)  # faults: applies the steps that are due
 
-    def _auxiliary(self) -> set[str]:
-        """Units whose exit does not end the run (Prometheus)."""
-        return {self.metrics.unit} if self.metrics is not None else set()
-
-    def _sample(self) -> dict[str, Any]:
+    def _sample(self) -> dict[str, UnitStatus]:
         status = self.backend.status()
         for name, st in status.items():
             if st.rss_bytes is not None:
@@ -325,14 +308,14 @@ class Run:
     def finish(self) -> Outcome:
         """The clock is done: give the others time to finish on their own."""
         deadline = time.monotonic() + FINISH_GRACE_SECONDS
-        self.faults.restore()
-        agents = [a.name for a in self.plan.agents if a.name not in self.faults.down]
+        self.events.market_finished.fire()
+        exempt = self.events.exempt()
+        agents = [a.name for a in self.plan.agents if a.name not in exempt]
         while time.monotonic() < deadline:
             status = self._sample()
             if all(status[n].state == "exited" for n in agents):
                 break
-            if self.progress is not None:
-                self.progress.update()
+            self.events.tick.fire(status)
             time.sleep(WATCH_POLL_SECONDS / 2)
         status = self.backend.status()
         failed = [
@@ -350,75 +333,48 @@ class Run:
 
     # -- teardown ---------------------------------------------------------------------
     def teardown(self, outcome: Outcome) -> dict[str, Any]:
+        """Every step runs whatever fails before (errors go to the manifest)."""
         self._log.info("teardown: %s (%s)", outcome.status, outcome.message)
-        self._attempt("progress", self._close_progress)
-        self._attempt("faults restore", self.faults.restore)
+        self.events.tear_down()
+        self.events.stopping.fire(outcome)  # progress's last line; faults restore
         for tier in reversed(self.plan.tiers()):
             names = [a.name for a in tier if a.name in self.started]
-            self._attempt(f"stop {', '.join(names)}", lambda n=names: self._stop(n))
-        if self.metrics is not None:
-            self._attempt("metrics snapshot", self.metrics.finish)
-        gas: dict[str, Any] = {}
-        if self.chain is not None and self.placement is not None and self._chain_running():
-            from orchestrator.results.gas import gas_by_function
-
-            rpc, address = self.placement.rpc_url_local, self.chain.contract_address
-            self._attempt("gas", lambda: gas.update(gas_by_function(rpc, address)))
+            self._attempt(f"stop {', '.join(names)}", partial(self._stop, names))
+        self.events.agents_stopped.fire(outcome)  # last finalizations, metrics snapshot, gas
         if "chain" in self.started:
             self._attempt("stop chain", lambda: self._stop(["chain"]))
         self.mark("stopped")
         summary: dict[str, Any] = {}
-        self._attempt("summary", lambda: summary.update(self._summary(outcome, gas)))
+        self._attempt("summary", lambda: summary.update(self._summary(outcome)))
         self._attempt("cleanup", self.backend.cleanup)  # before the manifest: its errors go there
         self._attempt("manifest", lambda: self._final_manifest(outcome))
         self._attempt("report", lambda: write_report(self.bundle.path))
         return summary
 
-    def _attempt(self, what: str, fn: Any) -> None:
+    def _attempt(self, what: str, fn: Callable[[], object]) -> None:
         try:
             fn()
         except Exception as exc:  # teardown goes on, whatever fails
-            self._log.exception("teardown step %s failed", what)
-            self.teardown_errors.append(f"{what}: {exc!r}")
+            self._teardown_failed(what, exc)
 
-    def _close_progress(self) -> None:
-        if self.progress is not None:
-            self.progress.close()
+    def _teardown_failed(self, what: str, exc: Exception) -> None:
+        self._log.error("teardown step %s failed", what, exc_info=exc)
+        self.teardown_errors.append(f"{what}: {exc!r}")
 
     def _stop(self, names: list[str]) -> None:
         if names:
             self._sample()
             self.exit_codes.update(self.backend.stop(names))
 
-    def _chain_running(self) -> bool:
-        st = self.backend.status().get("chain")
-        return st is not None and st.state == "running"
-
-    def _summary(self, outcome: Outcome, gas: Mapping[str, Any]) -> dict[str, Any]:
-        m = self.plan.market
-        processes: dict[str, dict[str, Any]] = {}
-        for agent in self.plan.agents:
-            entry: dict[str, Any] = {
-                "role": agent.role,
-                "exit_code": self.exit_codes.get(agent.name),
-            }
-            if agent.name in self.peak_rss:
-                entry["peak_rss_mb"] = round(self.peak_rss[agent.name] / 2**20, 1)
-                if agent.prosumer_count:
-                    entry["prosumers"] = agent.prosumer_count
-                    entry["peak_rss_mb_per_prosumer"] = round(
-                        self.peak_rss[agent.name] / 2**20 / agent.prosumer_count, 1
-                    )
-            processes[agent.name] = entry
+    def _summary(self, outcome: Outcome) -> dict[str, Any]:
         extra: dict[str, Any] = {"wall_seconds": round(time.monotonic() - self._t0, 3)}
-        if (faults := self.faults.summary(self.bundle.path, self.exit_codes)) is not None:
-            extra["faults"] = faults
-        summary = build_summary(
+        self.events.summarizing.fire(extra, self.exit_codes)  # gas, faults
+        summary = run_summary(
+            self.plan,
             self.bundle.events,
-            intervals=range(m.first_interval, m.last_interval + 1),
-            outcome=dataclasses.asdict(outcome),
-            gas=gas,
-            processes=processes,
+            dataclasses.asdict(outcome),
+            exit_codes=self.exit_codes,
+            peak_rss=self.peak_rss,
             extra=extra,
         )
         self.bundle.write_summary(summary)
@@ -434,14 +390,3 @@ class Run:
             timeline=self.timeline,
             teardown_errors=self.teardown_errors,
         )
-
-
-def _file_logger(path: Path, run_id: str) -> logging.Logger:
-    logger = logging.getLogger(f"testbed.run.{run_id}")
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s orchestrator: %(message)s"))
-    logger.addHandler(handler)
-    return logger

@@ -103,7 +103,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     result = run(options)
     baseline = None
     if getattr(args, "baseline", False):
-        from orchestrator.faults.baseline import run_baseline
+        from orchestrator.campaign import run_baseline
 
         baseline, _ = run_baseline(result, options)
     if args.json:

@@ -2,9 +2,9 @@
 the agents (so it is scraping before the market starts), snapshotted into the
 bundle when the run ends.
 
-    metrics = start_run_metrics(spec, plan, placement, backend, bundle, announce)
-    ...            # before the last tier starts: metrics.wait_discovered()
-    metrics.finish()   # in teardown: final scrape, snapshot -> bundle/metrics/
+    attach_metrics(run_context, run_events)  # one of orchestrator.extensions
+    # started: start_run_metrics(...); market_starting: wait_discovered();
+    # agents_stopped: finish() (final scrape, snapshot -> bundle/metrics/)
 
 Bundle layout: metrics/prometheus.yml (the rendered config), metrics/tsdb/
 (the snapshot: Prometheus blocks), metrics/prometheus.json (what `testbed
@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.backends.base import Backend, Placement, Unit
+from orchestrator.hooks import Events, RunContext
 from orchestrator.lifecycle import log_tail
 from orchestrator.observability.exporter import DatasetExporter, dataset_energy
 from orchestrator.observability.server import (
@@ -265,3 +266,43 @@ def start_run_metrics(
         raise
     announce(f"prometheus: {url} (scraping {len(targets)} targets every {interval:g} s)")
     return metrics
+
+
+class RunMetricsHooks:
+    """A run's Prometheus as a listener of the run's events (orchestrator.hooks)."""
+
+    def __init__(
+        self, spec: Spec, plan: Plan, backend: Backend, bundle: Path, announce: Announce
+    ) -> None:
+        self.spec = spec
+        self.plan = plan
+        self.backend = backend
+        self.bundle = bundle
+        self.announce = announce
+        self.metrics: RunMetrics | None = None
+
+    def attach(self, events: Events) -> None:
+        events.started.add_listener(self.start, name="metrics")
+        events.market_starting.add_listener(self.wait_discovered, name="metrics")
+        events.add_exempt(self.units)  # auxiliary: its exit does not end the run
+        events.agents_stopped.add_listener(self.finish, name="metrics snapshot")
+
+    def start(self, placement: Placement) -> None:
+        self.metrics = start_run_metrics(
+            self.spec, self.plan, placement, self.backend, self.bundle, self.announce
+        )
+
+    def wait_discovered(self) -> None:
+        if self.metrics is not None:
+            self.metrics.wait_discovered()  # scraping before the market starts
+
+    def units(self) -> set[str]:
+        return {self.metrics.unit} if self.metrics is not None else set()
+
+    def finish(self, _outcome: object) -> None:
+        if self.metrics is not None:
+            self.metrics.finish()
+
+
+def attach_metrics(run: RunContext, events: Events) -> None:
+    RunMetricsHooks(run.spec, run.plan, run.backend, run.bundle, run.announce).attach(events)

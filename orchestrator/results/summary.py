@@ -4,6 +4,9 @@ peak memory and the run's outcome.
 
 The event statistics are `agents.recorder.records.summarize_events`, the very
 function the recorder uses for its own recorder.json, so both always agree.
+
+In a run, `ChainGas` (one of orchestrator.extensions) reads the gas from the
+chain once the agents have stopped, while the chain still runs.
 """
 
 from __future__ import annotations
@@ -13,6 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from agents.recorder.records import summarize_events
+from orchestrator.backends.base import Backend, Placement
+from orchestrator.hooks import Events, RunContext
+from orchestrator.plan import AgentPlan, Plan
+from orchestrator.results.gas import gas_by_function
 
 
 def build_summary(
@@ -46,3 +53,80 @@ def _complete_rows_only(events: Path, intervals: list[int]) -> dict[str, Any]:
         if data and not data.endswith(b"\n"):
             csv_file.write_bytes(data[: data.rfind(b"\n") + 1])
     return summarize_events(events, intervals)
+
+
+def run_summary(
+    plan: Plan,
+    events: Path,
+    outcome: Mapping[str, Any],
+    *,
+    exit_codes: Mapping[str, int | None],
+    peak_rss: Mapping[str, int],
+    extra: Mapping[str, Any],
+) -> dict[str, Any]:
+    """A testbed run's summary.json: over the plan's intervals, with its processes."""
+    m = plan.market
+    return build_summary(
+        events,
+        intervals=range(m.first_interval, m.last_interval + 1),
+        outcome=outcome,
+        processes=process_table(plan.agents, exit_codes, peak_rss),
+        extra=extra,
+    )
+
+
+def process_table(
+    agents: Iterable[AgentPlan],
+    exit_codes: Mapping[str, int | None],
+    peak_rss: Mapping[str, int],
+) -> dict[str, dict[str, Any]]:
+    """summary.json `processes`: each agent's role, exit code and peak memory
+    (also per prosumer for a prosumer host)."""
+    processes: dict[str, dict[str, Any]] = {}
+    for agent in agents:
+        entry: dict[str, Any] = {"role": agent.role, "exit_code": exit_codes.get(agent.name)}
+        if agent.name in peak_rss:
+            entry["peak_rss_mb"] = round(peak_rss[agent.name] / 2**20, 1)
+            if agent.prosumer_count:
+                entry["prosumers"] = agent.prosumer_count
+                entry["peak_rss_mb_per_prosumer"] = round(
+                    peak_rss[agent.name] / 2**20 / agent.prosumer_count, 1
+                )
+        processes[agent.name] = entry
+    return processes
+
+
+class ChainGas:
+    """summary.json `gas`: gas by contract function, from the chain's blocks."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.rpc_url: str | None = None
+        self.contract: str | None = None
+        self.gas: dict[str, Any] = {}
+
+    def attach(self, events: Events) -> None:
+        events.started.add_listener(self.placed, name="gas")
+        events.contract_deployed.add_listener(self.deployed, name="gas")
+        events.agents_stopped.add_listener(self.read, name="gas")
+        events.summarizing.add_listener(self.add_summary, name="gas")
+
+    def placed(self, placement: Placement) -> None:
+        self.rpc_url = placement.rpc_url_local
+
+    def deployed(self, contract: str) -> None:
+        self.contract = contract
+
+    def read(self, _outcome: object) -> None:
+        """While the chain still runs (the agents have stopped)."""
+        chain = self.backend.status().get("chain")
+        if self.rpc_url and self.contract and chain is not None and chain.state == "running":
+            self.gas = gas_by_function(self.rpc_url, self.contract)
+
+    def add_summary(self, extra: dict[str, Any], _exit_codes: object) -> None:
+        if self.gas:
+            extra["gas"] = self.gas
+
+
+def attach_gas(run: RunContext, events: Events) -> None:
+    ChainGas(run.backend).attach(events)

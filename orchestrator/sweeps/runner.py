@@ -1,7 +1,8 @@
-"""Run a sweep: every point on the testbed (`testbed run`) or through the
-chain-free replay (`testbed replay`), one after the other, with a progress
-line per point; the sweep table (and Figure 9) is rewritten after every
-point, so an interrupted sweep keeps what it finished.
+"""Run a sweep: every point on the testbed (`testbed run`, a campaign of runs:
+orchestrator.campaign) or through the chain-free replay (`testbed replay`), one
+after the other, with a progress line per point; the sweep table (and
+Figure 9) is rewritten after every point, so an interrupted sweep keeps what it
+finished.
 
 Layout: <out>/<spec name>/sweep-<id>/ holds sweep.{json,csv,md}, the Figure 9
 PNG and, for `run`, one bundle per point: <point name>/<run id>/.
@@ -15,14 +16,15 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from orchestrator.results.bundle import new_run_id
 from orchestrator.spec import Spec, load_spec
 from orchestrator.sweeps.points import SweepPoint, load_points
 from orchestrator.sweeps.table import SweepTable
 
-INTERRUPTED = (130, 143, 129)  # SIGINT, SIGTERM, SIGHUP: stop the sweep
+if TYPE_CHECKING:
+    from orchestrator.run import RunResult
 
 
 @dataclass(frozen=True)
@@ -73,47 +75,61 @@ def _directory(options: SweepOptions, base: Spec, kind: str) -> tuple[str, Path]
 
 
 def run_sweep(options: SweepOptions) -> SweepResult:
-    """Every point on the testbed, one bundle each."""
-    from orchestrator.run import RunOptions, run
+    """Every point on the testbed, one bundle each (a campaign of runs)."""
+    # the testbed's imports (web3, paramiko, ...) only when running, not for replay sweeps
+    from orchestrator.campaign import interrupted, run_campaign
+    from orchestrator.run import RunOptions
 
     base, points = load_sweep(options)
     sweep_id, directory = _directory(options, base, "sweep")
     table = SweepTable(base.name, sweep_id, "run", list(base.sweep or {}))
     files: dict[str, Path] = {}
     exit_code = 0
-    for point, _spec in points:
-        _say(options, f"[{point.index}/{len(points)}] {point.label}")
-        result = run(
-            RunOptions(
-                spec=options.spec,
-                overrides=(*_overrides(options), *point.overrides()),
-                out=directory,
-                progress=None if options.quiet_points else options.progress,
-                env=options.env,
-                argv=options.argv,
-            )
+    runs = [
+        RunOptions(
+            spec=options.spec,
+            overrides=(*_overrides(options), *point.overrides()),
+            out=directory,
+            progress=None if options.quiet_points else options.progress,
+            env=options.env,
+            argv=options.argv,
         )
-        s = result.summary
-        row = table.add(point, {
-            "total_energy_traded_kwh": s.get("total_energy_traded_kwh"),
-            "offers": s.get("offers"),
-            "offers_traded": s.get("offers_traded"),
-            "offer_to_trade_p50_s": (s.get("offer_to_trade_seconds") or {}).get("p50"),
-            "offer_to_trade_p99_s": (s.get("offer_to_trade_seconds") or {}).get("p99"),
-            "status": result.outcome.status,
-            "exit_code": result.exit_code,
-            "wall_seconds": s.get("wall_seconds"),
-            "bundle": str(result.bundle),
-        })  # fmt: skip
+        for point, _spec in points
+    ]
+
+    def before(index: int, _run: RunOptions) -> None:
+        point = points[index][0]
+        _say(options, f"[{point.index}/{len(points)}] {point.label}")
+
+    def after(index: int, result: RunResult) -> None:
+        nonlocal files, exit_code
+        point = points[index][0]
+        row = table.add(point, _run_row(result))
         _say(options, f"[{point.index}/{len(points)}] {_row_line(row)}")
         files = table.write(directory)
         if result.exit_code != 0:
             exit_code = result.exit_code
-            if result.exit_code in INTERRUPTED:
+            if interrupted(result):
                 _say(options, "sweep interrupted: the table holds the points finished so far")
-                break
+
+    run_campaign(runs, before=before, after=after)
     files = table.write(directory)
     return SweepResult(table, directory, files, exit_code)
+
+
+def _run_row(result: RunResult) -> dict[str, Any]:
+    s = result.summary
+    return {
+        "total_energy_traded_kwh": s.get("total_energy_traded_kwh"),
+        "offers": s.get("offers"),
+        "offers_traded": s.get("offers_traded"),
+        "offer_to_trade_p50_s": (s.get("offer_to_trade_seconds") or {}).get("p50"),
+        "offer_to_trade_p99_s": (s.get("offer_to_trade_seconds") or {}).get("p99"),
+        "status": result.outcome.status,
+        "exit_code": result.exit_code,
+        "wall_seconds": s.get("wall_seconds"),
+        "bundle": str(result.bundle),
+    }
 
 
 def replay_sweep(options: SweepOptions, engine: str | None = None) -> SweepResult:
