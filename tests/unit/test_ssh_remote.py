@@ -42,7 +42,7 @@ def status(run_dir: Path) -> dict[str, RemoteState]:
     return parse_status(done.stdout)
 
 
-def wait_state(run_dir: Path, name: str, state: str, timeout: float = 10) -> RemoteState:
+def wait_state(run_dir: Path, name: str, state: str, timeout: float = 60) -> RemoteState:
     deadline = time.monotonic() + timeout
     while True:
         current = status(run_dir).get(name)
@@ -72,7 +72,7 @@ def test_start_status_stop_by_process_group(run_dir: Path) -> None:
     running = wait_state(run_dir, "a1", "running")
     assert running.pid == pid and os.getpgid(pid) == pid and os.getsid(pid) == pid
     assert running.rss_bytes is not None and running.rss_bytes > 1_000_000
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while "up" not in (run_dir / "logs" / "a1.log").read_text():
         assert time.monotonic() < deadline
         time.sleep(0.05)
@@ -106,7 +106,7 @@ def test_clean_script_stops_everything_and_removes_the_run(run_dir: Path) -> Non
     out = sh(kill_all_script(str(run_dir)))
     assert out.count("term ") == 2
     assert not run_dir.exists()
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 60
     while any(alive(p) for p in pids):
         assert time.monotonic() < deadline, "agents survived the clean script"
         time.sleep(0.05)
@@ -143,7 +143,7 @@ def test_pause_and_resume_signal_the_whole_group(run_dir: Path) -> None:
     wait_state(run_dir, "p1", "running")
     child = int(Path(f"/proc/{pid}/task/{pid}/children").read_text().split()[0])
     sh(signal_script(str(run_dir), ["p1"], "STOP"))
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 60
     while proc_state(child) != "T":
         assert time.monotonic() < deadline, "the agent was not stopped"
         time.sleep(0.05)
