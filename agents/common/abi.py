@@ -3,11 +3,11 @@ Ethereum libraries: eth-abi (codec), eth-utils (Keccak-256, selectors, checksums
 eth-keys (keys and addresses), rlp (transaction encoding) and coincurve (secp256k1).
 
 Signing does not go through eth-account's `Account.sign_transaction`: with the same
-libraries underneath it signs about ten times fewer transactions per second (it
-validates and reformats the transaction dict, and eth-keys derives the public key
-again for every signature), and a prosumer host at ten times the paper's scale
-signs about 480,000 transactions a day on a machine it shares with the node
-(bench/encoding.py measures both). Here the transaction's fields are RLP-encoded
+libraries underneath it signs about five times fewer transactions per CPU second than
+this module (it validates and reformats the transaction dict, and eth-keys derives
+the public key again for every signature), and the prosumer hosts at ten times the
+paper's scale sign about 480,000 transactions a day on a machine they share with the
+node (bench/encoding.py measures both). Here the transaction's fields are RLP-encoded
 by `rlp` and the hash signed by coincurve, eth-keys' fast backend; unit tests check
 the bytes against eth-account's. Importing these libraries costs a prosumer host
 about 15 MB RSS (eth-utils loads pydantic), well under the 60 MB goal.
