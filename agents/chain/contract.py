@@ -16,12 +16,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_typing import ABIFunction
+from eth_utils import function_abi_to_4byte_selector, get_abi_input_types, get_abi_output_types
 from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import ContractLogicError
@@ -33,7 +35,6 @@ from agents.chain.errors import ChainError
 from agents.chain.events import ChainEvent, SolutionAccepted, decode_log, topic_of
 from agents.chain.node import latest_timestamp
 from agents.chain.tx import RECEIPT_TIMEOUT, PendingTx, Sender, revert_from_exception
-from agents.common.abi import keccak256
 from agents.common.market import MarketParams
 from market.types import Feeder, Kind, Solution, Trade
 
@@ -326,10 +327,12 @@ def _functions() -> dict[str, _Function]:
     out = {}
     for item in abi():
         if item["type"] == "function":
-            inputs = tuple(str(p["type"]) for p in item["inputs"])
-            outputs = tuple(str(p["type"]) for p in item["outputs"])
-            selector = keccak256(f"{item['name']}({','.join(inputs)})".encode())[:4]
-            out[item["name"]] = _Function(selector, inputs, outputs)
+            fn = cast(ABIFunction, item)
+            out[item["name"]] = _Function(
+                function_abi_to_4byte_selector(fn),
+                tuple(get_abi_input_types(fn)),
+                tuple(get_abi_output_types(fn)),
+            )
     return out
 
 

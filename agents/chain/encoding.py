@@ -13,7 +13,7 @@ over the candidate's interval segments (node = keccak256(segment words ++ next s
 interval ++ next node)); `finalize_args` computes what finalize() needs from the words the
 contract published in SolutionAccepted.
 
-No web3 here: lean agents use it with their own JSON-RPC client.
+No web3 here (eth-abi and eth-utils only): lean agents use it with their own JSON-RPC client.
 """
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from eth_abi.packed import encode_packed
+from eth_utils import keccak
+
 from agents.chain.errors import EncodingError
-from agents.common.abi import keccak256
 from market.types import Solution, Trade
 
 INTERVAL_BITS, OFFER_ID_BITS, ENERGY_BITS, PRICE_BITS = 16, 32, 64, 64
@@ -98,8 +100,8 @@ def segments(words: Sequence[int]) -> list[tuple[int, list[int]]]:
 
 
 def _node(words: Sequence[int], next_interval: int, next_hash: bytes) -> bytes:
-    data = b"".join(w.to_bytes(32, "big") for w in words)
-    return keccak256(data + next_interval.to_bytes(32, "big") + next_hash)
+    packed = encode_packed(["uint256[]", "uint256", "bytes32"], [words, next_interval, next_hash])
+    return keccak(packed)
 
 
 @dataclass(frozen=True)

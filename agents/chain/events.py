@@ -1,9 +1,10 @@
 """Typed events of the market contract, decoded from raw logs.
 
 `decode_log` accepts a log as web3 returns it (HexBytes topics) or as plain JSON-RPC
-(0x-hex strings), so lean agents can use it with their own client. Every event carries
-where it happened (block_number, transaction_hash, log_index) so a recorder can order and
-deduplicate them. Fields follow the ABI order, in snake_case.
+(0x-hex strings), so lean agents can use it with their own client; eth-abi decodes the
+values, eth-utils gives the topics and checksums the addresses (as web3 prints them).
+Every event carries where it happened (block_number, transaction_hash, log_index) so a
+recorder can order and deduplicate them. Fields follow the ABI order, in snake_case.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+from eth_utils import event_abi_to_log_topic, get_abi_input_types, to_checksum_address
+
 from agents.chain.artifact import load_artifact
 from agents.chain.encoding import decode_solution
-from agents.common.abi import decode, keccak256
+from agents.common.abi import decode_event
 from market.types import Kind, Offer, Solution, Trade
 
 
@@ -147,11 +150,9 @@ def _events_by_topic() -> dict[bytes, _EventAbi]:
         if item.get("type") != "event":
             continue
         params = item["inputs"]
-        types = tuple(str(p["type"]) for p in params)
-        topic = keccak256(f"{item['name']}({','.join(types)})".encode())
-        table[topic] = _EventAbi(
+        table[event_abi_to_log_topic(item)] = _EventAbi(
             EVENT_TYPES[item["name"]],
-            types,
+            tuple(get_abi_input_types(item)),
             tuple(bool(p["indexed"]) for p in params),
             tuple(str(p.get("internalType", "")).startswith("enum") for p in params),
         )
@@ -186,30 +187,14 @@ def decode_log(log: Mapping[str, Any]) -> ChainEvent | None:
     ev = _events_by_topic().get(topics[0]) if topics else None
     if ev is None:
         return None
-    plain = [t for t, ix in zip(ev.types, ev.indexed, strict=True) if not ix]
-    data = iter(decode(plain, _bytes(log["data"])))
-    indexed = iter(topics[1:])
-    values: list[Any] = []
-    for typ, ix, is_kind in zip(ev.types, ev.indexed, ev.kinds, strict=True):
-        value = decode([typ], next(indexed))[0] if ix else next(data)
-        if is_kind:
-            value = Kind(value)
-        elif typ.endswith("[]"):
-            value = tuple(value)
-        elif typ == "address":
-            value = _checksum(value)
-        values.append(value)
+    raw = decode_event(ev.types, ev.indexed, topics[1:], _bytes(log["data"]))
+    values = [
+        Kind(v) if is_kind else to_checksum_address(v) if typ == "address" else v
+        for v, typ, is_kind in zip(raw, ev.types, ev.kinds, strict=True)
+    ]
     return ev.cls(
         *values,
         block_number=_int(log["blockNumber"]),
         transaction_hash=_hex(log["transactionHash"]),
         log_index=_int(log["logIndex"]),
     )
-
-
-def _checksum(address: str) -> str:
-    """EIP-55 checksummed address (what web3 and eth-account print)."""
-    hexaddr = address.lower().removeprefix("0x")
-    digest = keccak256(hexaddr.encode()).hex()
-    pairs = zip(hexaddr, digest[:40], strict=True)
-    return "0x" + "".join(c.upper() if int(d, 16) >= 8 else c for c, d in pairs)

@@ -15,8 +15,8 @@
 - `agents.common.rpc`: lean JSON-RPC client (batches, keep-alive), `Contract`
   (ABI encode/decode of calls and logs), `Signer` (local key + nonce),
   `send_and_wait` (batched sends, receipts per new block, anvil stall recovery).
-- `agents.common.abi`: minimal ABI codec, keccak, EIP-155 signing (no eth_abi /
-  eth_account import: ~30 MB less RSS).
+- `agents.common.abi`: the ABI codec (eth-abi), keccak and selectors (eth-utils),
+  EIP-155 legacy signing (rlp + coincurve: ~5x eth-account's speed, bench/encoding.py).
 - `agents.common.chainclient`: `MarketClient`, the Market.sol calls of the dso,
   prosumer and clock (assets, offers, close/deposit, finalize with the candidate's
   hash-chain segment).

@@ -4,7 +4,7 @@ must stay small: web3 alone costs ~60 MB RSS).
 - `JsonRpc`: calls and JSON-RPC *batches* over one kept-alive HTTP connection,
   so a host sends a hundred signed transactions in one round trip.
 - `Contract`: ABI encoding of calls, decoding of return data and logs
-  (`agents.common.abi`, a minimal codec; eth_abi/eth_account cost ~35 MB).
+  (eth-abi, through `agents.common.abi`).
 - `Signer`: a local key with a locally tracked nonce; signs legacy transactions
   at gas price 0 (the testbed chain runs with base fee 0).
 - `send_and_wait`: send raw transactions in one batch, then poll their receipts
@@ -19,10 +19,18 @@ import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
-from agents.common.abi import Key, keccak256
+from eth_typing import ABIEvent, ABIFunction
+from eth_utils import (
+    event_abi_to_log_topic,
+    function_abi_to_4byte_selector,
+    get_abi_input_types,
+    get_abi_output_types,
+)
+
+from agents.common.abi import Key, decode_event
 from agents.common.abi import decode as abi_decode
 from agents.common.abi import encode as abi_encode
 from agents.common.errors import AgentError
@@ -148,7 +156,6 @@ class JsonRpc:
 
 @dataclass(frozen=True)
 class _Fn:
-    name: str
     selector: bytes
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
@@ -157,22 +164,14 @@ class _Fn:
 @dataclass(frozen=True)
 class _Event:
     name: str
-    topic: bytes
     names: tuple[str, ...]
     types: tuple[str, ...]
     indexed: tuple[bool, ...]
 
 
-def _abi_type(param: Mapping[str, Any]) -> str:
-    kind = str(param["type"])
-    if kind.startswith("tuple"):
-        inner = ",".join(_abi_type(c) for c in param["components"])
-        return f"({inner}){kind[5:]}"
-    return kind
-
-
 class Contract:
-    """Encode calls and decode results/logs of one contract from its ABI."""
+    """Encode calls and decode results/logs of one contract from its ABI (eth-abi, with
+    selectors and topics from eth-utils)."""
 
     def __init__(self, address: str, abi: Iterable[Mapping[str, Any]]) -> None:
         self.address = address
@@ -181,46 +180,40 @@ class Contract:
         self.event_topics: dict[str, bytes] = {}
         for item in abi:
             if item.get("type") == "function":
-                ins = tuple(_abi_type(p) for p in item["inputs"])
-                sig = f"{item['name']}({','.join(ins)})"
-                outs = tuple(_abi_type(p) for p in item.get("outputs", ()))
+                fn = cast(ABIFunction, item)
                 self.functions[item["name"]] = _Fn(
-                    item["name"], keccak256(sig.encode())[:4], ins, outs
+                    function_abi_to_4byte_selector(fn),
+                    tuple(get_abi_input_types(fn)),
+                    tuple(get_abi_output_types(fn)),
                 )
             elif item.get("type") == "event":
-                params = item["inputs"]
-                types = tuple(_abi_type(p) for p in params)
-                topic = keccak256(f"{item['name']}({','.join(types)})".encode())
+                event = cast(ABIEvent, item)
+                topic = event_abi_to_log_topic(event)
                 self.events[topic] = _Event(
                     item["name"],
-                    topic,
-                    tuple(p["name"] for p in params),
-                    types,
-                    tuple(bool(p.get("indexed")) for p in params),
+                    tuple(p["name"] for p in item["inputs"]),
+                    tuple(get_abi_input_types(event)),
+                    tuple(bool(p.get("indexed")) for p in item["inputs"]),
                 )
                 self.event_topics[item["name"]] = topic
 
     def encode(self, fn: str, *args: Any) -> bytes:
         f = self.functions[fn]
-        return f.selector + abi_encode(list(f.inputs), list(args))
+        return f.selector + abi_encode(f.inputs, args)
 
     def decode_output(self, fn: str, data: str | bytes) -> tuple[Any, ...]:
         raw = bytes.fromhex(data[2:]) if isinstance(data, str) else data
-        return tuple(abi_decode(list(self.functions[fn].outputs), raw))
+        return abi_decode(self.functions[fn].outputs, raw)
 
     def decode_log(self, log: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
         """(event name, arguments) of a log of this contract, or None."""
         topics = [bytes.fromhex(t[2:]) for t in log["topics"]]
-        if not topics or topics[0] not in self.events:
+        ev = self.events.get(topics[0]) if topics else None
+        if ev is None:
             return None
-        ev = self.events[topics[0]]
-        plain = [t for t, ix in zip(ev.types, ev.indexed, strict=True) if not ix]
-        values = iter(abi_decode(plain, bytes.fromhex(str(log["data"])[2:])))
-        indexed = iter(topics[1:])
-        args: dict[str, Any] = {}
-        for name, typ, ix in zip(ev.names, ev.types, ev.indexed, strict=True):
-            args[name] = abi_decode([typ], next(indexed))[0] if ix else next(values)
-        return ev.name, args
+        data = bytes.fromhex(str(log["data"])[2:])
+        values = decode_event(ev.types, ev.indexed, topics[1:], data)
+        return ev.name, dict(zip(ev.names, values, strict=True))
 
 
 class Signer:

@@ -107,6 +107,10 @@ def test_board_requirements_are_pinned() -> None:
         "pyzmq",
         "prometheus-client",
         "coincurve",
+        "eth-abi",
+        "eth-keys",
+        "eth-utils",
+        "rlp",
     }
     assert "web3" not in board_requirements()  # boards run prosumers only
 

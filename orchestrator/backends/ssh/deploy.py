@@ -40,7 +40,15 @@ from orchestrator.images.inputs import (
 )
 
 # What `python -m agents prosumer` imports (agents.common, agents.prosumer).
-BOARD_REQUIREMENTS = ("pyzmq", "prometheus-client", "coincurve")
+BOARD_REQUIREMENTS = (
+    "pyzmq",
+    "prometheus-client",
+    "coincurve",
+    "eth-abi",
+    "eth-keys",
+    "eth-utils",
+    "rlp",
+)
 BOARD_UNPINNED = ("pycryptodome",)  # pinned by the installed version (constraints)
 PROJECT_PACKAGES = ("agents", "market")
 PIP_TIMEOUT_SECONDS = 1800.0  # a board building nothing still needs minutes for pip
