@@ -9,7 +9,6 @@ turns plan + placement into one JSON config per agent process
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -17,6 +16,7 @@ from typing import Any, Literal
 from market.types import Feeder
 from orchestrator.errors import TestbedError
 from orchestrator.hosts import HostParams, HostsError, place_prosumers
+from orchestrator.spec.backends import backend_entry
 
 Role = Literal["dso", "prosumer", "solver", "clock", "recorder"]
 ClockMode = Literal["lockstep", "wallclock"]
@@ -25,10 +25,6 @@ ClockMode = Literal["lockstep", "wallclock"]
 # teardown runs it backwards. The recorder comes first so it sees every event.
 START_TIERS: tuple[Role, ...] = ("recorder", "dso", "clock", "solver", "prosumer")
 
-# Local backend: with no explicit prosumers_per_host, spread the prosumers over
-# at most this many host processes (each one a Python interpreter with web3:
-# ~1 s of CPU to start and tens of MB of memory; this machine has 2 cores).
-LOCAL_MAX_PROSUMER_HOSTS = 4
 # Lockstep chain time: one interval per virtual hour of chain time is plenty;
 # only the ordering of timestamps matters (run-interfaces.md "Time").
 LOCKSTEP_INTERVAL_SECONDS = 3600
@@ -181,10 +177,7 @@ def prosumers_per_host(inp: PlanInput) -> int:
         if inp.prosumers_per_host < 1:
             raise PlanError("deployment.prosumers_per_host: must be >= 1")
         return inp.prosumers_per_host
-    n = max(1, len(inp.prosumers))
-    if inp.backend == "local":
-        return math.ceil(n / LOCAL_MAX_PROSUMER_HOSTS)
-    return 4  # docker/ssh: about the paper's 102 prosumers on 31 boards
+    return backend_entry(inp.backend).default_prosumers_per_host(len(inp.prosumers))
 
 
 def initial_balances(inp: PlanInput) -> dict[str, int]:

@@ -27,6 +27,8 @@ from typing import Literal
 
 from orchestrator.errors import TestbedError
 from orchestrator.plan import Plan
+from orchestrator.spec import Spec
+from orchestrator.spec.backends import backend_entry
 
 UnitState = Literal["running", "exited", "missing"]
 
@@ -49,6 +51,11 @@ def state_root() -> Path:
     xdg = os.environ.get("XDG_STATE_HOME")
     base = Path(xdg) if xdg else Path.home() / ".local" / "state"
     return base / "testbed"
+
+
+def backend_state_root(name: str, root: Path | None = None) -> Path:
+    """Where backend `name` keeps its runs' state (one folder per run id)."""
+    return (root if root is not None else state_root()) / backend_entry(name).state_dir
 
 
 def _quiet(_message: str) -> None:
@@ -114,15 +121,23 @@ class Leftover:
 
 
 class Backend(ABC):
-    """One run on one backend. Not reusable across runs."""
+    """One run on one backend. Not reusable across runs. `name` is its registry
+    entry's (orchestrator/spec/backends.py: fault actions, state dir, ...)."""
 
     name: str = "base"
 
     def __init__(self, run_id: str, root: Path | None = None) -> None:
         self.run_id = run_id
         self.root = root if root is not None else state_root()
+        self.state_dir = backend_state_root(self.name, self.root) / run_id
         # Progress lines for the user (e.g. image builds); the run sets it.
         self.announce: Callable[[str], None] = _quiet
+
+    @classmethod
+    def create(cls, run_id: str, spec: Spec) -> Backend:
+        """The backend of one run of `spec` (ssh: connects and checks its hosts)."""
+        del spec  # most backends need nothing from the spec beyond the plan
+        return cls(run_id)
 
     @abstractmethod
     def prepare(self, plan: Plan, bundle: Path) -> Placement: ...
@@ -156,10 +171,8 @@ class Backend(ABC):
         return [n for n, s in self.status().items() if s.state == "running"]
 
     # -- faults (orchestrator/faults/): what a backend cannot do, it refuses ------
-    # The process/network fault actions this backend implements; the spec check
-    # refuses the others before anything starts.
-    fault_actions: frozenset[str] = frozenset()
-
+    # Its registry entry lists the actions it implements; the spec check refuses
+    # the others before anything starts.
     def _unsupported(self, action: str) -> BackendError:
         return BackendError(f"fault action {action} is not supported by the {self.name} backend")
 

@@ -35,7 +35,7 @@ from orchestrator.backends.base import (
     Placement,
     Unit,
     UnitStatus,
-    state_root,
+    backend_state_root,
 )
 from orchestrator.plan import Plan
 
@@ -95,10 +95,6 @@ def _os_chosen_ports(n: int, host: str) -> list[int]:
             s.close()
 
 
-def runs_dir(root: Path) -> Path:
-    return root / "runs"
-
-
 def _create_time(pid: int) -> float | None:
     try:
         return psutil.Process(pid).create_time()
@@ -148,11 +144,9 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 class LocalBackend(Backend):
     name = "local"
-    fault_actions = frozenset({"kill", "restart", "pause", "resume"})
 
     def __init__(self, run_id: str, root: Path | None = None) -> None:
         super().__init__(run_id, root)
-        self.state_dir = runs_dir(self.root) / run_id
         self.pid_dir = self.state_dir / "pids"
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._create: dict[str, float] = {}
@@ -334,7 +328,7 @@ class LocalBackend(Backend):
     def clean_leftovers(cls, root: Path | None = None) -> list[Leftover]:
         """Stop the recorded processes of runs whose orchestrator is gone and
         remove their state. Runs whose orchestrator is alive are left alone."""
-        base = runs_dir(root if root is not None else state_root())
+        base = backend_state_root(cls.name, root)
         if not base.is_dir():
             return []
         report: list[Leftover] = []

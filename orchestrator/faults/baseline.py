@@ -7,21 +7,29 @@ the faulty run's summary.json gets a `baseline` block (results.comparison).
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 from orchestrator.faults.results import comparison
 from orchestrator.results.bundle import write_json
 
-if TYPE_CHECKING:
-    from orchestrator.run import RunOptions, RunResult
-
 NO_FAULTS = "faults=[]"
 
 
-def run_baseline(faulty: RunResult, options: RunOptions) -> tuple[RunResult, dict[str, Any]]:
-    """Run the baseline and record the comparison in the faulty run's summary."""
-    from orchestrator.run import run
+class _Result(Protocol):  # orchestrator.run.RunResult (run imports this package)
+    bundle: Path
+    summary: dict[str, Any]
 
+
+ResultT = TypeVar("ResultT", bound=_Result)
+
+
+def run_baseline(
+    faulty: ResultT, options: Any, run: Callable[[Any], ResultT]
+) -> tuple[ResultT, dict[str, Any]]:
+    """Run the baseline with `run(options)` (orchestrator.run.run and RunOptions)
+    and record the comparison in the faulty run's summary."""
     baseline = run(
         dataclasses.replace(
             options, overrides=(*options.overrides, NO_FAULTS), out=faulty.bundle / "baseline"

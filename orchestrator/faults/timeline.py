@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.errors import TestbedError
-from orchestrator.faults.config import SPAN_END, FaultConfig, FaultNetem
 from orchestrator.plan import Plan
+from orchestrator.spec.faults import SPAN_END, FaultConfig, FaultNetem
 
 ALL_HOSTS, ALL_SOLVERS = "prosumers", "solvers"
 # How an action changes what the lockstep clock waits for (prosumer hosts, solvers).

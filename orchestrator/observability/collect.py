@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.backends.base import Backend, Placement, Unit
+from orchestrator.backends.local import HOST, free_ports
 from orchestrator.lifecycle import log_tail
 from orchestrator.observability.exporter import DatasetExporter, dataset_energy
 from orchestrator.observability.server import (
@@ -42,6 +43,7 @@ from orchestrator.observability.targets import (
 )
 from orchestrator.plan import Plan
 from orchestrator.spec import Spec
+from orchestrator.spec.backends import backend_entry
 
 UNIT = "prometheus"
 METRICS_DIR = "metrics"
@@ -207,21 +209,16 @@ def start_run_metrics(
     config = spec.metrics.prometheus
     if not config.enabled:
         return None
-    tsdb_root = getattr(backend, "state_dir", None)
-    if not isinstance(tsdb_root, Path):
-        announce(f"metrics: the {backend.name} backend keeps no run state for Prometheus")
-        return None
-    # local and ssh: the Debian binary on this machine; docker runs the same argv
-    # in a container (the image's binary; argv[0] is ignored)
-    binary = "prometheus" if backend.name == "docker" else prometheus_binary()
+    # "host": the Debian binary on this machine; "image": the backend runs the same
+    # argv in a container (the image's binary; argv[0] is ignored)
+    host_binary = backend_entry(backend.name).prometheus == "host"
+    binary = prometheus_binary() if host_binary else "prometheus"
     if binary is None:
         announce(
             "metrics: prometheus not found (install the Debian package `prometheus` or "
             "set metrics.prometheus.enabled=false); running without metrics"
         )
         return None
-    from orchestrator.backends.local import HOST, free_ports
-
     production, consumption = dataset_energy(plan)
     m = plan.market
     exporter = DatasetExporter(
@@ -251,7 +248,7 @@ def start_run_metrics(
         targets=targets,
         exporter=exporter,
         interval_seconds=interval,
-        tsdb=tsdb_root / "prometheus",
+        tsdb=backend.state_dir / "prometheus",
         announce=announce,
     )
     try:

@@ -13,7 +13,7 @@ from fractions import Fraction
 from typing import Any, TypeVar, Union
 
 from market.types import Feeder
-from orchestrator.faults.config import FaultConfig
+from orchestrator.spec.faults import FaultConfig
 
 MINUTES_PER_DAY = 1440
 

@@ -11,7 +11,6 @@ from agents.common.config import DsoConfig, ProsumerHostConfig, SolverConfig, lo
 from market.types import Feeder
 from orchestrator.backends.local import LocalBackend
 from orchestrator.plan import (
-    LOCAL_MAX_PROSUMER_HOSTS,
     MarketParams,
     PlanError,
     PlanInput,
@@ -21,6 +20,7 @@ from orchestrator.plan import (
     build_plan,
 )
 from orchestrator.render import ChainInfo, dev_address, dev_key, write_configs
+from orchestrator.spec.backends import backend_entry
 
 MARKET = MarketParams(
     first_interval=1,
@@ -85,7 +85,7 @@ def test_every_prosumer_on_exactly_one_host_and_tiers_in_start_order() -> None:
 
 def test_local_default_bounds_the_number_of_host_processes() -> None:
     plan = build_plan(plan_input(102), "r")
-    assert len(plan.by_role("prosumer")) == LOCAL_MAX_PROSUMER_HOSTS
+    assert len(plan.by_role("prosumer")) == backend_entry("local").max_default_hosts == 4
     assert plan.prosumer_count == 102
     docker = build_plan(plan_input(102, backend="docker"), "r")
     assert len(docker.by_role("prosumer")) == 26

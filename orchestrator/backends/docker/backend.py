@@ -37,6 +37,7 @@ from orchestrator.backends.base import (
     Placement,
     Unit,
     UnitStatus,
+    backend_state_root,
     state_root,
 )
 from orchestrator.backends.docker import faults
@@ -68,10 +69,6 @@ POLL_SECONDS = 0.1
 CHAIN_INDEX = 2
 
 
-def docker_state_root(root: Path | None = None) -> Path:
-    return (root if root is not None else state_root()) / "docker"
-
-
 @dataclass
 class _Record:
     spec: ContainerSpec
@@ -86,11 +83,9 @@ class _Record:
 
 class DockerBackend(Backend):
     name = "docker"
-    fault_actions = frozenset({"kill", "restart", "pause", "resume", "partition", "heal", "netem"})
 
     def __init__(self, run_id: str, root: Path | None = None) -> None:
         super().__init__(run_id, root)
-        self.state_dir = docker_state_root(root) / run_id
         self.client: Any = None
         self.plan: Plan | None = None
         self.bundle: Path | None = None
@@ -417,7 +412,7 @@ class DockerBackend(Backend):
                 report += clean_dead_runs(client, str((root or state_root()).resolve()))
             finally:
                 client.close()
-        base = docker_state_root(root)
+        base = backend_state_root(cls.name, root)
         for run in sorted(base.iterdir()) if base.is_dir() else []:
             try:
                 owner = json.loads((run / "run.json").read_text()).get("orchestrator")

@@ -39,7 +39,7 @@ from orchestrator.backends.base import (
     Placement,
     Unit,
     UnitStatus,
-    state_root,
+    backend_state_root,
 )
 from orchestrator.backends.local import LocalBackend
 from orchestrator.backends.ssh.clean import clean_dead_runs, write_run_state
@@ -84,10 +84,6 @@ class PreflightFailed(BackendError):
     exit_code = 1
 
 
-def ssh_state_root(root: Path | None = None) -> Path:
-    return (root if root is not None else state_root()) / "ssh"
-
-
 class SshBackend(Backend):
     name = "ssh"
 
@@ -105,7 +101,6 @@ class SshBackend(Backend):
         self.pool = pool
         self.reports = list(reports)
         self.local = LocalBackend(run_id, root)
-        self.state_dir = ssh_state_root(root) / run_id
         self.bind_address: str | None = None
         self.boards: dict[str, Board] = {}
         self._agent_host: dict[str, str] = {}  # board agent -> host name
@@ -135,6 +130,10 @@ class SshBackend(Backend):
             pool.close()
             raise
         return cls(run_id, root, inventory=inventory, pool=pool, reports=reports)
+
+    @classmethod
+    def create(cls, run_id: str, spec: Spec) -> SshBackend:
+        return cls.for_spec(run_id, spec)
 
     def manifest_hosts(self) -> dict[str, Any]:
         """Per host: address, system facts and clock offset (for manifest.json)."""
@@ -434,8 +433,6 @@ class SshBackend(Backend):
                 self._lose(host, answer)
 
     # -- faults (orchestrator/faults/) -------------------------------------------
-    fault_actions = frozenset({"kill", "restart", "pause", "resume"})
-
     def kill(self, name: str) -> None:
         record = self._remote.get(name)
         if record is None:
@@ -511,4 +508,4 @@ class SshBackend(Backend):
     def clean_leftovers(cls, root: Path | None = None) -> list[Leftover]:
         """Agents (and run directories) of runs whose orchestrator is gone, on
         the boards recorded for them; the local processes are the local backend's."""
-        return clean_dead_runs(ssh_state_root(root))
+        return clean_dead_runs(backend_state_root(cls.name, root))
