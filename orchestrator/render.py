@@ -13,7 +13,7 @@ from typing import Any
 
 from eth_account import Account
 
-from orchestrator.backends.base import Placement
+from orchestrator.placement import Placement
 from orchestrator.plan import AgentPlan, Plan
 
 # anvil's default dev mnemonic: account i signs for the DSO, the clock, the solvers.

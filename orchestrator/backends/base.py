@@ -4,9 +4,10 @@ Every backend (local processes, docker containers, ssh boards) implements the
 same five steps (ARCHITECTURE.md "Backends"):
 
 - `prepare(plan, bundle)`: reserve addresses and directories, record the run's
-  state (labelled with the run id) and return a `Placement`: where each agent
-  listens, where its config and output go, as seen by the agent and by the
-  orchestrator.
+  state (labelled with the run id) and return a `Placement` (orchestrator/
+  placement.py: the backend decides `Addresses`, `placement()` turns them into
+  endpoints and the bundle's files): where each agent listens, where its config
+  and output go, as seen by the agent and by the orchestrator.
 - `start(unit)`: start one process (the chain or an agent).
 - `status()`: what is running, what exited and how.
 - `stop(names, timeout)`: SIGTERM (or equivalent), then kill after `timeout`.
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Literal
 
 from orchestrator.errors import TestbedError
+from orchestrator.placement import Placement
 from orchestrator.plan import Plan
 from orchestrator.spec import Spec
 from orchestrator.spec.backends import backend_entry
@@ -60,34 +62,6 @@ def backend_state_root(name: str, root: Path | None = None) -> Path:
 
 def _quiet(_message: str) -> None:
     pass
-
-
-@dataclass(frozen=True, slots=True)
-class AgentPlacement:
-    """Where one agent runs, in the agent's view and in the orchestrator's."""
-
-    name: str
-    metrics_host: str  # the agent binds its Prometheus endpoint here
-    metrics_port: int
-    metrics_url: str  # the orchestrator scrapes (and probes readiness) here
-    config_path: str  # the path the agent is given (--config)
-    config_file: Path  # where the orchestrator writes that file
-    out_dir: str  # the agent's output folder, in its own view
-    log_file: Path  # where its stdout/stderr end up, on the orchestrator's side
-
-
-@dataclass(frozen=True, slots=True)
-class Placement:
-    """Addresses of the run's shared services and of every agent."""
-
-    rpc_url: str  # the chain as agents reach it
-    rpc_url_local: str  # the chain as the orchestrator reaches it
-    chain_port: int
-    dso_endpoint: str
-    clock_pub_endpoint: str
-    clock_pull_endpoint: str
-    chain_log: Path
-    agents: Mapping[str, AgentPlacement]
 
 
 @dataclass(frozen=True, slots=True)

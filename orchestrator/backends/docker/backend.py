@@ -45,7 +45,6 @@ from orchestrator.backends.docker.containers import (
     ContainerSpec,
     container_name,
     docker_placement,
-    out_dir_of,
     unit_spec,
 )
 from orchestrator.backends.docker.engine import (
@@ -62,7 +61,9 @@ from orchestrator.backends.docker.engine import (
 from orchestrator.backends.docker.logs import LogFollower
 from orchestrator.backends.docker.network import FIRST_AGENT_OFFSET, RunNetwork, create_network
 from orchestrator.hosts import PROFILES, Netem
+from orchestrator.placement import local_out_dirs
 from orchestrator.plan import Plan
+from orchestrator.results.bundle import Bundle
 
 START_PARALLELISM = 4  # containers created and started at once
 POLL_SECONDS = 0.1
@@ -109,8 +110,6 @@ class DockerBackend(Backend):
         (self.state_dir / "run.json").write_text(
             json.dumps({"run_id": self.run_id, "orchestrator": self._orchestrator}) + "\n"
         )
-        for sub in ("config", "logs", "events"):
-            (self.bundle / sub).mkdir(parents=True, exist_ok=True)
         self.client = connect()
         self.images = ensure_images(
             self.client, say=self.announce, run_id=self.run_id, overrides=image_overrides()
@@ -124,9 +123,7 @@ class DockerBackend(Backend):
         self.network = create_network(self.client, f"testbed-{self.run_id}", self.run_id, labels)
         for i, agent in enumerate(plan.agents):
             self._addresses[agent.name] = FIRST_AGENT_OFFSET + i
-            out = out_dir_of(self.bundle, agent.name, agent.role)
-            out.mkdir(parents=True, exist_ok=True)
-            self._outs[agent.name] = out
+        self._outs = local_out_dirs(plan, self.bundle)
         self._write_info()
         return docker_placement(plan, self.bundle, self.address_of)
 
@@ -170,7 +167,7 @@ class DockerBackend(Backend):
         spec = unit_spec(
             unit,
             self.address_of(unit.name),
-            config_dir=self.bundle / "config",
+            config_dir=Bundle(self.bundle).config_dir,
             out_dir=self._outs.get(unit.name),
             profile=host.profile if host else PROFILES["none"],
             netem=host.netem if host else Netem(),

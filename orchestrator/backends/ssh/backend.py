@@ -68,9 +68,11 @@ from orchestrator.backends.ssh.units import (
     RemoteUnit,
     chain_on,
     listening_ports,
-    remote_placement,
+    remote_addresses,
 )
+from orchestrator.placement import placement
 from orchestrator.plan import Plan
+from orchestrator.results.bundle import Bundle
 from orchestrator.spec import Spec
 
 POLL_SECONDS = 0.2
@@ -106,6 +108,7 @@ class SshBackend(Backend):
         self._agent_host: dict[str, str] = {}  # board agent -> host name
         self._remote: dict[str, RemoteUnit] = {}
         self._placement: Placement | None = None
+        self._bundle: Bundle | None = None
 
     @classmethod
     def for_spec(
@@ -158,7 +161,7 @@ class SshBackend(Backend):
                 self.boards[host] = Board(inventory.host(host), homes.get(host, ""))
             self._agent_host[agent.name] = host
         self._write_state(inventory.settings)
-        local = self.local.prepare(plan, bundle)
+        local = self.local.addresses(plan, bundle)
         first = next(iter(self.boards), inventory.hosts[0].name)
         bind = inventory.settings.bind_address
         if bind in ("0.0.0.0", "::"):
@@ -177,12 +180,13 @@ class SshBackend(Backend):
         )
         self._check_solvers(plan)
         self._deploy(plan.run_id)
-        placement = remote_placement(
+        addresses = remote_addresses(
             local, self.bind_address, self._agent_host, self.boards, busy=self._busy_ports()
         )
-        self._placement = placement
+        self._placement = placement(addresses, bundle)
+        self._bundle = Bundle(bundle)
         self._write_info(bundle)
-        return placement
+        return self._placement
 
     def _busy_ports(self) -> dict[str, set[int]]:
         """Ports already listening on each board that runs agents (so that an agent's
@@ -269,7 +273,7 @@ class SshBackend(Backend):
             return
         if unit.name in self._remote:
             raise BackendError(f"{unit.name}: already started in run {self.run_id}")
-        assert self.pool is not None and self._placement is not None
+        assert self.pool is not None and self._placement is not None and self._bundle is not None
         board = self.boards[host_name]
         where = self._placement.agents[unit.name]
         conn = self.pool.get(host_name)
@@ -279,7 +283,7 @@ class SshBackend(Backend):
         result = conn.sh(start_script(board.run_dir, unit.name, argv, env))
         result.check(host_name, f"starting {unit.name}")
         record = RemoteUnit(
-            unit, host_name, where.out_dir, where.config_file.parent.parent / "agents" / unit.name
+            unit, host_name, where.out_dir, self._bundle.out_dir(unit.name, unit.role)
         )
         record.pid = int(result.stdout.split()[-1])
         self._remote[unit.name] = record
