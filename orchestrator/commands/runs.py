@@ -1,5 +1,9 @@
 """CLI subcommands `run`, `clean` and `results`. Each `register_*` adds a parser
-and sets `handler` (args -> exit code), as cli.py's COMMANDS expect."""
+and sets `handler` (args -> exit code), as cli.py's COMMANDS expect.
+
+Handlers import what they need (docker SDK, paramiko, web3, pyomo, matplotlib)
+inside themselves: cli.py imports every command module at start-up, and
+`testbed --help` or `validate` must not pay for them."""
 
 from __future__ import annotations
 

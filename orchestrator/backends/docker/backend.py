@@ -52,8 +52,10 @@ from orchestrator.backends.docker.engine import (
     LABEL_RUN,
     LABEL_SPEC,
     LABEL_STATE,
+    DockerUnavailable,
     clean_dead_runs,
     connect,
+    orchestrator_alive,
     orchestrator_label,
     remove_resources,
     run_resources,
@@ -61,6 +63,7 @@ from orchestrator.backends.docker.engine import (
 from orchestrator.backends.docker.logs import LogFollower
 from orchestrator.backends.docker.network import FIRST_AGENT_OFFSET, RunNetwork, create_network
 from orchestrator.hosts import PROFILES, Netem
+from orchestrator.images import KINDS, ensure_images
 from orchestrator.placement import local_out_dirs
 from orchestrator.plan import Plan
 from orchestrator.results.bundle import Bundle
@@ -102,8 +105,6 @@ class DockerBackend(Backend):
 
     # -- prepare ---------------------------------------------------------------
     def prepare(self, plan: Plan, bundle: Path) -> Placement:
-        from orchestrator.images import ensure_images
-
         self.plan = plan
         self.bundle = bundle.resolve()
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -397,8 +398,6 @@ class DockerBackend(Backend):
     def clean_leftovers(cls, root: Path | None = None) -> list[Leftover]:
         """Containers, networks and volumes of the runs of this state directory
         whose orchestrator is gone, and their state."""
-        from orchestrator.backends.docker.engine import DockerUnavailable, orchestrator_alive
-
         report: list[Leftover] = []
         try:
             client = connect(timeout=30)
@@ -424,8 +423,6 @@ class DockerBackend(Backend):
 def image_overrides() -> dict[str, str]:
     """$TESTBED_IMAGE_AGENT / _CHAIN / _PROMETHEUS: run these images instead of
     building the project's (e.g. a custom agent image)."""
-    from orchestrator.images import KINDS
-
     return {k: v for k in KINDS if (v := os.environ.get(f"TESTBED_IMAGE_{k.upper()}"))}
 
 

@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.backends.base import Unit
-from orchestrator.backends.docker.engine import LABEL_ROLE, LABEL_RUN, LABEL_SPEC, LABEL_UNIT
+from orchestrator.backends.docker.engine import (
+    LABEL_ORCHESTRATOR,
+    LABEL_ROLE,
+    LABEL_RUN,
+    LABEL_SPEC,
+    LABEL_UNIT,
+)
 from orchestrator.hosts import PROFILES, Netem, Profile
 from orchestrator.placement import Address, Addresses, AgentAddress, Placement, placement
 from orchestrator.plan import Plan
@@ -63,8 +69,6 @@ class ContainerSpec:
         return ["NET_ADMIN"] if self.netem.active or self.fault_netem else []
 
     def labels(self, run_id: str, spec_name: str, orchestrator: str) -> dict[str, str]:
-        from orchestrator.backends.docker.engine import LABEL_ORCHESTRATOR
-
         return {
             LABEL_RUN: run_id,
             LABEL_UNIT: self.unit,
