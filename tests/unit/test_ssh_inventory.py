@@ -59,8 +59,8 @@ def test_inventory_expands_groups_and_resolves_paths(tmp_path: Path) -> None:
         "[pc.lan]:2222",
     )
     assert pc.target.endswith("@pc.lan:2222")
-    assert inv.settings.known_hosts == tmp_path / "ssh" / "known_hosts"
-    assert inv.settings.wheelhouse == tmp_path / "wheels-armv7l"
+    assert inv.known_hosts == tmp_path / "ssh" / "known_hosts"
+    assert inv.wheelhouse == tmp_path / "wheels-armv7l"
     assert not inv.settings.accept_new_host_keys  # the default: refuse unknown keys
     assert inv.max_clock_offset_seconds == pytest.approx(0.1 * 10)  # smoke: Δ̂ = 10 s
 
