@@ -49,7 +49,8 @@ def test_settings_are_the_specs_section_of_that_name(name: str) -> None:
 
 def test_schema_enum_and_cli_choices_come_from_the_registry() -> None:
     deployment = json_schema()["properties"]["deployment"]["properties"]
-    assert deployment["backend"]["enum"] == list(NAMES) == ["local", "docker", "ssh"]
+    assert deployment["backend"]["enum"] == list(NAMES)
+    assert {"local", "docker", "ssh"} <= set(NAMES)
     parser = build_parser()
     for name in NAMES:
         assert parser.parse_args(["run", "spec.yaml", "--backend", name]).backend == name
