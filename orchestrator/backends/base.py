@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Literal
 
 from orchestrator.errors import TestbedError
+from orchestrator.placement import AgentPlacement as AgentPlacement  # part of the interface
 from orchestrator.placement import Placement
 from orchestrator.plan import Plan
 from orchestrator.spec import Spec

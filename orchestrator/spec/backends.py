@@ -8,8 +8,10 @@ Prometheus runs, where the run state lives) and `run`/`clean` (the class).
 
 Data only, so `orchestrator.spec` reads it without importing any backend: the
 implementation is named by dotted path and imported when a run or `testbed
-clean` needs it (the docker SDK and paramiko load only then). Adding a backend
-is its folder under orchestrator/backends/ plus one line in ENTRIES.
+clean` needs it (the docker SDK and paramiko load only then). Endpoints are
+formed in one place for all backends (orchestrator/placement.py): a backend
+only picks addresses. Adding a backend is its folder under
+orchestrator/backends/ plus one line in ENTRIES.
 """
 
 from __future__ import annotations
