@@ -42,6 +42,7 @@ from orchestrator.observability.targets import (
     scrape_interval,
 )
 from orchestrator.plan import Plan
+from orchestrator.results.bundle import Bundle
 from orchestrator.spec import Spec
 from orchestrator.spec.backends import backend_entry
 
@@ -78,7 +79,7 @@ class RunMetrics:
         self.plan = plan
         self.backend = backend
         self.dir = bundle / METRICS_DIR
-        self.log_file = bundle / "logs" / "prometheus.log"
+        self.log_file = Bundle(bundle).log_file("prometheus")
         self.targets = list(targets)
         self.exporter = exporter
         self.interval_seconds = interval_seconds
@@ -222,7 +223,7 @@ def start_run_metrics(
     production, consumption = dataset_energy(plan)
     m = plan.market
     exporter = DatasetExporter(
-        bundle / "events",
+        Bundle(bundle).events,
         production,
         consumption,
         m.first_interval,
