@@ -23,6 +23,7 @@ run: setup
 lint: setup-tests
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
+	$(VENV)/lint-imports
 
 typecheck: setup-tests
 	$(VENV)/mypy

@@ -30,8 +30,8 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 
+from agents.chain.client import MarketClient
 from agents.common import metrics
-from agents.common.chainclient import MarketClient
 from agents.common.config import ClockConfig
 from agents.common.errors import AgentError, LockstepTimeout
 from agents.common.protocol import (

@@ -62,7 +62,7 @@ print(kb['VmRSS'])
 _HOST_DAY = """
 import collections, time
 import agents.__main__, agents.prosumer
-from agents.common.chainclient import MarketClient, load_abi
+from agents.chain.client import MarketClient, load_abi
 from agents.common.rpc import Contract, JsonRpc, Signer
 from agents.prosumer.plan import anon_secret
 n = {n}
@@ -149,7 +149,7 @@ def agents_rates(seconds: float) -> dict[str, int]:
     from eth_abi import encode
 
     from agents.chain import events
-    from agents.common.chainclient import MarketClient, load_abi
+    from agents.chain.client import MarketClient, load_abi
     from agents.common.rpc import Contract, JsonRpc, Signer
 
     secret = bytes.fromhex("11" * 32)

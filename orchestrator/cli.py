@@ -132,7 +132,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     scenario = build_scenario(spec)
     points = 0
     if spec.sweep:  # every point must validate on its own (cross-key checks included)
-        from orchestrator.sweeps.points import load_points
+        from orchestrator.sweeps.points import load_points  # lazy: CLI start-up time
 
         points = len(load_points(Path(args.spec), args.overrides, os.environ, spec))
     if args.print:
@@ -197,7 +197,7 @@ testbed replay topologies/transax-battery.yaml --engine glpk \\
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from orchestrator.replay import run_replay
+    from orchestrator.replay import run_replay  # lazy: CLI start-up time
 
     spec = load_spec_args(args)
     if spec.sweep:  # every point, the sweep table and Figure 9

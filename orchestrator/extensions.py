@@ -10,16 +10,37 @@ stays a display module the readiness probe and the exporter import).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from orchestrator.backends.base import Placement
-from orchestrator.faults.session import attach_faults
-from orchestrator.hooks import EventHook, Events, Extension, IntervalFinalized, RunContext
-from orchestrator.observability.collect import attach_metrics
+from orchestrator.backends.base import Backend, Placement
+from orchestrator.faults.session import RunFaults
+from orchestrator.faults.timeline import FaultPlan
+from orchestrator.hooks import EventHook, Events, IntervalFinalized
+from orchestrator.observability.collect import RunMetricsHooks
+from orchestrator.plan import Plan
 from orchestrator.progress import CsvTail, Progress
-from orchestrator.results.summary import attach_gas
+from orchestrator.results.gas import gas_by_function
+from orchestrator.spec import Spec
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What an extension may know of its run (all fixed before it starts)."""
+
+    spec: Spec
+    plan: Plan
+    backend: Backend
+    bundle: Path  # the run's bundle directory (events/ holds the recorder's CSVs)
+    announce: Callable[[str], None]  # orchestrator.log, and the progress stream if any
+    progress: TextIO | None = None  # where progress lines go (None: quiet)
+    faults: FaultPlan | None = None  # the spec's `faults:` as planned
+
+
+# Called with the run's context and events before the run starts; adds listeners.
+Extension = Callable[[RunContext, Events], None]
 
 
 class RunProgress:
@@ -97,6 +118,50 @@ def attach_progress(run: RunContext, events: Events) -> None:
 
 def attach_finalizations(run: RunContext, events: Events) -> None:
     FinalizationFeed(run.bundle / "events", events.interval_finalized).attach(events)
+
+
+class ChainGas:
+    """summary.json `gas`: gas by contract function, from the chain's blocks."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.rpc_url: str | None = None
+        self.contract: str | None = None
+        self.gas: dict[str, Any] = {}
+
+    def attach(self, events: Events) -> None:
+        events.started.add_listener(self.placed, name="gas")
+        events.contract_deployed.add_listener(self.deployed, name="gas")
+        events.agents_stopped.add_listener(self.read, name="gas")
+        events.summarizing.add_listener(self.add_summary, name="gas")
+
+    def placed(self, placement: Placement) -> None:
+        self.rpc_url = placement.rpc_url_local
+
+    def deployed(self, contract: str) -> None:
+        self.contract = contract
+
+    def read(self, _outcome: object) -> None:
+        """While the chain still runs (the agents have stopped)."""
+        chain = self.backend.status().get("chain")
+        if self.rpc_url and self.contract and chain is not None and chain.state == "running":
+            self.gas = gas_by_function(self.rpc_url, self.contract)
+
+    def add_summary(self, extra: dict[str, Any], _exit_codes: object) -> None:
+        if self.gas:
+            extra["gas"] = self.gas
+
+
+def attach_faults(run: RunContext, events: Events) -> None:
+    RunFaults(run.faults, run.backend, run.plan, run.bundle, run.announce).attach(events)
+
+
+def attach_metrics(run: RunContext, events: Events) -> None:
+    RunMetricsHooks(run.spec, run.plan, run.backend, run.bundle, run.announce).attach(events)
+
+
+def attach_gas(run: RunContext, events: Events) -> None:
+    ChainGas(run.backend).attach(events)
 
 
 RUN_EXTENSIONS: tuple[Extension, ...] = (

@@ -6,10 +6,12 @@ whatever comes next) subscribe, so `Run` calls none of them by name.
     events.tick.add_listener(progress.update, name="progress")
     events.tick.fire(status)
 
-A run's parts attach themselves: an `Extension` is called with the run's
-`RunContext` and its `Events` before the run starts, and adds its listeners.
-The run calls every extension of orchestrator.extensions.RUN_EXTENSIONS (the
-built-in parts) and of `RunOptions.extensions` (one run's own).
+A run's parts attach themselves: an `Extension` (orchestrator.extensions) is
+called with the run's `RunContext` and its `Events` before the run starts, and
+adds its listeners. The run calls every extension of
+orchestrator.extensions.RUN_EXTENSIONS (the built-in parts) and of
+`RunOptions.extensions` (one run's own). This module knows none of those parts,
+so any of them can import it.
 
 Listeners run in the order they were added. Errors follow the run's rules:
 while the run goes, a listener's exception ends the run like any other error
@@ -30,14 +32,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Generic, ParamSpec, TextIO
+from typing import Any, Generic, ParamSpec
 
-from orchestrator.backends.base import Backend, Placement, UnitStatus
-from orchestrator.faults.timeline import FaultPlan
+from orchestrator.backends.base import Placement, UnitStatus
 from orchestrator.lifecycle import Outcome
-from orchestrator.plan import AgentPlan, Plan
-from orchestrator.spec import Spec
+from orchestrator.plan import AgentPlan
 
 P = ParamSpec("P")
 OnError = Callable[[str, Exception], None]
@@ -152,19 +151,3 @@ class Events:
 
     def exempt(self) -> set[str]:
         return {name for units in self._exempt for name in units()}
-
-
-@dataclass(frozen=True)
-class RunContext:
-    """What an extension may know of its run (all fixed before it starts)."""
-
-    spec: Spec
-    plan: Plan
-    backend: Backend
-    bundle: Path  # the run's bundle directory (events/ holds the recorder's CSVs)
-    announce: Callable[[str], None]  # orchestrator.log, and the progress stream if any
-    progress: TextIO | None = None  # where progress lines go (None: quiet)
-    faults: FaultPlan | None = None  # the spec's `faults:` as planned
-
-
-Extension = Callable[[RunContext, Events], None]

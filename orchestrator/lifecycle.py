@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from orchestrator.backends.base import AgentPlacement, Backend
+from orchestrator.backends.base import Backend
 from orchestrator.errors import TestbedError
+from orchestrator.placement import AgentPlacement
 from orchestrator.progress import scrape
 
 READY_POLL_SECONDS = 0.2

@@ -10,7 +10,6 @@ adds that wiring and writes one JSON config per agent process.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -31,15 +30,12 @@ from market.types import Feeder, Kind
 from orchestrator.errors import TestbedError
 from orchestrator.hosts import HostParams, HostsError, expand_hosts, place_prosumers
 from orchestrator.scenario import Scenario
+from orchestrator.spec.backends import backend_entry
 
 # Start order (tiers start one after the other, each waits for readiness);
 # teardown runs it backwards. The recorder comes first so it sees every event.
 START_TIERS: tuple[Role, ...] = ("recorder", "dso", "clock", "solver", "prosumer")
 
-# Local backend: with no explicit prosumers_per_host, spread the prosumers over
-# at most this many host processes (each one a Python interpreter with web3:
-# ~1 s of CPU to start and tens of MB of memory; this machine has 2 cores).
-LOCAL_MAX_PROSUMER_HOSTS = 4
 
 # anvil's dev accounts (mnemonic "test test ... junk"): which index signs for whom.
 DSO_ACCOUNT = 0
@@ -114,10 +110,7 @@ def prosumers_per_host(requested: int | None, prosumers: int, backend: str) -> i
         if requested < 1:
             raise PlanError("deployment.prosumers_per_host: must be >= 1")
         return requested
-    n = max(1, prosumers)
-    if backend == "local":
-        return math.ceil(n / LOCAL_MAX_PROSUMER_HOSTS)
-    return 4  # docker/ssh: about the paper's 102 prosumers on 31 boards
+    return backend_entry(backend).default_prosumers_per_host(max(1, prosumers))
 
 
 def prosumer_traces(scenario: Scenario) -> tuple[ProsumerSpec, ...]:

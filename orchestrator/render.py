@@ -17,7 +17,7 @@ from eth_account import Account
 
 from agents.common.config import AgentConfig, config_class
 from agents.common.typed import to_json
-from orchestrator.backends.base import Placement
+from orchestrator.placement import Placement
 from orchestrator.plan import AgentPlan, Plan
 
 # anvil's default dev mnemonic: account i signs for the DSO, the clock, the solvers.

@@ -27,12 +27,12 @@ from typing import Any, TextIO
 
 import yaml
 
-from orchestrator.backends import BACKENDS, create_backend
+from orchestrator.backends import create_backend
 from orchestrator.backends.base import Backend, Placement, Unit, UnitStatus
 from orchestrator.errors import TestbedError
-from orchestrator.extensions import RUN_EXTENSIONS
+from orchestrator.extensions import RUN_EXTENSIONS, Extension, RunContext
 from orchestrator.faults.timeline import FaultPlan
-from orchestrator.hooks import Events, Extension, RunContext
+from orchestrator.hooks import Events
 from orchestrator.lifecycle import (
     AgentFailed,
     Interrupted,
@@ -108,12 +108,7 @@ def run(options: RunOptions) -> RunResult:
     dataset, plan errors); from then on the outcome is in the result."""
     spec = load(options)
     scenario = build_scenario(spec)
-    backend_name = spec.deployment.backend
-    if backend_name not in BACKENDS:
-        raise TestbedError(
-            f"deployment.backend: {backend_name!r} is not available yet "
-            f"(available: {', '.join(BACKENDS)})"
-        )
+    backend_name = spec.deployment.backend  # one of the registry's (the schema's enum)
     run_id = new_run_id()
     plan, faults = plan_run(scenario, backend_name, run_id)
     backend = create_backend(backend_name, run_id, spec)  # ssh: preflight of every host

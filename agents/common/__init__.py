@@ -1,4 +1,5 @@
-"""Shared agent framework. Small on purpose; import the submodules directly:
+"""Shared agent framework. Small on purpose; import the submodules directly
+(agents.chain builds on it; nothing here imports agents.chain):
 
 - `agents.common.config`: `load_config(path) -> AgentConfig` (frozen dataclasses
   per role: DsoConfig, ProsumerHostConfig, SolverConfig, ClockConfig,
@@ -17,9 +18,6 @@
   `send_and_wait` (batched sends, receipts per new block, anvil stall recovery).
 - `agents.common.abi`: the ABI codec (eth-abi), keccak and selectors (eth-utils),
   EIP-155 legacy signing (rlp + coincurve: ~5x eth-account's speed, bench/encoding.py).
-- `agents.common.chainclient`: `MarketClient`, the Market.sol calls of the dso,
-  prosumer and clock (assets, offers, close/deposit, finalize with the candidate's
-  hash-chain segment).
 - `agents.common.metrics`: every Prometheus metric of the run, `start_metrics`,
   `mark_ready`, `record_transaction`.
 - `agents.common.logsetup`: `setup_logging(role, name, level)`.

@@ -13,8 +13,8 @@ import json
 import logging
 import time
 
+from agents.chain.client import MarketClient
 from agents.common import metrics
-from agents.common.chainclient import MarketClient
 from agents.common.config import DsoConfig
 from agents.common.errors import AgentError
 from agents.common.protocol import Done, Finalized

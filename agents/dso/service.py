@@ -7,8 +7,8 @@ import logging
 import time
 from dataclasses import dataclass
 
+from agents.chain.client import Call, MarketClient
 from agents.common import metrics
-from agents.common.chainclient import Call, MarketClient
 from agents.common.config import DsoConfig
 from agents.common.errors import ProtocolError
 from agents.common.protocol import (

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 
+from agents.chain.client import MarketClient
 from agents.common import metrics
-from agents.common.chainclient import MarketClient
 from agents.common.config import ProsumerHostConfig
 from agents.common.errors import ProtocolError
 from agents.common.protocol import Bootstrap, BootstrapInfo, Done, Finalized, Tick

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+from agents.chain.client import Call, MarketClient
 from agents.chain.errors import decode_revert
 from agents.common import metrics
 from agents.common.actionlog import ActionLog
-from agents.common.chainclient import Call, MarketClient
 from agents.common.config import ProsumerHostConfig
 from agents.common.errors import PeerTimeout, ProtocolError
 from agents.common.protocol import (

@@ -4,9 +4,10 @@ Every backend (local processes, docker containers, ssh boards) implements the
 same five steps (ARCHITECTURE.md "Backends"):
 
 - `prepare(plan, bundle)`: reserve addresses and directories, record the run's
-  state (labelled with the run id) and return a `Placement`: where each agent
-  listens, where its config and output go, as seen by the agent and by the
-  orchestrator.
+  state (labelled with the run id) and return a `Placement` (orchestrator/
+  placement.py: the backend decides `Addresses`, `placement()` turns them into
+  endpoints and the bundle's files): where each agent listens, where its config
+  and output go, as seen by the agent and by the orchestrator.
 - `start(unit)`: start one process (the chain or an agent).
 - `status()`: what is running, what exited and how.
 - `stop(names, timeout)`: SIGTERM (or equivalent), then kill after `timeout`.
@@ -26,7 +27,11 @@ from pathlib import Path
 from typing import Literal
 
 from orchestrator.errors import TestbedError
+from orchestrator.placement import AgentPlacement as AgentPlacement  # part of the interface
+from orchestrator.placement import Placement
 from orchestrator.plan import Plan
+from orchestrator.spec import Spec
+from orchestrator.spec.backends import backend_entry
 
 UnitState = Literal["running", "exited", "missing"]
 
@@ -51,36 +56,13 @@ def state_root() -> Path:
     return base / "testbed"
 
 
+def backend_state_root(name: str, root: Path | None = None) -> Path:
+    """Where backend `name` keeps its runs' state (one folder per run id)."""
+    return (root if root is not None else state_root()) / backend_entry(name).state_dir
+
+
 def _quiet(_message: str) -> None:
     pass
-
-
-@dataclass(frozen=True, slots=True)
-class AgentPlacement:
-    """Where one agent runs, in the agent's view and in the orchestrator's."""
-
-    name: str
-    metrics_host: str  # the agent binds its Prometheus endpoint here
-    metrics_port: int
-    metrics_url: str  # the orchestrator scrapes (and probes readiness) here
-    config_path: str  # the path the agent is given (--config)
-    config_file: Path  # where the orchestrator writes that file
-    out_dir: str  # the agent's output folder, in its own view
-    log_file: Path  # where its stdout/stderr end up, on the orchestrator's side
-
-
-@dataclass(frozen=True, slots=True)
-class Placement:
-    """Addresses of the run's shared services and of every agent."""
-
-    rpc_url: str  # the chain as agents reach it
-    rpc_url_local: str  # the chain as the orchestrator reaches it
-    chain_port: int
-    dso_endpoint: str
-    clock_pub_endpoint: str
-    clock_pull_endpoint: str
-    chain_log: Path
-    agents: Mapping[str, AgentPlacement]
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,15 +96,23 @@ class Leftover:
 
 
 class Backend(ABC):
-    """One run on one backend. Not reusable across runs."""
+    """One run on one backend. Not reusable across runs. `name` is its registry
+    entry's (orchestrator/spec/backends.py: fault actions, state dir, ...)."""
 
     name: str = "base"
 
     def __init__(self, run_id: str, root: Path | None = None) -> None:
         self.run_id = run_id
         self.root = root if root is not None else state_root()
+        self.state_dir = backend_state_root(self.name, self.root) / run_id
         # Progress lines for the user (e.g. image builds); the run sets it.
         self.announce: Callable[[str], None] = _quiet
+
+    @classmethod
+    def create(cls, run_id: str, spec: Spec) -> Backend:
+        """The backend of one run of `spec` (ssh: connects and checks its hosts)."""
+        del spec  # most backends need nothing from the spec beyond the plan
+        return cls(run_id)
 
     @abstractmethod
     def prepare(self, plan: Plan, bundle: Path) -> Placement: ...
@@ -156,10 +146,8 @@ class Backend(ABC):
         return [n for n, s in self.status().items() if s.state == "running"]
 
     # -- faults (orchestrator/faults/): what a backend cannot do, it refuses ------
-    # The process/network fault actions this backend implements; the spec check
-    # refuses the others before anything starts.
-    fault_actions: frozenset[str] = frozenset()
-
+    # Its registry entry lists the actions it implements; the spec check refuses
+    # the others before anything starts.
     def _unsupported(self, action: str) -> BackendError:
         return BackendError(f"fault action {action} is not supported by the {self.name} backend")
 

@@ -28,16 +28,17 @@ import psutil
 
 from orchestrator.backends.base import (
     STOP_TIMEOUT_SECONDS,
-    AgentPlacement,
     Backend,
     BackendError,
     Leftover,
     Placement,
     Unit,
     UnitStatus,
-    state_root,
+    backend_state_root,
 )
+from orchestrator.placement import Address, Addresses, AgentAddress, local_out_dirs, placement
 from orchestrator.plan import Plan
+from orchestrator.results.bundle import Bundle
 
 HOST = "127.0.0.1"
 POLL_SECONDS = 0.05
@@ -95,10 +96,6 @@ def _os_chosen_ports(n: int, host: str) -> list[int]:
             s.close()
 
 
-def runs_dir(root: Path) -> Path:
-    return root / "runs"
-
-
 def _create_time(pid: int) -> float | None:
     try:
         return psutil.Process(pid).create_time()
@@ -148,11 +145,9 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 class LocalBackend(Backend):
     name = "local"
-    fault_actions = frozenset({"kill", "restart", "pause", "resume"})
 
     def __init__(self, run_id: str, root: Path | None = None) -> None:
         super().__init__(run_id, root)
-        self.state_dir = runs_dir(self.root) / run_id
         self.pid_dir = self.state_dir / "pids"
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._create: dict[str, float] = {}
@@ -161,6 +156,11 @@ class LocalBackend(Backend):
 
     # -- prepare ---------------------------------------------------------------
     def prepare(self, plan: Plan, bundle: Path) -> Placement:
+        return placement(self.addresses(plan, bundle), bundle.resolve())
+
+    def addresses(self, plan: Plan, bundle: Path) -> Addresses:
+        """Record the run, make the bundle's folders, pick a free port for
+        every service and agent (all on loopback)."""
         self.pid_dir.mkdir(parents=True, exist_ok=True)
         me = psutil.Process()
         _write_json(
@@ -174,36 +174,19 @@ class LocalBackend(Backend):
                 "started": time.time(),
             },
         )
-        bundle = bundle.resolve()
-        for sub in ("config", "logs", "events"):
-            (bundle / sub).mkdir(parents=True, exist_ok=True)
-        ports = free_ports(4 + len(plan.agents))
-        chain, dso, pub, pull = ports[:4]
-        agents: dict[str, AgentPlacement] = {}
-        for agent, port in zip(plan.agents, ports[4:], strict=True):
-            out = bundle / "events" if agent.role == "recorder" else bundle / "agents" / agent.name
-            out.mkdir(parents=True, exist_ok=True)
-            config = bundle / "config" / f"{agent.name}.json"
-            agents[agent.name] = AgentPlacement(
-                name=agent.name,
-                metrics_host=HOST,
-                metrics_port=port,
-                metrics_url=f"http://{HOST}:{port}/metrics",
-                config_path=str(config),
-                config_file=config,
-                out_dir=str(out),
-                log_file=bundle / "logs" / f"{agent.name}.log",
+        layout = Bundle(bundle.resolve())
+        outs = local_out_dirs(plan, layout.path)
+        chain, dso, pub, pull, *ports = (Address(HOST, p) for p in free_ports(4 + len(plan.agents)))
+        agents = {
+            agent.name: AgentAddress(
+                bind=port,
+                scrape_host=HOST,
+                config_path=str(layout.config_file(agent.name)),
+                out_dir=str(outs[agent.name]),
             )
-        return Placement(
-            rpc_url=f"http://{HOST}:{chain}",
-            rpc_url_local=f"http://{HOST}:{chain}",
-            chain_port=chain,
-            dso_endpoint=f"tcp://{HOST}:{dso}",
-            clock_pub_endpoint=f"tcp://{HOST}:{pub}",
-            clock_pull_endpoint=f"tcp://{HOST}:{pull}",
-            chain_log=bundle / "logs" / "chain.log",
-            agents=agents,
-        )
+            for agent, port in zip(plan.agents, ports, strict=True)
+        }
+        return Addresses(chain, chain, dso, pub, pull, agents)
 
     # -- start -----------------------------------------------------------------
     def start(self, unit: Unit) -> None:
@@ -334,7 +317,7 @@ class LocalBackend(Backend):
     def clean_leftovers(cls, root: Path | None = None) -> list[Leftover]:
         """Stop the recorded processes of runs whose orchestrator is gone and
         remove their state. Runs whose orchestrator is alive are left alone."""
-        base = runs_dir(root if root is not None else state_root())
+        base = backend_state_root(cls.name, root)
         if not base.is_dir():
             return []
         report: list[Leftover] = []

@@ -1,6 +1,10 @@
 """CLI subcommands `images` (build, list, rm: the docker backend's images) and
 `render` (a spec's plan, or its docker-compose project). Each `register_*` adds
-a parser and sets `handler` (args -> exit code), as cli.py's COMMANDS expect."""
+a parser and sets `handler` (args -> exit code), as cli.py's COMMANDS expect.
+
+Handlers import what they need (docker SDK, paramiko, web3, pyomo, matplotlib)
+inside themselves: cli.py imports every command module at start-up, and
+`testbed --help` or `validate` must not pay for them."""
 
 from __future__ import annotations
 

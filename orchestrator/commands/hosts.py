@@ -1,6 +1,10 @@
 """CLI subcommand `hosts`: `hosts check SPEC` (the ssh backend's preflight of
 every host in deployment.hosts) and `hosts requirements` (the boards' pinned
-third-party packages, for building a wheelhouse on a board)."""
+third-party packages, for building a wheelhouse on a board).
+
+Handlers import what they need (docker SDK, paramiko, web3, pyomo, matplotlib)
+inside themselves: cli.py imports every command module at start-up, and
+`testbed --help` or `validate` must not pay for them."""
 
 from __future__ import annotations
 

@@ -1,5 +1,9 @@
 """CLI subcommands `metrics` and `report`, and the sweep/plot parts of `run`
-and `replay` (hooks called from commands/runs.py and cli.py)."""
+and `replay` (hooks called from commands/runs.py and cli.py).
+
+Handlers import what they need (docker SDK, paramiko, web3, pyomo, matplotlib)
+inside themselves: cli.py imports every command module at start-up, and
+`testbed --help` or `validate` must not pay for them."""
 
 from __future__ import annotations
 

@@ -1,5 +1,9 @@
 """CLI subcommands `run`, `clean` and `results`. Each `register_*` adds a parser
-and sets `handler` (args -> exit code), as cli.py's COMMANDS expect."""
+and sets `handler` (args -> exit code), as cli.py's COMMANDS expect.
+
+Handlers import what they need (docker SDK, paramiko, web3, pyomo, matplotlib)
+inside themselves: cli.py imports every command module at start-up, and
+`testbed --help` or `validate` must not pay for them."""
 
 from __future__ import annotations
 
@@ -10,11 +14,12 @@ import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.backends import BACKENDS
+from orchestrator.backends import backend_class
 from orchestrator.backends.base import state_root
 from orchestrator.commands import add_spec_arguments
 from orchestrator.commands.observe import COMMANDS as OBSERVE_COMMANDS  # metrics, report
 from orchestrator.results.bundle import DEFAULT_RESULTS_DIR, list_bundles
+from orchestrator.spec.backends import NAMES as BACKEND_NAMES
 
 if TYPE_CHECKING:
     from orchestrator.run import RunResult
@@ -63,7 +68,7 @@ testbed run topologies/faults-smoke.yaml --baseline          # with faults, comp
     )
     add_spec_arguments(parser)
     parser.add_argument(
-        "--backend", choices=sorted({"local", "docker", "ssh"}), help="override deployment.backend"
+        "--backend", choices=sorted(BACKEND_NAMES), help="override deployment.backend"
     )
     parser.add_argument(
         "--out",
@@ -105,7 +110,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if getattr(args, "baseline", False):
         from orchestrator.campaign import run_baseline
 
-        baseline, _ = run_baseline(result, options)
+        baseline, _ = run_baseline(result, options, run)
     if args.json:
         print(json.dumps({"bundle": str(result.bundle), **result.summary}, indent=2))
     else:
@@ -176,8 +181,8 @@ TESTBED_STATE_DIR=/tmp/state testbed clean --json
 
 def cmd_clean(args: argparse.Namespace) -> int:
     report = []
-    for name, backend in BACKENDS.items():
-        for item in backend.clean_leftovers():
+    for name in BACKEND_NAMES:
+        for item in backend_class(name).clean_leftovers():
             report.append(
                 {"backend": name, "run_id": item.run_id, "what": item.what, "action": item.action}
             )

@@ -21,7 +21,7 @@ from orchestrator.backends.base import Backend, Placement
 from orchestrator.faults.injector import Injector
 from orchestrator.faults.results import fault_summary, write_fault_log
 from orchestrator.faults.timeline import FaultPlan
-from orchestrator.hooks import Events, RunContext
+from orchestrator.hooks import Events
 from orchestrator.plan import AgentPlan, Plan
 
 
@@ -91,7 +91,3 @@ class RunFaults:
         rows = write_fault_log(self.bundle, records, self.faults.configured)
         crashed = [n for n, code in exit_codes.items() if code not in (0, None) and n not in down]
         return fault_summary(rows, down, crashed)
-
-
-def attach_faults(run: RunContext, events: Events) -> None:
-    RunFaults(run.faults, run.backend, run.plan, run.bundle, run.announce).attach(events)

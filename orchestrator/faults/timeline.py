@@ -24,8 +24,8 @@ from agents.common.config import ProsumerHostSettings, SolverSettings
 from agents.common.errors import ConfigError
 from agents.common.typed import from_plain
 from orchestrator.errors import TestbedError
-from orchestrator.faults.config import SPAN_END, FaultConfig, FaultNetem
 from orchestrator.plan import Plan
+from orchestrator.spec.faults import SPAN_END, FaultConfig, FaultNetem
 
 ALL_HOSTS, ALL_SOLVERS = "prosumers", "solvers"
 # How an action changes what the lockstep clock waits for (prosumer hosts, solvers).

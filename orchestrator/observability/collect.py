@@ -2,7 +2,7 @@
 the agents (so it is scraping before the market starts), snapshotted into the
 bundle when the run ends.
 
-    attach_metrics(run_context, run_events)  # one of orchestrator.extensions
+    RunMetricsHooks(...).attach(run_events)  # by orchestrator.extensions
     # started: start_run_metrics(...); market_starting: wait_discovered();
     # agents_stopped: finish() (final scrape, snapshot -> bundle/metrics/)
 
@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.backends.base import Backend, Placement, Unit
-from orchestrator.hooks import Events, RunContext
+from orchestrator.backends.local import HOST, free_ports
+from orchestrator.hooks import Events
 from orchestrator.lifecycle import log_tail
 from orchestrator.observability.exporter import DatasetExporter, dataset_energy
 from orchestrator.observability.server import (
@@ -42,7 +43,9 @@ from orchestrator.observability.targets import (
     scrape_interval,
 )
 from orchestrator.plan import Plan
+from orchestrator.results.bundle import Bundle
 from orchestrator.spec import Spec
+from orchestrator.spec.backends import backend_entry
 
 UNIT = "prometheus"
 METRICS_DIR = "metrics"
@@ -77,7 +80,7 @@ class RunMetrics:
         self.plan = plan
         self.backend = backend
         self.dir = bundle / METRICS_DIR
-        self.log_file = bundle / "logs" / "prometheus.log"
+        self.log_file = Bundle(bundle).log_file("prometheus")
         self.targets = list(targets)
         self.exporter = exporter
         self.interval_seconds = interval_seconds
@@ -208,25 +211,20 @@ def start_run_metrics(
     config = spec.metrics.prometheus
     if not config.enabled:
         return None
-    tsdb_root = getattr(backend, "state_dir", None)
-    if not isinstance(tsdb_root, Path):
-        announce(f"metrics: the {backend.name} backend keeps no run state for Prometheus")
-        return None
-    # local and ssh: the Debian binary on this machine; docker runs the same argv
-    # in a container (the image's binary; argv[0] is ignored)
-    binary = "prometheus" if backend.name == "docker" else prometheus_binary()
+    # "host": the Debian binary on this machine; "image": the backend runs the same
+    # argv in a container (the image's binary; argv[0] is ignored)
+    host_binary = backend_entry(backend.name).prometheus == "host"
+    binary = prometheus_binary() if host_binary else "prometheus"
     if binary is None:
         announce(
             "metrics: prometheus not found (install the Debian package `prometheus` or "
             "set metrics.prometheus.enabled=false); running without metrics"
         )
         return None
-    from orchestrator.backends.local import HOST, free_ports
-
     production, consumption = dataset_energy(plan)
     m = plan.market
     exporter = DatasetExporter(
-        bundle / "events",
+        Bundle(bundle).events,
         production,
         consumption,
         m.first_interval,
@@ -252,7 +250,7 @@ def start_run_metrics(
         targets=targets,
         exporter=exporter,
         interval_seconds=interval,
-        tsdb=tsdb_root / "prometheus",
+        tsdb=backend.state_dir / "prometheus",
         announce=announce,
     )
     try:
@@ -302,7 +300,3 @@ class RunMetricsHooks:
     def finish(self, _outcome: object) -> None:
         if self.metrics is not None:
             self.metrics.finish()
-
-
-def attach_metrics(run: RunContext, events: Events) -> None:
-    RunMetricsHooks(run.spec, run.plan, run.backend, run.bundle, run.announce).attach(events)

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_RESULTS_DIR = Path("results")
+CONFIG_DIR, EVENTS_DIR, LOGS_DIR, AGENTS_DIR = "config", "events", "logs", "agents"
+RECORDER = "recorder"  # the role whose output folder is the run's events/
 
 
 def new_run_id(now: float | None = None) -> str:
@@ -52,17 +54,37 @@ class Bundle:
     def create(cls, out: Path, spec_name: str, run_id: str) -> Bundle:
         path = out / spec_name / run_id
         path.mkdir(parents=True, exist_ok=False)
-        for sub in ("config", "events", "logs"):
-            (path / sub).mkdir()
-        return cls(path.resolve())
+        return cls(path.resolve()).make_dirs()
+
+    def make_dirs(self) -> Bundle:
+        """The folders every run writes into (backends call it again: idempotent)."""
+        for sub in (CONFIG_DIR, EVENTS_DIR, LOGS_DIR):
+            (self.path / sub).mkdir(parents=True, exist_ok=True)
+        return self
 
     @property
     def events(self) -> Path:
-        return self.path / "events"
+        return self.path / EVENTS_DIR
 
     @property
     def logs(self) -> Path:
-        return self.path / "logs"
+        return self.path / LOGS_DIR
+
+    @property
+    def config_dir(self) -> Path:
+        return self.path / CONFIG_DIR
+
+    def config_file(self, agent: str) -> Path:
+        """Agent `agent`'s rendered config."""
+        return self.config_dir / f"{agent}.json"
+
+    def log_file(self, unit: str) -> Path:
+        """Unit `unit`'s stdout and stderr (chain.log for the node)."""
+        return self.logs / f"{unit}.log"
+
+    def out_dir(self, agent: str, role: str) -> Path:
+        """Agent `agent`'s output folder (the recorder writes the run's events)."""
+        return self.events if role == RECORDER else self.path / AGENTS_DIR / agent
 
     @property
     def manifest_file(self) -> Path:

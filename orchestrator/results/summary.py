@@ -5,8 +5,8 @@ peak memory and the run's outcome.
 The event statistics are `agents.recorder.records.summarize_events`, the very
 function the recorder uses for its own recorder.json, so both always agree.
 
-In a run, `ChainGas` (one of orchestrator.extensions) reads the gas from the
-chain once the agents have stopped, while the chain still runs.
+In a run, `ChainGas` (orchestrator.extensions) reads the gas from the chain
+once the agents have stopped, while the chain still runs.
 """
 
 from __future__ import annotations
@@ -16,10 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.recorder.records import summarize_events
-from orchestrator.backends.base import Backend, Placement
-from orchestrator.hooks import Events, RunContext
 from orchestrator.plan import AgentPlan, Plan
-from orchestrator.results.gas import gas_by_function
 
 
 def build_summary(
@@ -94,39 +91,3 @@ def process_table(
                 )
         processes[agent.name] = entry
     return processes
-
-
-class ChainGas:
-    """summary.json `gas`: gas by contract function, from the chain's blocks."""
-
-    def __init__(self, backend: Backend) -> None:
-        self.backend = backend
-        self.rpc_url: str | None = None
-        self.contract: str | None = None
-        self.gas: dict[str, Any] = {}
-
-    def attach(self, events: Events) -> None:
-        events.started.add_listener(self.placed, name="gas")
-        events.contract_deployed.add_listener(self.deployed, name="gas")
-        events.agents_stopped.add_listener(self.read, name="gas")
-        events.summarizing.add_listener(self.add_summary, name="gas")
-
-    def placed(self, placement: Placement) -> None:
-        self.rpc_url = placement.rpc_url_local
-
-    def deployed(self, contract: str) -> None:
-        self.contract = contract
-
-    def read(self, _outcome: object) -> None:
-        """While the chain still runs (the agents have stopped)."""
-        chain = self.backend.status().get("chain")
-        if self.rpc_url and self.contract and chain is not None and chain.state == "running":
-            self.gas = gas_by_function(self.rpc_url, self.contract)
-
-    def add_summary(self, extra: dict[str, Any], _exit_codes: object) -> None:
-        if self.gas:
-            extra["gas"] = self.gas
-
-
-def attach_gas(run: RunContext, events: Events) -> None:
-    ChainGas(run.backend).attach(events)

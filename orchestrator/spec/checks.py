@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from orchestrator.spec.backends import backend_entry
 from orchestrator.spec.document import Document, KeyPath, Problem
+from orchestrator.spec.faultchecks import fault_problems
 from orchestrator.spec.model import MINUTES_PER_DAY, SYNTHETIC_ONLY, wh_per_interval
 from orchestrator.spec.sweepcheck import sweep_problems
 
@@ -152,7 +154,7 @@ def check_deployment(
     document: Document, given: dict[str, Any], full: dict[str, Any]
 ) -> list[Problem]:
     deployment = full["deployment"]
-    if deployment["backend"] != "ssh":
+    if not backend_entry(deployment["backend"]).hosts_need_address:
         return []
     return [
         _at(document, ("deployment", "hosts", i), "ssh hosts need an address")
@@ -168,8 +170,6 @@ def check_sweep(document: Document, given: dict[str, Any], full: dict[str, Any])
 
 
 def check_faults(document: Document, given: dict[str, Any], full: dict[str, Any]) -> list[Problem]:
-    from orchestrator.faults.checks import fault_problems  # imports this package
-
     return fault_problems(document, given, full)
 
 

@@ -16,7 +16,7 @@ from agents.common.market import MINUTES_PER_DAY as MINUTES_PER_DAY
 from agents.common.market import MarketConfig
 from agents.common.market import wh_per_interval as wh_per_interval
 from market.types import Feeder
-from orchestrator.faults.config import FaultConfig
+from orchestrator.spec.faults import FaultConfig
 
 SYNTHETIC_ONLY = ("seed", "scale", "battery", "battery_capacity_kwh", "battery_rate_kwh")
 """Dataset keys that only mean something for kind synthetic."""

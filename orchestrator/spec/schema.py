@@ -11,7 +11,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from orchestrator.faults.config import FAULTS
+from orchestrator.spec.backends import NAMES as BACKEND_NAMES
+from orchestrator.spec.faults import FAULTS
 
 SCHEMA_ID = "urn:te-testbed:spec"
 NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]*$"
@@ -308,7 +309,7 @@ SSH = _object(
 
 DEPLOYMENT = _object(
     {
-        "backend": {"enum": ["local", "docker", "ssh"], "default": "local"},
+        "backend": {"enum": list(BACKEND_NAMES), "default": "local"},
         "prosumers_per_host": {
             "type": ["integer", "null"],
             "minimum": 1,

@@ -20,12 +20,12 @@ import pytest
 from eth_account import Account
 from prometheus_client import REGISTRY
 
+from agents.chain.client import MarketClient
 from agents.chain.contract import deploy_market
 from agents.chain.node import Anvil, latest_timestamp
 from agents.chain.tx import Sender
 from agents.common.abi import keccak256
 from agents.common.actionlog import read
-from agents.common.chainclient import MarketClient
 from agents.common.config import DsoConfig, ProsumerHostConfig, parse_config
 from agents.common.errors import AgentError
 from agents.common.market import MarketParams

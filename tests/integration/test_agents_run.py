@@ -26,10 +26,10 @@ from typing import Any
 import pytest
 from eth_account import Account
 
+from agents.chain.client import Contract, MarketClient, load_abi
 from agents.chain.contract import deploy_market
 from agents.chain.node import Anvil
 from agents.chain.tx import Sender
-from agents.common.chainclient import Contract, MarketClient, load_abi
 from agents.common.market import MarketParams
 from agents.common.protocol import Asset, FailedWithdrawal, WithdrawAssets
 from agents.common.rpc import JsonRpc

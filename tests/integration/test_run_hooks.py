@@ -23,7 +23,8 @@ from typing import Any
 import psutil
 import pytest
 
-from orchestrator.hooks import Events, IntervalFinalized, RunContext
+from orchestrator.extensions import RunContext
+from orchestrator.hooks import Events, IntervalFinalized
 from orchestrator.lifecycle import Outcome
 from orchestrator.run import EXIT_ERROR, RunOptions, RunResult, run
 from tests.conftest import REPO, require_tool

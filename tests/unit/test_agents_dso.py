@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agents.common.chainclient import MarketClient
+from agents.chain.client import MarketClient
 from agents.common.config import DsoConfig, ProsumerSpec, TraceOffer, parse_config
 from agents.common.protocol import (
     Asset,

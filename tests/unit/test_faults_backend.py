@@ -14,6 +14,8 @@ import pytest
 from orchestrator.backends.base import BackendError, Unit
 from orchestrator.backends.local import LocalBackend
 from orchestrator.faults.results import comparison, fault_summary, report_lines, write_fault_log
+from orchestrator.spec.backends import NAMES as BACKEND_NAMES
+from orchestrator.spec.backends import backend_entry
 
 TICKER = "import time\nwhile True:\n    print('tick', flush=True)\n    time.sleep(0.02)\n"
 
@@ -67,7 +69,7 @@ def test_the_base_backend_refuses_what_it_cannot_do() -> None:
     class Bare(LocalBackend):
         name = "bare"
 
-    bare = Bare("x")
+    bare = Bare.__new__(Bare)  # not a registered backend: no state dir to compute
     for call in (
         lambda: Backend.partition(bare, "a", True),
         lambda: Backend.netem(bare, "a", 10),
@@ -75,7 +77,25 @@ def test_the_base_backend_refuses_what_it_cannot_do() -> None:
     ):
         with pytest.raises(BackendError, match="not supported by the bare backend"):
             call()
-    assert LocalBackend.fault_actions == {"kill", "restart", "pause", "resume"}
+    assert backend_entry("local").fault_actions == {"kill", "restart", "pause", "resume"}
+
+
+@pytest.mark.parametrize("name", BACKEND_NAMES)
+def test_registry_fault_actions_are_the_ones_the_backend_implements(name: str) -> None:
+    """An action listed in the registry is overridden by the backend's class; the
+    others are the base class's refusal (heal is partition(cut=False))."""
+    from orchestrator.backends import backend_class
+    from orchestrator.backends.base import Backend
+
+    cls = backend_class(name)
+    implemented = {
+        action
+        for action in ("kill", "restart", "pause", "resume", "partition", "netem")
+        if getattr(cls, action) is not getattr(Backend, action)
+    }
+    listed = backend_entry(name).fault_actions
+    assert implemented == listed - {"heal"}
+    assert ("heal" in listed) == ("partition" in listed)
 
 
 def test_fault_log_merges_injector_config_and_agent_reports(tmp_path: Path) -> None:

@@ -11,10 +11,11 @@ import pytest
 
 from agents.common.protocol import Expect, Finalized, Hold, Message, Release, Tick
 from agents.common.transport import Collector, Publisher
-from orchestrator.backends.base import AgentPlacement, BackendError, Placement
+from orchestrator.backends.base import BackendError
 from orchestrator.backends.local import LocalBackend, free_ports
 from orchestrator.faults.injector import Injector, orchestrator_endpoint
 from orchestrator.faults.timeline import build_timeline
+from orchestrator.placement import AgentPlacement, Placement
 from orchestrator.plan import Plan, build_plan
 from orchestrator.scenario import build_scenario
 from orchestrator.spec import parse_spec

@@ -21,12 +21,13 @@ from agents.common.market import MarketConfig, MarketParams
 from agents.common.typed import to_plain
 from orchestrator.backends.local import LocalBackend
 from orchestrator.datasets import ProsumerTrace, TraceOffer
-from orchestrator.plan import LOCAL_MAX_PROSUMER_HOSTS, Plan, PlanError, build_plan
+from orchestrator.plan import Plan, PlanError, build_plan
 from orchestrator.render import ChainInfo, dev_address, dev_key, write_configs
 from orchestrator.scenario import Scenario
 from orchestrator.spec import (
     SolverConfig as SpecSolver,
 )
+from orchestrator.spec.backends import backend_entry
 from tests.scenario_support import memory_scenario
 
 MARKET = MarketConfig(
@@ -95,7 +96,7 @@ def test_every_prosumer_on_exactly_one_host_and_tiers_in_start_order() -> None:
 
 def test_local_default_bounds_the_number_of_host_processes() -> None:
     local = plan(102)
-    assert len(local.by_role("prosumer")) == LOCAL_MAX_PROSUMER_HOSTS
+    assert len(local.by_role("prosumer")) == backend_entry("local").max_default_hosts == 4
     assert local.prosumer_count == 102
     docker = plan(102, backend="docker")
     assert len(docker.by_role("prosumer")) == 26

@@ -12,6 +12,7 @@ from jsonschema import Draft202012Validator
 from market.types import Feeder
 from orchestrator.errors import SpecError
 from orchestrator.spec import Spec, json_schema, load_spec, parse_spec
+from orchestrator.spec.backends import NAMES as BACKEND_NAMES
 from orchestrator.spec.schema import apply_defaults
 from tests.conftest import REPO, TRANSAX_DIR
 
@@ -129,7 +130,7 @@ def test_every_topology_loads_and_is_named_after_its_file(path: Path) -> None:
     spec = load_spec(path, env={"TRANSAX_DATA": str(TRANSAX_DIR)})
     assert spec.name == path.stem
     assert path.read_text().startswith("# "), "a comment header says what it reproduces"
-    for backend in ("local", "docker", "ssh"):
+    for backend in BACKEND_NAMES:
         switched = load_spec(path, [f"deployment.backend={backend}"], env={})
         assert switched.deployment.backend == backend
 

@@ -8,6 +8,9 @@ import pytest
 
 from orchestrator.errors import SpecError
 from orchestrator.spec import load_spec, parse_spec
+from orchestrator.spec.backends import NAMES as BACKEND_NAMES
+
+BACKENDS_LISTED = ", ".join(repr(name) for name in BACKEND_NAMES)
 
 
 def problems(
@@ -49,7 +52,7 @@ deployment:
         "exp.yaml:10:10: market.clock: must be one of 'lockstep', 'wallclock', "
         "got string 'lockstp'; did you mean 'lockstep'?",
         "exp.yaml:13:13: solvers[0].engine: must be one of 'glpk', 'highs', got string 'cplex'",
-        "exp.yaml:15:12: deployment.backend: must be one of 'local', 'docker', 'ssh', "
+        f"exp.yaml:15:12: deployment.backend: must be one of {BACKENDS_LISTED}, "
         "got string 'kubernetes'",
         "exp.yaml:16:22: deployment.hosts[0].adress: unknown key; did you mean 'address'?",
     ]

@@ -6,15 +6,17 @@ services listen."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from orchestrator.backends.base import AgentPlacement, BackendError, Placement
+from orchestrator.backends.base import BackendError
 from orchestrator.backends.ssh.deploy import board_requirements, prepare_bundle
 from orchestrator.backends.ssh.inventory import InventoryError, SshHost, inventory_of
 from orchestrator.backends.ssh.preflight import HostReport, format_reports
-from orchestrator.backends.ssh.units import Board, listening_ports, remote_placement
+from orchestrator.backends.ssh.units import Board, listening_ports, remote_addresses
 from orchestrator.errors import TestbedError
+from orchestrator.placement import Address, Addresses, AgentAddress, Placement, placement
 from orchestrator.spec import load_spec
 from tests.conftest import REPO
 
@@ -57,8 +59,8 @@ def test_inventory_expands_groups_and_resolves_paths(tmp_path: Path) -> None:
         "[pc.lan]:2222",
     )
     assert pc.target.endswith("@pc.lan:2222")
-    assert inv.settings.known_hosts == tmp_path / "ssh" / "known_hosts"
-    assert inv.settings.wheelhouse == tmp_path / "wheels-armv7l"
+    assert inv.known_hosts == tmp_path / "ssh" / "known_hosts"
+    assert inv.wheelhouse == tmp_path / "wheels-armv7l"
     assert not inv.settings.accept_new_host_keys  # the default: refuse unknown keys
     assert inv.max_clock_offset_seconds == pytest.approx(0.1 * 10)  # smoke: Δ̂ = 10 s
 
@@ -142,47 +144,42 @@ def test_services_host_must_be_a_host() -> None:
 
 
 def test_remote_placement_moves_agents_and_endpoints() -> None:
-    local = Placement(
-        rpc_url="http://127.0.0.1:11000",
-        rpc_url_local="http://127.0.0.1:11000",
-        chain_port=11000,
-        dso_endpoint="tcp://127.0.0.1:11001",
-        clock_pub_endpoint="tcp://127.0.0.1:11002",
-        clock_pull_endpoint="tcp://127.0.0.1:11003",
-        chain_log=Path("/b/logs/chain.log"),
+    here = "127.0.0.1"
+    local = Addresses(
+        chain=Address(here, 11000),
+        chain_local=Address(here, 11000),
+        dso=Address(here, 11001),
+        clock_pub=Address(here, 11002),
+        clock_pull=Address(here, 11003),
         agents={
-            n: AgentPlacement(
-                n,
-                "127.0.0.1",
-                12000 + i,
-                f"http://127.0.0.1:{12000 + i}/metrics",
-                f"/b/config/{n}.json",
-                Path(f"/b/config/{n}.json"),
-                f"/b/agents/{n}",
-                Path(f"/b/logs/{n}.log"),
-            )
+            n: AgentAddress(Address(here, 12000 + i), here, f"/b/config/{n}.json", f"/b/agents/{n}")
             for i, n in enumerate(("recorder", "dso", "clock", "p-1", "p-2"))
         },
     )
+    unmoved = placement(local, Path("/b"))
+
+    def remote_placement(*args: Any, **kwargs: Any) -> Placement:
+        return placement(remote_addresses(local, *args, **kwargs), Path("/b"))
+
     boards = {
         "h1": Board(SshHost("h1", "10.0.0.1"), "/home/u", run_dir="/home/u/.testbed/runs/r"),
         "h2": Board(SshHost("h2", "10.0.0.2"), "/home/v", run_dir="/home/v/.testbed/runs/r"),
     }
     # the prosumers only: services stay here, on the bind address
-    placed = remote_placement(local, "10.0.0.9", {"p-1": "h1", "p-2": "h2"}, boards)
+    placed = remote_placement("10.0.0.9", {"p-1": "h1", "p-2": "h2"}, boards)
     assert placed.rpc_url == placed.rpc_url_local == "http://10.0.0.9:11000"
     assert placed.dso_endpoint == "tcp://10.0.0.9:11001"
     assert placed.clock_pub_endpoint == "tcp://10.0.0.9:11002"
-    assert placed.agents["recorder"] == local.agents["recorder"]  # local, loopback metrics
+    assert placed.agents["recorder"] == unmoved.agents["recorder"]  # local, loopback metrics
     p1 = placed.agents["p-1"]
     assert p1.metrics_host == "0.0.0.0" and 20_000 <= p1.metrics_port < 30_000
     assert p1.metrics_url == f"http://10.0.0.1:{p1.metrics_port}/metrics"
     assert p1.config_path == "/home/u/.testbed/runs/r/config/p-1.json"
-    assert p1.config_file == local.agents["p-1"].config_file  # written here, then pushed
+    assert p1.config_file == unmoved.agents["p-1"].config_file  # written here, then pushed
     assert p1.out_dir == "/home/u/.testbed/runs/r/out/p-1"
-    assert p1.log_file == local.agents["p-1"].log_file
+    assert p1.log_file == unmoved.agents["p-1"].log_file
     # DSO and clock on h2: their endpoints are h2's, on distinct ports
-    moved = remote_placement(local, "10.0.0.9", {"dso": "h2", "clock": "h2", "p-2": "h2"}, boards)
+    moved = remote_placement("10.0.0.9", {"dso": "h2", "clock": "h2", "p-2": "h2"}, boards)
     ports = {
         int(e.rsplit(":", 1)[1])
         for e in (moved.dso_endpoint, moved.clock_pub_endpoint, moved.clock_pull_endpoint)
@@ -194,10 +191,10 @@ def test_remote_placement_moves_agents_and_endpoints() -> None:
     assert moved.rpc_url == "http://10.0.0.9:11000"  # the chain never moves
     # ports that already listen on a board are never handed out
     busy = {"h2": set(range(20_000, 30_000)) - {23_456, 27_000}}
-    tight = remote_placement(local, "10.0.0.9", {"p-1": "h2", "p-2": "h2"}, boards, busy=busy)
+    tight = remote_placement("10.0.0.9", {"p-1": "h2", "p-2": "h2"}, boards, busy=busy)
     assert {tight.agents[n].metrics_port for n in ("p-1", "p-2")} == {23_456, 27_000}
     with pytest.raises(BackendError, match="h2: no free port"):  # metrics + endpoint + metrics
-        remote_placement(local, "10.0.0.9", {"dso": "h2", "p-2": "h2"}, boards, busy=busy)
+        remote_placement("10.0.0.9", {"dso": "h2", "p-2": "h2"}, boards, busy=busy)
 
 
 def test_listening_ports_from_proc_net_tcp() -> None:

@@ -37,6 +37,7 @@ from orchestrator.backends.base import (
     Placement,
     Unit,
     UnitStatus,
+    backend_state_root,
     state_root,
 )
 from orchestrator.backends.docker import faults
@@ -44,7 +45,6 @@ from orchestrator.backends.docker.containers import (
     ContainerSpec,
     container_name,
     docker_placement,
-    out_dir_of,
     unit_spec,
 )
 from orchestrator.backends.docker.engine import (
@@ -52,8 +52,10 @@ from orchestrator.backends.docker.engine import (
     LABEL_RUN,
     LABEL_SPEC,
     LABEL_STATE,
+    DockerUnavailable,
     clean_dead_runs,
     connect,
+    orchestrator_alive,
     orchestrator_label,
     remove_resources,
     run_resources,
@@ -61,15 +63,14 @@ from orchestrator.backends.docker.engine import (
 from orchestrator.backends.docker.logs import LogFollower
 from orchestrator.backends.docker.network import FIRST_AGENT_OFFSET, RunNetwork, create_network
 from orchestrator.hosts import PROFILES, Netem
+from orchestrator.images import KINDS, ensure_images
+from orchestrator.placement import local_out_dirs
 from orchestrator.plan import Plan
+from orchestrator.results.bundle import Bundle
 
 START_PARALLELISM = 4  # containers created and started at once
 POLL_SECONDS = 0.1
 CHAIN_INDEX = 2
-
-
-def docker_state_root(root: Path | None = None) -> Path:
-    return (root if root is not None else state_root()) / "docker"
 
 
 @dataclass
@@ -86,11 +87,9 @@ class _Record:
 
 class DockerBackend(Backend):
     name = "docker"
-    fault_actions = frozenset({"kill", "restart", "pause", "resume", "partition", "heal", "netem"})
 
     def __init__(self, run_id: str, root: Path | None = None) -> None:
         super().__init__(run_id, root)
-        self.state_dir = docker_state_root(root) / run_id
         self.client: Any = None
         self.plan: Plan | None = None
         self.bundle: Path | None = None
@@ -106,16 +105,12 @@ class DockerBackend(Backend):
 
     # -- prepare ---------------------------------------------------------------
     def prepare(self, plan: Plan, bundle: Path) -> Placement:
-        from orchestrator.images import ensure_images
-
         self.plan = plan
         self.bundle = bundle.resolve()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         (self.state_dir / "run.json").write_text(
             json.dumps({"run_id": self.run_id, "orchestrator": self._orchestrator}) + "\n"
         )
-        for sub in ("config", "logs", "events"):
-            (self.bundle / sub).mkdir(parents=True, exist_ok=True)
         self.client = connect()
         self.images = ensure_images(
             self.client, say=self.announce, run_id=self.run_id, overrides=image_overrides()
@@ -129,9 +124,7 @@ class DockerBackend(Backend):
         self.network = create_network(self.client, f"testbed-{self.run_id}", self.run_id, labels)
         for i, agent in enumerate(plan.agents):
             self._addresses[agent.name] = FIRST_AGENT_OFFSET + i
-            out = out_dir_of(self.bundle, agent.name, agent.role)
-            out.mkdir(parents=True, exist_ok=True)
-            self._outs[agent.name] = out
+        self._outs = local_out_dirs(plan, self.bundle)
         self._write_info()
         return docker_placement(plan, self.bundle, self.address_of)
 
@@ -175,7 +168,7 @@ class DockerBackend(Backend):
         spec = unit_spec(
             unit,
             self.address_of(unit.name),
-            config_dir=self.bundle / "config",
+            config_dir=Bundle(self.bundle).config_dir,
             out_dir=self._outs.get(unit.name),
             profile=host.profile if host else PROFILES["none"],
             netem=host.netem if host else Netem(),
@@ -405,8 +398,6 @@ class DockerBackend(Backend):
     def clean_leftovers(cls, root: Path | None = None) -> list[Leftover]:
         """Containers, networks and volumes of the runs of this state directory
         whose orchestrator is gone, and their state."""
-        from orchestrator.backends.docker.engine import DockerUnavailable, orchestrator_alive
-
         report: list[Leftover] = []
         try:
             client = connect(timeout=30)
@@ -417,7 +408,7 @@ class DockerBackend(Backend):
                 report += clean_dead_runs(client, str((root or state_root()).resolve()))
             finally:
                 client.close()
-        base = docker_state_root(root)
+        base = backend_state_root(cls.name, root)
         for run in sorted(base.iterdir()) if base.is_dir() else []:
             try:
                 owner = json.loads((run / "run.json").read_text()).get("orchestrator")
@@ -432,8 +423,6 @@ class DockerBackend(Backend):
 def image_overrides() -> dict[str, str]:
     """$TESTBED_IMAGE_AGENT / _CHAIN / _PROMETHEUS: run these images instead of
     building the project's (e.g. a custom agent image)."""
-    from orchestrator.images import KINDS
-
     return {k: v for k in KINDS if (v := os.environ.get(f"TESTBED_IMAGE_{k.upper()}"))}
 
 

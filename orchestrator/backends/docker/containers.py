@@ -15,9 +15,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orchestrator.backends.base import AgentPlacement, Placement, Unit
-from orchestrator.backends.docker.engine import LABEL_ROLE, LABEL_RUN, LABEL_SPEC, LABEL_UNIT
+from orchestrator.backends.base import Unit
+from orchestrator.backends.docker.engine import (
+    LABEL_ORCHESTRATOR,
+    LABEL_ROLE,
+    LABEL_RUN,
+    LABEL_SPEC,
+    LABEL_UNIT,
+)
 from orchestrator.hosts import PROFILES, Netem, Profile
+from orchestrator.placement import Address, Addresses, AgentAddress, Placement, placement
 from orchestrator.plan import Plan
 
 CHAIN_PORT = 8545
@@ -62,8 +69,6 @@ class ContainerSpec:
         return ["NET_ADMIN"] if self.netem.active or self.fault_netem else []
 
     def labels(self, run_id: str, spec_name: str, orchestrator: str) -> dict[str, str]:
-        from orchestrator.backends.docker.engine import LABEL_ORCHESTRATOR
-
         return {
             LABEL_RUN: run_id,
             LABEL_UNIT: self.unit,
@@ -162,11 +167,6 @@ def unit_spec(
     )
 
 
-def out_dir_of(bundle: Path, name: str, role: str) -> Path:
-    """The agent's output folder on the host (the recorder writes the run's events)."""
-    return bundle / "events" if role == "recorder" else bundle / "agents" / name
-
-
 def docker_placement(
     plan: Plan, bundle: Path, address_of: Callable[[str], str] | None
 ) -> Placement:
@@ -175,25 +175,18 @@ def docker_placement(
     a compose project, where only the containers resolve the names)."""
     where = address_of or (lambda unit: unit)
     agents = {
-        a.name: AgentPlacement(
-            name=a.name,
-            metrics_host=a.name,  # binds the container's address; Prometheus scrapes it
-            metrics_port=METRICS_PORT,
-            metrics_url=f"http://{where(a.name)}:{METRICS_PORT}/metrics",
-            config_path=f"{CONFIG_DIR}/{a.name}.json",
-            config_file=bundle / "config" / f"{a.name}.json",
-            out_dir=OUT_DIR,
-            log_file=bundle / "logs" / f"{a.name}.log",
+        # binds the container's address (by name); Prometheus scrapes it there
+        a.name: AgentAddress(
+            Address(a.name, METRICS_PORT), where(a.name), f"{CONFIG_DIR}/{a.name}.json", OUT_DIR
         )
         for a in plan.agents
     }
-    return Placement(
-        rpc_url=f"http://chain:{CHAIN_PORT}",
-        rpc_url_local=f"http://{where('chain')}:{CHAIN_PORT}",
-        chain_port=CHAIN_PORT,
-        dso_endpoint=f"tcp://dso:{DSO_PORT}",
-        clock_pub_endpoint=f"tcp://clock:{CLOCK_PUB_PORT}",
-        clock_pull_endpoint=f"tcp://clock:{CLOCK_PULL_PORT}",
-        chain_log=bundle / "logs" / "chain.log",
+    addresses = Addresses(
+        chain=Address("chain", CHAIN_PORT),
+        chain_local=Address(where("chain"), CHAIN_PORT),
+        dso=Address("dso", DSO_PORT),
+        clock_pub=Address("clock", CLOCK_PUB_PORT),
+        clock_pull=Address("clock", CLOCK_PULL_PORT),
         agents=agents,
     )
+    return placement(addresses, bundle)

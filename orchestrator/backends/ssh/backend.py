@@ -39,18 +39,21 @@ from orchestrator.backends.base import (
     Placement,
     Unit,
     UnitStatus,
-    state_root,
+    backend_state_root,
 )
 from orchestrator.backends.local import LocalBackend
 from orchestrator.backends.ssh.clean import clean_dead_runs, write_run_state
-from orchestrator.backends.ssh.connection import Connection, Pool, SshError
+from orchestrator.backends.ssh.connection import Connection, Pool
 from orchestrator.backends.ssh.deploy import (
+    busy_ports,
+    check_solver_hosts,
     install,
     prepare_bundle,
+    pull_log,
     pull_tree,
     push_file,
 )
-from orchestrator.backends.ssh.inventory import Inventory, SshSettings, inventory_of
+from orchestrator.backends.ssh.inventory import Inventory, inventory_of
 from orchestrator.backends.ssh.preflight import HostReport, format_reports, host_facts, preflight
 from orchestrator.backends.ssh.remote import (
     RemoteState,
@@ -63,15 +66,16 @@ from orchestrator.backends.ssh.remote import (
     status_command,
 )
 from orchestrator.backends.ssh.units import (
-    LISTENING_COMMAND,
     Board,
     RemoteUnit,
     chain_on,
-    listening_ports,
-    remote_placement,
+    remote_addresses,
 )
+from orchestrator.placement import placement
 from orchestrator.plan import Plan
+from orchestrator.results.bundle import Bundle
 from orchestrator.spec import Spec
+from orchestrator.spec.model import SshConfig
 
 POLL_SECONDS = 0.2
 STATUS_TIMEOUT_SECONDS = 10.0
@@ -82,10 +86,6 @@ class PreflightFailed(BackendError):
     """A host failed `testbed hosts check` (nothing was started)."""
 
     exit_code = 1
-
-
-def ssh_state_root(root: Path | None = None) -> Path:
-    return (root if root is not None else state_root()) / "ssh"
 
 
 class SshBackend(Backend):
@@ -105,12 +105,12 @@ class SshBackend(Backend):
         self.pool = pool
         self.reports = list(reports)
         self.local = LocalBackend(run_id, root)
-        self.state_dir = ssh_state_root(root) / run_id
         self.bind_address: str | None = None
         self.boards: dict[str, Board] = {}
         self._agent_host: dict[str, str] = {}  # board agent -> host name
         self._remote: dict[str, RemoteUnit] = {}
         self._placement: Placement | None = None
+        self._bundle: Bundle | None = None
 
     @classmethod
     def for_spec(
@@ -136,6 +136,10 @@ class SshBackend(Backend):
             raise
         return cls(run_id, root, inventory=inventory, pool=pool, reports=reports)
 
+    @classmethod
+    def create(cls, run_id: str, spec: Spec) -> SshBackend:
+        return cls.for_spec(run_id, spec)
+
     def manifest_hosts(self) -> dict[str, Any]:
         """Per host: address, system facts and clock offset (for manifest.json)."""
         return host_facts(self.reports)
@@ -159,7 +163,7 @@ class SshBackend(Backend):
                 self.boards[host] = Board(inventory.host(host), homes.get(host, ""))
             self._agent_host[agent.name] = host
         self._write_state(inventory.settings)
-        local = self.local.prepare(plan, bundle)
+        local = self.local.addresses(plan, bundle)
         first = next(iter(self.boards), inventory.hosts[0].name)
         bind = inventory.settings.bind_address
         if bind in ("0.0.0.0", "::"):
@@ -176,50 +180,26 @@ class SshBackend(Backend):
                 for n, b in self.boards.items()
             )
         )
-        self._check_solvers(plan)
+        check_solver_hosts(self.pool, plan, self._agent_host)
         self._deploy(plan.run_id)
-        placement = remote_placement(
-            local, self.bind_address, self._agent_host, self.boards, busy=self._busy_ports()
+        busy = busy_ports(pool, self._agent_host.values())
+        addresses = remote_addresses(
+            local, self.bind_address, self._agent_host, self.boards, busy=busy
         )
-        self._placement = placement
+        self._placement = placement(addresses, bundle)
+        self._bundle = Bundle(bundle)
         self._write_info(bundle)
-        return placement
-
-    def _busy_ports(self) -> dict[str, set[int]]:
-        """Ports already listening on each board that runs agents (so that an agent's
-        metrics or endpoint port never collides with another program's)."""
-        assert self.pool is not None
-        hosts = sorted(set(self._agent_host.values()))
-        answers = self.pool.each(lambda conn: conn.sh(LISTENING_COMMAND).stdout, hosts)
-        busy: dict[str, set[int]] = {}
-        for host, answer in answers.items():
-            if isinstance(answer, BaseException):
-                raise BackendError(f"{host}: cannot list its listening ports: {answer}")
-            busy[host] = listening_ports(answer)
-        return busy
-
-    def _check_solvers(self, plan: Plan) -> None:
-        """Solvers with engine glpk need glpsol on the host they run on."""
-        assert self.pool is not None
-        for agent in plan.by_role("solver"):
-            host = self._agent_host.get(agent.name)
-            if host is None or getattr(agent.settings, "engine", None) != "glpk":
-                continue
-            found = self.pool.get(host).run("command -v glpsol").code == 0
-            if not found:
-                raise BackendError(
-                    f"{agent.name}: engine glpk needs glpsol on {host} "
-                    "(Debian: apt install glpk-utils), or use engine highs"
-                )
+        return self._placement
 
     def _deploy(self, run_id: str) -> None:
         assert self.inventory is not None and self.pool is not None
         if not self.boards:
             return
         settings = self.inventory.settings
-        files = full = prepare_bundle(settings.wheelhouse, self.announce)
+        wheelhouse = self.inventory.wheelhouse
+        files = full = prepare_bundle(wheelhouse, self.announce)
         if settings.services_host in self.boards:
-            full = prepare_bundle(settings.wheelhouse, self.announce, services=True)
+            full = prepare_bundle(wheelhouse, self.announce, services=True)
         remote_dir = settings.remote_dir
 
         def one(conn: Connection) -> None:
@@ -239,7 +219,7 @@ class SshBackend(Backend):
             raise BackendError("ssh: cannot deploy the agents:\n" + "\n".join(failed))
         self._write_state(self.inventory.settings)
 
-    def _write_state(self, settings: SshSettings) -> None:
+    def _write_state(self, settings: SshConfig) -> None:
         hosts = {name: (b.host, b.run_dir) for name, b in self.boards.items()}
         write_run_state(self.state_dir, self.run_id, settings, hosts)
 
@@ -270,7 +250,7 @@ class SshBackend(Backend):
             return
         if unit.name in self._remote:
             raise BackendError(f"{unit.name}: already started in run {self.run_id}")
-        assert self.pool is not None and self._placement is not None
+        assert self.pool is not None and self._placement is not None and self._bundle is not None
         board = self.boards[host_name]
         where = self._placement.agents[unit.name]
         conn = self.pool.get(host_name)
@@ -280,7 +260,7 @@ class SshBackend(Backend):
         result = conn.sh(start_script(board.run_dir, unit.name, argv, env))
         result.check(host_name, f"starting {unit.name}")
         record = RemoteUnit(
-            unit, host_name, where.out_dir, where.config_file.parent.parent / "agents" / unit.name
+            unit, host_name, where.out_dir, self._bundle.out_dir(unit.name, unit.role)
         )
         record.pid = int(result.stdout.split()[-1])
         self._remote[unit.name] = record
@@ -351,18 +331,8 @@ class SshBackend(Backend):
 
     def _pull_log(self, record: RemoteUnit) -> None:
         board = self.boards[record.board]
-        if board.lost is not None or self.pool is None:
-            return
-        log = record.unit.log_file
-        with contextlib.suppress(SshError, OSError):
-            conn = self.pool.get(record.board)
-            log.parent.mkdir(parents=True, exist_ok=True)
-            notes = log.read_text() if log.exists() and not record.pulled else ""
-            conn.sftp().get(f"{board.run_dir}/logs/{record.unit.name}.log", str(log))
-            if notes:  # the orchestrator's own lines about this agent go last
-                with open(log, "a") as f:
-                    f.write(notes)
-            record.pulled = True
+        if board.lost is None and self.pool is not None:
+            pull_log(self.pool, board.run_dir, record)
 
     # -- stop ------------------------------------------------------------------
     def stop(
@@ -434,8 +404,6 @@ class SshBackend(Backend):
                 self._lose(host, answer)
 
     # -- faults (orchestrator/faults/) -------------------------------------------
-    fault_actions = frozenset({"kill", "restart", "pause", "resume"})
-
     def kill(self, name: str) -> None:
         record = self._remote.get(name)
         if record is None:
@@ -511,4 +479,4 @@ class SshBackend(Backend):
     def clean_leftovers(cls, root: Path | None = None) -> list[Leftover]:
         """Agents (and run directories) of runs whose orchestrator is gone, on
         the boards recorded for them; the local processes are the local backend's."""
-        return clean_dead_runs(ssh_state_root(root))
+        return clean_dead_runs(backend_state_root(cls.name, root))

@@ -16,12 +16,13 @@ import psutil
 
 from orchestrator.backends.base import Leftover
 from orchestrator.backends.ssh.connection import SshError, connect
-from orchestrator.backends.ssh.inventory import SshHost, SshSettings
+from orchestrator.backends.ssh.inventory import SshHost
 from orchestrator.backends.ssh.remote import kill_all_script
+from orchestrator.spec.model import SshConfig
 
 
 def write_run_state(
-    state_dir: Path, run_id: str, settings: SshSettings, hosts: dict[str, tuple[SshHost, str]]
+    state_dir: Path, run_id: str, settings: SshConfig, hosts: dict[str, tuple[SshHost, str]]
 ) -> None:
     """Record a run's boards (and this orchestrator) for `clean_dead_runs`."""
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -30,7 +31,7 @@ def write_run_state(
         "run_id": run_id,
         "orchestrator_pid": me.pid,
         "orchestrator_create_time": me.create_time(),
-        "known_hosts": str(settings.known_hosts),
+        "known_hosts": settings.known_hosts,
         "connect_timeout_seconds": settings.connect_timeout_seconds,
         "hosts": {
             name: {
@@ -66,8 +67,8 @@ def _read(path: Path) -> dict[str, Any] | None:
 
 def clean_run(state: dict[str, Any], run_id: str) -> tuple[list[Leftover], bool]:
     """(report, every host done) for one recorded run."""
-    settings = SshSettings(
-        known_hosts=Path(state.get("known_hosts") or "~/.ssh/known_hosts").expanduser(),
+    settings = SshConfig(
+        known_hosts=str(Path(state.get("known_hosts") or "~/.ssh/known_hosts").expanduser()),
         connect_timeout_seconds=float(state.get("connect_timeout_seconds") or 10),
     )
     report: list[Leftover] = []

@@ -26,7 +26,8 @@ from typing import Any, TypeVar
 import paramiko
 
 from orchestrator.backends.base import BackendError
-from orchestrator.backends.ssh.inventory import Inventory, SshHost, SshSettings
+from orchestrator.backends.ssh.inventory import Inventory, SshHost
+from orchestrator.spec.model import SshConfig
 
 KEEPALIVE_SECONDS = 5
 COMMAND_TIMEOUT_SECONDS = 30.0
@@ -61,14 +62,14 @@ def fingerprint(key: paramiko.PKey) -> str:
 class _UnknownHostPolicy(paramiko.MissingHostKeyPolicy):
     """Accept-new (append to known_hosts) or refuse, as the spec says."""
 
-    def __init__(self, host: SshHost, settings: SshSettings) -> None:
+    def __init__(self, host: SshHost, settings: SshConfig) -> None:
         self.host = host
         self.settings = settings
 
     def missing_host_key(
         self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
     ) -> None:
-        path = self.settings.known_hosts
+        path = Path(self.settings.known_hosts)
         if not self.settings.accept_new_host_keys:
             raise HostKeyRefused(
                 f"{self.host.name} ({self.host.target}): host key {key.get_name()} "
@@ -168,12 +169,12 @@ class Connection:
             self.client.close()
 
 
-def connect(host: SshHost, settings: SshSettings) -> Connection:
+def connect(host: SshHost, settings: SshConfig) -> Connection:
     """Open a verified, key-authenticated connection (clear errors otherwise)."""
     client = paramiko.SSHClient()
-    if settings.known_hosts.is_file():
+    if Path(settings.known_hosts).is_file():
         try:
-            client.load_host_keys(str(settings.known_hosts))
+            client.load_host_keys(settings.known_hosts)
         except (OSError, paramiko.SSHException) as exc:
             raise HostKeyRefused(f"known_hosts {settings.known_hosts}: cannot read: {exc}") from exc
     client.set_missing_host_key_policy(_UnknownHostPolicy(host, settings))

@@ -14,18 +14,24 @@ Both are reused by later runs: only a changed requirement set makes a new
 virtualenv, and only changed project sources reinstall the project wheel. A run
 that reinstalls it while another run's agents use the same virtualenv changes code
 under them: run one experiment per board at a time.
+
+Also here: what is checked on the boards before agents are placed (listening
+ports, glpsol) and what is copied to and from them (configs, logs, outputs).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.backends.ssh.connection import Connection, SshError
+from orchestrator.backends.base import BackendError
+from orchestrator.backends.ssh.connection import Connection, Pool, SshError
 from orchestrator.backends.ssh.remote import q, remote_path
+from orchestrator.backends.ssh.units import LISTENING_COMMAND, RemoteUnit, listening_ports
 from orchestrator.images.inputs import (
     REPO,
     Digest,
@@ -38,6 +44,7 @@ from orchestrator.images.inputs import (
     python_tag,
     source_files,
 )
+from orchestrator.plan import Plan
 
 # What `python -m agents prosumer` imports (agents.common, agents.prosumer).
 BOARD_REQUIREMENTS = (
@@ -240,3 +247,43 @@ venv/bin/pip wheel --disable-pip-version-check -w wheels -r wheels/requirements.
     out.mkdir(parents=True, exist_ok=True)
     pull_tree(conn, f"{build}/wheels", out)
     return len(list(out.glob("*.whl")))
+
+
+def busy_ports(pool: Pool, hosts: Iterable[str]) -> dict[str, set[int]]:
+    """Ports already listening on each of `hosts` (so that an agent's metrics or
+    endpoint port never collides with another program's)."""
+    answers = pool.each(lambda conn: conn.sh(LISTENING_COMMAND).stdout, sorted(set(hosts)))
+    busy: dict[str, set[int]] = {}
+    for host, answer in answers.items():
+        if isinstance(answer, BaseException):
+            raise BackendError(f"{host}: cannot list its listening ports: {answer}")
+        busy[host] = listening_ports(answer)
+    return busy
+
+
+def check_solver_hosts(pool: Pool, plan: Plan, agent_host: Mapping[str, str]) -> None:
+    """Solvers with engine glpk need glpsol on the host they run on."""
+    for agent in plan.by_role("solver"):
+        host = agent_host.get(agent.name)
+        if host is None or getattr(agent.settings, "engine", None) != "glpk":
+            continue
+        if pool.get(host).run("command -v glpsol").code != 0:
+            raise BackendError(
+                f"{agent.name}: engine glpk needs glpsol on {host} "
+                "(Debian: apt install glpk-utils), or use engine highs"
+            )
+
+
+def pull_log(pool: Pool, run_dir: str, record: RemoteUnit) -> None:
+    """The agent's log from its board into the bundle (best effort: a board that
+    does not answer keeps it); the orchestrator's own lines about it go last."""
+    log = record.unit.log_file
+    with contextlib.suppress(SshError, OSError):
+        conn = pool.get(record.board)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        notes = log.read_text() if log.exists() and not record.pulled else ""
+        conn.sftp().get(f"{run_dir}/logs/{record.unit.name}.log", str(log))
+        if notes:
+            with open(log, "a") as f:
+                f.write(notes)
+        record.pulled = True

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import getpass
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from orchestrator.backends.base import BackendError
 from orchestrator.spec import Spec
+from orchestrator.spec.model import SshConfig
 
 DEFAULT_PORT = 22
 DEFAULT_PYTHON = "python3"
@@ -53,22 +54,9 @@ class SshHost:
 
 
 @dataclass(frozen=True, slots=True)
-class SshSettings:
-    known_hosts: Path
-    accept_new_host_keys: bool = False
-    bind_address: str = "auto"
-    services_host: str | None = None  # runs the DSO, clock and solvers (None: this machine)
-    remote_dir: str = ".testbed"
-    wheelhouse: Path | None = None
-    max_clock_offset_fraction: float = 0.05
-    min_free_disk_mb: int = 300
-    connect_timeout_seconds: float = 10.0
-
-
-@dataclass(frozen=True, slots=True)
 class Inventory:
     hosts: tuple[SshHost, ...]
-    settings: SshSettings
+    settings: SshConfig  # the spec's deployment.ssh, its paths made absolute
     simulated_interval_seconds: float = 120.0
 
     def host(self, name: str) -> SshHost:
@@ -76,6 +64,14 @@ class Inventory:
             if h.name == name:
                 return h
         raise InventoryError(f"deployment.hosts: no ssh host named {name!r}")
+
+    @property
+    def known_hosts(self) -> Path:
+        return Path(self.settings.known_hosts)
+
+    @property
+    def wheelhouse(self) -> Path | None:
+        return Path(self.settings.wheelhouse) if self.settings.wheelhouse else None
 
     @property
     def max_clock_offset_seconds(self) -> float:
@@ -142,15 +138,12 @@ def inventory_of(spec: Spec) -> Inventory:
         raise InventoryError("\n".join(problems))
     known_hosts = _path(cfg.known_hosts, base)
     assert known_hosts is not None  # the schema requires a non-empty string
-    settings = SshSettings(
-        known_hosts=known_hosts,
-        accept_new_host_keys=cfg.accept_new_host_keys,
-        bind_address=cfg.bind_address,
+    wheelhouse = _path(cfg.wheelhouse, base)
+    settings = replace(
+        cfg,
+        known_hosts=str(known_hosts),
         services_host=cfg.services_host or None,
         remote_dir=cfg.remote_dir.rstrip("/") or "/",
-        wheelhouse=_path(cfg.wheelhouse, base),
-        max_clock_offset_fraction=float(cfg.max_clock_offset_fraction),
-        min_free_disk_mb=int(cfg.min_free_disk_mb),
-        connect_timeout_seconds=float(cfg.connect_timeout_seconds),
+        wheelhouse=None if wheelhouse is None else str(wheelhouse),
     )
     return Inventory(tuple(hosts), settings, float(spec.market.simulated_interval_seconds))

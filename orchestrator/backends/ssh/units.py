@@ -8,9 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from orchestrator.backends.base import BackendError, Placement, Unit
+from orchestrator.backends.base import BackendError, Unit
 from orchestrator.backends.ssh.inventory import SshHost
 from orchestrator.backends.ssh.remote import RemoteState
+from orchestrator.placement import Address, Addresses, AgentAddress
 
 PORTS = (20_000, 30_000)  # metrics and service ports of agents on the boards
 BOARD_BIND = "0.0.0.0"  # agents on boards serve metrics on every interface
@@ -65,15 +66,15 @@ def listening_ports(proc_net_tcp: str) -> set[int]:
     return ports
 
 
-def remote_placement(
-    local: Placement,
+def remote_addresses(
+    local: Addresses,
     bind_address: str,
     agent_host: Mapping[str, str],
     boards: Mapping[str, Board],
     rng: random.Random | None = None,
     busy: Mapping[str, set[int]] | None = None,
-) -> Placement:
-    """The local backend's placement with the agents of `agent_host` moved to
+) -> Addresses:
+    """The local backend's addresses with the agents of `agent_host` moved to
     their hosts (metrics, config, output, and the DSO's and clock's endpoints
     when they run there) and the chain and local services on `bind_address`.
     Ports come from PORTS, never one in `busy[host]` (listening there already)."""
@@ -93,29 +94,25 @@ def remote_placement(
     agents = dict(local.agents)
     for name, host_name in agent_host.items():
         board = boards[host_name]
-        port = port_on(host_name)
-        agents[name] = replace(
-            local.agents[name],
-            metrics_host=BOARD_BIND,
-            metrics_port=port,
-            metrics_url=f"http://{board.host.address}:{port}/metrics",
+        agents[name] = AgentAddress(
+            bind=Address(BOARD_BIND, port_on(host_name)),
+            scrape_host=board.host.address,
             config_path=f"{board.run_dir}/config/{name}.json",
             out_dir=f"{board.run_dir}/out/{name}",
         )
 
-    def endpoint(agent: str, local_endpoint: str) -> str:
+    def service(agent: str, here: Address) -> Address:
         host = agent_host.get(agent)
         if host is None:
-            return local_endpoint.replace("127.0.0.1", bind_address)
-        return f"tcp://{boards[host].host.address}:{port_on(host)}"
+            return Address(bind_address, here.port)
+        return Address(boards[host].host.address, port_on(host))
 
-    return Placement(
-        rpc_url=f"http://{bind_address}:{local.chain_port}",
-        rpc_url_local=f"http://{bind_address}:{local.chain_port}",
-        chain_port=local.chain_port,
-        dso_endpoint=endpoint("dso", local.dso_endpoint),
-        clock_pub_endpoint=endpoint("clock", local.clock_pub_endpoint),
-        clock_pull_endpoint=endpoint("clock", local.clock_pull_endpoint),
-        chain_log=local.chain_log,
+    chain = Address(bind_address, local.chain.port)
+    return Addresses(
+        chain=chain,
+        chain_local=chain,
+        dso=service("dso", local.dso),
+        clock_pub=service("clock", local.clock_pub),
+        clock_pull=service("clock", local.clock_pull),
         agents=agents,
     )

@@ -1,4 +1,4 @@
-"""Spec checks of the `faults:` section (appended to orchestrator.spec.checks.CHECKS).
+"""Spec checks of the `faults:` section (one of orchestrator.spec.checks.CHECKS).
 
 Everything that can be known from the spec alone: when (one of at_interval /
 at_seconds, spans inside the traded intervals), what (the keys each action
@@ -14,12 +14,10 @@ import re
 from typing import Any
 
 from market.verify import ViolationKind
-from orchestrator.faults.config import (
-    CONFIG_ACTIONS,
-    NOT_KILLABLE,
-    SPAN_END,
-)
+from orchestrator.spec.backends import BACKENDS
 from orchestrator.spec.document import Document, KeyPath, Problem
+from orchestrator.spec.faults import CONFIG_ACTIONS, NOT_KILLABLE, SPAN_END
+from orchestrator.spec.validate import did_you_mean
 
 SERVICES = ("dso", "clock", "recorder")
 DEFAULT_HOST = re.compile(r"^prosumers-\d+$")
@@ -32,14 +30,6 @@ BEHAVIOUR_OPTIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "late": {"delay_seconds": (int, float)},
     "flood": {"count": int},
 }
-
-
-def backend_fault_actions(backend: str) -> frozenset[str] | None:
-    """The process/network actions backend `backend` implements (None: unknown backend)."""
-    from orchestrator.backends import BACKENDS
-
-    cls = BACKENDS.get(backend)
-    return None if cls is None else frozenset(getattr(cls, "fault_actions", frozenset()))
 
 
 def host_names(full: dict[str, Any]) -> tuple[list[str], dict[str, list[str]]]:
@@ -72,7 +62,8 @@ def fault_problems(
     first = market["first_interval"] - market["t_clear"]
     last = market["last_interval"] - market["t_clear"]
     backend = full["deployment"]["backend"]
-    supported = backend_fault_actions(backend)  # None: not built yet (`run` says so)
+    entry = BACKENDS.get(backend)  # None: not a backend (the schema's enum says so)
+    supported = None if entry is None else entry.fault_actions
     problems: list[Problem] = []
     for i, fault in enumerate(faults):
         path: KeyPath = ("faults", i)
@@ -123,8 +114,6 @@ class _Context:
 
 
 def _unknown(target: str, known: list[str], explicit_hosts: bool) -> str:
-    from orchestrator.spec.validate import did_you_mean
-
     suggestion = did_you_mean(target, known)
     hint = f" (did you mean {suggestion!r}?)" if suggestion else ""
     hosts = "" if explicit_hosts else ", prosumers-NN"

@@ -1,6 +1,5 @@
-"""The `faults:` section: its JSON Schema and its frozen dataclasses.
-
-Only the standard library here: orchestrator.spec imports this module.
+"""The `faults:` section: its JSON Schema and its frozen dataclasses (checked
+by faultchecks.py; run by orchestrator/faults/). Only the standard library here.
 """
 
 from __future__ import annotations
@@ -111,7 +110,7 @@ class FaultNetem:
 
 @dataclass(frozen=True, slots=True)
 class FaultConfig:
-    """One `faults:` entry as written (validated; see checks.py)."""
+    """One `faults:` entry as written (validated; see faultchecks.py)."""
 
     action: str
     target: str | None = None
