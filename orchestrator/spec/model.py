@@ -14,6 +14,7 @@ from typing import Any, TypeVar, Union
 
 from market.types import Feeder
 from orchestrator.faults.config import FaultConfig
+from orchestrator.grid.config import GridConfig
 
 MINUTES_PER_DAY = 1440
 
@@ -81,6 +82,7 @@ class MicrogridConfig:
     dataset: DatasetConfig
     feeders: FeedersConfig = FeedersConfig()
     prices: PricesConfig = PricesConfig()
+    grid: GridConfig = GridConfig()  # noqa: RUF009 (frozen; orchestrator/grid/config.py)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ import copy
 from typing import Any
 
 from orchestrator.faults.config import FAULTS
+from orchestrator.grid.config import GRID
 
 SCHEMA_ID = "urn:te-testbed:spec"
 NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]*$"
@@ -138,6 +139,7 @@ MICROGRID = _object(
             },
             default={},
         ),
+        "grid": GRID,  # orchestrator/grid/config.py
     },
     required=("dataset",),
 )
