@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from market.types import Trade
 from orchestrator.grid.model import NetworkDescription, describe_network
 from orchestrator.grid.network import FlowResult, PowerFlowNetwork
@@ -101,15 +103,26 @@ def power_flows(
     network: PowerFlowNetwork, injected: Injections, interval_minutes: int
 ) -> list[IntervalFlows]:
     """One power flow per interval and case; Wh per interval become MW."""
-    to_mw = 60 / interval_minutes / 1e6
     return [
-        IntervalFlows(
-            t,
-            network.solve(injected.market[i] * to_mw),
-            network.solve(injected.no_market[i] * to_mw),
-        )
+        solve_interval(network, t, injected.market[i], injected.no_market[i], interval_minutes)
         for i, t in enumerate(injected.intervals)
     ]
+
+
+def solve_interval(
+    network: PowerFlowNetwork,
+    interval: int,
+    market_wh: np.ndarray,
+    no_market_wh: np.ndarray,
+    interval_minutes: int,
+) -> IntervalFlows:
+    """Both cases of one interval. Where they inject the same (no flexible energy
+    traded or stored: most of a day) the no-market case is the same power flow."""
+    to_mw = 60 / interval_minutes / 1e6
+    market = network.solve(market_wh * to_mw)
+    if np.array_equal(market_wh, no_market_wh):
+        return IntervalFlows(interval, market, market)
+    return IntervalFlows(interval, market, network.solve(no_market_wh * to_mw))
 
 
 def grid_of_trades(scenario: Scenario, trades: Iterable[Trade]) -> GridResult:

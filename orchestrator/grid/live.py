@@ -11,7 +11,7 @@ import numpy as np
 
 from market.types import Trade
 from orchestrator.grid.bundle import scenario_offer_ids
-from orchestrator.grid.flow import IntervalFlows
+from orchestrator.grid.flow import IntervalFlows, solve_interval
 from orchestrator.grid.model import describe_network
 from orchestrator.grid.network import PowerFlowNetwork
 from orchestrator.grid.schedule import flexible_offers, injections
@@ -35,7 +35,7 @@ class LiveGrid:
         self._trades = CsvTail(events / "trades.csv")
         self._offer_rows: list[dict[str, str]] = []
         self._trade_rows: list[dict[str, str]] = []
-        self._to_mw = 60 / spec.market.interval_minutes / 1e6
+        self._minutes = spec.market.interval_minutes
         self.next_interval = spec.market.first_interval
 
     @classmethod
@@ -63,13 +63,8 @@ class LiveGrid:
             t = self.next_interval
             i = self._row[t]
             market = self._base.market[i] + self._flexible_part(t, ids)
-            flows.append(
-                IntervalFlows(
-                    t,
-                    self.network.solve(market * self._to_mw),
-                    self.network.solve(self._base.no_market[i] * self._to_mw),
-                )
-            )
+            no_market = self._base.no_market[i]
+            flows.append(solve_interval(self.network, t, market, no_market, self._minutes))
             self.next_interval += 1
         return flows
 
