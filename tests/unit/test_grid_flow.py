@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import cmath
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from orchestrator.grid.config import GridLine, GridTransformer
-from orchestrator.grid.flow import grid_of_trades, summary_lines
+from orchestrator.grid.flow import grid_of_trades, read_csv, summary_lines
 from orchestrator.grid.model import Band, FeederNetwork, NetworkDescription
 from orchestrator.grid.network import PowerFlowNetwork
 from orchestrator.grid.schedule import injections
 from orchestrator.replay import grid_text, run_replay
 from orchestrator.reports.data import Window, dataset_energy
+from orchestrator.reports.figures import png_size
+from orchestrator.reports.gridfig import grid_figure, grid_series
 from orchestrator.scenario import build_scenario
 from orchestrator.spec import load_spec
 from tests.conftest import REPO
@@ -167,3 +170,26 @@ def test_warm_started_flows_equal_fresh_ones() -> None:
             fresh.line_loading_max_percent, abs=1e-3
         )
         assert recycled.losses_kw == pytest.approx(fresh.losses_kw, rel=1e-4)
+
+
+def test_an_undersized_transformer_fails_some_intervals_and_the_rest_is_reported(
+    tmp_path: Path,
+) -> None:
+    """8 kVA head transformers (sn_mva overridden): the heavy intervals do not
+    converge, each with its reason; the others are computed; CSV and figure follow."""
+    spec = load_spec(SMOKE, ["microgrid.grid.transformer.sn_mva=0.008"], env={})
+    result = grid_of_trades(build_scenario(spec), ())
+    block = result.block()
+    failed = block["market"]["not_converged"]
+    assert failed and len(failed) < 8
+    assert all(f["reason"].startswith("LoadflowNotConverged: ") for f in failed)
+    assert block["market"]["vm_min_pu"] is not None  # from the intervals that converged
+    assert block["market"]["vm_min_pu"] < 0.95 and block["market"]["intervals_undervoltage"] > 0
+    rows = result.rows()
+    assert sum(not r["converged"] for r in rows if r["case"] == "market") == len(failed)
+    csv_path = result.write_csv(tmp_path / "grid.csv")
+    series = grid_series(read_csv(csv_path), Window(49, 56), block["network"]["band"], "t")
+    assert list(series.cases["market"].failed) == [f["interval"] for f in failed]
+    width, height = png_size(grid_figure(series, tmp_path / "grid.png"))
+    assert width > 600 and height > 400
+    assert "not converged" in " ".join(summary_lines(block))
