@@ -197,7 +197,7 @@ testbed replay topologies/transax-battery.yaml --engine glpk \\
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from orchestrator.replay import run_replay  # lazy: CLI start-up time
+    from orchestrator.replay import grid_text, run_replay  # lazy: CLI start-up time
 
     spec = load_spec_args(args)
     if spec.sweep:  # every point, the sweep table and Figure 9
@@ -211,6 +211,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2))
     else:
         print(replay_table(scenario, summary))
+        print(grid_text(summary))  # the power flow (orchestrator/grid/)
     return 0
 
 

@@ -1,12 +1,16 @@
-"""`testbed replay`: the streaming market of a spec, without chain or agents."""
+"""`testbed replay`: the streaming market of a spec, without chain or agents, and
+the AC power flow of its finalized trades (the `grid` block, orchestrator/grid/)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from market.errors import MarketError
 from market.replay import replay
+from market.types import Trade
 from orchestrator.errors import TestbedError
+from orchestrator.grid.flow import disabled_block, grid_of_trades, summary_lines
 from orchestrator.scenario import Scenario
 
 
@@ -49,4 +53,18 @@ def run_replay(scenario: Scenario, engine: str) -> dict[str, Any]:
             "interval_minutes": market.interval_minutes,
         },
         **result.summary(engine),
+        "grid": replay_grid(scenario, result.trades),
     }
+
+
+def replay_grid(scenario: Scenario, trades: Iterable[Trade]) -> dict[str, Any]:
+    """The `grid` block of replayed trades: what a run's summary.json holds for
+    the same trades (orchestrator.grid.bundle)."""
+    if not scenario.spec.microgrid.grid.enabled:
+        return disabled_block()
+    return grid_of_trades(scenario, trades).block()
+
+
+def grid_text(summary: dict[str, Any]) -> str:
+    """The short text summary of a replay's grid block."""
+    return "\n".join(summary_lines(summary.get("grid") or disabled_block()))

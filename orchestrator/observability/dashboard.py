@@ -188,6 +188,75 @@ def panels() -> list[PanelSpec]:
                   [(f"max({sel('testbed_current_interval', CLOCK)})", "clock interval"),
                    (f"max({sel('testbed_finalized_interval')})", "last finalized"),
                    (f"max({sel('testbed_interval_lag', CLOCK)})", "lag")]),
+        *grid_panels(),
+    ]  # fmt: skip
+
+
+GRID_MARKET = f'{RUN}, case="market"'
+Steps = list[tuple[float | None, str]]
+VOLTAGE_STEPS: Steps = [(None, "red"), (0.95, "green"), (1.05, "red")]
+LOADING_STEPS: Steps = [(None, "green"), (80.0, "orange"), (100.0, "red")]
+
+
+def _gauge(
+    title: str,
+    expr: str,
+    unit: str,
+    description: str,
+    lo: float,
+    hi: float,
+    steps: list[tuple[float | None, str]],
+) -> PanelSpec:
+    thresholds = {"mode": "absolute", "steps": [{"value": v, "color": c} for v, c in steps]}
+    defaults = {"unit": unit, "min": lo, "max": hi, "thresholds": thresholds}
+    return PanelSpec(
+        "gauge",
+        (6, 5),
+        title,
+        unit,
+        description,
+        [(expr, title)],
+        extra={
+            "fieldConfig": {"defaults": defaults, "overrides": []},
+            "options": {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}},
+        },
+    )
+
+
+def grid_panels() -> list[PanelSpec]:
+    """The AC power flow of each finalized interval (orchestrator's exporter,
+    orchestrator/grid/live.py): gauges for the market case, then both cases over time.
+    The default band 0.95-1.05 p.u. and 100 % loading colour the gauges."""
+    return [
+        _gauge("Grid: lowest voltage", f"min({sel('testbed_grid_vm_min_pu', GRID_MARKET)})",
+               "none", "Lowest LV bus voltage (p.u.) of the last finalized interval, market.",
+               0.9, 1.1, VOLTAGE_STEPS),
+        _gauge("Grid: highest voltage", f"max({sel('testbed_grid_vm_max_pu', GRID_MARKET)})",
+               "none", "Highest LV bus voltage (p.u.) of the last finalized interval, market.",
+               0.9, 1.1, VOLTAGE_STEPS),
+        _gauge("Grid: max cable loading",
+               f"max({sel('testbed_grid_line_loading_max_percent', GRID_MARKET)})", "percent",
+               "Most loaded feeder cable of the last finalized interval, market.", 0, 150,
+               LOADING_STEPS),
+        _gauge("Grid: max transformer loading",
+               f"max({sel('testbed_grid_trafo_loading_max_percent', GRID_MARKET)})", "percent",
+               "Most loaded feeder transformer of the last finalized interval, market.", 0, 150,
+               LOADING_STEPS),
+        _series("Grid voltage band: market vs. no market", "none",
+                "Lowest and highest LV bus voltage (p.u.) per finalized interval.",
+                [(f"min by (case) ({sel('testbed_grid_vm_min_pu')})", "min {{case}}"),
+                 (f"max by (case) ({sel('testbed_grid_vm_max_pu')})", "max {{case}}")]),
+        _series("Grid max loading: market vs. no market", "percent",
+                "Most loaded cable and transformer per finalized interval; intervals with "
+                "violations and power flows that did not converge (cumulative).",
+                [(f"max by (case) ({sel('testbed_grid_line_loading_max_percent')})",
+                  "cable {{case}}"),
+                 (f"max by (case) ({sel('testbed_grid_trafo_loading_max_percent')})",
+                  "transformer {{case}}"),
+                 (f"sum by (case) ({sel('testbed_grid_violation_intervals_total')})",
+                  "violations {{case}}"),
+                 (f"sum by (case) ({sel('testbed_grid_not_converged_intervals_total')})",
+                  "not converged {{case}}")]),
     ]  # fmt: skip
 
 

@@ -242,6 +242,11 @@ def latencies(data: BundleData) -> Latencies:
     return Latencies(seconds, len(offers), clock, interval, _title(data))
 
 
+def title(data: BundleData) -> str:
+    """The figures' second title line: spec, L, clock, battery."""
+    return _title(data)
+
+
 def _title(data: BundleData) -> str:
     if data.spec is None:
         return data.path.name

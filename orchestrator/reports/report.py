@@ -15,11 +15,14 @@ from typing import Any
 
 from orchestrator.reports import data as rd
 from orchestrator.reports import figures
+from orchestrator.reports.gridfig import grid_figure, grid_series
 
 FIGURES_DIR = "figures"
 FIG6 = "fig6-energy-per-interval.png"
 FIG10 = "fig10-producer-sales.png"
 FIG11 = "fig11-offer-to-trade-latency.png"
+FIG_GRID = "grid-voltage-loading.png"
+GRID_CSV = "grid/grid.csv"
 
 
 @dataclass
@@ -61,6 +64,13 @@ def write_figures(
     else:
         notes.append("Figure 10 left out: no dataset or no producer")
     paths["fig11"] = figures.figure11(rd.latencies(data), out / FIG11)
+    grid = data.summary.get("grid") or {}
+    if grid.get("network") and (data.path / GRID_CSV).exists():
+        rows = rd.rows(data.path / GRID_CSV)
+        series = grid_series(rows, data.window, grid["network"]["band"], rd.title(data))
+        paths["grid"] = grid_figure(series, out / FIG_GRID)
+    elif grid.get("error"):
+        notes.append(f"Grid figure left out: the power flow failed ({grid['error']})")
     return paths, notes
 
 
@@ -162,15 +172,60 @@ def build_sections(
         "and its generation.",
         "fig11": "Figure 11: offer-to-trade latency (offer transaction to the first "
         "accepted solution trading it).",
+        "grid": "Grid: AC power flow of every interval, bus voltage band and highest cable "
+        "and transformer loading, with the finalized trades and without a local market.",
     }
     for key, path in paths.items():
         figs.blocks.append(Image(str(path.relative_to(data.path)), captions[key]))
     figs.blocks += list(notes)
     sections.append(figs)
+    if data.summary.get("grid"):
+        sections.append(grid_section(data.summary["grid"]))
     sections.append(_gas_section(data.summary.get("gas") or {}))
     sections.append(_metrics_section(data))
     sections.append(_interval_section(energy))
     return sections
+
+
+def grid_section(grid: dict[str, Any]) -> Section:
+    """The summary's `grid` block as a table, market vs no market."""
+    if not grid.get("enabled"):
+        return Section("Grid", ["Power flow disabled (microgrid.grid.enabled: false)."])
+    if "error" in grid:
+        return Section("Grid", [f"The power flow failed: {grid['error']}"])
+    net, band = grid["network"], grid["network"]["band"]
+    intro = (
+        f"{net['feeders']} feeders, {net['buses']} buses ({', '.join(net['line_std_types'])}; "
+        f"{', '.join(net['transformer_std_types'])}); band {band['vm_min_pu']}-"
+        f"{band['vm_max_pu']} p.u., {band['max_loading_percent']:g} % loading; "
+        f"{grid['intervals']} intervals in {grid['seconds']:.2f} s. Per interval: `{GRID_CSV}`."
+    )
+    labels = [
+        ("Lowest bus voltage (p.u.)", "vm_min_pu", "{:.4f}"),
+        ("Highest bus voltage (p.u.)", "vm_max_pu", "{:.4f}"),
+        ("Highest cable loading (%)", "line_loading_max_percent", "{:.1f}"),
+        ("Highest transformer loading (%)", "trafo_loading_max_percent", "{:.1f}"),
+        ("Losses (kWh)", "losses_kwh", "{:.2f}"),
+        ("Intervals with violations", "intervals_with_violations", "{}"),
+        ("Intervals under / over voltage", None, ""),
+        ("Intervals with overloaded cable / transformer", None, ""),
+    ]
+    rows = []
+    for label, key, form in labels:
+        row = [label]
+        for case in ("market", "no_market"):
+            c = grid[case]
+            if key is None and "voltage" in label:
+                row.append(f"{c['intervals_undervoltage']} / {c['intervals_overvoltage']}")
+            elif key is None:
+                row.append(f"{c['intervals_line_overload']} / {c['intervals_trafo_overload']}")
+            else:
+                row.append("-" if c[key] is None else form.format(c[key]))
+        rows.append(row)
+    rows.append(
+        ["Not converged", *(str(len(grid[c]["not_converged"])) for c in ("market", "no_market"))]
+    )
+    return Section("Grid", [intro, Table(["", "market", "no market"], rows)])
 
 
 def _gas_section(gas: dict[str, Any]) -> Section:

@@ -1,6 +1,8 @@
 """summary.json: the recorder's event CSVs summarised (whatever was recorded,
 also for an interrupted or crashed run), with gas by function, the processes'
-peak memory and the run's outcome.
+peak memory and the run's outcome, and the `grid` block: the AC power flow of
+every interval's finalized trades and of the same interval without a local
+market (orchestrator.grid.bundle, which also writes the bundle's grid/grid.csv).
 
 The event statistics are `agents.recorder.records.summarize_events`, the very
 function the recorder uses for its own recorder.json, so both always agree.
@@ -39,6 +41,10 @@ def build_summary(
         summary["processes"] = {k: dict(v) for k, v in processes.items()}
     if extra:
         summary.update(extra)
+    if (events.parent / "spec.yaml").exists():  # a run's bundle: events/ is in it
+        from orchestrator.grid.bundle import bundle_grid
+
+        summary["grid"] = bundle_grid(events.parent)
     return summary
 
 

@@ -173,6 +173,12 @@ def check_faults(document: Document, given: dict[str, Any], full: dict[str, Any]
     return fault_problems(document, given, full)
 
 
+def check_grid(document: Document, given: dict[str, Any], full: dict[str, Any]) -> list[Problem]:
+    from orchestrator.spec.gridchecks import grid_problems  # imports this package
+
+    return grid_problems(document, given, full)
+
+
 CHECKS: list[Check] = [
     check_market,
     check_feeders,
@@ -181,5 +187,6 @@ CHECKS: list[Check] = [
     check_deployment,
     check_sweep,
     check_faults,
+    check_grid,
 ]
 """Later sections append their own checks here."""

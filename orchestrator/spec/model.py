@@ -17,6 +17,7 @@ from agents.common.market import MarketConfig
 from agents.common.market import wh_per_interval as wh_per_interval
 from market.types import Feeder
 from orchestrator.spec.faults import FaultConfig
+from orchestrator.spec.grid import GridConfig
 
 SYNTHETIC_ONLY = ("seed", "scale", "battery", "battery_capacity_kwh", "battery_rate_kwh")
 """Dataset keys that only mean something for kind synthetic."""
@@ -75,6 +76,7 @@ class MicrogridConfig:
     dataset: DatasetConfig
     feeders: FeedersConfig = FeedersConfig()
     prices: PricesConfig = PricesConfig()
+    grid: GridConfig = GridConfig()  # noqa: RUF009 (frozen; orchestrator/spec/grid.py)
 
 
 @dataclass(frozen=True, slots=True)

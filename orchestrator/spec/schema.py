@@ -13,6 +13,7 @@ from typing import Any
 
 from orchestrator.spec.backends import NAMES as BACKEND_NAMES
 from orchestrator.spec.faults import FAULTS
+from orchestrator.spec.grid import GRID
 
 SCHEMA_ID = "urn:te-testbed:spec"
 NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]*$"
@@ -139,6 +140,7 @@ MICROGRID = _object(
             },
             default={},
         ),
+        "grid": GRID,  # orchestrator/spec/grid.py
     },
     required=("dataset",),
 )

@@ -161,9 +161,11 @@ def test_replay_smoke_table_and_json() -> None:
     assert [line.split()[:2] for line in lines[4:12]] == [
         [str(t), f"{(t - 1) // 4:02d}:{(t - 1) % 4 * 15:02d}"] for t in range(49, 57)
     ]
-    total, wait = lines[-2], lines[-1]
+    total, wait, grid = lines[-5], lines[-4], lines[-3:]
     assert total.startswith("total ") and " kWh traded in " in total
     assert wait.startswith("intervals an offer waited for its first trade")
+    assert grid[0].startswith("grid: 2 feeders, 9 buses, 8 intervals in ")
+    assert grid[1].startswith("  market   : V ") and grid[2].startswith("  no_market: V ")
 
     highs, glpk = (
         json.loads(run_testbed("replay", SMOKE, "--json", "--engine", e).stdout)
@@ -178,6 +180,8 @@ def test_replay_smoke_table_and_json() -> None:
         sum(highs["per_interval_kwh"].values())
     )
     assert glpk["total_energy_traded_kwh"] == highs["total_energy_traded_kwh"]
+    assert highs["grid"]["enabled"] and highs["grid"]["intervals"] == 8
+    assert highs["grid"]["market"]["not_converged"] == []
     # The table (another process, same engine) shows the same numbers.
     assert [float(line.split()[2]) for line in lines[4:12]] == pytest.approx(
         list(highs["per_interval_kwh"].values()), abs=0.05

@@ -100,7 +100,7 @@ def test_report_rewrites_a_bundle_report(run_sweep: dict[str, Any], env: dict[st
     done = cli("report", str(bundle), "--producer", "701", "--json", env=env)
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
-    assert set(doc["figures"]) == {"fig6", "fig10", "fig11"}
+    assert set(doc["figures"]) == {"fig6", "fig10", "fig11", "grid"}
     for path in doc["figures"].values():
         check_png(Path(path))
     report = Path(doc["markdown"]).read_text()

@@ -157,7 +157,8 @@ def test_testbed_metrics_cli_checks_and_queries_then_exits(
 def test_the_run_wrote_its_report_and_figures(smoke: tuple[RunResult, Path]) -> None:
     bundle = smoke[0].bundle
     report = (bundle / "report.md").read_text()
-    for name in ("fig6-energy-per-interval", "fig10-producer-sales", "fig11-offer-to-trade"):
+    names = ("fig6-energy-per-interval", "fig10-producer-sales", "fig11-offer-to-trade", "grid-")
+    for name in names:
         png = next((bundle / "figures").glob(f"{name}*.png"))
         assert f"figures/{png.name}" in report
         width, height = png_size(png)
@@ -168,7 +169,7 @@ def test_the_run_wrote_its_report_and_figures(smoke: tuple[RunResult, Path]) -> 
     assert f"| Energy traded | {total:,.1f} kWh |" in report  # as summary.json says
     assert f"testbed metrics {bundle}" in report
     html = (bundle / "report.html").read_text()
-    assert html.count("<img src='figures/") == 3
+    assert html.count("<img src='figures/") == 4
 
 
 # -- the dashboard JSON itself -------------------------------------------------
