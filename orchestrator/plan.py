@@ -80,6 +80,7 @@ class MarketParams:
     clock: ClockMode
     simulated_interval_seconds: float
     solver_period_seconds: float
+    tie_break: str = "expiring-first"  # spec market.tie_break
 
     @property
     def chain_interval_seconds(self) -> int:

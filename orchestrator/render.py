@@ -53,6 +53,7 @@ def market_config(plan: Plan, chain: ChainInfo) -> dict[str, Any]:
         "epoch": chain.epoch,
         "clock": m.clock,
         "solver_period_seconds": m.solver_period_seconds,
+        "tie_break": m.tie_break,
     }
 
 

@@ -130,6 +130,7 @@ def plan_input(scenario: Scenario, backend: str) -> PlanInput:
             clock="wallclock" if m.clock == "wallclock" else "lockstep",
             simulated_interval_seconds=float(m.simulated_interval_seconds),
             solver_period_seconds=float(m.solver_period_seconds),
+            tie_break=m.tie_break,
         ),
         feeders=scenario.feeders,
         prosumers=traces,

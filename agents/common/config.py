@@ -43,6 +43,7 @@ class MarketParams:
     epoch: int
     clock: str = "lockstep"
     solver_period_seconds: float = 1.0
+    tie_break: str = "expiring-first"  # market.tiebreak: which optimum solvers pick
 
     @property
     def first_clock_interval(self) -> int:
@@ -256,6 +257,7 @@ def _common(data: Mapping[str, Any]) -> dict[str, Any]:
         epoch=typed(m, "epoch", int),
         clock=str(m.get("clock", "lockstep")),
         solver_period_seconds=float(m.get("solver_period_seconds", 1.0)),
+        tie_break=str(m.get("tie_break", "expiring-first")),
     )
     if market.prediction_window < 1 or market.t_clear < 1:
         raise ConfigError("market: prediction_window and t_clear must be >= 1")

@@ -93,6 +93,7 @@ class MarketConfig:
     simulated_interval_seconds: float = 120
     solver_period_seconds: float = 5
     clock: str = "lockstep"
+    tie_break: str = "expiring-first"  # market.tiebreak.DEFAULT_TIE_BREAK
 
     @property
     def intervals_per_day(self) -> int:
