@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 from orchestrator.results.bundle import new_run_id
 from orchestrator.spec import Spec, load_spec
+from orchestrator.sweeps.bound import Bounds
 from orchestrator.sweeps.points import SweepPoint, load_points
 from orchestrator.sweeps.table import SweepTable
 
@@ -81,7 +82,8 @@ def run_sweep(options: SweepOptions) -> SweepResult:
     table = SweepTable(base.name, sweep_id, "run", list(base.sweep or {}))
     files: dict[str, Path] = {}
     exit_code = 0
-    for point, _spec in points:
+    bounds = Bounds()
+    for point, spec in points:
         _say(options, f"[{point.index}/{len(points)}] {point.label}")
         result = run(
             RunOptions(
@@ -103,6 +105,7 @@ def run_sweep(options: SweepOptions) -> SweepResult:
             "status": result.outcome.status,
             "exit_code": result.exit_code,
             "wall_seconds": s.get("wall_seconds"),
+            "upper_bound_kwh": bounds.kwh(spec),
             "bundle": str(result.bundle),
         })  # fmt: skip
         _say(options, f"[{point.index}/{len(points)}] {_row_line(row)}")
@@ -124,6 +127,7 @@ def replay_sweep(options: SweepOptions, engine: str | None = None) -> SweepResul
     base, points = load_sweep(options)
     sweep_id, directory = _directory(options, base, "replay-sweep")
     table = SweepTable(base.name, sweep_id, "replay", list(base.sweep or {}))
+    bounds = Bounds()
     for point, spec in points:
         _say(options, f"[{point.index}/{len(points)}] {point.label}")
         started = time.monotonic()
@@ -133,6 +137,8 @@ def replay_sweep(options: SweepOptions, engine: str | None = None) -> SweepResul
             "trades": summary["trades"],
             "offers": summary["dataset"]["offers"],
             "engine": summary["engine"],
+            "tie_break": summary["tie_break"],
+            "upper_bound_kwh": bounds.kwh(spec),
             "solve_seconds": round(summary["solve_seconds_total"], 3),
             "wall_seconds": round(time.monotonic() - started, 3),
         })  # fmt: skip
