@@ -137,7 +137,6 @@ def replay_sweep(options: SweepOptions, engine: str | None = None) -> SweepResul
             "trades": summary["trades"],
             "offers": summary["dataset"]["offers"],
             "engine": summary["engine"],
-            "tie_break": summary["tie_break"],
             "upper_bound_kwh": bounds.kwh(spec),
             "solve_seconds": round(summary["solve_seconds_total"], 3),
             "wall_seconds": round(time.monotonic() - started, 3),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -12,8 +14,10 @@ from market.solve import solve
 from market.tiebreak import DEFAULT_TIE_BREAK, TIE_BREAKS
 from market.types import Feeder, Kind, Offer, Problem
 from market.verify import verify
+from orchestrator.scenario import build_scenario
+from orchestrator.spec import load_spec
 from orchestrator.spec.schema import MARKET
-from tests.conftest import require_tool
+from tests.conftest import REPO, require_tool
 from tests.unit.test_market_solve import problems
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -99,3 +103,24 @@ def test_no_replay_exceeds_the_all_at_once_optimum(problem: Problem, window: int
 def test_unknown_policy_raises():
     with pytest.raises(MarketError, match="tie_break"):
         solve(Problem(FEEDERS, DAY), tie_break="cheapest")
+
+
+def test_public_traces_l_series_for_the_default_policy(transax_dir: Path):
+    """Issue 17: with the default policy the withBattery day trades the all-offers-at-once
+    optimum for every L of the paper's Figure 9 (without a policy: 2874.0, 2876.7, 2915.9,
+    3006.5, 2959.4, 3016.1 kWh, depending on which optimum HiGHS happened to return)."""
+    spec = load_spec(
+        REPO / "topologies" / "transax-battery.yaml",
+        [f"microgrid.dataset.path={transax_dir / 'withBattery'}"],
+        env={},
+    )
+    scenario = build_scenario(spec)
+    assert spec.market.tie_break == DEFAULT_TIE_BREAK
+    window = {"first_interval": 1, "last_interval": 96}
+    bound = all_at_once(scenario.feeders, scenario.offers, **window)
+    assert bound == pytest.approx(3_091_100)
+    series = {
+        L: replay(scenario.feeders, scenario.offers, prediction_window=L, **window).total_wh
+        for L in (2, 3, 5, 7, 10, 13)
+    }
+    assert series == dict.fromkeys((2, 3, 5, 7, 10, 13), 3_091_100)
