@@ -116,7 +116,7 @@ def run(m: pyo.ConcreteModel, n: int, secondary: FloatArray | None = None) -> Gl
     """Solve with glpsol (simplex; deterministic for a given model file). With a
     `secondary` cost per variable, a second glpsol run minimises it with the total fixed
     at the first run's optimum (the lexicographic tie-break); the objective reported is
-    the first run's."""
+    the first run's, and if the second run does not end optimal, so is the solution."""
     if shutil.which("glpsol") is None:
         raise MarketError("engine 'glpk' needs the glpsol executable (Debian glpk-utils)")
     solver = pyo.SolverFactory("glpk")
@@ -124,6 +124,7 @@ def run(m: pyo.ConcreteModel, n: int, secondary: FloatArray | None = None) -> Gl
     if failed is not None:
         return GlpkOutcome(failed, float("nan"), np.zeros(n))
     primary = float(pyo.value(m.total))
+    x = _values(m, n)
     if secondary is not None and secondary.any():
         weights = secondary.tolist()
         m.total.deactivate()
@@ -132,12 +133,14 @@ def run(m: pyo.ConcreteModel, n: int, secondary: FloatArray | None = None) -> Gl
         m.tie_break = pyo.Objective(
             expr=pyo.quicksum(weights[k] * m.p[k] for k in m.V if weights[k]), sense=pyo.minimize
         )
-        failed = _solve(solver, m)
-        if failed is not None:
-            return GlpkOutcome(f"second stage: {failed}", float("nan"), np.zeros(n))
-    x = np.array([pyo.value(m.p[k]) or 0.0 for k in range(n)], dtype=np.float64)
+        if _solve(solver, m) is None:
+            x = _values(m, n)
     tie = float(secondary @ x) if secondary is not None else 0.0
     return GlpkOutcome("optimal", primary, x, tie)
+
+
+def _values(m: pyo.ConcreteModel, n: int) -> FloatArray:
+    return np.array([pyo.value(m.p[k]) or 0.0 for k in range(n)], dtype=np.float64)
 
 
 def _solve(solver: object, m: pyo.ConcreteModel) -> str | None:

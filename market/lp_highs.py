@@ -6,7 +6,9 @@ one row fixes the primary objective at its optimum, the costs are replaced by th
 secondary ones and the sense turned to minimise; the simplex restarts from the first
 stage's optimal basis, which stays feasible. The reported primary objective is the
 first stage's: the second stage keeps it up to HiGHS' feasibility tolerance (1e-7 Wh),
-which rounding's FLOOR_EPS absorbs.
+which rounding's FLOOR_EPS absorbs. Should the second stage not end optimal (it starts
+from a feasible basis, so only numerical trouble could do that), the first stage's
+solution is returned: a total-energy optimum is never lost to the tie-break.
 """
 
 from __future__ import annotations
@@ -91,13 +93,14 @@ def _second_stage(
     h: highspy.Highs, cost: FloatArray, primary: float, secondary: FloatArray
 ) -> HighsOutcome:
     n = len(cost)
+    first = np.asarray(h.getSolution().col_value, dtype=np.float64)
     on = np.flatnonzero(cost).astype(np.int32)
     h.addRow(primary, np.inf, len(on), on, cost[on])
     h.changeColsCost(n, np.arange(n, dtype=np.int32), secondary.astype(np.float64))
     h.changeObjectiveSense(highspy.ObjSense.kMinimize)
     h.run()
-    status = h.modelStatusToString(h.getModelStatus())
     if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-        return HighsOutcome(f"second stage: {status}", float("nan"), np.zeros(n))
+        return HighsOutcome("Optimal", primary, first, float(secondary @ first))
+    status = h.modelStatusToString(h.getModelStatus())
     x = np.asarray(h.getSolution().col_value, dtype=np.float64)
     return HighsOutcome(status, primary, x, float(h.getInfo().objective_function_value))
