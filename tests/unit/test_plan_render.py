@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -113,7 +114,8 @@ def test_dev_keys_are_anvils_accounts() -> None:
 
 
 def test_rendered_configs_load_as_agent_configs(tmp_path: Path) -> None:
-    plan = build_plan(plan_input(5, prosumers_per_host=2), "run-x")
+    market = dataclasses.replace(MARKET, tie_break="storage-last")
+    plan = build_plan(plan_input(5, prosumers_per_host=2, market=market), "run-x")
     backend = LocalBackend("run-x", tmp_path / "state")
     placement = backend.prepare(plan, tmp_path / "bundle")
     chain = ChainInfo(contract_address="0x" + "ab" * 20, chain_id=31337, epoch=1_700_000_000)
@@ -134,6 +136,7 @@ def test_rendered_configs_load_as_agent_configs(tmp_path: Path) -> None:
             assert loaded.prices.sell == 1 and loaded.prices.buy == 2
         if isinstance(loaded, SolverConfig):
             assert loaded.engine in ("highs", "glpk")
+            assert loaded.market.tie_break == "storage-last"
     recorder = json.loads(placement.agents["recorder"].config_file.read_text())
     assert recorder["out_dir"] == str((tmp_path / "bundle" / "events").resolve())
     assert "private_key" not in recorder
