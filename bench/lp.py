@@ -55,7 +55,6 @@ C_EXT_WH, C_INT_WH = 20_000, 25_000
 REPO = Path(__file__).resolve().parent.parent
 TRANSAX = Path(os.environ.get("TRANSAX_DATA", REPO.parent / "shared/datasets/transax-phase2"))
 X10_CLOCK, X10_WINDOW = 60, 2
-TIE_BREAK = DEFAULT_TIE_BREAK  # set by --tie-break
 
 
 def _problem(dataset: Any, first: int = 1, last: int = 96) -> Problem:
@@ -72,9 +71,11 @@ def _step(problem: Problem, clock: int, window: int) -> Problem:
     return Problem(problem.feeders, visible, (), clock + 1)
 
 
-def _run(problem: Problem, engine: str, last_interval: int | None = None) -> dict[str, Any]:
+def _run(
+    problem: Problem, engine: str, tie_break: str, last_interval: int | None
+) -> dict[str, Any]:
     start = time.perf_counter()
-    result = solve(problem, engine, last_interval=last_interval, tie_break=TIE_BREAK)
+    result = solve(problem, engine, last_interval=last_interval, tie_break=tie_break)
     total = time.perf_counter() - start
     return {
         "build_s": round(result.build_seconds, 4),
@@ -89,11 +90,13 @@ def _run(problem: Problem, engine: str, last_interval: int | None = None) -> dic
     }
 
 
-def _case(problem: Problem, engines: list[str], last_interval: int | None = None) -> dict[str, Any]:
+def _case(
+    problem: Problem, engines: list[str], tie_break: str, last_interval: int | None = None
+) -> dict[str, Any]:
     triples = _count_triples(prepare(problem, last_interval, aggregate=False))
     out: dict[str, Any] = {"offers": len(problem.offers), "triples": triples}
     for engine in engines:
-        out[engine] = _run(problem, engine, last_interval)
+        out[engine] = _run(problem, engine, tie_break, last_interval)
         print(f"# {engine}: {out[engine]}", file=sys.stderr, flush=True)
     if "highs" in out and "glpk" in out:
         out["glpk_over_highs_total"] = round(out["glpk"]["total_s"] / out["highs"]["total_s"], 1)
@@ -104,7 +107,7 @@ def _case(problem: Problem, engines: list[str], last_interval: int | None = None
     return out
 
 
-def _replay(problem: Problem, window: int = 5) -> dict[str, Any]:
+def _replay(problem: Problem, tie_break: str, window: int = 5) -> dict[str, Any]:
     start = time.perf_counter()
     result = replay(
         problem.feeders,
@@ -112,7 +115,7 @@ def _replay(problem: Problem, window: int = 5) -> dict[str, Any]:
         first_interval=1,
         last_interval=96,
         prediction_window=window,
-        tie_break=TIE_BREAK,
+        tie_break=tie_break,
     )
     return {
         "solves": result.solves,
@@ -153,11 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1, help="synthetic microgrid seed")
     parser.add_argument("--tie-break", choices=TIE_BREAKS, default=DEFAULT_TIE_BREAK)
     args = parser.parse_args(argv)
-    global TIE_BREAK
-    TIE_BREAK = args.tie_break
+    tie = args.tie_break
     engines = ["highs"] if args.no_glpk else ["highs", "glpk"]
     report: dict[str, Any] = {
-        "tie_break": TIE_BREAK,
+        "tie_break": tie,
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
@@ -169,8 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     with_battery = TRANSAX / "withBattery"
     if with_battery.is_dir():
         paper = _problem(load_transax(with_battery))
-        report["transax_with_battery_all_at_once"] = _case(paper, engines)
-        report["transax_with_battery_replay_L5"] = _replay(paper)
+        report["transax_with_battery_all_at_once"] = _case(paper, engines, tie)
+        report["transax_with_battery_replay_L5"] = _replay(paper, tie)
     else:
         report["transax_with_battery_all_at_once"] = {"skipped": f"no traces at {with_battery}"}
 
@@ -180,11 +182,11 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "clock": X10_CLOCK,
         "prediction_window": X10_WINDOW,
-        **_case(step, engines),
+        **_case(step, engines, tie),
     }
-    report["synthetic_x10_with_battery_all_at_once"] = _case(x10, ["highs"])
+    report["synthetic_x10_with_battery_all_at_once"] = _case(x10, ["highs"], tie)
     plain = _problem(synthesize(seed=args.seed, battery=False, scale=10))
-    report["synthetic_x10_no_battery_all_at_once"] = _case(plain, ["highs"])
+    report["synthetic_x10_no_battery_all_at_once"] = _case(plain, ["highs"], tie)
 
     paper_case = report["transax_with_battery_all_at_once"]
     report["goals"] = {
