@@ -193,6 +193,7 @@ def figure9(
         )
     markers = "osD^v<>"
     xs: set[float] = set()
+    labelled: set[tuple[float, str]] = set()  # equal points of several series: one label
     for i, (label, points) in enumerate(series.items()):
         pts = sorted(points)
         xs.update(p[0] for p in pts)
@@ -204,6 +205,9 @@ def figure9(
             label=label,
         )
         for x, y in pts:
+            if (x, f"{y:,.1f}") in labelled:
+                continue
+            labelled.add((x, f"{y:,.1f}"))
             ax.annotate(
                 f"{y:,.1f}",
                 (x, y),
