@@ -1,6 +1,6 @@
 """LP engines head to head: build and solve seconds, sizes, objectives. Prints one JSON object.
 
-    .venv/bin/python bench/lp.py [--no-glpk] [--seed 1]
+    .venv/bin/python bench/lp.py [--no-glpk] [--seed 1] [--tie-break expiring-first]
 
 Cases (prices uniform: sells 100000, buys 200000; every feeder c_ext = 20000 Wh and
 c_int = 25000 Wh per interval, as in the released TRANSAX code):
@@ -14,6 +14,12 @@ c_int = 25000 Wh per interval, as in the released TRANSAX code):
   both engines can run.
 - synthetic_x10_with_battery_all_at_once, synthetic_x10_no_battery_all_at_once: the whole
   10x day, every offer visible at once; HiGHS only.
+- transax_with_battery_replay_L5: the solver's real workload, `market.replay` of the
+  public withBattery day with L = 5 (96 solves), HiGHS; `solve_seconds_total` sums the
+  solves' build and solver seconds.
+Every solve uses the tie-break policy `--tie-break` (market.tiebreak; default: the
+market's default). "none" is the single-stage solve; a policy adds a second stage (the
+total fixed, the secondary cost minimised, warm-started from the first stage's basis).
 Per engine: `build_s` (validate + lay out + build the model), `solve_s` (solver call;
 for glpk including Pyomo's LP file and glpsol), `total_s` (the whole `market.solve`:
 also rounding, splitting and verification), `variables`/`constraints` of the model handed
@@ -38,7 +44,9 @@ import highspy
 import numpy as np
 
 from market.lp import Prepared, cells_of, prepare
+from market.replay import replay
 from market.solve import solve
+from market.tiebreak import DEFAULT_TIE_BREAK, TIE_BREAKS
 from market.types import Feeder, Problem
 from orchestrator.datasets import load_transax, synthesize, to_market_offers
 
@@ -63,9 +71,11 @@ def _step(problem: Problem, clock: int, window: int) -> Problem:
     return Problem(problem.feeders, visible, (), clock + 1)
 
 
-def _run(problem: Problem, engine: str, last_interval: int | None = None) -> dict[str, Any]:
+def _run(
+    problem: Problem, engine: str, tie_break: str, last_interval: int | None
+) -> dict[str, Any]:
     start = time.perf_counter()
-    result = solve(problem, engine, last_interval=last_interval)
+    result = solve(problem, engine, last_interval=last_interval, tie_break=tie_break)
     total = time.perf_counter() - start
     return {
         "build_s": round(result.build_seconds, 4),
@@ -80,11 +90,13 @@ def _run(problem: Problem, engine: str, last_interval: int | None = None) -> dic
     }
 
 
-def _case(problem: Problem, engines: list[str], last_interval: int | None = None) -> dict[str, Any]:
+def _case(
+    problem: Problem, engines: list[str], tie_break: str, last_interval: int | None = None
+) -> dict[str, Any]:
     triples = _count_triples(prepare(problem, last_interval, aggregate=False))
     out: dict[str, Any] = {"offers": len(problem.offers), "triples": triples}
     for engine in engines:
-        out[engine] = _run(problem, engine, last_interval)
+        out[engine] = _run(problem, engine, tie_break, last_interval)
         print(f"# {engine}: {out[engine]}", file=sys.stderr, flush=True)
     if "highs" in out and "glpk" in out:
         out["glpk_over_highs_total"] = round(out["glpk"]["total_s"] / out["highs"]["total_s"], 1)
@@ -93,6 +105,24 @@ def _case(problem: Problem, engines: list[str], last_interval: int | None = None
             <= 1e-6 * max(1.0, abs(out["glpk"]["lp_objective_wh"]))
         )
     return out
+
+
+def _replay(problem: Problem, tie_break: str, window: int = 5) -> dict[str, Any]:
+    start = time.perf_counter()
+    result = replay(
+        problem.feeders,
+        problem.offers,
+        first_interval=1,
+        last_interval=96,
+        prediction_window=window,
+        tie_break=tie_break,
+    )
+    return {
+        "solves": result.solves,
+        "solve_seconds_total": round(result.solve_seconds_total, 3),
+        "wall_s": round(time.perf_counter() - start, 3),
+        "total_wh": result.total_wh,
+    }
 
 
 def _count_triples(prep: Prepared) -> int:
@@ -124,9 +154,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-glpk", action="store_true", help="HiGHS only")
     parser.add_argument("--seed", type=int, default=1, help="synthetic microgrid seed")
+    parser.add_argument("--tie-break", choices=TIE_BREAKS, default=DEFAULT_TIE_BREAK)
     args = parser.parse_args(argv)
+    tie = args.tie_break
     engines = ["highs"] if args.no_glpk else ["highs", "glpk"]
     report: dict[str, Any] = {
+        "tie_break": tie,
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
@@ -138,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     with_battery = TRANSAX / "withBattery"
     if with_battery.is_dir():
         paper = _problem(load_transax(with_battery))
-        report["transax_with_battery_all_at_once"] = _case(paper, engines)
+        report["transax_with_battery_all_at_once"] = _case(paper, engines, tie)
+        report["transax_with_battery_replay_L5"] = _replay(paper, tie)
     else:
         report["transax_with_battery_all_at_once"] = {"skipped": f"no traces at {with_battery}"}
 
@@ -148,11 +182,11 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "clock": X10_CLOCK,
         "prediction_window": X10_WINDOW,
-        **_case(step, engines),
+        **_case(step, engines, tie),
     }
-    report["synthetic_x10_with_battery_all_at_once"] = _case(x10, ["highs"])
+    report["synthetic_x10_with_battery_all_at_once"] = _case(x10, ["highs"], tie)
     plain = _problem(synthesize(seed=args.seed, battery=False, scale=10))
-    report["synthetic_x10_no_battery_all_at_once"] = _case(plain, ["highs"])
+    report["synthetic_x10_no_battery_all_at_once"] = _case(plain, ["highs"], tie)
 
     paper_case = report["transax_with_battery_all_at_once"]
     report["goals"] = {

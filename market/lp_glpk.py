@@ -103,20 +103,51 @@ def count_constraints(m: pyo.ConcreteModel) -> int:
 
 @dataclass(frozen=True)
 class GlpkOutcome:
+    """`objective`: total energy of `x`; `secondary`: the tie-break cost of `x` (0.0
+    without a second stage)."""
+
     status: str
     objective: float
     x: FloatArray
+    secondary: float = 0.0
 
 
-def run(m: pyo.ConcreteModel, n: int) -> GlpkOutcome:
-    """Solve with glpsol (simplex; deterministic for a given model file)."""
+def run(m: pyo.ConcreteModel, n: int, secondary: FloatArray | None = None) -> GlpkOutcome:
+    """Solve with glpsol (simplex; deterministic for a given model file). With a
+    `secondary` cost per variable, a second glpsol run minimises it with the total fixed
+    at the first run's optimum (the lexicographic tie-break); the objective reported is
+    the first run's, and if the second run does not end optimal, so is the solution."""
     if shutil.which("glpsol") is None:
         raise MarketError("engine 'glpk' needs the glpsol executable (Debian glpk-utils)")
     solver = pyo.SolverFactory("glpk")
-    results = solver.solve(m, load_solutions=False, tee=False)
+    failed = _solve(solver, m)
+    if failed is not None:
+        return GlpkOutcome(failed, float("nan"), np.zeros(n))
+    primary = float(pyo.value(m.total))
+    x = _values(m, n)
+    if secondary is not None and secondary.any():
+        weights = secondary.tolist()
+        m.total.deactivate()
+        total = pyo.quicksum(m.p[k] for k in m.V)
+        m.keep_total = pyo.Constraint(expr=total >= primary)
+        m.tie_break = pyo.Objective(
+            expr=pyo.quicksum(weights[k] * m.p[k] for k in m.V if weights[k]), sense=pyo.minimize
+        )
+        if _solve(solver, m) is None:
+            x = _values(m, n)
+    tie = float(secondary @ x) if secondary is not None else 0.0
+    return GlpkOutcome("optimal", primary, x, tie)
+
+
+def _values(m: pyo.ConcreteModel, n: int) -> FloatArray:
+    return np.array([pyo.value(m.p[k]) or 0.0 for k in range(n)], dtype=np.float64)
+
+
+def _solve(solver: object, m: pyo.ConcreteModel) -> str | None:
+    """Solve and load; None if optimal, else the termination condition."""
+    results = solver.solve(m, load_solutions=False, tee=False)  # type: ignore[attr-defined]
     cond = results.solver.termination_condition
     if results.solver.status != SolverStatus.ok or cond != TerminationCondition.optimal:
-        return GlpkOutcome(str(cond), float("nan"), np.zeros(n))
+        return str(cond)
     m.solutions.load_from(results)
-    x = np.array([pyo.value(m.p[k]) or 0.0 for k in range(n)], dtype=np.float64)
-    return GlpkOutcome(str(cond), float(pyo.value(m.total)), x)
+    return None

@@ -1,6 +1,7 @@
 """The streaming market of section 4.3 without chain or agents: what the smart contract
 and one solver do, interval by interval. A lockstep testbed run (same offers, same
-parameters, same engine and price rule) finalizes exactly the trades `replay` does.
+parameters, same engine, tie-break policy and price rule) finalizes exactly the trades
+`replay` does.
 
 Semantics, for delivery intervals first..last, prediction window L, T_clear:
 - The clock runs t = first - T_clear .. last - T_clear. At clock interval t the
@@ -37,6 +38,7 @@ import numpy as np
 
 from market.errors import MarketError
 from market.solve import PriceRule, midpoint_price, solve, sorted_trades
+from market.tiebreak import DEFAULT_TIE_BREAK
 from market.types import Feeder, Offer, Problem, Trade
 
 
@@ -61,6 +63,7 @@ class ReplayResult:
     steps: tuple[ReplayStep, ...]
     solve_seconds_total: float
     offer_wait: Mapping[int, int] = field(default_factory=dict)
+    tie_break: str = DEFAULT_TIE_BREAK
 
     @property
     def total_wh(self) -> int:
@@ -102,6 +105,7 @@ class ReplayResult:
         """What `testbed replay --json` prints (energies in kWh)."""
         return {
             "engine": engine or self.engine,
+            "tie_break": self.tie_break,
             "total_energy_traded_kwh": self.total_wh / 1000,
             "per_interval_kwh": {
                 str(t): wh / 1000 for t, wh in sorted(self.per_interval_wh.items())
@@ -133,6 +137,7 @@ def replay(
     t_clear: int = 1,
     engine: str = "highs",
     price_rule: PriceRule = midpoint_price,
+    tie_break: str = DEFAULT_TIE_BREAK,
 ) -> ReplayResult:
     """Run the streaming market (see the module docstring)."""
     if prediction_window < 1 or t_clear < 1 or first_interval > last_interval:
@@ -156,7 +161,13 @@ def replay(
         for offer in visible:
             visible_since.setdefault(offer.id, clock)
         problem = extended_problem(feeder_tuple, visible, fixed, free_from)
-        result = solve(problem, engine, price_rule=price_rule, last_interval=last_interval)
+        result = solve(
+            problem,
+            engine,
+            price_rule=price_rule,
+            last_interval=last_interval,
+            tie_break=tie_break,
+        )
         seconds += result.build_seconds + result.solve_seconds
         new_wh = result.solution.objective
         replaced = new_wh > sum(t.energy for t in candidate)
@@ -183,7 +194,9 @@ def replay(
     for trade in fixed:
         per_interval[trade.interval] += trade.energy
     wait = {i: clock - visible_since[i] for i, clock in sorted(first_traded.items())}
-    return ReplayResult(engine, per_interval, sorted_trades(fixed), tuple(steps), seconds, wait)
+    return ReplayResult(
+        engine, per_interval, sorted_trades(fixed), tuple(steps), seconds, wait, tie_break
+    )
 
 
 def extended_problem(
@@ -217,3 +230,24 @@ def extended_problem(
         fixed=tuple(sorted(relevant)),
         free_from=free_from,
     )
+
+
+def all_at_once(
+    feeders: Iterable[Feeder],
+    offers: Iterable[Offer],
+    *,
+    first_interval: int,
+    last_interval: int,
+    engine: str = "highs",
+) -> float:
+    """The all-offers-at-once optimum in Wh: one LP over every offer of the day, with
+    intervals first..last free and nothing fixed. An upper bound on what `replay`
+    finalizes with any prediction window and any tie-break policy (its finalized trades
+    are a feasible solution of this problem), reached when the market is not myopic."""
+    problem = Problem(
+        feeders=tuple(sorted(feeders, key=lambda f: f.id)),
+        offers=tuple(sorted((o for o in offers if o.end >= first_interval), key=lambda o: o.id)),
+        free_from=first_interval,
+    )
+    result = solve(problem, engine, last_interval=last_interval, tie_break="none")
+    return result.lp_objective

@@ -10,6 +10,10 @@ HiGHS solves the exact cell reformulation of `market.lp_cells` (one variable per
 offer class and interval instead of per matchable triple); GLPK the paper's LP as
 written. `variables`/`constraints` describe the model the engine solved.
 
+`tie_break` (`market.tiebreak`) chooses among the optima: the total energy is
+maximised first, exactly as without a policy, then a secondary cost is minimised with
+the total fixed; both engines minimise the same secondary cost.
+
 The returned solution holds only free trades, with integer Wh (`market.rounding`) and
 prices from `price_rule` (default `midpoint_price`), is verified feasible, and is a
 deterministic function of the problem's content: the same problem, with its offers
@@ -25,14 +29,15 @@ from enum import StrEnum
 
 import numpy as np
 
-from market import lp_cells, lp_highs
+from market import lp_cells, lp_highs, tiebreak
 from market.errors import MarketError
-from market.lp import IntArray, Prepared, Variables, prepare, split
+from market.lp import FloatArray, IntArray, Prepared, Variables, prepare, split
 from market.rounding import round_solution
 from market.types import Problem, Solution, Trade
 from market.verify import verify
 
 ENGINES = ("highs", "glpk")
+TIE_BREAKS = tiebreak.TIE_BREAKS
 
 PriceRule = Callable[[int, int], int]
 """Unit price of a trade from (seller reservation, buyer reservation)."""
@@ -54,7 +59,9 @@ class SolveStatus(StrEnum):
 class SolveResult:
     """`lp_objective` is the LP optimum in Wh (free part only); `solution.objective` the
     integer one, at most `lp_objective`. Seconds: model build (including preparing the
-    problem), and the solver call (for glpk including Pyomo's file round trip)."""
+    problem), and the solver call (for glpk including Pyomo's file round trip; with a
+    tie-break, both stages). `tie_break_cost`: the secondary cost of the LP solution
+    (0.0 for "none"), the same for both engines."""
 
     solution: Solution
     lp_objective: float
@@ -64,6 +71,8 @@ class SolveResult:
     constraints: int
     engine: str
     status: SolveStatus = SolveStatus.OPTIMAL
+    tie_break: str = "none"
+    tie_break_cost: float = 0.0
 
 
 def solve(
@@ -72,19 +81,24 @@ def solve(
     *,
     price_rule: PriceRule = midpoint_price,
     last_interval: int | None = None,
+    tie_break: str = tiebreak.DEFAULT_TIE_BREAK,
 ) -> SolveResult:
     """Optimal integer solution of `problem` (see the module docstring).
 
-    Raises MarketError for an unknown engine, a malformed problem, fixed trades that
-    are infeasible on their own, or a solver that does not report an optimum.
+    Raises MarketError for an unknown engine or tie-break policy, a malformed problem,
+    fixed trades that are infeasible on their own, or a solver that does not report an
+    optimum.
     """
     if engine not in ENGINES:
         raise MarketError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    tiebreak.check(tie_break)
     start = time.perf_counter()
     prep = prepare(problem, last_interval, aggregate=engine == "highs")
+    tie_cost = 0.0
     if engine == "highs":
         cell_lp = lp_cells.build(prep)
         columns, rows = cell_lp.columns, cell_lp.rows
+        secondary = _cell_weights(tie_break, prep, cell_lp)
         built = time.perf_counter()
         status_text, lp_obj, values = "optimal", 0.0, np.zeros(0)
         if columns:
@@ -94,8 +108,10 @@ def solve(
                 cell_lp.row_lower,
                 cell_lp.row_upper,
                 cell_lp.matrix,
+                secondary,
             )
             status_text, lp_obj, values = outcome.status, outcome.objective, outcome.x
+            tie_cost = outcome.secondary
         solved = time.perf_counter()
         if _status(status_text) == SolveStatus.OPTIMAL:
             var, x = lp_cells.pair(prep, cell_lp, values)
@@ -105,11 +121,12 @@ def solve(
         var = lp_glpk.enumerate_matchable(prep)
         model = lp_glpk.build(prep, var)
         columns, rows = len(var), lp_glpk.count_constraints(model)
+        secondary = _triple_weights(tie_break, prep, var)
         built = time.perf_counter()
         status_text, lp_obj, x = "optimal", 0.0, np.zeros(0)
         if columns:
-            glpk = lp_glpk.run(model, len(var))
-            status_text, lp_obj, x = glpk.status, glpk.objective, glpk.x
+            glpk = lp_glpk.run(model, len(var), secondary)
+            status_text, lp_obj, x, tie_cost = glpk.status, glpk.objective, glpk.x, glpk.secondary
         solved = time.perf_counter()
     status = _status(status_text)
     if status != SolveStatus.OPTIMAL:
@@ -127,6 +144,28 @@ def solve(
         constraints=rows,
         engine=engine,
         status=status,
+        tie_break=tie_break,
+        tie_break_cost=tie_cost,
+    )
+
+
+def _cell_weights(policy: str, prep: Prepared, lp: lp_cells.CellLp) -> FloatArray | None:
+    """The tie-break cost of the cell LP's columns (x cells, y cells, chain variables)."""
+    if policy == "none":
+        return None
+    w = tiebreak.weights
+    x = w(policy, prep.sells.hi[lp.xs], lp.xt, prep.t0, prep.width)
+    y = w(policy, prep.buys.hi[lp.yb], lp.yt, prep.t0, prep.width)
+    return np.concatenate([x, y, np.zeros(lp.columns - len(x) - len(y))])
+
+
+def _triple_weights(policy: str, prep: Prepared, var: Variables) -> FloatArray | None:
+    """The same cost on the paper's LP: p[s, b, t] carries both of its cells' weights."""
+    if policy == "none":
+        return None
+    w = tiebreak.weights
+    return w(policy, prep.sells.hi[var.s], var.t, prep.t0, prep.width) + w(
+        policy, prep.buys.hi[var.b], var.t, prep.t0, prep.width
     )
 
 
@@ -159,6 +198,7 @@ def sorted_trades(trades: Iterable[Trade]) -> tuple[Trade, ...]:
 
 __all__ = [
     "ENGINES",
+    "TIE_BREAKS",
     "PriceRule",
     "SolveResult",
     "SolveStatus",

@@ -222,7 +222,8 @@ def replay_table(scenario: Scenario, summary: dict[str, Any]) -> str:
     peak = max(per_interval.values(), default=0.0)
     lines = [
         f"{spec.name}: intervals {market.first_interval}..{market.last_interval}, "
-        f"L = {market.prediction_window}, T_clear = {market.t_clear}, engine {summary['engine']}",
+        f"L = {market.prediction_window}, T_clear = {market.t_clear}, engine {summary['engine']}, "
+        f"tie-break {summary['tie_break']}",
         f"{describe_dataset(scenario)}",
         "",
         "interval  time   traded kWh",

@@ -27,6 +27,7 @@ def run_replay(scenario: Scenario, engine: str) -> dict[str, Any]:
             prediction_window=market.prediction_window,
             t_clear=market.t_clear,
             engine=engine,
+            tie_break=market.tie_break,
         )
     except MarketError as exc:
         raise TestbedError(f"replay of {spec.name}: {exc}") from exc
@@ -51,6 +52,7 @@ def run_replay(scenario: Scenario, engine: str) -> dict[str, Any]:
             "prediction_window": market.prediction_window,
             "t_clear": market.t_clear,
             "interval_minutes": market.interval_minutes,
+            "tie_break": market.tie_break,
         },
         **result.summary(engine),
         "grid": replay_grid(scenario, result.trades),

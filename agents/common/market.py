@@ -30,6 +30,9 @@ MINUTES_PER_DAY = 1440
 LOCKSTEP_INTERVAL_SECONDS = 3600
 
 ClockMode = Literal["lockstep", "wallclock"]
+# Which of the equally large optima a solver picks (market.tiebreak.TIE_BREAKS;
+# a test keeps them equal).
+TieBreak = Literal["expiring-first", "storage-last", "none"]
 
 
 def wh_per_interval(kw: float, interval_minutes: int) -> Fraction:
@@ -41,7 +44,7 @@ def wh_per_interval(kw: float, interval_minutes: int) -> Fraction:
 @dataclass(frozen=True)
 class MarketConfig:
     """The market's settings: interval length Δ, traded intervals, prediction window L,
-    T_clear, simulated interval length Δ̂, solver period Δs, clock mode."""
+    T_clear, simulated interval length Δ̂, solver period Δs, clock mode, tie-break."""
 
     interval_minutes: int = 15
     first_interval: int = 1
@@ -51,6 +54,7 @@ class MarketConfig:
     simulated_interval_seconds: float = 120
     solver_period_seconds: float = 5
     clock: ClockMode = "lockstep"
+    tie_break: TieBreak = "expiring-first"
 
     @property
     def intervals_per_day(self) -> int:

@@ -31,7 +31,8 @@ from agents.common.transport import Reporter, Subscriber
 from agents.solver.behaviour import Active, Behaviour, Decision, Honest, Schedule
 from agents.solver.book import OrderBook
 from agents.solver.chainview import SolverChain
-from market.solve import ENGINES, SolveResult, solve
+from market.solve import ENGINES, TIE_BREAKS, SolveResult, solve
+from market.tiebreak import DEFAULT_TIE_BREAK
 from market.types import Feeder, Problem, Solution
 
 log = logging.getLogger("agents.solver")
@@ -87,11 +88,17 @@ class Solver:
         last_interval: int,
         shutdown: Shutdown | None = None,
         actions: ActionLog | None = None,
+        tie_break: str = DEFAULT_TIE_BREAK,
     ) -> None:
         if engine not in ENGINES:
             raise ConfigError(f"engine: unknown engine {engine!r} (known: {', '.join(ENGINES)})")
+        if tie_break not in TIE_BREAKS:
+            raise ConfigError(
+                f"market.tie_break: unknown policy {tie_break!r} (known: {', '.join(TIE_BREAKS)})"
+            )
         self.chain = chain
         self.engine = engine
+        self.tie_break = tie_break
         self.schedule = behaviour if isinstance(behaviour, Schedule) else Schedule.fixed(behaviour)
         self.last_interval = last_interval
         self.shutdown = shutdown
@@ -141,7 +148,9 @@ class Solver:
         self._switch(active, interval)
         problem = self.book.problem(self.feeders, free_from)
         started = time.perf_counter()
-        result = solve(problem, self.engine, last_interval=self.last_interval)
+        result = solve(
+            problem, self.engine, last_interval=self.last_interval, tie_break=self.tie_break
+        )
         seconds = time.perf_counter() - started
         objective = result.solution.objective
         metrics.SOLVER_SOLVE_SECONDS.observe(seconds)
@@ -374,11 +383,21 @@ def run(config: SolverConfig, shutdown: Shutdown) -> int:
     try:
         schedule = Schedule(config.behaviour, config.behaviour_schedule)
         actions = ActionLog(config.out_dir, config.name)
-        solver = Solver(chain, config.engine, schedule, market.last_interval, shutdown, actions)
+        solver = Solver(
+            chain,
+            config.engine,
+            schedule,
+            market.last_interval,
+            shutdown,
+            actions,
+            tie_break=market.tie_break,
+        )
         log.info(
-            "solver %s: engine %s, behaviour %s (%d scheduled spans), %s mode, %d feeders",
+            "solver %s: engine %s, tie-break %s, behaviour %s (%d scheduled spans), %s mode, "
+            "%d feeders",
             config.name,
             config.engine,
+            market.tie_break,
             config.behaviour,
             len(config.behaviour_schedule),
             market.clock,

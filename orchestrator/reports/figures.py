@@ -181,12 +181,19 @@ def figure9(
     *,
     x_label: str = "Prediction window L (intervals)",
     title: str = "",
+    bounds: Mapping[str, float] | None = None,
 ) -> Path:
-    """Total energy traded (kWh) against x (L), one line per series."""
+    """Total energy traded (kWh) against x (L), one line per series; `bounds` (label ->
+    kWh, e.g. the all-offers-at-once optimum) as dashed horizontal lines."""
     fig = _figure((8.0, 5.0))
     ax = fig.add_subplot()
+    for i, (label, kwh) in enumerate((bounds or {}).items()):
+        ax.axhline(
+            kwh, color="0.35", ls=("--", ":", "-.")[i % 3], lw=1.2, label=f"{label} ({kwh:,.1f})"
+        )
     markers = "osD^v<>"
     xs: set[float] = set()
+    labelled: set[tuple[float, str]] = set()  # equal points of several series: one label
     for i, (label, points) in enumerate(series.items()):
         pts = sorted(points)
         xs.update(p[0] for p in pts)
@@ -198,6 +205,9 @@ def figure9(
             label=label,
         )
         for x, y in pts:
+            if (x, f"{y:,.1f}") in labelled:
+                continue
+            labelled.add((x, f"{y:,.1f}"))
             ax.annotate(
                 f"{y:,.1f}",
                 (x, y),
@@ -213,8 +223,8 @@ def figure9(
     ax.set_xlabel(x_label)
     ax.set_ylabel("Total energy traded (kWh)")
     ax.grid(alpha=0.3)
-    if len(series) > 1 or any(series):
-        ax.legend(loc="best")
+    if len(series) > 1 or any(series) or bounds:
+        ax.legend(loc="best", fontsize="small")
     ax.set_title(f"Total energy traded vs. prediction window\n{title}".strip())
     return _save(fig, path)
 

@@ -172,6 +172,15 @@ MARKET = _object(
             "description": "lockstep: advance when every agent is done (deterministic, equals "
             "`testbed replay`); wallclock: every Δ̂ seconds, as on hardware.",
         },
+        "tie_break": {  # market.tiebreak.TIE_BREAKS (a test keeps them equal)
+            "enum": ["expiring-first", "storage-last", "none"],
+            "default": "expiring-first",
+            "description": "Which of the equally large solutions a solver picks "
+            "(market/README.md): expiring-first sells the energy of offers that expire "
+            "soonest first; "
+            "storage-last also keeps multi-interval energy for the last visible intervals; "
+            "none leaves the choice to the LP solver.",
+        },
     },
     default={},
 )

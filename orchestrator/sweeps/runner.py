@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from orchestrator.results.bundle import new_run_id
 from orchestrator.spec import Spec, load_spec
+from orchestrator.sweeps.bound import Bounds
 from orchestrator.sweeps.points import SweepPoint, load_points
 from orchestrator.sweeps.table import SweepTable
 
@@ -85,6 +86,7 @@ def run_sweep(options: SweepOptions) -> SweepResult:
     table = SweepTable(base.name, sweep_id, "run", list(base.sweep or {}))
     files: dict[str, Path] = {}
     exit_code = 0
+    bounds = Bounds()
     runs = [
         RunOptions(
             spec=options.spec,
@@ -104,7 +106,7 @@ def run_sweep(options: SweepOptions) -> SweepResult:
     def after(index: int, result: RunResult) -> None:
         nonlocal files, exit_code
         point = points[index][0]
-        row = table.add(point, _run_row(result))
+        row = table.add(point, _run_row(result, bounds.kwh(points[index][1])))
         _say(options, f"[{point.index}/{len(points)}] {_row_line(row)}")
         files = table.write(directory)
         if result.exit_code != 0:
@@ -117,7 +119,7 @@ def run_sweep(options: SweepOptions) -> SweepResult:
     return SweepResult(table, directory, files, exit_code)
 
 
-def _run_row(result: RunResult) -> dict[str, Any]:
+def _run_row(result: RunResult, upper_bound_kwh: float) -> dict[str, Any]:
     s = result.summary
     return {
         "total_energy_traded_kwh": s.get("total_energy_traded_kwh"),
@@ -128,6 +130,7 @@ def _run_row(result: RunResult) -> dict[str, Any]:
         "status": result.outcome.status,
         "exit_code": result.exit_code,
         "wall_seconds": s.get("wall_seconds"),
+        "upper_bound_kwh": upper_bound_kwh,
         "bundle": str(result.bundle),
     }
 
@@ -140,6 +143,7 @@ def replay_sweep(options: SweepOptions, engine: str | None = None) -> SweepResul
     base, points = load_sweep(options)
     sweep_id, directory = _directory(options, base, "replay-sweep")
     table = SweepTable(base.name, sweep_id, "replay", list(base.sweep or {}))
+    bounds = Bounds()
     for point, spec in points:
         _say(options, f"[{point.index}/{len(points)}] {point.label}")
         started = time.monotonic()
@@ -149,6 +153,7 @@ def replay_sweep(options: SweepOptions, engine: str | None = None) -> SweepResul
             "trades": summary["trades"],
             "offers": summary["dataset"]["offers"],
             "engine": summary["engine"],
+            "upper_bound_kwh": bounds.kwh(spec),
             "solve_seconds": round(summary["solve_seconds_total"], 3),
             "wall_seconds": round(time.monotonic() - started, 3),
         })  # fmt: skip

@@ -1,7 +1,8 @@
 """The sweep table (one row per point) as sweep.json, sweep.csv and sweep.md,
 and the paper's Figure 9: total energy traded against the prediction window
 L, one line per combination of the other sweep keys (e.g. without and with
-battery)."""
+battery, one tie-break policy or another), and, where the rows carry it, the
+all-offers-at-once optimum of each dataset as a dashed upper bound."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from typing import Any
 from orchestrator.sweeps.points import SweepPoint, format_value
 
 WINDOW_KEY = "market.prediction_window"
+POLICY_KEY = "market.tie_break"
+BOUND = "upper_bound_kwh"
 FIG9 = "fig9-energy-vs-prediction-window.png"
 BATTERY_KEYS = ("microgrid.dataset.battery",)
 
@@ -101,18 +104,33 @@ class SweepTable:
             lines.setdefault(label, []).append((float(row[WINDOW_KEY]), float(total)))
         return lines
 
+    def bounds(self) -> dict[str, float]:
+        """The all-at-once optimum (kWh) per dataset: label -> bound, from the rows'
+        `upper_bound_kwh`; the label names the sweep keys other than L and the policy."""
+        others = [k for k in self.keys if k not in (WINDOW_KEY, POLICY_KEY)]
+        found: dict[str, float] = {}
+        for row in self.rows:
+            if row.get(BOUND) is None:
+                continue
+            label = ", ".join(series_label(k, row[k]) for k in others)
+            name = f"{label}: all offers at once" if label else "all offers at once"
+            found[name] = max(found.get(name, 0.0), float(row[BOUND]))
+        return found
+
     def figure9(self, path: Path) -> Path | None:
         if WINDOW_KEY not in self.keys:
             return None
         from orchestrator.reports.figures import figure9
 
         title = f"{self.spec} ({self.mode})"
-        return figure9(self.series(), path, title=title)
+        return figure9(self.series(), path, title=title, bounds=self.bounds())
 
 
 def series_label(key: str, value: Any) -> str:
     if key in BATTERY_KEYS and isinstance(value, bool):
         return "with battery" if value else "no battery"
+    if key == POLICY_KEY:
+        return str(value)
     if key == "microgrid.dataset.path":
         name = format_value(key, value)
         return {"withBattery": "with battery", "noBattery": "no battery"}.get(name, name)

@@ -64,7 +64,7 @@ def test_validate_checks_every_sweep_point() -> None:
     fig9 = REPO / "topologies" / "paper-fig9.yaml"
     ok = run_testbed("validate", fig9)
     assert ok.returncode == 0, ok.stderr
-    assert ok.stdout.rstrip().endswith("local backend, sweep of 12 points")
+    assert ok.stdout.rstrip().endswith("local backend, sweep of 36 points")
     # valid as written (L = 13 > t_clear = 3), but not at the points with L = 2 and 3
     bad = run_testbed(
         "validate", fig9, "--set", "market.prediction_window=13", "--set", "market.t_clear=3"
@@ -72,10 +72,17 @@ def test_validate_checks_every_sweep_point() -> None:
     assert bad.returncode == 2
     lines = bad.stderr.strip().splitlines()
     assert [line.split(":")[0] for line in lines] == [
-        "sweep point 1 (market.prediction_window=2, microgrid.dataset.battery=false)",
-        "sweep point 2 (market.prediction_window=2, microgrid.dataset.battery=true)",
-        "sweep point 3 (market.prediction_window=3, microgrid.dataset.battery=false)",
-        "sweep point 4 (market.prediction_window=3, microgrid.dataset.battery=true)",
+        f"sweep point {n} (market.prediction_window={window}, "
+        f"microgrid.dataset.battery={battery}, market.tie_break={policy})"
+        for n, (window, battery, policy) in enumerate(
+            (
+                (window, battery, policy)
+                for window in (2, 3)
+                for battery in ("false", "true")
+                for policy in ("expiring-first", "storage-last", "none")
+            ),
+            start=1,
+        )
     ]
     assert all("market.t_clear: must be < market.prediction_window" in line for line in lines)
 
@@ -156,7 +163,9 @@ def test_replay_smoke_table_and_json() -> None:
     table = run_testbed("replay", SMOKE)
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
-    assert lines[0] == "smoke: intervals 49..56, L = 3, T_clear = 1, engine highs"
+    assert lines[0] == (
+        "smoke: intervals 49..56, L = 3, T_clear = 1, engine highs, tie-break expiring-first"
+    )
     assert lines[3] == "interval  time   traded kWh"
     assert [line.split()[:2] for line in lines[4:12]] == [
         [str(t), f"{(t - 1) // 4:02d}:{(t - 1) % 4 * 15:02d}"] for t in range(49, 57)

@@ -91,6 +91,7 @@ def replayed(
         prediction_window=m.prediction_window,
         t_clear=m.t_clear,
         engine=spec.solvers[0].engine,
+        tie_break=m.tie_break,
     )
     by_id = {
         o.id: (o.feeder, o.kind.name.lower(), o.energy, o.start, o.end, o.price) for o in offers
@@ -145,14 +146,16 @@ def assert_torn_down(result: RunResult, pids: dict[str, int], state: Path) -> No
     assert summary["status"] == result.outcome.status
 
 
+@pytest.mark.parametrize("tie_break", ["expiring-first", "storage-last", "none"])
 def test_lockstep_window_of_public_traces_equals_replay(
-    tmp_path: Path, transax_dir: Path, state_dir: Path
+    tmp_path: Path, transax_dir: Path, state_dir: Path, tie_break: str
 ) -> None:
     overrides = [
         f"microgrid.dataset.path={transax_dir / 'withBattery'}",
         "market.first_interval=50",
         "market.last_interval=57",
         "market.prediction_window=4",
+        f"market.tie_break={tie_break}",
     ]
     result = run(RunOptions(spec=TRANSAX, overrides=overrides, out=tmp_path / "results"))
     assert result.outcome.status == "ok", result.outcome.message

@@ -126,7 +126,8 @@ def test_dev_keys_are_anvils_accounts() -> None:
 
 
 def test_rendered_configs_load_as_agent_configs(tmp_path: Path) -> None:
-    p = plan(5, per_host=2)
+    market = dataclasses.replace(MARKET, tie_break="storage-last")
+    p = build_plan(scenario(5, per_host=2, market=market), "local", "run-x")
     backend = LocalBackend("run-x", tmp_path / "state")
     placement = backend.prepare(p, tmp_path / "bundle")
     chain = ChainInfo(contract_address="0x" + "ab" * 20, chain_id=31337, epoch=1_700_000_000)
@@ -139,7 +140,7 @@ def test_rendered_configs_load_as_agent_configs(tmp_path: Path) -> None:
         loaded = load_config(where.config_file)
         assert loaded == configs[agent.name]  # written and read with the same classes
         assert parse_config(to_plain(loaded)) == loaded
-        assert loaded.market.settings() == MARKET.settings()  # every market field arrives
+        assert loaded.market.settings() == market.settings()  # every market field arrives
         assert loaded.role == agent.role and loaded.name == agent.name
         assert loaded.market.interval_seconds == 3600 and loaded.market.epoch == chain.epoch
         assert loaded.rpc_url == placement.rpc_url
@@ -150,6 +151,7 @@ def test_rendered_configs_load_as_agent_configs(tmp_path: Path) -> None:
             assert loaded.prices.sell == 1 and loaded.prices.buy == 2
         if isinstance(loaded, SolverConfig):
             assert loaded.engine in ("highs", "glpk")
+            assert loaded.market.tie_break == "storage-last"
     recorder = json.loads(placement.agents["recorder"].config_file.read_text())
     assert recorder["out_dir"] == str((tmp_path / "bundle" / "events").resolve())
     assert "private_key" not in recorder

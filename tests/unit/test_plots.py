@@ -51,6 +51,8 @@ def test_figure6_and_11_and_9(tmp_path: Path) -> None:
         "with battery": [(2.0, 2629.7), (5.0, 2700.0)],
     }
     check_png(figures.figure9(lines, tmp_path / "f9.png", title="t"), (8.0, 5.0))
+    bounds = {"with battery: all offers at once": 2750.0}
+    check_png(figures.figure9(lines, tmp_path / "f9b.png", bounds=bounds), (8.0, 5.0))
 
 
 def test_dataset_energy_counts_every_offer_once_in_its_start_interval() -> None:

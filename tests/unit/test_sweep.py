@@ -147,8 +147,9 @@ def test_the_paper_sweeps_declare_figure_9() -> None:
         assert spec.market.clock == "lockstep"
         assert spec.sweep is not None
         assert spec.sweep["market.prediction_window"] == (2, 3, 5, 7, 10, 13)
+        assert spec.sweep["market.tie_break"] == ("expiring-first", "storage-last", "none")
         assert (spec.market.first_interval, spec.market.last_interval) == (1, 96)
-        assert len(expand(spec)) == 12
+        assert len(expand(spec)) == 36
 
 
 def test_replay_sweep_writes_the_table_and_figure_9(tmp_path: Path) -> None:
@@ -171,6 +172,10 @@ def test_replay_sweep_writes_the_table_and_figure_9(tmp_path: Path) -> None:
     assert result.files["fig9"].name == FIG9
     assert result.files["fig9"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert result.table.series() == {"with battery": [(2.0, totals[2]), (3.0, totals[3])]}
+    # the all-offers-at-once optimum: the same for both points, above both totals
+    (bound,) = {p["upper_bound_kwh"] for p in doc["points"]}
+    assert bound >= max(totals.values()) > 0
+    assert result.table.bounds() == {"with battery: all offers at once": bound}
 
 
 def test_sweep_table_series_group_by_the_other_keys() -> None:
@@ -188,3 +193,23 @@ def test_sweep_table_series_group_by_the_other_keys() -> None:
         "no battery": [(2.0, 10.0), (5.0, 10.0)],
         "with battery": [(2.0, 10.0), (5.0, 12.5)],
     }
+
+
+def test_policies_are_series_and_share_their_dataset_bound() -> None:
+    from orchestrator.sweeps.points import SweepPoint
+
+    keys = ["market.prediction_window", "market.tie_break"]
+    table = SweepTable("x", "id", "replay", keys)
+    rows = [(2, "none", 9.0), (5, "none", 8.0)]
+    rows += [(2, "expiring-first", 10.0), (5, "expiring-first", 11.0)]
+    for i, (window, policy, kwh) in enumerate(rows, start=1):
+        values = (("market.prediction_window", window), ("market.tie_break", policy))
+        table.add(
+            SweepPoint(i, values, f"x-{i}"),
+            {"total_energy_traded_kwh": kwh, "upper_bound_kwh": 11.5},
+        )
+    assert table.series() == {
+        "none": [(2.0, 9.0), (5.0, 8.0)],
+        "expiring-first": [(2.0, 10.0), (5.0, 11.0)],
+    }
+    assert table.bounds() == {"all offers at once": 11.5}
