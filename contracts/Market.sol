@@ -70,12 +70,15 @@ contract Market {
     error OfferStillOpen(uint32 offerId, uint16 end, uint16 nextFinalize);
     error OfferAlreadyClosed(uint32 offerId);
     error TooManyOffers();
+    error OfferTooSmall(uint64 energy, uint64 minimum);
+    error TooManyOpenOffers(address anon, uint16 limit);
     // --------------------------------------------------------- errors: clock
     error NotStarted();
     error MarketClosed();
     error IntervalNotEnded(uint16 interval, uint256 endsAt);
     error CandidateMismatch();
     error NotBetter(uint256 objective, uint256 candidateObjective);
+    error DeadlinePassed(uint16 interval, uint256 finalizableAt);
 
     // ------------------------------------------------------------ bit layouts
     uint256 private constant M16 = 0xffff;
@@ -84,6 +87,7 @@ contract Market {
     // offer word: remaining 0..63 | price 64..127 | start 128..143 | end 144..159 |
     //             feeder index 160..175 | kind 176..183 | closed 184..191 | energy 192..255
     // account word: feeder index + 1 0..15 | SELL permission 16..111 | BUY permission 112..207,
+    //               open offers 208..223,
     //               a permission being energy 0..63 | start 64..79 | end 80..95 (relative)
     // feeder word: id 0..31 | cExt 32..95 | cInt 96..159
     // state word: nextFinalize 0..15 | head interval 16..31 | candidate id 32..63 |
@@ -95,6 +99,9 @@ contract Market {
     uint16 public immutable startInterval;
     uint16 public immutable tClear;
     uint16 public immutable lastInterval;
+    uint64 public immutable minOfferEnergy;
+    uint16 public immutable maxOpenOffers;
+    uint32 public immutable settleChunk;
 
     uint256[] private _feeders;
     mapping(uint32 => uint256) private _feederIndex1;
@@ -104,6 +111,7 @@ contract Market {
     address[] private _owners; // index = offer id
     bytes32 private _headHash;
     uint256 private _state;
+    uint256 private _cursor; // trades of interval nextFinalize settled so far (chunked finalize)
 
     modifier onlyDso() {
         if (msg.sender != dso) revert NotDso();
@@ -111,6 +119,9 @@ contract Market {
     }
 
     /// @param feederIds feeder ids; cExt[i] and cInt[i] (Wh per interval) belong to feederIds[i].
+    /// @param minOfferEnergy_ smallest energy (Wh) of an offer; maxOpenOffers_ most offers one
+    /// address may have posted and not closed; settleChunk_ most trades one finalize() settles
+    /// (an interval with more is settled by several calls, see finalize).
     constructor(
         uint32[] memory feederIds,
         uint64[] memory cExt,
@@ -119,13 +130,17 @@ contract Market {
         uint64 epoch_,
         uint16 startInterval_,
         uint16 tClear_,
-        uint16 lastInterval_
+        uint16 lastInterval_,
+        uint64 minOfferEnergy_,
+        uint16 maxOpenOffers_,
+        uint32 settleChunk_
     ) {
         uint256 n = feederIds.length;
         if (
             n == 0 || n > M16 || cExt.length != n || cInt.length != n || intervalSeconds_ == 0 || tClear_ == 0
-                || uint256(startInterval_) + tClear_ > lastInterval_
-        ) revert BadParameters();
+                || uint256(startInterval_) + tClear_ > lastInterval_ || lastInterval_ == M16
+                || minOfferEnergy_ == 0 || maxOpenOffers_ == 0 || settleChunk_ == 0
+        ) revert BadParameters(); // lastInterval < 2^16 - 1: nextFinalize (16 bits) reaches it + 1
         for (uint256 i = 0; i < n; i++) {
             if (_feederIndex1[feederIds[i]] != 0) revert BadParameters();
             _feederIndex1[feederIds[i]] = i + 1;
@@ -137,6 +152,9 @@ contract Market {
         startInterval = startInterval_;
         tClear = tClear_;
         lastInterval = lastInterval_;
+        minOfferEnergy = minOfferEnergy_;
+        maxOpenOffers = maxOpenOffers_;
+        settleChunk = settleChunk_;
         _offers.push(0);
         _owners.push(address(0));
         _state = uint256(startInterval_) + tClear_;
@@ -188,12 +206,14 @@ contract Market {
         returns (uint32 offerId)
     {
         if (energy == 0) revert ZeroAmount();
+        if (energy < minOfferEnergy) revert OfferTooSmall(energy, minOfferEnergy);
         if (start > end) revert BadRange(start, end);
         uint16 next = uint16(_state & M16);
         if (end < next) revert RangeFinalized(end, next);
         uint256 acc = _accounts[msg.sender];
         uint256 index1 = acc & M16;
         if (index1 == 0) revert NotLinked(msg.sender);
+        if ((acc >> 208) & M16 >= maxOpenOffers) revert TooManyOpenOffers(msg.sender, maxOpenOffers);
         uint256 shift = _permShift(kind);
         uint256 perm = acc >> shift;
         uint64 held = uint64(perm);
@@ -201,7 +221,7 @@ contract Market {
         uint16 heldEnd = uint16(perm >> 80);
         if (start < heldStart || end > heldEnd) revert OutsidePermission(kind, start, end, heldStart, heldEnd);
         if (energy > held) revert InsufficientEnergyAsset(kind, energy, held);
-        _accounts[msg.sender] = acc - (uint256(energy) << shift);
+        _accounts[msg.sender] = acc - (uint256(energy) << shift) + (1 << 208);
         if (kind == Kind.BUY) {
             uint256 cost = uint256(energy) * price;
             uint256 balance = _balances[msg.sender];
@@ -233,6 +253,7 @@ contract Market {
         Kind kind = Kind((o >> 176) & 0xff);
         uint256 refund = kind == Kind.BUY ? uint256(left) * uint64(o >> 64) : 0;
         _offers[offerId] = (o & ~M64) | (uint256(1) << 184);
+        _accounts[msg.sender] -= 1 << 208; // one open offer fewer (it counted since postOffer)
         if (refund != 0) _balances[msg.sender] += refund;
         if (left != 0) emit EnergyDeposited(msg.sender, kind, left, uint16(o >> 128), end);
         emit OfferClosed(offerId, left, refund);
@@ -267,9 +288,16 @@ contract Market {
     }
 
     /// @notice Verifies a solution and makes it the candidate if its objective beats what is left
-    /// of the current candidate (its trades in intervals not finalized yet).
+    /// of the current candidate (its trades in intervals not finalized yet). Refused while the
+    /// T_clear deadline of nextFinalize has passed (DeadlinePassed): the intervals it fixes are
+    /// finalized first, so no solution changes an interval after its deadline.
     function submitSolution(uint256[] calldata trades) external returns (uint32 candidateId) {
         uint256 st = _state;
+        {
+            uint256 d = st & M16;
+            uint256 due = _clockEnd(d - tClear);
+            if (d <= lastInterval && block.timestamp >= due) revert DeadlinePassed(uint16(d), due);
+        }
         (uint256 objective, uint256 scratch, uint256 scratchWords) =
             SolutionVerifier.verify(trades, st & M16, _offers, _feeders);
         uint256 remaining = st >> 128;
@@ -288,23 +316,35 @@ contract Market {
     /// has ended: settles the candidate's trades of that interval. `segment` is the candidate's
     /// words of that interval (empty if it has none), `nextInterval`/`nextHash` the following link
     /// of the hash chain (zero if none); agents.chain computes them from SolutionAccepted.
+    /// One call settles at most settleChunk trades; a longer segment is settled by repeated calls
+    /// with the same arguments (anyone may make them: a stored cursor says where to go on), and
+    /// the last one moves nextFinalize on and emits IntervalFinalized. No candidate can change
+    /// meanwhile (submitSolution refuses while the deadline of nextFinalize has passed).
     function finalize(uint256[] calldata segment, uint16 nextInterval, bytes32 nextHash) external {
         uint256 st = _state;
         uint256 d = st & M16;
         if (d > lastInterval) revert MarketClosed();
         uint256 endsAt = _clockEnd(d - tClear);
         if (block.timestamp < endsAt) revert IntervalNotEnded(uint16(d), endsAt);
-        uint256 count;
+        uint256 count = segment.length;
         uint256 total;
         if ((st >> 16) & M16 == d) {
             if (SolutionVerifier.segmentHash(segment, nextInterval, nextHash) != _headHash) {
                 revert CandidateMismatch();
             }
-            (count, total) = _settle(segment);
+            uint256 from = _cursor;
+            uint256 to = from + settleChunk < count ? from + settleChunk : count;
+            uint256 settled = _settle(segment, from, to);
+            st -= settled << 128; // the candidate's remaining objective
+            if (to < count) {
+                (_cursor, _state) = (to, st); // TradeFinalized per settled trade, no IntervalFinalized
+                return;
+            }
+            if (from != 0) _cursor = 0;
+            total = settled + _energy(segment, from);
             _headHash = nextHash;
-            uint256 remaining = (st >> 128) - total;
-            st = (st & ((M64 << 64) | (M32 << 32))) | (uint256(nextInterval) << 16) | (remaining << 128);
-        } else if (segment.length != 0) {
+            st = (st & ~(M16 << 16)) | (uint256(nextInterval) << 16);
+        } else if (count != 0) {
             revert CandidateMismatch();
         }
         _state = (st & ~M16) | (d + 1);
@@ -435,11 +475,10 @@ contract Market {
         return uint256(epoch) + (clockInterval - startInterval + 1) * intervalSeconds;
     }
 
-    /// Settles one finalized segment: offers' remaining energy decreases, the buyer pays
-    /// energy * price to the seller and gets back what it reserved above that price.
-    function _settle(uint256[] calldata segment) private returns (uint256 count, uint256 total) {
-        count = segment.length;
-        for (uint256 i = 0; i < count; i++) {
+    /// Settles trades [from, to) of a finalized segment: offers' remaining energy decreases, the
+    /// buyer pays energy * price to the seller and gets back what it reserved above that price.
+    function _settle(uint256[] calldata segment, uint256 from, uint256 to) private returns (uint256 total) {
+        for (uint256 i = from; i < to; i++) {
             uint256 w = segment[i];
             uint256 seller = (w >> 160) & M32;
             uint256 buyer = (w >> 128) & M32;
@@ -454,6 +493,13 @@ contract Market {
             if (refund != 0) _balances[_owners[buyer]] += refund;
             total += energy;
             emit TradeFinalized(uint16(w >> 192), uint32(seller), uint32(buyer), uint64(energy), uint64(price));
+        }
+    }
+
+    /// Wh of the first `n` trades of a segment (settled by earlier calls of finalize).
+    function _energy(uint256[] calldata segment, uint256 n) private pure returns (uint256 total) {
+        for (uint256 i = 0; i < n; i++) {
+            total += (segment[i] >> 64) & M64;
         }
     }
 }

@@ -47,6 +47,9 @@ class MarketParams:
     t_clear: int
     interval_seconds: int
     epoch: int
+    min_offer_energy: int = 1  # Wh; smaller offers revert OfferTooSmall
+    max_open_offers: int = 0xFFFF  # per address, posted and not closed (TooManyOpenOffers)
+    settle_chunk: int = 400  # most trades one finalize() call settles
 
     @property
     def start_interval(self) -> int:
@@ -70,6 +73,9 @@ class MarketParams:
             self.start_interval,
             self.t_clear,
             self.last_interval,
+            self.min_offer_energy,
+            self.max_open_offers,
+            self.settle_chunk,
         ]
 
 

@@ -71,7 +71,8 @@ def market(node: Anvil) -> Iterator[tuple[Harness, Problem]]:  # noqa: F811
     transactions revert, so it never changes)."""
     w3 = node.web3()
     dso = Sender(w3, Account.create())
-    params = MarketParams(FEEDERS, 3, 6, 1, 60, latest_timestamp(w3) - 600)
+    # hour-long intervals, interval 3 finalizable now: submissions stay before 4's deadline
+    params = MarketParams(FEEDERS, 3, 6, 1, 3600, latest_timestamp(w3) - 3600)
     h = Harness(w3, deploy_market(w3, dso, params), dso, params)
     for feeder, kind, energy, start, end, price in OFFERS:
         who = h.anon(feeder, kind, energy, balance=energy * price)
