@@ -65,6 +65,9 @@ def deploy(url: str, plan: Plan, chain_id: int, epoch: int | None) -> ChainInfo:
         t_clear=m.t_clear,
         interval_seconds=m.chain_interval_seconds,
         epoch=start,
+        min_offer_energy=m.min_offer_energy_wh,
+        max_open_offers=m.max_open_offers,
+        settle_chunk=m.settle_chunk,
     )
     try:
         market = deploy_market(w3, Sender(w3, Account.from_key(dev_key(DSO_ACCOUNT))), params)

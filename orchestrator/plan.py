@@ -80,6 +80,9 @@ class MarketParams:
     clock: ClockMode
     simulated_interval_seconds: float
     solver_period_seconds: float
+    min_offer_energy_wh: int = 1  # contract parameters (issue 14)
+    max_open_offers: int = 256
+    settle_chunk: int = 400
 
     @property
     def chain_interval_seconds(self) -> int:

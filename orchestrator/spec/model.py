@@ -93,6 +93,9 @@ class MarketConfig:
     simulated_interval_seconds: float = 120
     solver_period_seconds: float = 5
     clock: str = "lockstep"
+    min_offer_energy_wh: int = 1
+    max_open_offers: int = 256
+    settle_chunk: int = 400
 
     @property
     def intervals_per_day(self) -> int:
