@@ -18,6 +18,8 @@ from agents.chain.events import IntervalFinalized, OfferClosed, OfferPosted, Tra
 from agents.chain.node import Anvil, latest_timestamp, mine
 from agents.chain.tx import PendingTx, Sender
 from agents.common.abi import keccak256
+from agents.common.chainclient import MarketClient, load_abi
+from agents.common.rpc import Contract, JsonRpc, Signer
 from agents.solver.trim import max_trades, trim
 from market.solve import solve
 from market.types import Feeder, Kind, Problem, Trade
@@ -76,10 +78,10 @@ def w3(node: Anvil) -> Iterator[Web3]:  # noqa: F811
     yield node.web3()
 
 
-def _flood(m: Market) -> dict[int, Sender]:
-    """One seller with plenty and FLOOD 1-Wh buyers in interval FIRST; offer id -> poster."""
+def _flood(m: Market, n: int = FLOOD) -> dict[int, Sender]:
+    """One seller with plenty and n 1-Wh buyers in interval FIRST; offer id -> poster."""
     seller = m.key("seller")
-    buyers = [m.key(f"buyer/{i}") for i in range(FLOOD)]
+    buyers = [m.key(f"buyer/{i}") for i in range(n)]
     pending = m.issue(seller, 1, Kind.SELL, 10_000, 0)
     for i, b in enumerate(buyers):
         pending += m.issue(b, 1 + i % 2, Kind.BUY, 1, 100)
@@ -193,3 +195,26 @@ def test_offers_below_the_minimum_and_above_the_open_offer_cap_are_refused(w3: W
     m.finalize_through(FIRST, [m.key("clock")])
     m.contract.close_offer(anon, 1, gas=TX_GAS).wait()  # a closed offer frees its place
     assert m.contract.post_offer(anon, Kind.SELL, 5, LAST, LAST, 10, gas=TX_GAS).wait()
+
+
+def test_the_clocks_finalize_continues_a_chunked_interval_to_its_end(node: Anvil) -> None:  # noqa: F811
+    w3 = node.web3()
+    m = Market(w3, settle_chunk=7)
+    _flood(m, 30)
+    offers = [
+        e.offer for e in m.contract.events(0, types=[OfferPosted]) if isinstance(e, OfferPosted)
+    ]
+    problem = Problem(FEEDERS, tuple(offers), (), FIRST)
+    solution = solve(problem, "highs", last_interval=LAST).solution
+    m.contract.submit_solution(m.key("solver"), solution, gas=TX_GAS * 10).wait()
+    key = keccak256(b"liveness/clock")
+    chain_id = w3.eth.chain_id
+    client = MarketClient(
+        JsonRpc(node.url), Contract(m.contract.address, load_abi()), chain_id, Signer(key, chain_id)
+    )
+    try:
+        done = client.finalize(timestamp=m.params.finalizable_at(FIRST))
+    finally:
+        client.close()
+    assert (done.interval, done.trades, done.energy_wh) == (FIRST, 30, 30)
+    assert m.contract.next_finalize() == FIRST + 1
