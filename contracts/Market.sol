@@ -106,6 +106,8 @@ contract Market {
     uint256[] private _feeders;
     mapping(uint32 => uint256) private _feederIndex1;
     mapping(address => uint256) private _accounts;
+    // balance + 1 once an address was credited or posted an offer (0: never): settlement then
+    // writes a nonzero slot (~5k gas) instead of creating one (~22k) for a fresh address.
     mapping(address => uint256) private _balances;
     uint256[] private _offers; // index = offer id; index 0 is a placeholder
     address[] private _owners; // index = offer id
@@ -194,7 +196,8 @@ contract Market {
     /// @notice Credits `amount` money units to `anon` (to pay for buy offers).
     function addFinancialBalance(address anon, uint256 amount) external onlyDso {
         if (amount == 0) revert ZeroAmount();
-        _balances[anon] += amount;
+        uint256 stored = _balances[anon];
+        _balances[anon] = (stored == 0 ? 1 : stored) + amount;
         emit FinancialAdded(anon, amount);
     }
 
@@ -224,9 +227,11 @@ contract Market {
         _accounts[msg.sender] = acc - (uint256(energy) << shift) + (1 << 208);
         if (kind == Kind.BUY) {
             uint256 cost = uint256(energy) * price;
-            uint256 balance = _balances[msg.sender];
+            uint256 balance = _balance(msg.sender);
             if (cost > balance) revert InsufficientBalance(cost, balance);
-            _balances[msg.sender] = balance - cost;
+            _balances[msg.sender] = balance - cost + 1;
+        } else if (_balances[msg.sender] == 0) {
+            _balances[msg.sender] = 1; // the seller's slot exists before settlement pays into it
         }
         uint256 id = _offers.length;
         if (id > M32) revert TooManyOffers();
@@ -274,9 +279,9 @@ contract Market {
     /// @notice Deposits `amount` of the sender's free financial balance back to the DSO.
     function depositFinancial(uint256 amount) external {
         if (amount == 0) revert ZeroAmount();
-        uint256 balance = _balances[msg.sender];
+        uint256 balance = _balance(msg.sender);
         if (amount > balance) revert InsufficientBalance(amount, balance);
-        _balances[msg.sender] = balance - amount;
+        _balances[msg.sender] = balance - amount + 1;
         emit FinancialDeposited(msg.sender, amount);
     }
 
@@ -444,11 +449,11 @@ contract Market {
         buyEnergy = uint64(acc >> 112);
         buyStart = uint16(acc >> 176);
         buyEnd = uint16(acc >> 192);
-        balance = _balances[anon];
+        balance = _balance(anon);
     }
 
     function balanceOf(address anon) external view returns (uint256) {
-        return _balances[anon];
+        return _balance(anon);
     }
 
     function feeders() external view returns (uint32[] memory ids, uint64[] memory cExt, uint64[] memory cInt) {
@@ -463,6 +468,11 @@ contract Market {
     }
 
     // ============================================================== internals
+    function _balance(address anon) private view returns (uint256) {
+        uint256 stored = _balances[anon];
+        return stored == 0 ? 0 : stored - 1;
+    }
+
     function _permShift(Kind kind) private pure returns (uint256) {
         return kind == Kind.SELL ? 16 : 112;
     }
