@@ -124,10 +124,12 @@ def flood(market: MarketContract, dso: Sender, n: int, owners: int | None) -> di
     deposit = market.deposit_financial(b0, market.balance_of(b0.address), gas=TX_GAS).gas_used
     settled = len(solution.trades)
     chunk = int(market.call("settleChunk"))
-    # a full call settles `chunk` trades, the last one the rest; both pass the whole segment
+    # a middle call settles `chunk` trades, the last one the rest; both pass the whole segment
+    # (the first one also creates the cursor's slot)
     last = settled - chunk * (len(calls) - 1)
-    per_trade = (calls[0] - calls[-1]) / (chunk - last) if len(calls) > 1 and last < chunk else 0
-    overhead = calls[0] - chunk * per_trade if per_trade else 0
+    full = calls[1] if len(calls) > 2 else calls[0]
+    per_trade = (full - calls[-1]) / (chunk - last) if len(calls) > 1 and last < chunk else 0
+    overhead = full - chunk * per_trade if per_trade else 0
     life = (
         posted["add_energy_gas"]
         + posted["add_financial_gas"]

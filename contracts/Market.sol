@@ -113,7 +113,8 @@ contract Market {
     address[] private _owners; // index = offer id
     bytes32 private _headHash;
     uint256 private _state;
-    uint256 private _cursor; // trades of interval nextFinalize settled so far (chunked finalize)
+    // chunked finalize of interval nextFinalize: Wh settled so far << 32 | trades settled so far
+    uint256 private _cursor;
 
     modifier onlyDso() {
         if (msg.sender != dso) revert NotDso();
@@ -337,16 +338,18 @@ contract Market {
             if (SolutionVerifier.segmentHash(segment, nextInterval, nextHash) != _headHash) {
                 revert CandidateMismatch();
             }
-            uint256 from = _cursor;
+            uint256 cursor = _cursor;
+            uint256 from = cursor & M32;
             uint256 to = from + settleChunk < count ? from + settleChunk : count;
             uint256 settled = _settle(segment, from, to);
             st -= settled << 128; // the candidate's remaining objective
+            total = (cursor >> 32) + settled;
             if (to < count) {
-                (_cursor, _state) = (to, st); // TradeFinalized per settled trade, no IntervalFinalized
+                // TradeFinalized per settled trade, IntervalFinalized with the last chunk
+                (_cursor, _state) = ((total << 32) | to, st);
                 return;
             }
-            if (from != 0) _cursor = 0;
-            total = settled + _energy(segment, from);
+            if (cursor != 0) _cursor = 0;
             _headHash = nextHash;
             st = (st & ~(M16 << 16)) | (uint256(nextInterval) << 16);
         } else if (count != 0) {
@@ -503,13 +506,6 @@ contract Market {
             if (refund != 0) _balances[_owners[buyer]] += refund;
             total += energy;
             emit TradeFinalized(uint16(w >> 192), uint32(seller), uint32(buyer), uint64(energy), uint64(price));
-        }
-    }
-
-    /// Wh of the first `n` trades of a segment (settled by earlier calls of finalize).
-    function _energy(uint256[] calldata segment, uint256 n) private pure returns (uint256 total) {
-        for (uint256 i = 0; i < n; i++) {
-            total += (segment[i] >> 64) & M64;
         }
     }
 }
