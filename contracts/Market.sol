@@ -70,12 +70,15 @@ contract Market {
     error OfferStillOpen(uint32 offerId, uint16 end, uint16 nextFinalize);
     error OfferAlreadyClosed(uint32 offerId);
     error TooManyOffers();
+    error OfferTooSmall(uint64 energy, uint64 minimum);
+    error TooManyOpenOffers(address anon, uint16 limit);
     // --------------------------------------------------------- errors: clock
     error NotStarted();
     error MarketClosed();
     error IntervalNotEnded(uint16 interval, uint256 endsAt);
     error CandidateMismatch();
     error NotBetter(uint256 objective, uint256 candidateObjective);
+    error DeadlinePassed(uint16 interval, uint256 finalizableAt);
 
     // ------------------------------------------------------------ bit layouts
     uint256 private constant M16 = 0xffff;
@@ -84,6 +87,7 @@ contract Market {
     // offer word: remaining 0..63 | price 64..127 | start 128..143 | end 144..159 |
     //             feeder index 160..175 | kind 176..183 | closed 184..191 | energy 192..255
     // account word: feeder index + 1 0..15 | SELL permission 16..111 | BUY permission 112..207,
+    //               open offers 208..223,
     //               a permission being energy 0..63 | start 64..79 | end 80..95 (relative)
     // feeder word: id 0..31 | cExt 32..95 | cInt 96..159
     // state word: nextFinalize 0..15 | head interval 16..31 | candidate id 32..63 |
@@ -95,15 +99,22 @@ contract Market {
     uint16 public immutable startInterval;
     uint16 public immutable tClear;
     uint16 public immutable lastInterval;
+    uint64 public immutable minOfferEnergy;
+    uint16 public immutable maxOpenOffers;
+    uint32 public immutable settleChunk;
 
     uint256[] private _feeders;
     mapping(uint32 => uint256) private _feederIndex1;
     mapping(address => uint256) private _accounts;
+    // balance + 1 once an address was credited or posted an offer (0: never): settlement then
+    // writes a nonzero slot (~5k gas) instead of creating one (~22k) for a fresh address.
     mapping(address => uint256) private _balances;
     uint256[] private _offers; // index = offer id; index 0 is a placeholder
     address[] private _owners; // index = offer id
     bytes32 private _headHash;
     uint256 private _state;
+    // chunked finalize of interval nextFinalize: Wh settled so far << 32 | trades settled so far
+    uint256 private _cursor;
 
     modifier onlyDso() {
         if (msg.sender != dso) revert NotDso();
@@ -111,6 +122,9 @@ contract Market {
     }
 
     /// @param feederIds feeder ids; cExt[i] and cInt[i] (Wh per interval) belong to feederIds[i].
+    /// @param minOfferEnergy_ smallest energy (Wh) of an offer; maxOpenOffers_ most offers one
+    /// address may have posted and not closed; settleChunk_ most trades one finalize() settles
+    /// (an interval with more is settled by several calls, see finalize).
     constructor(
         uint32[] memory feederIds,
         uint64[] memory cExt,
@@ -119,13 +133,17 @@ contract Market {
         uint64 epoch_,
         uint16 startInterval_,
         uint16 tClear_,
-        uint16 lastInterval_
+        uint16 lastInterval_,
+        uint64 minOfferEnergy_,
+        uint16 maxOpenOffers_,
+        uint32 settleChunk_
     ) {
         uint256 n = feederIds.length;
         if (
             n == 0 || n > M16 || cExt.length != n || cInt.length != n || intervalSeconds_ == 0 || tClear_ == 0
-                || uint256(startInterval_) + tClear_ > lastInterval_
-        ) revert BadParameters();
+                || uint256(startInterval_) + tClear_ > lastInterval_ || lastInterval_ == M16
+                || minOfferEnergy_ == 0 || maxOpenOffers_ == 0 || settleChunk_ == 0
+        ) revert BadParameters(); // lastInterval < 2^16 - 1: nextFinalize (16 bits) reaches it + 1
         for (uint256 i = 0; i < n; i++) {
             if (_feederIndex1[feederIds[i]] != 0) revert BadParameters();
             _feederIndex1[feederIds[i]] = i + 1;
@@ -137,6 +155,9 @@ contract Market {
         startInterval = startInterval_;
         tClear = tClear_;
         lastInterval = lastInterval_;
+        minOfferEnergy = minOfferEnergy_;
+        maxOpenOffers = maxOpenOffers_;
+        settleChunk = settleChunk_;
         _offers.push(0);
         _owners.push(address(0));
         _state = uint256(startInterval_) + tClear_;
@@ -176,7 +197,8 @@ contract Market {
     /// @notice Credits `amount` money units to `anon` (to pay for buy offers).
     function addFinancialBalance(address anon, uint256 amount) external onlyDso {
         if (amount == 0) revert ZeroAmount();
-        _balances[anon] += amount;
+        uint256 stored = _balances[anon];
+        _balances[anon] = (stored == 0 ? 1 : stored) + amount;
         emit FinancialAdded(anon, amount);
     }
 
@@ -188,12 +210,14 @@ contract Market {
         returns (uint32 offerId)
     {
         if (energy == 0) revert ZeroAmount();
+        if (energy < minOfferEnergy) revert OfferTooSmall(energy, minOfferEnergy);
         if (start > end) revert BadRange(start, end);
         uint16 next = uint16(_state & M16);
         if (end < next) revert RangeFinalized(end, next);
         uint256 acc = _accounts[msg.sender];
         uint256 index1 = acc & M16;
         if (index1 == 0) revert NotLinked(msg.sender);
+        if ((acc >> 208) & M16 >= maxOpenOffers) revert TooManyOpenOffers(msg.sender, maxOpenOffers);
         uint256 shift = _permShift(kind);
         uint256 perm = acc >> shift;
         uint64 held = uint64(perm);
@@ -201,12 +225,14 @@ contract Market {
         uint16 heldEnd = uint16(perm >> 80);
         if (start < heldStart || end > heldEnd) revert OutsidePermission(kind, start, end, heldStart, heldEnd);
         if (energy > held) revert InsufficientEnergyAsset(kind, energy, held);
-        _accounts[msg.sender] = acc - (uint256(energy) << shift);
+        _accounts[msg.sender] = acc - (uint256(energy) << shift) + (1 << 208);
         if (kind == Kind.BUY) {
             uint256 cost = uint256(energy) * price;
-            uint256 balance = _balances[msg.sender];
+            uint256 balance = _balance(msg.sender);
             if (cost > balance) revert InsufficientBalance(cost, balance);
-            _balances[msg.sender] = balance - cost;
+            _balances[msg.sender] = balance - cost + 1;
+        } else if (_balances[msg.sender] == 0) {
+            _balances[msg.sender] = 1; // the seller's slot exists before settlement pays into it
         }
         uint256 id = _offers.length;
         if (id > M32) revert TooManyOffers();
@@ -233,6 +259,7 @@ contract Market {
         Kind kind = Kind((o >> 176) & 0xff);
         uint256 refund = kind == Kind.BUY ? uint256(left) * uint64(o >> 64) : 0;
         _offers[offerId] = (o & ~M64) | (uint256(1) << 184);
+        _accounts[msg.sender] -= 1 << 208; // one open offer fewer (it counted since postOffer)
         if (refund != 0) _balances[msg.sender] += refund;
         if (left != 0) emit EnergyDeposited(msg.sender, kind, left, uint16(o >> 128), end);
         emit OfferClosed(offerId, left, refund);
@@ -253,9 +280,9 @@ contract Market {
     /// @notice Deposits `amount` of the sender's free financial balance back to the DSO.
     function depositFinancial(uint256 amount) external {
         if (amount == 0) revert ZeroAmount();
-        uint256 balance = _balances[msg.sender];
+        uint256 balance = _balance(msg.sender);
         if (amount > balance) revert InsufficientBalance(amount, balance);
-        _balances[msg.sender] = balance - amount;
+        _balances[msg.sender] = balance - amount + 1;
         emit FinancialDeposited(msg.sender, amount);
     }
 
@@ -267,9 +294,16 @@ contract Market {
     }
 
     /// @notice Verifies a solution and makes it the candidate if its objective beats what is left
-    /// of the current candidate (its trades in intervals not finalized yet).
+    /// of the current candidate (its trades in intervals not finalized yet). Refused while the
+    /// T_clear deadline of nextFinalize has passed (DeadlinePassed): the intervals it fixes are
+    /// finalized first, so no solution changes an interval after its deadline.
     function submitSolution(uint256[] calldata trades) external returns (uint32 candidateId) {
         uint256 st = _state;
+        {
+            uint256 d = st & M16;
+            uint256 due = _clockEnd(d - tClear);
+            if (d <= lastInterval && block.timestamp >= due) revert DeadlinePassed(uint16(d), due);
+        }
         (uint256 objective, uint256 scratch, uint256 scratchWords) =
             SolutionVerifier.verify(trades, st & M16, _offers, _feeders);
         uint256 remaining = st >> 128;
@@ -288,23 +322,37 @@ contract Market {
     /// has ended: settles the candidate's trades of that interval. `segment` is the candidate's
     /// words of that interval (empty if it has none), `nextInterval`/`nextHash` the following link
     /// of the hash chain (zero if none); agents.chain computes them from SolutionAccepted.
+    /// One call settles at most settleChunk trades; a longer segment is settled by repeated calls
+    /// with the same arguments (anyone may make them: a stored cursor says where to go on), and
+    /// the last one moves nextFinalize on and emits IntervalFinalized. No candidate can change
+    /// meanwhile (submitSolution refuses while the deadline of nextFinalize has passed).
     function finalize(uint256[] calldata segment, uint16 nextInterval, bytes32 nextHash) external {
         uint256 st = _state;
         uint256 d = st & M16;
         if (d > lastInterval) revert MarketClosed();
         uint256 endsAt = _clockEnd(d - tClear);
         if (block.timestamp < endsAt) revert IntervalNotEnded(uint16(d), endsAt);
-        uint256 count;
+        uint256 count = segment.length;
         uint256 total;
         if ((st >> 16) & M16 == d) {
             if (SolutionVerifier.segmentHash(segment, nextInterval, nextHash) != _headHash) {
                 revert CandidateMismatch();
             }
-            (count, total) = _settle(segment);
+            uint256 cursor = _cursor;
+            uint256 from = cursor & M32;
+            uint256 to = from + settleChunk < count ? from + settleChunk : count;
+            uint256 settled = _settle(segment, from, to);
+            st -= settled << 128; // the candidate's remaining objective
+            total = (cursor >> 32) + settled;
+            if (to < count) {
+                // TradeFinalized per settled trade, IntervalFinalized with the last chunk
+                (_cursor, _state) = ((total << 32) | to, st);
+                return;
+            }
+            if (cursor != 0) _cursor = 0;
             _headHash = nextHash;
-            uint256 remaining = (st >> 128) - total;
-            st = (st & ((M64 << 64) | (M32 << 32))) | (uint256(nextInterval) << 16) | (remaining << 128);
-        } else if (segment.length != 0) {
+            st = (st & ~(M16 << 16)) | (uint256(nextInterval) << 16);
+        } else if (count != 0) {
             revert CandidateMismatch();
         }
         _state = (st & ~M16) | (d + 1);
@@ -404,11 +452,11 @@ contract Market {
         buyEnergy = uint64(acc >> 112);
         buyStart = uint16(acc >> 176);
         buyEnd = uint16(acc >> 192);
-        balance = _balances[anon];
+        balance = _balance(anon);
     }
 
     function balanceOf(address anon) external view returns (uint256) {
-        return _balances[anon];
+        return _balance(anon);
     }
 
     function feeders() external view returns (uint32[] memory ids, uint64[] memory cExt, uint64[] memory cInt) {
@@ -423,6 +471,11 @@ contract Market {
     }
 
     // ============================================================== internals
+    function _balance(address anon) private view returns (uint256) {
+        uint256 stored = _balances[anon];
+        return stored == 0 ? 0 : stored - 1;
+    }
+
     function _permShift(Kind kind) private pure returns (uint256) {
         return kind == Kind.SELL ? 16 : 112;
     }
@@ -435,11 +488,10 @@ contract Market {
         return uint256(epoch) + (clockInterval - startInterval + 1) * intervalSeconds;
     }
 
-    /// Settles one finalized segment: offers' remaining energy decreases, the buyer pays
-    /// energy * price to the seller and gets back what it reserved above that price.
-    function _settle(uint256[] calldata segment) private returns (uint256 count, uint256 total) {
-        count = segment.length;
-        for (uint256 i = 0; i < count; i++) {
+    /// Settles trades [from, to) of a finalized segment: offers' remaining energy decreases, the
+    /// buyer pays energy * price to the seller and gets back what it reserved above that price.
+    function _settle(uint256[] calldata segment, uint256 from, uint256 to) private returns (uint256 total) {
+        for (uint256 i = from; i < to; i++) {
             uint256 w = segment[i];
             uint256 seller = (w >> 160) & M32;
             uint256 buyer = (w >> 128) & M32;

@@ -108,29 +108,22 @@ library SolutionVerifier {
                     let lim := sload(add(fBase, f))
                     let cExt := and(shr(32, lim), 0xffffffffffffffff)
                     let cInt := and(shr(96, lim), 0xffffffffffffffff)
-                    let amount := 0
+                    // Nested ifs, not `switch` with `break`: a Yul `break` leaves the enclosing
+                    // for loop, which skipped recording the error's arguments below.
+                    let amount := sub(s, b)
                     let limit := cExt
-                    switch 0
-                    case 0 {
-                        if gt(s, add(b, cExt)) {
-                            c := 2
-                            amount := sub(s, b)
-                            break
-                        }
-                        if gt(b, add(s, cExt)) {
-                            c := 3
-                            amount := sub(b, s)
-                            break
-                        }
-                        limit := cInt
-                        if gt(b, cInt) {
-                            c := 4
+                    c := mul(gt(s, add(b, cExt)), 2) // (5): EXT_OUT
+                    if iszero(c) {
+                        amount := sub(b, s)
+                        c := mul(gt(b, add(s, cExt)), 3) // (6): EXT_IN
+                        if iszero(c) {
+                            limit := cInt
                             amount := b
-                            break
-                        }
-                        if gt(s, cInt) {
-                            c := 5
-                            amount := s
+                            c := mul(gt(b, cInt), 4) // (7): INT_CONSUMPTION
+                            if iszero(c) {
+                                amount := s
+                                c := mul(gt(s, cInt), 5) // (8): INT_PRODUCTION
+                            }
                         }
                     }
                     if c {

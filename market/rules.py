@@ -177,8 +177,13 @@ RULES: tuple[Rule, ...] = (
 MALFORMED_TRADE = _e("MalformedTrade", "uint256 index")  # bits 208..255 not zero
 UNSORTED_TRADES = _e("UnsortedTrades", "uint256 index")  # keys not increasing
 ENCODING_ERRORS: tuple[ContractError, ...] = (MALFORMED_TRADE, UNSORTED_TRADES)
-# A feasible solution that does not beat the candidate (Market.sol, after verification).
+# submitSolution's refusals outside the verification (Market.sol); the candidate stays.
+# A feasible solution that does not beat the candidate (after verification):
 NOT_BETTER = _e("NotBetter", "uint256 objective", "uint256 candidateObjective")
+# The T_clear deadline of the first unfinalized interval has passed (before verification):
+# finalize() first, so that no solution changes an interval after its deadline.
+DEADLINE_PASSED = _e("DeadlinePassed", "uint16 interval", "uint256 finalizableAt")
+SUBMISSION_ERRORS: tuple[ContractError, ...] = (DEADLINE_PASSED, NOT_BETTER)
 
 # The contract's order of checks, by error name (see the module docstring).
 CONTRACT_ORDER: tuple[str, ...] = (

@@ -262,19 +262,25 @@ class MarketClient:
                 "finalize", list(args.segment), args.next_interval, args.next_hash
             ),
         )
-        (receipt,) = self.transact([(self.main, call)])
-        if not succeeded(receipt):
-            why = self.revert_reason(self.main, call, receipt["blockNumber"])
-            raise AgentError(
-                f"finalize() of interval {interval} reverted with {why} "
-                f"({receipt['transactionHash']})"
-            )
-        (done,) = self.events(receipt, "IntervalFinalized") or [{}]
+        gas = 0
+        while True:  # a segment above the contract's settleChunk takes several calls
+            (receipt,) = self.transact([(self.main, call)])
+            if not succeeded(receipt):
+                why = self.revert_reason(self.main, call, receipt["blockNumber"])
+                raise AgentError(
+                    f"finalize() of interval {interval} reverted with {why} "
+                    f"({receipt['transactionHash']})"
+                )
+            gas += int(receipt["gasUsed"], 16)
+            finalized = self.events(receipt, "IntervalFinalized")
+            if finalized:
+                break
+        (done,) = finalized
         block = self.rpc.call("eth_getBlockByNumber", [receipt["blockNumber"], False])
         return FinalizeResult(
             interval=int(interval),
             trades=int(done.get("tradeCount", 0)),
             energy_wh=int(done.get("energy", 0)),
-            gas_used=int(receipt["gasUsed"], 16),
+            gas_used=gas,
             block_time=int(block["timestamp"], 16),
         )

@@ -40,7 +40,9 @@ from market.types import Feeder, Kind, Solution, Trade
 
 
 def constructor_args(feeders: Sequence[Feeder], market: MarketParams) -> list[Any]:
-    """Market.sol's constructor arguments: the feeders and the market's chain timing."""
+    """Market.sol's constructor arguments: the feeders, the market's chain timing and
+    its liveness bounds (minimum offer energy, open offers per address, trades per
+    finalize call)."""
     return [
         [f.id for f in feeders],
         [f.c_ext for f in feeders],
@@ -50,6 +52,9 @@ def constructor_args(feeders: Sequence[Feeder], market: MarketParams) -> list[An
         market.first_clock_interval,
         market.t_clear,
         market.last_interval,
+        market.min_offer_energy_wh,
+        market.max_open_offers,
+        market.settle_chunk,
     ]
 
 
@@ -291,6 +296,9 @@ class MarketContract:
             t_clear=t_clear,
             interval_seconds=int(self.call("intervalSeconds")),
             epoch=int(self.call("epoch")),
+            min_offer_energy_wh=int(self.call("minOfferEnergy")),
+            max_open_offers=int(self.call("maxOpenOffers")),
+            settle_chunk=int(self.call("settleChunk")),
         )
 
     # ----------------------------------------------------------- events

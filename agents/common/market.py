@@ -55,6 +55,11 @@ class MarketConfig:
     solver_period_seconds: float = 5
     clock: ClockMode = "lockstep"
     tie_break: TieBreak = "expiring-first"
+    # The contract's liveness bounds (contracts/README.md): smaller offers revert
+    # OfferTooSmall; offers one address may have open; trades one finalize() settles.
+    min_offer_energy_wh: int = 1
+    max_open_offers: int = 256
+    settle_chunk: int = 400
 
     @property
     def intervals_per_day(self) -> int:

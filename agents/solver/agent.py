@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from agents.common import metrics
 from agents.common.actionlog import ActionLog
@@ -31,6 +31,7 @@ from agents.common.transport import Reporter, Subscriber
 from agents.solver.behaviour import Active, Behaviour, Decision, Honest, Schedule
 from agents.solver.book import OrderBook
 from agents.solver.chainview import SolverChain
+from agents.solver.trim import max_trades, trim
 from market.solve import ENGINES, TIE_BREAKS, SolveResult, solve
 from market.tiebreak import DEFAULT_TIE_BREAK
 from market.types import Feeder, Problem, Solution
@@ -151,6 +152,8 @@ class Solver:
         result = solve(
             problem, self.engine, last_interval=self.last_interval, tie_break=self.tie_break
         )
+        # what one submission can carry (unchanged below the limit, as in market.replay)
+        result = replace(result, solution=trim(problem, result.solution, max_trades()))
         seconds = time.perf_counter() - started
         objective = result.solution.objective
         metrics.SOLVER_SOLVE_SECONDS.observe(seconds)

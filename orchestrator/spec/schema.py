@@ -166,6 +166,23 @@ MARKET = _object(
         "solver_period_seconds": _number(
             "Δs: a solver runs every Δs seconds.", exclusiveMinimum=0, default=5
         ),
+        "min_offer_energy_wh": _integer(
+            "Smallest offer the contract takes (Wh): raises the cost of a flood of tiny offers.",
+            minimum=1,
+            default=1,
+        ),
+        "max_open_offers": _integer(
+            "Most offers one anonymous address may have posted and not closed (contract).",
+            minimum=1,
+            maximum=65535,
+            default=256,
+        ),
+        "settle_chunk": _integer(
+            "Most trades one finalize() call settles; longer intervals take several calls.",
+            minimum=1,
+            maximum=2**32 - 1,
+            default=400,
+        ),
         "clock": {
             "enum": ["lockstep", "wallclock"],
             "default": "lockstep",

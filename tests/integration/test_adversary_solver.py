@@ -46,7 +46,7 @@ FEEDERS = (
     Feeder(3, 1_000, 50),
     Feeder(4, 40, 1_000),
 )
-FIRST, LAST, T_CLEAR, SECONDS = 3, 6, 1, 60
+FIRST, LAST, T_CLEAR, SECONDS = 3, 6, 1, 3600
 OFFERS = (  # (feeder, kind, energy, start, end, price); ids 1.. in this order
     (1, Kind.SELL, 2_500, 3, 6, 10),
     (1, Kind.BUY, 2_000, 3, 6, 20),
@@ -70,12 +70,13 @@ def market(node: Anvil) -> Iterator[Harness]:  # noqa: F811
     """A fresh market with OFFERS posted and interval 3 finalized (free from 4)."""
     w3 = node.web3()
     dso = Sender(w3, Account.create())
+    # interval 3 finalizable now, 4's deadline an interval away: submissions are taken
     params = MarketParams(
         first_interval=FIRST,
         last_interval=LAST,
         t_clear=T_CLEAR,
         interval_seconds=SECONDS,
-        epoch=latest_timestamp(w3) - 600,
+        epoch=latest_timestamp(w3) - SECONDS,
     )
     h = Harness(w3, deploy_market(w3, dso, FEEDERS, params), dso, params)
     _post(h, OFFERS)

@@ -72,12 +72,13 @@ def market(node: Anvil) -> Iterator[tuple[Harness, Problem]]:  # noqa: F811
     transactions revert, so it never changes)."""
     w3 = node.web3()
     dso = Sender(w3, Account.create())
+    # hour-long intervals, interval 3 finalizable now: submissions stay before 4's deadline
     params = MarketParams(
         first_interval=3,
         last_interval=6,
         t_clear=1,
-        interval_seconds=60,
-        epoch=latest_timestamp(w3) - 600,
+        interval_seconds=3600,
+        epoch=latest_timestamp(w3) - 3600,
     )
     h = Harness(w3, deploy_market(w3, dso, FEEDERS, params), dso, params)
     for feeder, kind, energy, start, end, price in OFFERS:

@@ -26,7 +26,7 @@ from agents.chain import encoding
 from agents.chain.contract import MarketContract, deploy_market
 from agents.chain.errors import ContractRevert
 from agents.chain.events import TradeFinalized
-from agents.chain.node import Anvil, latest_timestamp, revert, snapshot
+from agents.chain.node import Anvil, latest_timestamp, mine, revert, snapshot
 from agents.chain.tx import PendingTx, Sender
 from agents.common.abi import keccak256
 from agents.common.market import MarketParams
@@ -39,6 +39,7 @@ from tests.integration.test_contract_workflow import (
 
 EXAMPLES = int(os.environ.get("DIFF_EXAMPLES", 520))
 LAST = 6  # delivery intervals 1..6 (clock starts at 0, T_clear = 1)
+HOUR = 3600
 VARIANTS = (  # feeder limits (c_ext, c_int): each rule of (5)-(8) has a window of energies
     (Feeder(1, 15, 1_000), Feeder(2, 1_000, 12), Feeder(3, 1_000, 1_000)),
     (Feeder(1, 1_000, 10), Feeder(2, 10, 1_000), Feeder(3, 40, 40)),
@@ -76,14 +77,17 @@ def env(node: Anvil) -> Iterator[Env]:  # noqa: F811
     w3 = node.web3()
     dso = _sender(w3, "differential/dso")
     markets, posters = [], []
-    epoch = latest_timestamp(w3) - 10 * 60 * LAST  # every interval has ended: finalize at will
+    # Hour-long intervals, interval 1 open for half an hour: _prepare moves chain time to each
+    # deadline before finalizing (a snapshot's revert moves it back), and submissions come
+    # before the next deadline (submitSolution refuses after it: DeadlinePassed).
+    epoch = latest_timestamp(w3) - HOUR // 2
     for v, feeders in enumerate(VARIANTS):
         market = deploy_market(
             w3,
             dso,
             feeders,
             MarketParams(
-                first_interval=1, last_interval=LAST, t_clear=1, interval_seconds=60, epoch=epoch
+                first_interval=1, last_interval=LAST, t_clear=1, interval_seconds=HOUR, epoch=epoch
             ),
         )
         senders: dict[tuple[int, Kind], Sender] = {}
@@ -278,6 +282,7 @@ def _prepare(env: Env, case: Case) -> tuple[MarketContract, tuple[Trade, ...], i
     if accepted:
         market.submit_solution(env.solver, words, gas=TX_GAS).wait()
     for interval in range(1, case.finalized + 1):
+        mine(env.w3, market.finalizable_at())
         args = encoding.finalize_args(words, interval) if accepted else encoding.FinalizeArgs()
         market.finalize(env.clock, args, gas=TX_GAS).wait()
     fixed = tuple(t for t in case.first if accepted and t.interval <= case.finalized)

@@ -26,12 +26,6 @@ from tests.integration.test_contract_workflow import (
     node,  # noqa: F401
 )
 
-# SolutionVerifier.sol's checkFeeders leaves its loop with a Yul `break` inside `switch`
-# before it records the feeder, interval, amount and limit: these three revert with all
-# arguments 0 (the production rule is the last case and has no `break`). Another issue fixes
-# the contract; then these pass and strict xfail turns them red as a reminder.
-ZERO_ARGUMENTS_BUG = {"FeederExtOut", "FeederExtIn", "FeederIntConsumption"}
-
 
 def _named(v: Violation) -> dict[str, Any]:
     """What the violation names, under the catalogue's argument names."""
@@ -56,14 +50,7 @@ def _feeder_values(problem: Problem, trades: list[Trade], v: Violation) -> dict[
     return {amount_name: excess + limit, limit_name: limit}
 
 
-def _params(error: str) -> list[Any]:
-    marks = []
-    if error in ZERO_ARGUMENTS_BUG:
-        marks.append(pytest.mark.xfail(strict=True, reason="contract bug: all-zero arguments"))
-    return [pytest.param(error, marks=marks, id=error)]
-
-
-@pytest.mark.parametrize("error", [p for e in sorted(INFEASIBLE) for p in _params(e)])
+@pytest.mark.parametrize("error", sorted(INFEASIBLE))
 def test_revert_arguments_name_what_verify_names(
     market: tuple[Harness, Problem],  # noqa: F811
     error: str,

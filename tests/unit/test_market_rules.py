@@ -49,6 +49,19 @@ def test_every_solution_check_error_of_the_abi_is_in_the_catalogue_and_back() ->
     assert _shape(rules.NOT_BETTER.name) == rules.NOT_BETTER.args
 
 
+def test_submission_errors_are_what_submit_solution_reverts_with_itself() -> None:
+    market = (ROOT / "contracts/Market.sol").read_text()
+    body = market[market.index("function submitSolution(") :]
+    body = body[: body.index("\n    }\n")]
+    reverts = re.findall(r"\brevert (\w+)\(", body)
+    # AmountTooLarge: an objective above 2^128 Wh, which no calldata can carry
+    assert tuple(r for r in reverts if r != "AmountTooLarge") == tuple(
+        e.name for e in rules.SUBMISSION_ERRORS
+    )
+    for error in rules.SUBMISSION_ERRORS:
+        assert _shape(error.name) == error.args, error.name
+
+
 def test_the_kind_each_contract_error_stands_for_matches_the_source() -> None:
     declared = {name: kind for name, kind in DECLARED.items() if kind}
     assert declared == {name: kind.value for name, kind in rules.KIND_OF_ERROR.items()}
