@@ -215,7 +215,7 @@ def test_the_constructor_bounds_every_packed_field(w3: Web3) -> None:
 
 
 def test_offers_below_the_minimum_and_above_the_open_offer_cap_are_refused(w3: Web3) -> None:
-    m = Market(w3, min_offer_energy=5, max_open_offers=2)
+    m = Market(w3, min_offer_energy_wh=5, max_open_offers=2)
     anon = m.key("anon")
     for p in m.issue(anon, 1, Kind.SELL, 100, 0):
         p.wait()
