@@ -48,13 +48,24 @@ def recorded_names(state: Path, run_id: str) -> dict[int, str]:
     return names
 
 
+def pid_namespace(pid: int | str) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return "?"
+
+
 def local_processes(run_id: str, state: Path) -> set[str]:
-    """Live processes of this user labelled with the run id: "process PID (UNIT)"."""
+    """Live processes on this machine (not in containers: those are the docker
+    and ssh targets' to list) labelled with the run id: "process PID (UNIT)"."""
     names = recorded_names(state, run_id)
+    ours = pid_namespace("self")
     found = set()
     for proc in psutil.process_iter(["pid", "name"]):
         with contextlib.suppress(psutil.Error):
             if proc.environ().get("TESTBED_RUN_ID") != run_id:
+                continue
+            if pid_namespace(proc.pid) != ours:
                 continue
             if proc.status() == psutil.STATUS_ZOMBIE:
                 continue
