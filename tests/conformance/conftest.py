@@ -8,6 +8,7 @@ fixtures it needs: an engine, servers, images).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,13 +53,26 @@ def ssh_target(state_dir: Path, ssh_lab: SshLab) -> Target:
 
 
 @pytest.fixture(scope="session")
-def local_smoke(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
-    """smoke.yaml on the local backend, once per session: the reference every
-    backend's smoke run must equal, trade for trade."""
-    require_tool("anvil")
-    base = tmp_path_factory.mktemp("local-smoke")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TESTBED_STATE_DIR", str(base / "state"))
-        result = run(RunOptions(spec=SMOKE, backend="local", out=base / "results"))
-    assert result.outcome.status == "ok", result.outcome.message
-    return result
+def smoke_results() -> dict[str, RunResult]:
+    """Each backend's smoke run of this session, by backend name."""
+    return {}
+
+
+@pytest.fixture
+def local_smoke(
+    smoke_results: dict[str, RunResult], tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[], RunResult]:
+    """The reference every backend's smoke run must equal, trade for trade: the
+    local backend's smoke run of this session, run here if it has not run yet."""
+
+    def reference() -> RunResult:
+        if "local" not in smoke_results:
+            base = tmp_path_factory.mktemp("local-smoke")
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setenv("TESTBED_STATE_DIR", str(base / "state"))
+                result = run(RunOptions(spec=SMOKE, backend="local", out=base / "results"))
+            assert result.outcome.status == "ok", result.outcome.message
+            smoke_results["local"] = result
+        return smoke_results["local"]
+
+    return reference

@@ -35,7 +35,8 @@ from orchestrator.run import RunResult
 from tests.integration.docker_support import labelled
 from tests.integration.ssh_support import SshLab
 
-BBB_HOSTS = "deployment.hosts=[{name: bbb, count: 2, profile: bbb, netem: {latency_ms: 5}}]"
+# BeagleBone-sized prosumer hosts with netem on their link, as on hardware
+BBB_HOSTS = "deployment.hosts=[{name: prosumers, count: 2, profile: bbb, netem: {latency_ms: 5}}]"
 
 
 def recorded_names(state: Path, run_id: str) -> dict[int, str]:
@@ -78,8 +79,7 @@ class Target:
 
     name = "local"
     hosts: tuple[str, str] = ("prosumers-01", "prosumers-02")
-    # what a run killed with its orchestrator must leave (parts of leftovers):
-    # the chain never stops by itself
+    # what a run killed with its orchestrator leaves at once (parts of leftovers)
     left_kinds: tuple[str, ...] = ("(chain)",)
 
     def __init__(self, state: Path) -> None:
@@ -89,6 +89,11 @@ class Target:
     def overrides(self) -> list[str]:
         """`--set` lines that put smoke.yaml (or a variant) on this backend."""
         return [f"deployment.backend={self.name}"]
+
+    @property
+    def smoke_overrides(self) -> list[str]:
+        """The smoke run's `--set` lines: the backend as a user would deploy it."""
+        return self.overrides
 
     def leftovers(self, run_id: str) -> set[str]:
         """What of run `run_id` is still there, named as `testbed clean` names it
@@ -111,7 +116,6 @@ class Target:
 
 class DockerTarget(Target):
     name = "docker"
-    hosts = ("bbb-01", "bbb-02")
     left_kinds = ("container ", "network ")
 
     def __init__(self, state: Path, client: Any, images: ImageSet, tag: str) -> None:
@@ -119,9 +123,9 @@ class DockerTarget(Target):
         self.client, self.images, self.tag = client, images, tag
 
     @property
-    def overrides(self) -> list[str]:
-        # BeagleBone-sized containers with netem on their link, as on hardware
-        return [*super().overrides, BBB_HOSTS]
+    def smoke_overrides(self) -> list[str]:
+        # the other scenarios run on unlimited containers: quicker to start
+        return [*self.overrides, BBB_HOSTS]
 
     def leftovers(self, run_id: str) -> set[str]:
         return super().leftovers(run_id) | set(labelled(self.client, run_id))
@@ -135,7 +139,7 @@ class DockerTarget(Target):
         info = json.loads((result.bundle / "docker.json").read_text())
         assert info["images"]["agent"] == self.images.agent
         assert set(info["hosts"]) == set(self.hosts)
-        assert info["hosts"]["bbb-01"]["memory_bytes"] == 512 * 2**20
+        assert {info["hosts"][host]["memory_bytes"] for host in self.hosts} == {512 * 2**20}
         for host in self.hosts:
             log = (result.bundle / "logs" / f"{host}.log").read_text()
             assert "netem" in log and "delay 5ms" in log, log[:500]
