@@ -25,6 +25,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from orchestrator import run as run_module
 from orchestrator.run import RunOptions, RunResult, run
 from tests.conformance.oracle import (
@@ -44,6 +46,8 @@ from tests.integration.docker_support import bundle_of, wait_for
 
 # smoke over a longer window: surely still going when the test interrupts it
 LONG = ["market.first_interval=40", "market.last_interval=90"]
+# smoke.yaml's battery producer: its multi-interval offers span a host's restart
+BATTERY_SELLER = 701
 RUN_SECONDS = 300.0  # generous: a loaded 2-core machine, boards installing wheels
 BUNDLE_FILES = ("spec.yaml", "manifest.json", "summary.json", "logs/orchestrator.log")
 
@@ -212,11 +216,11 @@ def test_ctrl_c_keeps_the_bundle_and_leaves_nothing_behind(backend: Target, tmp_
         assert (bundle / "logs" / f"{agent}.log").stat().st_size > 0, agent
 
 
-def clean(backend: Target, *args: str) -> str:
-    """`testbed clean ARGS` on the backend's state directory: its stdout."""
+def cli(backend: Target, *args: str) -> str:
+    """`testbed ARGS` with the backend's state directory: its stdout."""
     env = {**os.environ, "TESTBED_STATE_DIR": str(backend.state)}
     done = subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", "clean", *args],
+        [sys.executable, "-m", "orchestrator.cli", *args],
         capture_output=True,
         text=True,
         env=env,
@@ -253,7 +257,7 @@ def test_clean_after_sigkill_removes_exactly_what_the_run_left(
         left = backend.leftovers(run_id)
         for kind in backend.left_kinds:
             assert any(kind in item for item in left), f"no {kind!r} left: {sorted(left)}"
-        report = json.loads(clean(backend, "--json"))["cleaned"]
+        report = json.loads(cli(backend, "clean", "--json"))["cleaned"]
         ours = [r for r in report if r["run_id"] == run_id]
         # the chain never stops by itself (agents may finish the run on their own)
         chain = [item for item in left if item.rstrip(")").endswith("chain")]
@@ -264,8 +268,17 @@ def test_clean_after_sigkill_removes_exactly_what_the_run_left(
         assert acted and all(any(names(w, i) for i in left) for w in acted)
         assert {r["run_id"] for r in report} == {run_id}, report
         wait_until_nothing_left(backend, run_id)
-    again = clean(backend)
+    again = cli(backend, "clean")
     assert again.startswith("nothing to clean"), again
+
+
+def host_of(prosumer: int, backend: Target) -> str:
+    """The host `testbed render` places `prosumer` of smoke.yaml on, on `backend`."""
+    argv = ["render", str(SMOKE)]
+    for line in backend.overrides:
+        argv += ["--set", line]
+    plan = yaml.safe_load(cli(backend, *argv))
+    return next(h for h, where in plan["hosts"].items() if prosumer in where["prosumers"])
 
 
 def test_faults_kill_and_restart_a_prosumer_host(backend: Target, tmp_path: Path) -> None:
@@ -273,7 +286,7 @@ def test_faults_kill_and_restart_a_prosumer_host(backend: Target, tmp_path: Path
     # and 51 (L = 3: deliveries 52 and 53) are posted only at tick 52, too late for
     # 52 (finalized at the end of clock interval 51) but in time for 53, from new
     # addresses; the DSO refuses what it had already issued.
-    host = backend.hosts[1]
+    host = host_of(BATTERY_SELLER, backend)
     faults = [
         {"at_interval": 50, "target": host, "action": "kill"},
         {"at_interval": 52, "target": host, "action": "restart"},
