@@ -181,9 +181,11 @@ class SshTarget(Target):
     def leftovers(self, run_id: str) -> set[str]:
         found = super().leftovers(run_id)
         for name, board in self.boards.items():
-            agents = [a for a in self.lab.agent_processes(board) if run_id in a]
-            runs = self.lab.ssh(board, "ls -1 ~/.testbed/runs 2>/dev/null").split()
-            if agents or run_id in runs:
+            # one login per board: its processes, then its run directories
+            out = self.lab.ssh(board, "ps -eo args=; echo '--'; ls -1 ~/.testbed/runs 2>/dev/null")
+            processes, _, runs = out.partition("\n--\n")
+            agents = [p for p in processes.splitlines() if "-m agents" in p and run_id in p]
+            if agents or run_id in runs.split():
                 found.add(f"agents on {name}")
         return found
 
