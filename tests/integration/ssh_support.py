@@ -72,6 +72,8 @@ class SshLab:
     wrong_key_file: Path
     labels: dict[str, str] = field(default_factory=dict)
     boards: list[Board] = field(default_factory=list)
+    # one login per board for the tests' own checks, kept open (polls are many)
+    logins: dict[str, paramiko.SSHClient] = field(default_factory=dict)
 
     def overrides(self, boards: list[Board] | None = None, **ssh: Any) -> list[str]:
         """--set lines that point a spec at `boards` (default: the first two)."""
@@ -108,12 +110,17 @@ class SshLab:
 
     def ssh(self, board: Board, command: str) -> str:
         """Run a command on a board (as the tests' own check, outside the backend)."""
-        client = self._client(board)
-        try:
-            _, stdout, _ = client.exec_command(command, timeout=30)
-            return str(stdout.read().decode())
-        finally:
+        client = self.logins.get(board.name)
+        transport = client.get_transport() if client is not None else None
+        if client is None or transport is None or not transport.is_active():
+            client = self.logins[board.name] = self._client(board)
+        _, stdout, _ = client.exec_command(command, timeout=30)
+        return str(stdout.read().decode())
+
+    def close(self) -> None:
+        for client in self.logins.values():
             client.close()
+        self.logins.clear()
 
     def put_dir(self, board: Board, local: Path, remote: str) -> None:
         """Copy the files of `local` into `remote` (created) on a board."""
@@ -237,6 +244,7 @@ def ssh_lab(docker_engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Ite
         lab.start_board("board-2")
         yield lab
     finally:
+        lab.close()
         for c in client.containers.list(all=True, filters={"label": f"{LABEL_RUN}={session}"}):
             with contextlib.suppress(Exception):
                 c.remove(force=True)

@@ -15,9 +15,9 @@ import yaml
 
 from orchestrator.images import ImageSet
 from orchestrator.run import RunOptions, run
+from tests.conformance.oracle import injector_rows, rows
 from tests.conftest import REPO
 from tests.integration.docker_support import docker_engine, docker_images, labelled
-from tests.integration.test_faults_local import injector_rows, rows
 
 __all__ = ["docker_engine", "docker_images"]  # fixtures used below
 

@@ -5,7 +5,8 @@ every fault lands at the same point of the market each run):
   still finalized, trading goes on from the other solver, and what is finalized
   equals market.replay (nothing lost or changed);
 - the only solver killed, then restarted: intervals without a candidate finalize
-  nothing, the market moves on, trading resumes after the restart;
+  nothing, the market moves on, trading resumes after the restart (a prosumer
+  host killed and restarted: tests/conformance/, on every backend);
 - an agent that crashes on its own (killed from outside the run, not by the
   fault timeline) fails the run (exit 3) and is named in summary.json, while
   the injected kill is not counted.
@@ -13,75 +14,26 @@ every fault lands at the same point of the market each run):
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
-from market.replay import replay
 from orchestrator.render import dev_address
 from orchestrator.run import RunOptions, RunResult, run
-from orchestrator.scenario import build_scenario
-from orchestrator.spec import load_spec
-from tests.conftest import REPO, require_tool
+from tests.conformance.oracle import finalized_wh, injector_rows, replay_wh, rows, smoke_spec
+from tests.conftest import require_tool
 
-SMOKE = REPO / "topologies" / "smoke.yaml"
 FIRST_SOLVER_ACCOUNT = 2  # orchestrator.plan: solver i signs with dev account 2 + i
 
 
 @pytest.fixture(autouse=True)
 def _anvil(state_dir: Path) -> None:
     require_tool("anvil")
-
-
-def smoke_spec(tmp_path: Path, solvers: list[dict[str, Any]], faults: list[dict[str, Any]]) -> Path:
-    data = yaml.safe_load(SMOKE.read_text())
-    data["name"] = "faults-test"
-    data["solvers"] = solvers
-    data["faults"] = faults
-    data["metrics"] = {"prometheus": {"enabled": False}}
-    path = tmp_path / "faults-test.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
-
-
-def rows(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as fh:
-        return list(csv.DictReader(fh))
-
-
-def finalized_wh(bundle: Path) -> dict[int, int]:
-    return {
-        int(r["interval"]): int(r["energy_wh"]) for r in rows(bundle / "events/finalizations.csv")
-    }
-
-
-def replay_wh(spec_path: Path) -> dict[int, int]:
-    spec = load_spec(spec_path, [], env=os.environ)
-    scenario = build_scenario(spec)
-    m = spec.market
-    result = replay(
-        scenario.feeders,
-        list(scenario.offers),
-        first_interval=m.first_interval,
-        last_interval=m.last_interval,
-        prediction_window=m.prediction_window,
-        t_clear=m.t_clear,
-        engine="highs",
-    )
-    return dict(result.per_interval_wh)
-
-
-def injector_rows(bundle: Path) -> list[dict[str, Any]]:
-    lines = (bundle / "faults.jsonl").read_text().splitlines()
-    return [row for row in map(json.loads, lines) if row["source"] == "injector"]
 
 
 def test_better_solver_killed_mid_run_the_other_carries_on(tmp_path: Path) -> None:
@@ -160,37 +112,6 @@ def test_only_solver_killed_then_restarted(tmp_path: Path) -> None:
             assert wh > 0, interval  # the restarted solver trades again
     log = (result.bundle / "logs/solver-1.log").read_text()
     assert log.count("solver solver-1: engine highs") == 2  # the same unit started twice
-
-
-def test_prosumer_host_killed_then_restarted_trades_again(tmp_path: Path) -> None:
-    # killed before tick(50), restarted before tick(52): its offers due at ticks 50
-    # and 51 (L = 3: deliveries 52 and 53) are posted only at tick 52, too late for
-    # 52 (finalized at the end of clock interval 51) but in time for 53, from new
-    # addresses; the DSO refuses what it had already issued.
-    spec = smoke_spec(
-        tmp_path,
-        [{"name": "solver-1", "engine": "highs"}],
-        [
-            {"at_interval": 50, "target": "prosumers-02", "action": "kill"},
-            {"at_interval": 52, "target": "prosumers-02", "action": "restart"},
-        ],
-    )
-    result = run(RunOptions(spec=spec, out=tmp_path / "results"))
-    assert result.exit_code == 0, result.outcome.message
-    faults = result.summary["faults"]
-    assert faults["crashed"] == [] and faults["down_at_end"] == []
-    assert result.summary["processes"]["prosumers-02"]["exit_code"] == 0
-    finalized, expected = finalized_wh(result.bundle), replay_wh(spec)
-    assert sorted(finalized) == list(range(49, 57))
-    assert all(finalized[t] == expected[t] for t in (49, 50, 51))  # before the kill
-    assert finalized[52] < expected[52]  # a host's offers for 52 are missing
-    assert all(finalized[t] == expected[t] for t in range(53, 57))  # it trades again
-    log = (result.bundle / "logs/prosumers-02.log").read_text()
-    assert log.count("prosumers, ") == 2  # started twice
-    assert "failedWithdrawal" in log and "nonce too low" not in log
-    # one address per offer, across the restart too (reused ones would link offers)
-    posters = [r["poster"] for r in rows(result.bundle / "events/offers.csv")]
-    assert len(set(posters)) == len(posters)
 
 
 def test_an_agent_crashing_on_its_own_fails_the_run(tmp_path: Path, state_dir: Path) -> None:

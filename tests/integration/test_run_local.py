@@ -1,121 +1,32 @@
 """`orchestrator.run` on the local backend with real agents, anvil and solver:
-a lockstep run finalizes exactly what `market.replay` finalizes (by offer content,
-to the Wh), an agent crash stops everything with exit code 3, and a readiness
-timeout stops everything with exit code 4. Every test checks that no process of
-the run is left and that the bundle keeps what was recorded."""
+a lockstep run over a window of the public traces finalizes exactly what
+`market.replay` finalizes (by offer content, to the Wh), and a readiness
+timeout stops everything with exit code 4, leaving no process and a bundle
+that keeps what was recorded. The scenarios every backend shares (smoke equals
+replay, agent crash, Ctrl-C, clean, kill/restart) are in tests/conformance/."""
 
 from __future__ import annotations
 
-import csv
-import dataclasses
 import json
-import os
-import signal
-import threading
-import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
 
-from market.replay import replay
 from orchestrator import lifecycle
 from orchestrator import run as run_module
 from orchestrator.run import RunOptions, RunResult, run
-from orchestrator.scenario import build_scenario
-from orchestrator.spec import load_spec
+from tests.conformance.oracle import finalized_by_content, replayed
 from tests.conftest import REPO, require_tool
 
 SMOKE = REPO / "topologies" / "smoke.yaml"
 TRANSAX = REPO / "topologies" / "transax-battery.yaml"
 
-OfferKey = tuple[int, str, int, int, int, int]
-
 
 @pytest.fixture(autouse=True)
 def _anvil(state_dir: Path) -> None:
     require_tool("anvil")
-
-
-def rows(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as fh:
-        return list(csv.DictReader(fh))
-
-
-def finalized_by_content(events: Path, last: int) -> Counter[tuple[Any, ...]]:
-    """Finalized trades keyed by the content of their offers (ids differ; an
-    offer reaching past the last traded interval is posted with end = last)."""
-    offers: dict[str, OfferKey] = {
-        r["offer_id"]: (
-            int(r["feeder"]),
-            r["kind"],
-            int(r["energy_wh"]),
-            int(r["start"]),
-            min(int(r["end"]), last),
-            int(r["price"]),
-        )
-        for r in rows(events / "offers.csv")
-    }
-    return Counter(
-        (offers[r["seller"]], offers[r["buyer"]], int(r["interval"]), int(r["energy_wh"]))
-        for r in rows(events / "trades.csv")
-    )
-
-
-def replayed(
-    spec_path: Path, overrides: list[str], clip: bool
-) -> tuple[dict[int, int], Counter[Any]]:
-    """market.replay of the spec: Wh per interval and trades by offer content.
-    `clip`: offers cut to the traded window first, as the prosumers post them
-    (the contract takes no interval outside it); the LP has the same free cells
-    either way, so totals agree, but where the optimum is degenerate the
-    clipped problem is the one whose trades the run reproduces exactly."""
-    spec = load_spec(spec_path, overrides, env=os.environ)
-    scenario = build_scenario(spec)
-    m = spec.market
-    offers = list(scenario.offers)
-    if clip:
-        offers = [
-            dataclasses.replace(
-                o, start=max(o.start, m.first_interval), end=min(o.end, m.last_interval)
-            )
-            for o in offers
-        ]
-    result = replay(
-        scenario.feeders,
-        offers,
-        first_interval=m.first_interval,
-        last_interval=m.last_interval,
-        prediction_window=m.prediction_window,
-        t_clear=m.t_clear,
-        engine=spec.solvers[0].engine,
-        tie_break=m.tie_break,
-    )
-    by_id = {
-        o.id: (o.feeder, o.kind.name.lower(), o.energy, o.start, o.end, o.price) for o in offers
-    }
-    content = Counter(
-        (by_id[t.seller], by_id[t.buyer], t.interval, t.energy) for t in result.trades
-    )
-    return result.per_interval_wh, content
-
-
-def assert_smoke_equals_local_and_replay(result: RunResult, tmp_path: Path) -> None:
-    """`result` (a smoke.yaml run on another backend) finalized exactly what the
-    local backend and `market.replay` finalize: trade for trade, interval by interval."""
-    assert result.outcome.status == "ok", result.outcome.message
-    local = run(RunOptions(spec=SMOKE, backend="local", out=tmp_path / "local"))
-    assert local.outcome.status == "ok", local.outcome.message
-    per_interval, expected = replayed(SMOKE, [], clip=True)
-    trades = finalized_by_content(result.bundle / "events", 56)
-    assert sum(trades.values()) > 0
-    assert trades == expected
-    assert trades == finalized_by_content(local.bundle / "events", 56)
-    assert result.summary["total_energy_traded_wh"] == sum(per_interval.values())
-    assert result.summary["total_energy_traded_wh"] == local.summary["total_energy_traded_wh"]
-    assert result.summary["per_interval_kwh"] == local.summary["per_interval_kwh"]
 
 
 def recorded_pids(state: Path) -> dict[str, int]:
@@ -189,48 +100,6 @@ def test_lockstep_window_of_public_traces_equals_replay(
     )
     assert posted == summary["offers"]
     assert not list(state_dir.glob("runs/*"))
-
-
-def run_in_thread(options: RunOptions) -> tuple[threading.Thread, dict[str, RunResult]]:
-    box: dict[str, RunResult] = {}
-    thread = threading.Thread(target=lambda: box.update(result=run(options)), daemon=True)
-    thread.start()
-    return thread, box
-
-
-def wait_for(what: str, pred: Any, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
-def finalized_rows(out: Path) -> int:
-    files = list(out.glob("*/*/events/finalizations.csv"))
-    return max((len(rows(f)) for f in files), default=0)
-
-
-def test_agent_crash_stops_everything_with_exit_3(tmp_path: Path, state_dir: Path) -> None:
-    out = tmp_path / "results"
-    # a longer window than smoke's, so the run is surely still going when the agent dies
-    options = RunOptions(
-        spec=SMOKE, overrides=["market.first_interval=40", "market.last_interval=90"], out=out
-    )
-    thread, box = run_in_thread(options)
-    wait_for("the first finalized interval", lambda: finalized_rows(out) >= 1)
-    pids = recorded_pids(state_dir)
-    os.kill(pids["prosumers-01"], signal.SIGKILL)
-    thread.join(timeout=120)
-    assert not thread.is_alive()
-    result = box["result"]
-    assert result.exit_code == run_module.EXIT_AGENT_FAILED
-    assert result.outcome.status == "agent_failed"
-    assert result.outcome.message.startswith("prosumers-01: killed by signal 9")
-    assert_torn_down(result, pids, state_dir)
-    # what was recorded before the crash is kept
-    assert result.summary["offers"] > 0
-    assert rows(result.bundle / "events" / "finalizations.csv")
-    assert result.summary["processes"]["recorder"]["exit_code"] == 0  # stopped cleanly
 
 
 def test_readiness_timeout_stops_everything_with_exit_4(

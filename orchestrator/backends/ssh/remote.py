@@ -77,6 +77,8 @@ for f in pids/*.pid; do
       rss=$((rss + ${r:-0}))
     done
     echo "$n running $pid $rss"
+  elif [ -f "pids/$n.exit" ]; then
+    echo "$n exited $pid $(cat "pids/$n.exit")"  # it ended between the two checks
   else
     echo "$n missing $pid"
   fi
