@@ -9,7 +9,10 @@ adversary uses this to know which revert its solution will provoke. Offers unkno
 problem are treated as unknown on chain.
 
 Each trade rule's test is below (`TRADE_TESTS`), the feeder rules are the catalogue's rows;
-the order comes from the catalogue.
+the order comes from the catalogue. `submission_error` adds submitSolution's checks around
+the verification (`market.rules.SUBMISSION_ERRORS`): while a candidate has trades left, a
+solution that does not beat it by the market's minimum improvement reverts NotBetter
+before any rule is checked.
 """
 
 from __future__ import annotations
@@ -18,7 +21,14 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from market.rules import Stage, contract_order, feeder_rows
+from market.rules import (
+    ERROR_OF_KIND,
+    NOT_BETTER,
+    Stage,
+    beats_candidate,
+    contract_order,
+    feeder_rows,
+)
 from market.rules import ViolationKind as V
 from market.types import Feeder, Kind, Offer, Problem, Solution, Trade
 
@@ -104,6 +114,21 @@ def contract_verdict(problem: Problem, solution: Solution) -> V | None:
                 touched.append(fid)
             side[fid] = side.get(fid, 0) + trade.energy
     return _feeders(touched, sold, bought, feeders) if trades else None
+
+
+def submission_error(
+    problem: Problem, solution: Solution, candidate: int, min_improvement: int = 1
+) -> str | None:
+    """The custom error submitSolution reverts `solution` with (None: it becomes the
+    candidate), given the candidate's remaining objective `candidate` (Wh) and the
+    market's `min_improvement_wh`; the deadline is the caller's business."""
+    beats = beats_candidate(solution.objective, candidate, min_improvement)
+    if candidate > 0 and not beats:
+        return NOT_BETTER.name  # the pre-check, before the verification
+    kind = contract_verdict(problem, solution)
+    if kind is not None:
+        return ERROR_OF_KIND[kind]
+    return None if beats else NOT_BETTER.name
 
 
 def _feeders(
