@@ -6,9 +6,10 @@ is possible, nothing else, with an objective that beats the candidate's (by the 
 minimum improvement) so that only the contract's verification can stop it. The catalogue
 of market rules names the attack of each rule (`market.rules.Attack`; `ATTACKS` below
 builds it), the offer side it bounds and what verify reports with it. The construction
-starts from the solver's optimum (feasible) and changes or adds one trade: a price moved out of range, an interval
-outside an offer, an unknown id, a copy of a trade, just enough energy to overdraw an
-offer or a feeder limit. Every variant is checked with `market.verify` and ranked:
+starts from the solver's optimum (feasible) and changes or adds one trade: a price moved
+out of range, an interval outside an offer, an unknown id, a copy of a trade, just enough
+energy to overdraw an offer or a feeder limit. Every variant is checked with
+`market.verify` and ranked:
   1. contract-consistent: the contract's verification will revert naming this kind
      (predicted by agents.solver.onchain, which follows its order of checks);
   2. beats the candidate (when the optimum uses every Wh it can, adding energy breaks a
