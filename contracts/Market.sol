@@ -393,13 +393,8 @@ contract Market {
     function candidate()
         external
         view
-        returns (
-            uint32 candidateId,
-            uint256 remainingObjective,
-            uint16 headInterval,
-            bytes32 headHash,
-            uint64 acceptedBlock
-        )
+        returns (uint32 candidateId, uint256 remainingObjective, uint16 headInterval, bytes32 headHash,
+            uint64 acceptedBlock)
     {
         uint256 st = _state;
         return (uint32(st >> 32), st >> 128, uint16(st >> 16), _headHash, uint64(st >> 64));
@@ -412,17 +407,8 @@ contract Market {
     function offer(uint32 offerId)
         external
         view
-        returns (
-            uint32 feeder,
-            Kind kind,
-            uint64 energy,
-            uint64 remaining,
-            uint16 start,
-            uint16 end,
-            uint64 price,
-            address owner,
-            bool closed
-        )
+        returns (uint32 feeder, Kind kind, uint64 energy, uint64 remaining, uint16 start, uint16 end, uint64 price,
+            address owner, bool closed)
     {
         if (offerId == 0 || offerId >= _offers.length) revert UnknownOffer(offerId);
         uint256 o = _offers[offerId];
@@ -442,17 +428,8 @@ contract Market {
     function account(address anon)
         external
         view
-        returns (
-            bool linked,
-            uint32 feeder,
-            uint64 sellEnergy,
-            uint16 sellStart,
-            uint16 sellEnd,
-            uint64 buyEnergy,
-            uint16 buyStart,
-            uint16 buyEnd,
-            uint256 balance
-        )
+        returns (bool linked, uint32 feeder, uint64 sellEnergy, uint16 sellStart, uint16 sellEnd, uint64 buyEnergy,
+            uint16 buyStart, uint16 buyEnd, uint256 balance)
     {
         uint256 acc = _accounts[anon];
         linked = acc & M16 != 0;
