@@ -7,8 +7,9 @@ Scenario (paper-like, worst case for storage reads): 11 feeders; in every delive
 exactly one trade, so every trade reads a distinct, cold buy offer. A solution of n trades
 spans ceil(n / per-interval) intervals. For each size the market is fresh (anvil snapshot):
 the offers are posted, the solution is verified alone (eth_estimateGas of checkSolution),
-submitted as the first candidate, then a better one is submitted over it, then every
-interval is finalized.
+submitted as the first candidate, then a better one is submitted over it, then a copy of
+that candidate (a front-runner's loser: it reverts NotBetter in the pre-check, before the
+verification, ~30 gas per trade), then every interval is finalized.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from eth_account.signers.local import LocalAccount
 
 from agents.chain.contract import MarketContract, deploy_market
 from agents.chain.encoding import encode_trades
+from agents.chain.errors import ContractRevert
 from agents.chain.node import Anvil, latest_timestamp, mine, revert, snapshot
 from agents.chain.tx import PendingTx, Sender
 from agents.common.market import MarketParams
@@ -100,6 +102,7 @@ def measure(market: MarketContract, dso: Sender, clock: Sender, n: int, per: int
     second_gas = first_gas
     if n > 1:
         second_gas = market.submit_solution(solver, trades, gas=BLOCK_GAS_LIMIT - 100_000).gas_used
+    copy_gas = _losing_copy_gas(market, solver, trades)
     params = market.params()
     fin_gas = []
     for k in range(_intervals(n, per)):
@@ -117,9 +120,23 @@ def measure(market: MarketContract, dso: Sender, clock: Sender, n: int, per: int
         "submit_replace_gas": second_gas,
         "submit_gas_per_trade": round(second_gas / n, 1),
         "fits_30m_block": second_gas <= BLOCK_GAS_LIMIT,
+        "losing_copy_gas": copy_gas,
+        "losing_copy_gas_per_trade": round(copy_gas / n, 1),
         "finalize_gas_total": sum(fin_gas),
         "finalize_gas_per_trade": round(per_trade_final, 1),
     }
+
+
+def _losing_copy_gas(market: MarketContract, solver: Sender, trades: list[Trade]) -> int:
+    """Gas of a mined submission of a copy of the candidate (it reverts NotBetter)."""
+    pending = market.submit_solution(solver, trades, gas=BLOCK_GAS_LIMIT - 100_000)
+    try:
+        pending.wait()
+    except ContractRevert as exc:
+        if exc.name != "NotBetter":
+            raise
+        return int(market.w3.eth.get_transaction_receipt(pending.hash)["gasUsed"])
+    raise AssertionError("a copy of the candidate was accepted")
 
 
 def _empty_finalize_gas(market: MarketContract, clock: Sender) -> int:

@@ -102,6 +102,7 @@ contract Market {
     uint64 public immutable minOfferEnergy;
     uint16 public immutable maxOpenOffers;
     uint32 public immutable settleChunk;
+    uint64 public immutable minImprovement;
 
     uint256[] private _feeders;
     mapping(uint32 => uint256) private _feederIndex1;
@@ -124,7 +125,8 @@ contract Market {
     /// @param feederIds feeder ids; cExt[i] and cInt[i] (Wh per interval) belong to feederIds[i].
     /// @param minOfferEnergy_ smallest energy (Wh) of an offer; maxOpenOffers_ most offers one
     /// address may have posted and not closed; settleChunk_ most trades one finalize() settles
-    /// (an interval with more is settled by several calls, see finalize).
+    /// (an interval with more is settled by several calls, see finalize); minImprovement_ Wh by
+    /// which a solution must beat a candidate (checked before the verification).
     constructor(
         uint32[] memory feederIds,
         uint64[] memory cExt,
@@ -136,13 +138,15 @@ contract Market {
         uint16 lastInterval_,
         uint64 minOfferEnergy_,
         uint16 maxOpenOffers_,
-        uint32 settleChunk_
+        uint32 settleChunk_,
+        uint64 minImprovement_
     ) {
         uint256 n = feederIds.length;
         if (
             n == 0 || n > M16 || cExt.length != n || cInt.length != n || intervalSeconds_ == 0 || tClear_ == 0
                 || uint256(startInterval_) + tClear_ > lastInterval_ || lastInterval_ == M16
                 || minOfferEnergy_ == 0 || maxOpenOffers_ == 0 || settleChunk_ == 0
+                || minImprovement_ == 0
         ) revert BadParameters(); // lastInterval < 2^16 - 1: nextFinalize (16 bits) reaches it + 1
         for (uint256 i = 0; i < n; i++) {
             if (_feederIndex1[feederIds[i]] != 0) revert BadParameters();
@@ -158,6 +162,7 @@ contract Market {
         minOfferEnergy = minOfferEnergy_;
         maxOpenOffers = maxOpenOffers_;
         settleChunk = settleChunk_;
+        minImprovement = minImprovement_;
         _offers.push(0);
         _owners.push(address(0));
         _state = uint256(startInterval_) + tClear_;
@@ -296,7 +301,9 @@ contract Market {
     /// @notice Verifies a solution and makes it the candidate if its objective beats what is left
     /// of the current candidate (its trades in intervals not finalized yet). Refused while the
     /// T_clear deadline of nextFinalize has passed (DeadlinePassed): the intervals it fixes are
-    /// finalized first, so no solution changes an interval after its deadline.
+    /// finalized first, so no solution changes an interval after its deadline. While a candidate
+    /// has trades left, an objective below its remaining one + minImprovement reverts NotBetter
+    /// before the verification: a copy of a pending solution costs ~30 gas per trade, not ~4k.
     function submitSolution(uint256[] calldata trades) external returns (uint32 candidateId) {
         uint256 st = _state;
         {
@@ -304,9 +311,13 @@ contract Market {
             uint256 due = _clockEnd(d - tClear);
             if (d <= lastInterval && block.timestamp >= due) revert DeadlinePassed(uint16(d), due);
         }
+        uint256 remaining = st >> 128;
+        if (remaining != 0) {
+            uint256 sum = SolutionVerifier.energySum(trades); // = the objective if it verifies
+            if (sum < remaining + minImprovement) revert NotBetter(sum, remaining);
+        }
         (uint256 objective, uint256 scratch, uint256 scratchWords) =
             SolutionVerifier.verify(trades, st & M16, _offers, _feeders);
-        uint256 remaining = st >> 128;
         if (objective <= remaining) revert NotBetter(objective, remaining);
         if (objective > type(uint128).max) revert AmountTooLarge();
         (bytes32 head, uint256 headInterval) = SolutionVerifier.chain(trades, scratch, scratchWords);
@@ -382,13 +393,8 @@ contract Market {
     function candidate()
         external
         view
-        returns (
-            uint32 candidateId,
-            uint256 remainingObjective,
-            uint16 headInterval,
-            bytes32 headHash,
-            uint64 acceptedBlock
-        )
+        returns (uint32 candidateId, uint256 remainingObjective, uint16 headInterval, bytes32 headHash,
+            uint64 acceptedBlock)
     {
         uint256 st = _state;
         return (uint32(st >> 32), st >> 128, uint16(st >> 16), _headHash, uint64(st >> 64));
@@ -401,17 +407,8 @@ contract Market {
     function offer(uint32 offerId)
         external
         view
-        returns (
-            uint32 feeder,
-            Kind kind,
-            uint64 energy,
-            uint64 remaining,
-            uint16 start,
-            uint16 end,
-            uint64 price,
-            address owner,
-            bool closed
-        )
+        returns (uint32 feeder, Kind kind, uint64 energy, uint64 remaining, uint16 start, uint16 end, uint64 price,
+            address owner, bool closed)
     {
         if (offerId == 0 || offerId >= _offers.length) revert UnknownOffer(offerId);
         uint256 o = _offers[offerId];
@@ -431,17 +428,8 @@ contract Market {
     function account(address anon)
         external
         view
-        returns (
-            bool linked,
-            uint32 feeder,
-            uint64 sellEnergy,
-            uint16 sellStart,
-            uint16 sellEnd,
-            uint64 buyEnergy,
-            uint16 buyStart,
-            uint16 buyEnd,
-            uint256 balance
-        )
+        returns (bool linked, uint32 feeder, uint64 sellEnergy, uint16 sellStart, uint16 sellEnd, uint64 buyEnergy,
+            uint16 buyStart, uint16 buyEnd, uint256 balance)
     {
         uint256 acc = _accounts[anon];
         linked = acc & M16 != 0;

@@ -295,6 +295,18 @@ library SolutionVerifier {
         }
     }
 
+    /// Sum of the energy fields (bits 64..127) of `trades`: the objective the verification would
+    /// return if it passed, read in ~30 gas per trade (submitSolution's cheap pre-check).
+    function energySum(uint256[] calldata trades) internal pure returns (uint256 sum) {
+        assembly ("memory-safe") {
+            let m64 := 0xffffffffffffffff
+            let end := add(trades.offset, shl(5, trades.length))
+            for { let p := trades.offset } lt(p, end) { p := add(p, 32) } {
+                sum := add(sum, and(shr(64, calldataload(p)), m64))
+            }
+        }
+    }
+
     function segmentHash(uint256[] calldata segment, uint256 nextInterval, bytes32 nextHash)
         internal
         pure

@@ -13,8 +13,9 @@ Semantics, for delivery intervals first..last, prediction window L, T_clear:
   longer trade (end < t + T_clear) are left out, and so are fixed trades of intervals
   that no live offer traded in (see `extended_problem`); the LP is the same either way.
 - Contract rule: the candidate (initially empty) is replaced by the new solution only
-  if the new objective is strictly greater than the candidate's remaining objective
-  (its trades in intervals >= t + T_clear). The old candidate stays feasible, since
+  if the new objective beats the candidate's remaining objective (its trades in
+  intervals >= t + T_clear) by the market's minimum improvement (1 Wh by default:
+  strictly greater; market.rules.beats_candidate). The old candidate stays feasible, since
   offers only grow and fixed trades came from it.
 - Then the candidate's trades of interval t + T_clear are finalized: removed from the
   candidate and appended to the fixed trades.
@@ -37,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from market.errors import MarketError
+from market.rules import beats_candidate
 from market.solve import PriceRule, midpoint_price, solve, sorted_trades
 from market.tiebreak import DEFAULT_TIE_BREAK
 from market.types import Feeder, Offer, Problem, Trade
@@ -138,8 +140,10 @@ def replay(
     engine: str = "highs",
     price_rule: PriceRule = midpoint_price,
     tie_break: str = DEFAULT_TIE_BREAK,
+    min_improvement: int = 1,
 ) -> ReplayResult:
-    """Run the streaming market (see the module docstring)."""
+    """Run the streaming market (see the module docstring); `min_improvement`: the
+    market's min_improvement_wh (market.rules.beats_candidate)."""
     if prediction_window < 1 or t_clear < 1 or first_interval > last_interval:
         raise MarketError(
             "replay needs prediction_window >= 1, t_clear >= 1 and first <= last interval"
@@ -170,7 +174,7 @@ def replay(
         )
         seconds += result.build_seconds + result.solve_seconds
         new_wh = result.solution.objective
-        replaced = new_wh > sum(t.energy for t in candidate)
+        replaced = beats_candidate(new_wh, sum(t.energy for t in candidate), min_improvement)
         if replaced:
             candidate = list(result.solution.trades)
             for trade in candidate:

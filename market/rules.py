@@ -177,13 +177,21 @@ RULES: tuple[Rule, ...] = (
 MALFORMED_TRADE = _e("MalformedTrade", "uint256 index")  # bits 208..255 not zero
 UNSORTED_TRADES = _e("UnsortedTrades", "uint256 index")  # keys not increasing
 ENCODING_ERRORS: tuple[ContractError, ...] = (MALFORMED_TRADE, UNSORTED_TRADES)
-# submitSolution's refusals outside the verification (Market.sol); the candidate stays.
-# A feasible solution that does not beat the candidate (after verification):
+# submitSolution's refusals outside the verification (Market.sol), in its order; the
+# candidate stays. A solution that does not beat the candidate (`beats_candidate`):
 NOT_BETTER = _e("NotBetter", "uint256 objective", "uint256 candidateObjective")
 # The T_clear deadline of the first unfinalized interval has passed (before verification):
 # finalize() first, so that no solution changes an interval after its deadline.
 DEADLINE_PASSED = _e("DeadlinePassed", "uint16 interval", "uint256 finalizableAt")
-SUBMISSION_ERRORS: tuple[ContractError, ...] = (DEADLINE_PASSED, NOT_BETTER)
+SUBMISSION_ERRORS: tuple[ContractError, ...] = (
+    DEADLINE_PASSED,
+    # while a candidate has trades left: before the verification, from the sum of the
+    # words' energies (the objective, should it verify), so a copy reverts cheaply and
+    # an infeasible solution that does not beat it reverts NotBetter, not with its rule
+    NOT_BETTER,
+    # (the verification, CONTRACT_ORDER) then with no candidate: an objective of 0
+    NOT_BETTER,
+)
 
 # The contract's order of checks, by error name (see the module docstring).
 CONTRACT_ORDER: tuple[str, ...] = (
@@ -214,6 +222,13 @@ ERROR_OF_KIND: Mapping[ViolationKind, str] = {
 }
 KIND_OF_ERROR: Mapping[str, ViolationKind] = {name: k for k, name in ERROR_OF_KIND.items()}
 MALFORMED_ERRORS = frozenset(e.name for e in ENCODING_ERRORS)
+
+
+def beats_candidate(objective: int, candidate: int, min_improvement: int = 1) -> bool:
+    """Does a solution of `objective` Wh replace a candidate with `candidate` Wh left?
+    While it has trades left, only by `min_improvement` Wh or more (the market's
+    min_improvement_wh, >= 1); with none left (0 Wh), any objective above 0 does."""
+    return objective >= candidate + min_improvement if candidate > 0 else objective > 0
 
 
 def verifier_errors() -> tuple[ContractError, ...]:

@@ -10,6 +10,7 @@ adds that wiring and writes one JSON config per agent process.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -81,6 +82,11 @@ class Plan:
     block_time: float | None = None
     log_level: str = "INFO"
     hosts: Mapping[str, HostParams] = field(default_factory=dict)  # prosumer hosts by name
+    # the run's secret behind the prosumers' anonymous keys: rendered into the prosumer
+    # hosts' config files only (never the spec, manifest, summary or logs)
+    key_secret: bytes = field(
+        default_factory=lambda: secrets.token_bytes(32), repr=False, compare=False
+    )
 
     def agent(self, name: str) -> AgentPlan:
         for a in self.agents:

@@ -3,11 +3,15 @@
 `agent_config` is pure (plan + placement + chain facts -> the agent's config
 dataclass: its role settings from the plan plus the wiring); `write_configs`
 writes them, with the agents' own serialiser, where the backend's placement says.
+The prosumer hosts' files carry the run's key secret (a restarted host reads it
+again); `redact_secrets` blanks it once the agents are stopped, so the bundle
+never keeps it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -15,7 +19,7 @@ from typing import Any
 
 from eth_account import Account
 
-from agents.common.config import AgentConfig, config_class
+from agents.common.config import REDACTED, AgentConfig, ProsumerHostSettings, config_class
 from agents.common.typed import to_json
 from orchestrator.placement import Placement
 from orchestrator.plan import AgentPlan, Plan
@@ -70,6 +74,8 @@ def agent_config(
     if agent.account is not None:
         wiring["private_key"] = dev_key(agent.account)
     settings = {f.name: getattr(agent.settings, f.name) for f in dataclasses.fields(agent.settings)}
+    if isinstance(agent.settings, ProsumerHostSettings):
+        settings["key_secret"] = plan.key_secret.hex()
     return config_class(agent.role)(**wiring, **settings)
 
 
@@ -83,3 +89,19 @@ def write_configs(plan: Plan, placement: Placement, chain: ChainInfo) -> dict[st
         path.write_text(to_json(config))
         configs[agent.name] = config
     return configs
+
+
+def redact_secrets(plan: Plan, placement: Placement) -> list[Path]:
+    """Overwrite the key secret in the prosumer hosts' config files (the run's
+    teardown, after the agents stopped); returns the files changed."""
+    changed = []
+    for agent in plan.agents:
+        path = placement.agents[agent.name].config_file
+        if not isinstance(agent.settings, ProsumerHostSettings) or not path.exists():
+            continue
+        data = json.loads(path.read_text())
+        if data.get("key_secret") not in (None, "", REDACTED):
+            data["key_secret"] = REDACTED
+            path.write_text(json.dumps(data, indent=1) + "\n")
+            changed.append(path)
+    return changed

@@ -28,6 +28,7 @@ def run_replay(scenario: Scenario, engine: str) -> dict[str, Any]:
             t_clear=market.t_clear,
             engine=engine,
             tie_break=market.tie_break,
+            min_improvement=market.min_improvement_wh,
         )
     except MarketError as exc:
         raise TestbedError(f"replay of {spec.name}: {exc}") from exc

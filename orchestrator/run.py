@@ -47,7 +47,7 @@ from orchestrator.lifecycle import (
 )
 from orchestrator.plan import Plan
 from orchestrator.planning import plan_run
-from orchestrator.render import ChainInfo, write_configs
+from orchestrator.render import ChainInfo, redact_secrets, write_configs
 from orchestrator.reports.report import write_report
 from orchestrator.results.bundle import DEFAULT_RESULTS_DIR, Bundle, new_run_id
 from orchestrator.results.manifest import build_manifest
@@ -338,6 +338,9 @@ class Run:
         self.events.agents_stopped.fire(outcome)  # last finalizations, metrics snapshot, gas
         if "chain" in self.started:
             self._attempt("stop chain", lambda: self._stop(["chain"]))
+        if self.placement is not None:  # the key secret leaves the bundle's configs
+            where = self.placement
+            self._attempt("redact secrets", lambda: redact_secrets(self.plan, where))
         self.mark("stopped")
         summary: dict[str, Any] = {}
         self._attempt("summary", lambda: summary.update(self._summary(outcome)))

@@ -42,7 +42,7 @@ from market.types import Feeder, Kind, Solution, Trade
 def constructor_args(feeders: Sequence[Feeder], market: MarketParams) -> list[Any]:
     """Market.sol's constructor arguments: the feeders, the market's chain timing and
     its liveness bounds (minimum offer energy, open offers per address, trades per
-    finalize call)."""
+    finalize call) and the improvement a solution needs over the candidate."""
     return [
         [f.id for f in feeders],
         [f.c_ext for f in feeders],
@@ -55,6 +55,7 @@ def constructor_args(feeders: Sequence[Feeder], market: MarketParams) -> list[An
         market.min_offer_energy_wh,
         market.max_open_offers,
         market.settle_chunk,
+        market.min_improvement_wh,
     ]
 
 
@@ -299,6 +300,7 @@ class MarketContract:
             min_offer_energy_wh=int(self.call("minOfferEnergy")),
             max_open_offers=int(self.call("maxOpenOffers")),
             settle_chunk=int(self.call("settleChunk")),
+            min_improvement_wh=int(self.call("minImprovement")),
         )
 
     # ----------------------------------------------------------- events

@@ -25,6 +25,7 @@ from market.types import Feeder, Kind
 Role = Literal["dso", "prosumer", "solver", "clock", "recorder"]
 ROLES: tuple[str, ...] = get_args(Role)
 AddressRotation = Literal["per_offer", "per_interval"]
+REDACTED = "redacted"  # a finished run's key_secret in its bundle
 
 
 @dataclass(frozen=True)
@@ -86,9 +87,18 @@ class ProsumerHostSettings:
     prices: Prices
     address_rotation: AddressRotation = "per_offer"
     seed: int = 0
+    # hex; the run's secret behind the anonymous keys (agents.prosumer.plan.anon_secret):
+    # the renderer sets it, never the plan or the spec; REDACTED in a finished bundle
+    key_secret: str = ""
     misbehaviour: tuple[Misbehaviour, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.key_secret == REDACTED:
+            raise ConfigError("key_secret: redacted when the run ended (the keys stay private)")
+        try:
+            bytes.fromhex(self.key_secret)
+        except ValueError:
+            raise ConfigError("key_secret: expected hex digits") from None
         ids = {p.id for p in self.prosumers}
         for i, m in enumerate(self.misbehaviour):
             if m.prosumer not in ids:

@@ -60,6 +60,9 @@ class MarketConfig:
     min_offer_energy_wh: int = 1
     max_open_offers: int = 256
     settle_chunk: int = 400
+    # Wh by which a solution must beat the candidate; checked before the verification, so
+    # a copied or inferior solution reverts NotBetter cheaply (1: strictly better)
+    min_improvement_wh: int = 1
 
     @property
     def intervals_per_day(self) -> int:

@@ -99,6 +99,7 @@ class ProsumerHost:
         self.actions = ActionLog(config.out_dir, config.name)
         self.misbehaving: dict[int, str] = {}  # prosumer -> action at the last tick
         self.generation = next_generation(config.out_dir)
+        self.key_secret = bytes.fromhex(config.key_secret)  # checked by the config
         if self.generation:
             log.warning(
                 "restarted (start %d in this run): new anonymous addresses", self.generation + 1
@@ -125,7 +126,9 @@ class ProsumerHost:
             AnonAddress(
                 b,
                 Signer(
-                    anon_secret(self.config.seed, b.prosumer, b.counter, self.generation),
+                    anon_secret(
+                        self.config.seed, b.prosumer, b.counter, self.generation, self.key_secret
+                    ),
                     chain_id,
                 ),
                 misbehaviour=self.misbehaving.get(b.prosumer),
@@ -156,7 +159,7 @@ class ProsumerHost:
 
     def _sync_nonces(self, signers: list[Signer]) -> None:
         """Each new address's nonce from the chain (one batch): addresses derive from
-        the seed, so a restarted host meets addresses it already used."""
+        the run's secret and seed, so a restarted host meets addresses it already used."""
         counts = self.chain.rpc.batch(
             [("eth_getTransactionCount", [s.address, "pending"]) for s in signers]
         )

@@ -4,7 +4,9 @@ Paper 6.5.1: an offer is posted when it enters the prediction window of L
 intervals, the current one counted, so at clock interval t every offer with
 start <= t + L - 1 that is not posted yet; an offer that ends before t + T_clear
 can no longer be traded and is skipped. Offers are posted from anonymous
-addresses generated from (seed, prosumer id, counter), so a run is repeatable;
+addresses generated from (the run's key secret, seed, prosumer id, counter): the
+same secret repeats a run's addresses, and nobody without it (the secret is kept
+out of the spec and the bundle) can derive a prosumer's keys;
 `per_offer` uses a fresh address for every offer, `per_interval` one address per
 prosumer and clock interval for all the offers it posts then.
 """
@@ -12,6 +14,7 @@ prosumer and clock interval for all the offers it posts then.
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import dataclass, field, replace
 
 from agents.common.abi import SECP256K1_N
@@ -20,14 +23,18 @@ from agents.common.protocol import Asset, WithdrawAssets
 from market.types import Kind
 
 
-def anon_secret(seed: int, prosumer: int, counter: int, generation: int = 0) -> bytes:
-    """Deterministic private key of the prosumer's `counter`-th anonymous address;
-    `generation` > 0 for a restarted host (its addresses must be new ones)."""
+def anon_secret(
+    seed: int, prosumer: int, counter: int, generation: int = 0, key_secret: bytes = b""
+) -> bytes:
+    """Deterministic private key of the prosumer's `counter`-th anonymous address, an
+    HMAC keyed with the run's `key_secret` (the orchestrator's per-run secret; empty
+    only in tests that build a host by hand); `generation` > 0 for a restarted host
+    (its addresses must be new ones)."""
     salt = 0
     run = "" if generation == 0 else f"g{generation}/"
     while True:
-        digest = hashlib.sha256(f"te-testbed/anon/{seed}/{prosumer}/{counter}/{run}{salt}".encode())
-        secret = digest.digest()
+        message = f"te-testbed/anon/{seed}/{prosumer}/{counter}/{run}{salt}".encode()
+        secret = hmac.digest(key_secret, message, hashlib.sha256)
         if 0 < int.from_bytes(secret, "big") < SECP256K1_N:
             return secret
         salt += 1  # probability ~2^-128; kept for correctness

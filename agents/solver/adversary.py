@@ -2,17 +2,19 @@
 
 `infeasible(problem, optimum, candidate, kind)` returns a solution that breaks the
 constraint `kind` (a `market.verify.ViolationKind` the contract checks) and, where that
-is possible, nothing else, with an objective above the candidate's so that only the
-contract's verification can stop it. The catalogue of market rules names the attack of
-each rule (`market.rules.Attack`; `ATTACKS` below builds it), the offer side it bounds and
-what verify reports with it. The construction starts from the solver's optimum
-(feasible) and changes or adds one trade: a price moved out of range, an interval
-outside an offer, an unknown id, a copy of a trade, just enough energy to overdraw an
-offer or a feeder limit. Every variant is checked with `market.verify` and ranked:
+is possible, nothing else, with an objective that beats the candidate's (by the market's
+minimum improvement) so that only the contract's verification can stop it. The catalogue
+of market rules names the attack of each rule (`market.rules.Attack`; `ATTACKS` below
+builds it), the offer side it bounds and what verify reports with it. The construction
+starts from the solver's optimum (feasible) and changes or adds one trade: a price moved
+out of range, an interval outside an offer, an unknown id, a copy of a trade, just enough
+energy to overdraw an offer or a feeder limit. Every variant is checked with
+`market.verify` and ranked:
   1. contract-consistent: the contract's verification will revert naming this kind
      (predicted by agents.solver.onchain, which follows its order of checks);
   2. beats the candidate (when the optimum uses every Wh it can, adding energy breaks a
-     second rule: beating then wins over exactness);
+     second rule: beating then wins over exactness); while a candidate has trades left
+     this is part of 1 (the contract's pre-check refuses the rest with NotBetter);
   3. exact: verify reports exactly the intended kind (NOT_MATCHABLE_PRICE always comes
      with PRICE: no price lies in [Rs, Rb] when Rs > Rb).
 Only contract-consistent solutions are returned; None when the problem has nothing to
@@ -30,7 +32,7 @@ from itertools import islice
 
 from agents.chain.encoding import MAX_INTERVAL, MAX_OFFER_ID
 from agents.solver.onchain import contract_verdict
-from market.rules import RULE_OF, Attack, ViolationKind, feeder_excess
+from market.rules import RULE_OF, Attack, ViolationKind, beats_candidate, feeder_excess
 from market.types import Kind, Offer, Problem, Solution, Trade
 from market.verify import verify
 
@@ -56,7 +58,14 @@ class Built:
     solution: Solution
     reported: frozenset[ViolationKind]
     candidate: int
-    verdict: ViolationKind | None  # what the contract will report (agents.solver.onchain)
+    verdict: (
+        ViolationKind | None
+    )  # what the contract's verification reports (agents.solver.onchain)
+    min_improvement: int = 1
+
+    @property
+    def beats(self) -> bool:
+        return beats_candidate(self.solution.objective, self.candidate, self.min_improvement)
 
     @property
     def exact(self) -> bool:
@@ -64,11 +73,9 @@ class Built:
 
     @property
     def consistent(self) -> bool:
-        return self.verdict is self.kind
-
-    @property
-    def beats(self) -> bool:
-        return self.solution.objective > self.candidate
+        """The contract reverts naming `kind`: its verification meets it first, and the
+        pre-check (a candidate with trades left) lets the solution through."""
+        return self.verdict is self.kind and (self.candidate <= 0 or self.beats)
 
     def rank(self) -> tuple[bool, bool, bool]:
         return (self.consistent, self.beats, self.exact)
@@ -77,7 +84,7 @@ class Built:
     def detail(self) -> str:
         notes = [] if self.exact else [f"verify also reports {sorted(self.reported - {self.kind})}"]
         if not self.beats:
-            notes.append(f"objective {self.solution.objective} <= candidate {self.candidate}")
+            notes.append(f"objective {self.solution.objective} does not beat {self.candidate}")
         extra = f" ({'; '.join(notes)})" if notes else ""
         return (
             f"{self.kind.value}: {len(self.solution.trades)} trades, "
@@ -151,11 +158,18 @@ class _Book:
 
 
 def infeasible(
-    problem: Problem, optimum: Solution, candidate: int, kind: ViolationKind
+    problem: Problem,
+    optimum: Solution,
+    candidate: int,
+    kind: ViolationKind,
+    min_improvement: int = 1,
 ) -> Built | None:
-    """The best-ranked solution breaking `kind` (see the module docstring), or None."""
+    """The best-ranked solution breaking `kind` (see the module docstring), or None.
+    `min_improvement`: the market's min_improvement_wh (while a candidate has trades
+    left, anything that does not beat it by that much reverts NotBetter unverified)."""
     book = _Book(problem, optimum.trades)
-    need = max(1, candidate - optimum.objective + 1)  # Wh to add to beat the candidate
+    # Wh to add to beat the candidate
+    need = max(1, candidate + (min_improvement if candidate > 0 else 1) - optimum.objective)
     attack = RULE_OF[kind].attack
     if attack is None:
         return None
@@ -165,7 +179,8 @@ def infeasible(
             break
         solution = Solution(tuple(trades))
         reported = frozenset(v.kind for v in verify(problem, solution))
-        built = Built(kind, solution, reported, candidate, contract_verdict(problem, solution))
+        verdict = contract_verdict(problem, solution)
+        built = Built(kind, solution, reported, candidate, verdict, min_improvement)
         if kind not in built.reported or not built.consistent:
             continue
         if best is None or built.rank() > best.rank():
@@ -196,6 +211,15 @@ def _nonpositive(book: _Book, need: int, kind: ViolationKind) -> Iterator[list[T
             yield [*book.base, Trade(s.id, b.id, t, 0, s.price)]
     for i, tr in enumerate(book.base):
         yield book.replaced(i, Trade(tr.seller, tr.buyer, tr.interval, 0, tr.price))
+    # to beat a candidate: `need` Wh more after the zero trade, on ghost ids (they sort
+    # last in the interval, so the contract meets the zero trade first)
+    for s, b, t in book.triples():
+        if (s.id, b.id, t) not in book.keys:
+            zero, more = (
+                Trade(s.id, b.id, t, 0, s.price),
+                Trade(GHOST_SELLER, GHOST_BUYER, t, need, 0),
+            )
+            yield [*book.base, zero, more]
 
 
 def _finalized(book: _Book, need: int, kind: ViolationKind) -> Iterator[list[Trade]]:

@@ -90,6 +90,7 @@ class Solver:
         shutdown: Shutdown | None = None,
         actions: ActionLog | None = None,
         tie_break: str = DEFAULT_TIE_BREAK,
+        min_improvement: int = 1,
     ) -> None:
         if engine not in ENGINES:
             raise ConfigError(f"engine: unknown engine {engine!r} (known: {', '.join(ENGINES)})")
@@ -100,6 +101,7 @@ class Solver:
         self.chain = chain
         self.engine = engine
         self.tie_break = tie_break
+        self.min_improvement = min_improvement  # the market's min_improvement_wh
         self.schedule = behaviour if isinstance(behaviour, Schedule) else Schedule.fixed(behaviour)
         self.last_interval = last_interval
         self.shutdown = shutdown
@@ -185,9 +187,9 @@ class Solver:
         """The behaviour's decision; an adversarial behaviour that fails to build its
         solution skips the round (logged) instead of stopping the solver."""
         if isinstance(active.behaviour, Honest):
-            return active.behaviour.decide(problem, result, candidate)
+            return active.behaviour.decide(problem, result, candidate, self.min_improvement)
         try:
-            return active.behaviour.decide(problem, result, candidate)
+            return active.behaviour.decide(problem, result, candidate, self.min_improvement)
         except Exception as exc:  # a bug in an adversary must not stall the clock
             log.exception("behaviour %s failed", active.label)
             return Decision(None, f"{active.label} failed: {exc!r}", adversarial=True)
@@ -394,6 +396,7 @@ def run(config: SolverConfig, shutdown: Shutdown) -> int:
             shutdown,
             actions,
             tie_break=market.tie_break,
+            min_improvement=market.min_improvement_wh,
         )
         log.info(
             "solver %s: engine %s, tie-break %s, behaviour %s (%d scheduled spans), %s mode, "

@@ -7,7 +7,8 @@ beats the candidate. The adversarial ones (issue 8; the paper's claim in 5.2.1 i
 the contract stops them):
 
 - "infeasible" {"kind": a ViolationKind value the contract checks, or "any"}: a solution
-  breaking exactly that constraint with an objective above the candidate's
+  breaking exactly that constraint with an objective that beats the candidate's (by the
+  minimum improvement: else the contract's pre-check answers NotBetter first)
   (agents.solver.adversary); "any" cycles through every kind, one per round;
 - "inferior" {"no_candidate": "worse" | "empty"}: a feasible solution no better than the
   candidate (NotBetter); with no candidate, one strictly worse than the optimum (may be
@@ -64,24 +65,41 @@ class Decision:
 class Behaviour(Protocol):
     name: str
 
-    def decide(self, problem: Problem, result: SolveResult, candidate_objective: int) -> Decision:
+    def decide(
+        self,
+        problem: Problem,
+        result: SolveResult,
+        candidate_objective: int,
+        min_improvement: int = 1,
+    ) -> Decision:
         """`candidate_objective`: Wh of the contract candidate's trades in the
-        intervals that are still free (>= problem.free_from)."""
+        intervals that are still free (>= problem.free_from); `min_improvement`: the
+        market's min_improvement_wh (market.rules.beats_candidate)."""
         ...
 
 
 class Honest:
-    """Submit the optimal integer solution iff its objective is strictly
-    greater than the candidate's remaining objective (the contract keeps the
-    candidate on ties, so an equal submission would only burn gas)."""
+    """Submit the optimal integer solution iff it beats the candidate's remaining
+    objective by the market's minimum improvement (strictly greater with the default
+    1 Wh; the contract refuses anything less, so it would only burn gas)."""
 
     name = "honest"
 
-    def decide(self, problem: Problem, result: SolveResult, candidate_objective: int) -> Decision:
+    def decide(
+        self,
+        problem: Problem,
+        result: SolveResult,
+        candidate_objective: int,
+        min_improvement: int = 1,
+    ) -> Decision:
         ours = result.solution.objective
-        if ours > candidate_objective:
+        if rules.beats_candidate(ours, candidate_objective, min_improvement):
             return Decision(result.solution, f"objective {ours} > candidate {candidate_objective}")
-        return Decision(None, f"objective {ours} <= candidate {candidate_objective}")
+        return Decision(
+            None,
+            f"objective {ours} does not beat candidate {candidate_objective} "
+            f"by {min_improvement} Wh",
+        )
 
 
 class Infeasible:
@@ -100,9 +118,17 @@ class Infeasible:
         n = len(ONCHAIN_VIOLATIONS)
         return [ONCHAIN_VIOLATIONS[(self._next + i) % n] for i in range(n)]
 
-    def decide(self, problem: Problem, result: SolveResult, candidate_objective: int) -> Decision:
+    def decide(
+        self,
+        problem: Problem,
+        result: SolveResult,
+        candidate_objective: int,
+        min_improvement: int = 1,
+    ) -> Decision:
         for kind in self._kinds():
-            built = adversary.infeasible(problem, result.solution, candidate_objective, kind)
+            built = adversary.infeasible(
+                problem, result.solution, candidate_objective, kind, min_improvement
+            )
             if built is None:
                 continue
             if self.kind == "any":
@@ -126,11 +152,18 @@ class Inferior:
     def __init__(self, no_candidate: str = "worse") -> None:
         self.no_candidate = no_candidate
 
-    def decide(self, problem: Problem, result: SolveResult, candidate_objective: int) -> Decision:
+    def decide(
+        self,
+        problem: Problem,
+        result: SolveResult,
+        candidate_objective: int,
+        min_improvement: int = 1,
+    ) -> Decision:
         solution = adversary.inferior(
             problem, result.solution, candidate_objective, self.no_candidate
         )
-        expect = NOT_BETTER if solution.objective <= candidate_objective else None
+        beats = rules.beats_candidate(solution.objective, candidate_objective, min_improvement)
+        expect = None if beats else NOT_BETTER
         return Decision(
             solution,
             f"objective {solution.objective} (optimum {result.solution.objective}, "
@@ -148,8 +181,14 @@ class Late:
     def __init__(self, delay_seconds: float = 5.0) -> None:
         self.delay_seconds = delay_seconds
 
-    def decide(self, problem: Problem, result: SolveResult, candidate_objective: int) -> Decision:
-        honest = Honest().decide(problem, result, candidate_objective)
+    def decide(
+        self,
+        problem: Problem,
+        result: SolveResult,
+        candidate_objective: int,
+        min_improvement: int = 1,
+    ) -> Decision:
+        honest = Honest().decide(problem, result, candidate_objective, min_improvement)
         return Decision(
             honest.solution,
             f"{honest.reason}, {self.delay_seconds:g} s late",
@@ -166,7 +205,13 @@ class Flood:
     def __init__(self, count: int = 5) -> None:
         self.count = count
 
-    def decide(self, problem: Problem, result: SolveResult, candidate_objective: int) -> Decision:
+    def decide(
+        self,
+        problem: Problem,
+        result: SolveResult,
+        candidate_objective: int,
+        min_improvement: int = 1,
+    ) -> Decision:
         first, *more = adversary.flood_variants(problem, result.solution, self.count)
         objectives = [first.objective, *(s.objective for s in more)]
         return Decision(

@@ -183,6 +183,13 @@ MARKET = _object(
             maximum=2**32 - 1,
             default=400,
         ),
+        "min_improvement_wh": _integer(
+            "Wh by which a solution must beat the candidate (contract; checked before the "
+            "verification, so a copied solution reverts cheaply).",
+            minimum=1,
+            maximum=2**64 - 1,
+            default=1,
+        ),
         "clock": {
             "enum": ["lockstep", "wallclock"],
             "default": "lockstep",

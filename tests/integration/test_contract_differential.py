@@ -4,7 +4,8 @@ For each of >= 500 random cases (hypothesis, derandomized): offers are posted on
 anvil, optionally a first solution is submitted and some intervals finalized (those trades
 become the problem's fixed trades), then a second random solution is checked on chain.
 The contract must accept exactly the solutions market.verify accepts, report the same
-objective, and, on rejection, name a violation kind market.verify also reports. Submitting
+objective, and, on rejection, name a violation kind market.verify also reports, with the
+arguments agents.solver.onchain.contract_revert predicts. Submitting
 it must replace the candidate iff it is feasible and beats what is left of the first one.
 One anvil for the module; every case starts from an evm_snapshot of the deployed markets.
 """
@@ -30,6 +31,7 @@ from agents.chain.node import Anvil, latest_timestamp, mine, revert, snapshot
 from agents.chain.tx import PendingTx, Sender
 from agents.common.abi import keccak256
 from agents.common.market import MarketParams
+from agents.solver.onchain import contract_revert
 from market.types import Feeder, Kind, Offer, Problem, Solution, Trade
 from market.verify import ViolationKind, objective, verify
 from tests.integration.test_contract_workflow import (
@@ -320,6 +322,10 @@ def test_contract_verdict_equals_market_verify(env: Env) -> None:
             assert expected, f"contract rejects a feasible solution: {err}"
             kinds = {v.kind for v in expected}
             assert err.violation in kinds, f"{err} not among {sorted(kinds)}"
+            # the very revert the solver predicts, arguments included
+            predicted = contract_revert(problem, solution)
+            assert predicted is not None, str(err)
+            assert (predicted.error, dict(predicted.args)) == (err.name, err.params), str(err)
             stats[str(err.violation)] += 1
             stats["infeasible"] += 1
         else:

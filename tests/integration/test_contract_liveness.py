@@ -200,6 +200,14 @@ def test_the_constructor_bounds_every_packed_field(w3: Web3) -> None:
             epoch=now,
             settle_chunk=0,
         ),
+        MarketParams(
+            first_interval=2,
+            last_interval=3,
+            t_clear=1,
+            interval_seconds=HOUR,
+            epoch=now,
+            min_improvement_wh=0,
+        ),
     ):
         with pytest.raises(ContractRevert) as info:
             deploy_market(w3, dso, FEEDERS, bad)

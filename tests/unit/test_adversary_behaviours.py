@@ -15,8 +15,15 @@ from agents.common.config import TraceOffer
 from agents.prosumer import misbehave
 from agents.prosumer.plan import AddressBatch
 from agents.solver import adversary
-from agents.solver.behaviour import ERROR_OF_KIND, Flood, Inferior, Late, make_behaviour
-from agents.solver.onchain import contract_verdict
+from agents.solver.behaviour import (
+    ERROR_OF_KIND,
+    Flood,
+    Honest,
+    Inferior,
+    Late,
+    make_behaviour,
+)
+from agents.solver.onchain import contract_verdict, submission_error
 from market.solve import SolveResult, solve
 from market.types import Feeder, Kind, Offer, Problem, Solution, Trade
 from market.verify import ViolationKind, verify
@@ -51,16 +58,20 @@ def result() -> SolveResult:
 
 
 @pytest.mark.parametrize("kind", ONCHAIN_VIOLATIONS, ids=lambda k: k.value)
-@pytest.mark.parametrize("candidate", [0, 2_300])
-def test_infeasible_of_each_kind(result: SolveResult, kind: ViolationKind, candidate: int) -> None:
+@pytest.mark.parametrize(("candidate", "min_improvement"), [(0, 1), (2_300, 1), (2_300, 50)])
+def test_infeasible_of_each_kind(
+    result: SolveResult, kind: ViolationKind, candidate: int, min_improvement: int
+) -> None:
     assert result.solution.objective == 2_300
-    built = adversary.infeasible(PROBLEM, result.solution, candidate, kind)
+    built = adversary.infeasible(PROBLEM, result.solution, candidate, kind, min_improvement)
     assert built is not None
     reported = {v.kind for v in verify(PROBLEM, built.solution)}
     assert kind in reported
     assert contract_verdict(PROBLEM, built.solution) is kind
-    if kind is not ViolationKind.NONPOSITIVE or candidate < result.solution.objective:
-        assert built.solution.objective > candidate  # only the verification can stop it
+    # it passes the contract's pre-check: only the verification can stop it
+    assert built.solution.objective >= candidate + (min_improvement if candidate else 1)
+    error = submission_error(PROBLEM, built.solution, candidate, min_improvement)
+    assert error == ERROR_OF_KIND[kind]
     # where the optimum leaves room, nothing else is broken; in this market every buyer
     # the expensive seller reaches is full, a copied trade overdraws its offers, and
     # unbalancing F4 or F3 spills over into a neighbouring feeder's limit
@@ -109,6 +120,29 @@ def test_inferior_is_feasible_and_not_better(result: SolveResult) -> None:
     assert equal.solution == result.solution and equal.expect == "NotBetter"
     never = Inferior(no_candidate="empty").decide(PROBLEM, result, 0)
     assert never.solution == Solution(()) and never.expect == "NotBetter"
+    # no candidate: the minimum improvement does not apply (the worse one is accepted)
+    assert behaviour.decide(PROBLEM, result, 0, min_improvement=20).expect is None
+
+
+def test_honest_submits_only_what_beats_the_candidate_by_the_minimum(result: SolveResult) -> None:
+    assert Honest().decide(PROBLEM, result, 2_299).submit
+    assert not Honest().decide(PROBLEM, result, 2_300).submit
+    assert not Honest().decide(PROBLEM, result, 2_290, min_improvement=11).submit
+    assert Honest().decide(PROBLEM, result, 2_290, min_improvement=10).submit
+    assert Honest().decide(PROBLEM, result, 0, min_improvement=10_000).submit  # no candidate
+
+
+def test_submission_error_checks_the_objective_first_only_with_a_candidate() -> None:
+    ghost = Solution((Trade(1, 99, 4, 5, 15),))  # unknown buyer, 5 Wh
+    assert submission_error(PROBLEM, ghost, 0) == "UnknownOffer"
+    assert submission_error(PROBLEM, ghost, 5) == "NotBetter"  # equal: refused unverified
+    assert submission_error(PROBLEM, ghost, 4) == "UnknownOffer"
+    assert submission_error(PROBLEM, ghost, 4, min_improvement=2) == "NotBetter"
+    assert submission_error(PROBLEM, Solution(()), 0) == "NotBetter"
+    fine = Solution((Trade(1, 2, 4, 5, 15),))
+    assert submission_error(PROBLEM, fine, 0) is None
+    assert submission_error(PROBLEM, fine, 4) is None
+    assert submission_error(PROBLEM, fine, 4, min_improvement=2) == "NotBetter"
 
 
 def test_scaling_falls_back_to_a_feasible_solution() -> None:

@@ -83,6 +83,10 @@ def test_anonymous_keys_are_repeatable_and_distinct() -> None:
     others = {anon_secret(7, 101, 1), anon_secret(7, 102, 0), anon_secret(8, 101, 0)}
     assert a not in others and len(others) == 3
     assert Key(a).address.startswith("0x")
+    # the run's secret: another secret, other keys; the same secret, the same keys
+    keyed = anon_secret(7, 101, 0, key_secret=b"s" * 32)
+    assert keyed != a and keyed == anon_secret(7, 101, 0, 0, b"s" * 32)
+    assert anon_secret(7, 101, 0, key_secret=b"t" * 32) != keyed
 
 
 COMMON = {

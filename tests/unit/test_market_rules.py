@@ -143,3 +143,9 @@ def test_prediction_follows_the_encodings_word_order() -> None:
     for trades in ((priced_out, valid), (valid, priced_out)):
         assert onchain.contract_verdict(problem, Solution(trades)) is ViolationKind.DUPLICATE
     assert onchain.contract_verdict(problem, Solution((priced_out,))) is ViolationKind.PRICE
+
+
+def test_beats_candidate_needs_the_minimum_improvement_only_with_trades_left() -> None:
+    assert rules.beats_candidate(101, 100) and not rules.beats_candidate(100, 100)
+    assert not rules.beats_candidate(109, 100, 10) and rules.beats_candidate(110, 100, 10)
+    assert rules.beats_candidate(1, 0, 10) and not rules.beats_candidate(0, 0, 10)

@@ -17,12 +17,13 @@ from agents.common.config import (
     load_config,
     parse_config,
 )
+from agents.common.errors import ConfigError
 from agents.common.market import MarketConfig, MarketParams
 from agents.common.typed import to_plain
 from orchestrator.backends.local import LocalBackend
 from orchestrator.datasets import ProsumerTrace, TraceOffer
 from orchestrator.plan import Plan, PlanError, build_plan
-from orchestrator.render import ChainInfo, dev_address, dev_key, write_configs
+from orchestrator.render import ChainInfo, dev_address, dev_key, redact_secrets, write_configs
 from orchestrator.scenario import Scenario
 from orchestrator.spec import (
     SolverConfig as SpecSolver,
@@ -155,3 +156,26 @@ def test_rendered_configs_load_as_agent_configs(tmp_path: Path) -> None:
     recorder = json.loads(placement.agents["recorder"].config_file.read_text())
     assert recorder["out_dir"] == str((tmp_path / "bundle" / "events").resolve())
     assert "private_key" not in recorder
+
+
+def test_key_secret_only_in_the_prosumer_hosts_configs_and_redacted(tmp_path: Path) -> None:
+    p = build_plan(scenario(5, per_host=2), "local", "run-x")
+    again = build_plan(scenario(5, per_host=2), "local", "run-x")
+    assert len(p.key_secret) == 32 and again.key_secret != p.key_secret
+    assert again == p and p.key_secret.hex() not in repr(p)  # not part of the plan's data
+    placement = LocalBackend("run-x", tmp_path / "state").prepare(p, tmp_path / "bundle")
+    chain = ChainInfo(contract_address="0x" + "ab" * 20, chain_id=31337, epoch=1)
+    configs = write_configs(p, placement, chain)
+    hosts = {n for n, c in configs.items() if isinstance(c, ProsumerHostConfig)}
+    assert len(hosts) == 3
+    for name in configs:
+        text = placement.agents[name].config_file.read_text()
+        assert (p.key_secret.hex() in text) == (name in hosts)
+    assert {configs[n].key_secret for n in hosts} == {p.key_secret.hex()}  # type: ignore[attr-defined]
+    changed = redact_secrets(p, placement)
+    assert {path.stem for path in changed} == hosts
+    for name in configs:
+        assert p.key_secret.hex() not in placement.agents[name].config_file.read_text()
+    with pytest.raises(ConfigError, match="key_secret: redacted"):
+        load_config(placement.agents[sorted(hosts)[0]].config_file)
+    assert redact_secrets(p, placement) == []  # idempotent

@@ -1,0 +1,65 @@
+"""The prosumers' anonymous keys come from a per-run secret: two runs of the same
+spec post from different addresses (nobody can derive them from the YAML), and
+the finished bundle holds the secret in no file (the configs are redacted)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agents.common.config import REDACTED, AgentConfig, ProsumerHostConfig
+from orchestrator import run as run_module
+from orchestrator.run import RunOptions, run
+from tests.conftest import REPO, require_tool
+
+SMOKE = REPO / "topologies" / "smoke.yaml"
+
+
+@pytest.fixture(autouse=True)
+def _anvil(state_dir: Path) -> None:
+    require_tool("anvil")
+
+
+def posters(events: Path) -> set[str]:
+    with (events / "offers.csv").open(newline="") as fh:
+        return {row["poster"].lower() for row in csv.DictReader(fh)}
+
+
+def test_two_runs_of_one_spec_use_different_keys_and_keep_no_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secrets: list[str] = []
+    write_configs = run_module.write_configs
+
+    def recording(*args: Any) -> dict[str, AgentConfig]:
+        configs = write_configs(*args)
+        secrets.extend(
+            {c.key_secret for c in configs.values() if isinstance(c, ProsumerHostConfig)}
+        )
+        return configs
+
+    monkeypatch.setattr(run_module, "write_configs", recording)
+    results = [run(RunOptions(spec=SMOKE, out=tmp_path / f"run{i}")) for i in range(2)]
+    for result in results:
+        assert result.outcome.status == "ok", result.outcome.message
+    # one secret per run, 32 random bytes, the same for every host of the run
+    assert len(secrets) == 2 and len(set(secrets)) == 2
+    assert all(len(bytes.fromhex(s)) == 32 for s in secrets)
+    first, second = (posters(r.bundle / "events") for r in results)
+    assert first and second and not first & second
+    for result, secret in zip(results, secrets, strict=True):
+        raw = bytes.fromhex(secret)
+        for path in result.bundle.rglob("*"):
+            if path.is_file():
+                data = path.read_bytes()
+                assert secret.encode() not in data and raw not in data, path
+        hosts = [
+            json.loads(p.read_text())
+            for p in (result.bundle / "config").glob("*.json")
+            if json.loads(p.read_text())["role"] == "prosumer"
+        ]
+        assert hosts and {h["key_secret"] for h in hosts} == {REDACTED}
