@@ -263,13 +263,23 @@ def _metrics_section(data: rd.BundleData) -> Section:
     return Section(
         "Metrics",
         [
-            f"Prometheus {info.get('prometheus_version') or ''} scraped {targets} targets "
+            f"Prometheus {info.get('prometheus_version') or ''} {_scraped(info, targets)} "
             f"every {info.get('scrape_interval_seconds')} s from {span}; the TSDB snapshot is "
             f"in `metrics/{info.get('snapshot', 'tsdb')}` ({blocks} blocks).",
             f"Explore it: `testbed metrics {data.path}` (Prometheus on the snapshot), or "
             "with Grafana: see dashboards/README.md.",
         ],
     )
+
+
+def _scraped(info: dict[str, Any], targets: int) -> str:
+    """What prometheus.json says was scraped, never more than the snapshot holds."""
+    series, scraped = info.get("series"), info.get("targets_scraped")
+    if series is None or scraped is None:  # older bundles, or Prometheus could not say
+        return f"was set to scrape {targets} targets"
+    if not series:
+        return f"was set to scrape {targets} targets, but the snapshot holds no series"
+    return f"scraped {scraped} of {targets} targets ({series} series)"
 
 
 def _interval_section(energy: rd.EnergySeries) -> Section:
