@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import textwrap
 from pathlib import Path
@@ -16,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.backends import backend_class
 from orchestrator.backends.base import state_root
-from orchestrator.commands import add_spec_arguments
+from orchestrator.commands import add_spec_arguments, spec_warnings
 from orchestrator.commands.observe import COMMANDS as OBSERVE_COMMANDS  # metrics, report
 from orchestrator.results.bundle import DEFAULT_RESULTS_DIR, list_bundles
+from orchestrator.spec import load_spec
 from orchestrator.spec.backends import NAMES as BACKEND_NAMES
 
 if TYPE_CHECKING:
@@ -96,7 +98,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if is_sweep_args(args):  # a spec with `sweep:`: every point, a bundle each
         return cmd_run_sweep(args)
-
+    if not args.quiet:
+        spec = load_spec(args.spec, args.overrides, env=os.environ)
+        for warning in spec_warnings(spec):
+            print(f"warning: {warning}", file=sys.stderr)
     options = RunOptions(
         spec=args.spec,
         overrides=tuple(args.overrides),
