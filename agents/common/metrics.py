@@ -20,7 +20,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -97,18 +97,24 @@ FINAL_SCRAPE_MAX_SECONDS = 30.0
 
 
 class ScrapeLog:
-    """When Prometheus fetched /metrics (told apart from the orchestrator's
-    readiness and progress reads by its User-Agent)."""
+    """When Prometheus' scrapes of /metrics began, counted once their response
+    was sent (a process that exits mid-response fails the scrape). Prometheus is
+    told apart from the orchestrator's readiness and progress reads by its
+    User-Agent."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self.times: list[float] = []  # monotonic, the last few
+        self.times: list[float] = []  # monotonic start times of the last few sent scrapes
 
-    def seen(self, user_agent: str) -> None:
-        if user_agent.startswith("Prometheus/"):
-            with self._cond:
-                self.times = [*self.times[-3:], time.monotonic()]
-                self._cond.notify_all()
+    @staticmethod
+    def is_prometheus(user_agent: str) -> bool:
+        return user_agent.startswith("Prometheus/")
+
+    def sent(self, began: float) -> None:
+        """A scrape that began at `began` (monotonic) has had its response sent."""
+        with self._cond:
+            self.times = sorted([*self.times, began])[-4:]
+            self._cond.notify_all()
 
     def period(self) -> float | None:
         """The last observed time between two scrapes (None: fewer than two)."""
@@ -139,10 +145,31 @@ def _counting_app(scrapes: ScrapeLog) -> Callable[..., Iterable[bytes]]:
     app = make_wsgi_app()
 
     def counted(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        scrapes.seen(str(environ.get("HTTP_USER_AGENT", "")))
-        return app(environ, start_response)
+        began = time.monotonic()
+        body = app(environ, start_response)
+        if not scrapes.is_prometheus(str(environ.get("HTTP_USER_AGENT", ""))):
+            return body
+        return _Sent(body, lambda: scrapes.sent(began))
 
     return counted
+
+
+class _Sent:
+    """A WSGI response body that reports when the server has written it
+    (wsgiref calls close() after the last write)."""
+
+    def __init__(self, body: Iterable[bytes], done: Callable[[], None]) -> None:
+        self.body = body
+        self.done = done
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.body)
+
+    def close(self) -> None:
+        close = getattr(self.body, "close", None)
+        if close is not None:
+            close()
+        self.done()
 
 
 def serve_metrics(host: str, port: int, scrapes: ScrapeLog = SCRAPES) -> WSGIServer:

@@ -1,11 +1,13 @@
-"""An agent's /metrics endpoint tells Prometheus' scrapes from other reads, and
-a finished agent waits (bounded) for one more scrape of its final values."""
+"""An agent's /metrics endpoint tells Prometheus' scrapes from other reads and
+counts them once sent; a finished agent waits (bounded) for one more scrape of
+its final values."""
 
 from __future__ import annotations
 
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 
 from agents.common.metrics import ScrapeLog, await_final_scrape, serve_metrics
 
@@ -20,6 +22,13 @@ def fetch(port: int, user_agent: str) -> str:
         return str(response.read().decode())
 
 
+def wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
 def test_only_prometheus_reads_count_as_scrapes() -> None:
     log = ScrapeLog()
     server = serve_metrics("127.0.0.1", 0, log)
@@ -29,7 +38,8 @@ def test_only_prometheus_reads_count_as_scrapes() -> None:
         assert log.times == [] and log.period() is None
         fetch(port, PROMETHEUS)
         fetch(port, PROMETHEUS)
-        assert len(log.times) == 2 and log.period() is not None
+        wait_for(lambda: len(log.times) == 2)  # counted once the server has sent them
+        assert log.period() is not None
     finally:
         server.shutdown()
         server.server_close()
@@ -42,6 +52,7 @@ def test_a_finished_agent_waits_for_the_next_scrape() -> None:
     try:
         fetch(port, PROMETHEUS)
         fetch(port, PROMETHEUS)  # a period observed: the wait is bounded by a few of them
+        wait_for(lambda: len(log.times) == 2)
         scraped_after: list[float] = []
 
         def prometheus() -> None:  # the next scrape, once the agent waits
@@ -76,7 +87,7 @@ def test_a_finished_agent_waits_for_the_next_scrape() -> None:
 def test_no_wait_when_never_scraped_or_when_stopped() -> None:
     assert await_final_scrape(lambda: False, ScrapeLog()) is False  # Prometheus disabled
     log = ScrapeLog()
-    log.seen(PROMETHEUS)
+    log.sent(time.monotonic())
     started = time.monotonic()
     assert await_final_scrape(lambda: True, log) is False  # SIGTERM: no waiting
     assert time.monotonic() - started < 25  # not the 30 s bound
