@@ -283,8 +283,8 @@ def replay_table(scenario: Scenario, summary: dict[str, Any]) -> str:
     if wait.get("count"):
         lines.append(
             f"intervals an offer waited for its first trade (the market's share of "
-            f"offer-to-trade latency): p50 {wait['p50']:.0f}, p99 {wait['p99']:.0f}, "
-            f"max {wait['max']:.0f}"
+            f"offer-to-trade latency): p50 {wait['p50']:g}, p99 {wait['p99']:g}, "
+            f"max {wait['max']:g}"
         )
     return "\n".join(lines)
 

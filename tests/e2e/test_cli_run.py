@@ -99,6 +99,9 @@ def test_smoke_run_finalizes_exactly_what_replay_finalizes(
     assert summary["total_energy_traded_wh"] == round(expected["total_energy_traded_kwh"] * 1000)
     assert summary["per_interval_kwh"] == expected["per_interval_kwh"]
     assert summary["status"] == "ok" and summary["exit_code"] == 0
+    assert summary["spec"] == "smoke" and summary["run_id"]  # run --json names its run
+    saved = json.loads((Path(summary["bundle"]) / "summary.json").read_text())
+    assert (saved["run_id"], saved["spec"]) == (summary["run_id"], "smoke")
     assert summary["solutions"]["accepted"] >= 1 and summary["solutions"]["rejected"] == 0
     assert summary["offers"] == expected["dataset"]["offers"]
     for key in ("p50", "p95", "p99", "max"):
@@ -167,13 +170,19 @@ def test_clean_stops_what_a_killed_run_left_behind(tmp_path: Path, env: dict[str
     assert cleaned.returncode == 0, cleaned.stderr
     report = json.loads(cleaned.stdout)["cleaned"]
     assert {
-        r["what"].split("(")[-1].rstrip(")") for r in report if r["action"] != "removed state"
+        r["what"].split("(")[-1].rstrip(")")
+        for r in report
+        if r["action"] not in ("removed state", "marked killed")
     } == set(pids)
     assert any(r["action"] == "killed" and "(chain)" in r["what"] for r in report)
     assert not [name for name, pid in pids.items() if alive(pid)]
     assert not list(Path(env["TESTBED_STATE_DIR"]).glob("runs/*"))
     again = cli("clean", env=env)
     assert again.stdout.startswith("nothing to clean")
+    # the bundle says how the run ended: killed, not "incomplete"
+    [entry] = json.loads(cli("results", str(out), "--json", env=env).stdout)
+    assert entry["status"] == "killed"
+    assert any(r["action"] == "marked killed" for r in report)
 
 
 def test_invalid_spec_starts_nothing(tmp_path: Path, env: dict[str, str]) -> None:
