@@ -5,10 +5,11 @@ metrics endpoint, then runs `agents.<role>.run(config, shutdown)`. The role
 module is imported lazily so a prosumer never loads the solver's LP stack.
 Exit codes: 0 finished or stopped by SIGTERM, 1 agent error, 2 crash, 64 usage.
 
-On the way out (whatever the exit) the agent writes its final metrics, in the
-Prometheus text format, to `<out_dir>/metrics.prom`: agents exit right after the
-clock's `done`, often before Prometheus' next scrape, and the file keeps the
-counters' last values in the bundle.
+When its work is done (not stopped by a signal) an agent waits for Prometheus'
+next scrape, so the run's metrics hold its last counters (bounded, see
+`agents.common.metrics.await_final_scrape`). On the way out (whatever the exit)
+it also writes its final metrics, in the Prometheus text format, to
+`<out_dir>/metrics.prom`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import importlib
 import logging
 import sys
+import time
 from pathlib import Path
 
 from prometheus_client import REGISTRY, generate_latest
@@ -24,7 +26,7 @@ from prometheus_client import REGISTRY, generate_latest
 from agents.common.config import ROLES, load_config
 from agents.common.errors import AgentError
 from agents.common.logsetup import setup_logging
-from agents.common.metrics import start_metrics
+from agents.common.metrics import await_final_scrape, start_metrics
 from agents.common.shutdown import install_shutdown
 
 
@@ -49,6 +51,11 @@ def main(argv: list[str] | None = None) -> int:
         start_metrics(config.metrics_host, config.metrics_port, config.role, config.name)
         module = importlib.import_module(f"agents.{config.role}")
         code = int(module.run(config, shutdown))
+        if not shutdown.requested:
+            started = time.monotonic()
+            scraped = await_final_scrape(lambda: shutdown.requested)
+            waited = time.monotonic() - started
+            log.info("final scrape: %s after %.2f s", "done" if scraped else "none", waited)
     except AgentError as exc:
         log.error("%s", exc)
         return 1

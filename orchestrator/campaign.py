@@ -52,7 +52,7 @@ def run_campaign(
 
 
 def interrupted(result: RunResult) -> bool:
-    return result.exit_code in INTERRUPTED
+    return result.exit_code in INTERRUPTED or result.outcome.signal is not None
 
 
 def baseline_options(options: RunOptions, faulty: RunResult) -> RunOptions:

@@ -20,7 +20,7 @@ import yaml
 
 from market.types import Kind
 from orchestrator import __version__
-from orchestrator.commands import add_spec_arguments
+from orchestrator.commands import add_spec_arguments, validation_warnings
 from orchestrator.commands.docker import COMMANDS as DOCKER_COMMANDS
 from orchestrator.commands.hosts import COMMANDS as HOSTS_COMMANDS
 from orchestrator.commands.observe import (
@@ -118,23 +118,27 @@ def register_validate(subparsers: Subparsers) -> None:
 testbed validate topologies/smoke.yaml
 testbed validate topologies/paper-a.yaml --set deployment.backend=docker
 testbed validate topologies/transax-a.yaml --print    # the resolved spec
+testbed validate topologies/smoke.yaml --json         # facts, warnings or problems
 """,
     )
     add_spec_arguments(parser)
     parser.add_argument(
         "--print", action="store_true", help="print the resolved spec (defaults filled in)"
     )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object: ok, the facts and warnings, or the problems",
+    )
     parser.set_defaults(handler=cmd_validate)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    spec = load_spec_args(args)
-    scenario = build_scenario(spec)
-    points = 0
-    if spec.sweep:  # every point must validate on its own (cross-key checks included)
-        from orchestrator.sweeps.points import load_points  # lazy: CLI start-up time
-
-        points = len(load_points(Path(args.spec), args.overrides, os.environ, spec))
+    if args.json and not args.print:
+        return _validate_json(args)
+    spec, scenario, points = _validated(args)
+    for warning in validation_warnings(spec, scenario.dataset):
+        print(f"warning: {warning}", file=sys.stderr)
     if args.print:
         print(yaml.safe_dump(spec.to_dict(), sort_keys=False), end="")
         return 0
@@ -146,6 +150,44 @@ def cmd_validate(args: argparse.Namespace) -> int:
         f"{market.clock} clock, {spec.deployment.backend} backend"
         + (f", sweep of {points} points" if points else "")
     )
+    return 0
+
+
+def _validated(args: argparse.Namespace) -> tuple[Spec, Scenario, int]:
+    spec = load_spec_args(args)
+    scenario = build_scenario(spec)
+    points = 0
+    if spec.sweep:  # every point must validate on its own (cross-key checks included)
+        from orchestrator.sweeps.points import load_points  # lazy: CLI start-up time
+
+        points = len(load_points(Path(args.spec), args.overrides, os.environ, spec))
+    return spec, scenario, points
+
+
+def _validate_json(args: argparse.Namespace) -> int:
+    """One JSON object on stdout, also for an invalid spec (exit code as without --json)."""
+    try:
+        spec, scenario, points = _validated(args)
+    except TestbedError as exc:
+        problems = str(exc).splitlines()
+        print(json.dumps({"spec": str(args.spec), "ok": False, "problems": problems}, indent=2))
+        return exc.exit_code
+    market = spec.market
+    facts = {
+        "spec": str(args.spec),
+        "ok": True,
+        "name": spec.name,
+        "prosumers": len(scenario.dataset.prosumers),
+        "feeders": len(scenario.feeders),
+        "offers": len(scenario.offers),
+        "intervals": [market.first_interval, market.last_interval],
+        "prediction_window": market.prediction_window,
+        "clock": market.clock,
+        "backend": spec.deployment.backend,
+        "sweep_points": points,
+        "warnings": validation_warnings(spec, scenario.dataset),
+    }
+    print(json.dumps(facts, indent=2))
     return 0
 
 
@@ -241,8 +283,8 @@ def replay_table(scenario: Scenario, summary: dict[str, Any]) -> str:
     if wait.get("count"):
         lines.append(
             f"intervals an offer waited for its first trade (the market's share of "
-            f"offer-to-trade latency): p50 {wait['p50']:.0f}, p99 {wait['p99']:.0f}, "
-            f"max {wait['max']:.0f}"
+            f"offer-to-trade latency): p50 {wait['p50']:g}, p99 {wait['p99']:g}, "
+            f"max {wait['max']:g}"
         )
     return "\n".join(lines)
 

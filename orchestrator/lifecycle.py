@@ -5,6 +5,7 @@ run's own log file."""
 from __future__ import annotations
 
 import contextlib
+import csv
 import logging
 import signal
 import threading
@@ -25,11 +26,14 @@ LOG_TAIL_LINES = 12
 
 @dataclass(frozen=True)
 class Outcome:
-    """How a run ended: status ok | agent_failed | not_ready | interrupted | error."""
+    """How a run ended: status ok | agent_failed | not_ready | interrupted | error.
+    `signal`: the signal that ended it (also when it came after the last interval
+    was finalized and the outcome is ok: a campaign stops on it all the same)."""
 
     status: str
     exit_code: int
     message: str
+    signal: str | None = None
 
 
 class AgentFailed(TestbedError):
@@ -68,9 +72,9 @@ def outcome_of(exc: BaseException) -> Outcome:
     """The outcome of a run that `exc` ended; exit codes as in orchestrator.run
     (a signal: 128 + its number)."""
     if isinstance(exc, KeyboardInterrupt):
-        return Outcome("interrupted", 128 + signal.SIGINT, "interrupted (SIGINT)")
+        return Outcome("interrupted", 128 + signal.SIGINT, "SIGINT", "SIGINT")
     if isinstance(exc, Interrupted):
-        return Outcome("interrupted", 128 + exc.signum, f"interrupted ({exc.name})")
+        return Outcome("interrupted", 128 + exc.signum, exc.name, exc.name)
     kinds: tuple[tuple[type[TestbedError], str], ...] = (
         (AgentFailed, "agent_failed"),
         (NotReady, "not_ready"),
@@ -80,6 +84,32 @@ def outcome_of(exc: BaseException) -> Outcome:
         if isinstance(exc, kind):
             return Outcome(status, exc.exit_code or TestbedError.exit_code, str(exc))
     return Outcome("error", TestbedError.exit_code, f"internal error: {exc!r}")
+
+
+def settled(outcome: Outcome, events: Path, last_interval: int) -> Outcome:
+    """An interrupt that came after the recorder saw the last interval finalized
+    (the agents were finishing, or waiting for their final scrape) does not spoil
+    the run: its outcome is ok, and the message says what happened."""
+    if outcome.status != "interrupted" or not finalized_through(events, last_interval):
+        return outcome
+    message = f"last interval finalized (then {outcome.message} while the agents finished)"
+    return Outcome("ok", 0, message, outcome.signal)
+
+
+def finalized_through(events: Path, last_interval: int) -> bool:
+    """Whether the recorder's finalizations.csv holds interval `last_interval`."""
+    try:
+        with open(events / "finalizations.csv", newline="") as f:
+            return any(_int(r.get("interval")) == last_interval for r in csv.DictReader(f))
+    except OSError:
+        return False
+
+
+def _int(cell: str | None) -> int | None:
+    try:
+        return int(cell) if cell else None
+    except ValueError:
+        return None
 
 
 def file_logger(path: Path, run_id: str) -> logging.Logger:

@@ -161,6 +161,10 @@ class EventCounter:
                 if posted_at is not None and solved is not None:
                     self.latencies.append(solved - posted_at)
         self.new_finalized = self.finalizations.read_new()
+        for row in self.new_finalized:  # an interval without trades is finalized too
+            interval = _int(row, "interval")
+            if interval is not None:
+                s.finalized = max(s.finalized or interval, interval)
         for row in self.trades.read_new():
             s.trades += 1
             s.energy_wh += _int(row, "energy_wh") or 0
@@ -203,8 +207,10 @@ class Progress:
             metrics = self.scraper(self.clock_metrics_url)
             if metrics and "testbed_current_interval" in metrics:
                 snap.interval = int(metrics["testbed_current_interval"])
-        if snap.interval is None and snap.finalized is not None:
-            snap.interval = snap.finalized
+        # never behind what was finalized: at the end the clock has exited (its
+        # last reading may be an interval early) and the last interval is done
+        if snap.finalized is not None:
+            snap.interval = max(snap.interval or snap.finalized, snap.finalized)
         return snap
 
     def update(self) -> Snapshot:

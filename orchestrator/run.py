@@ -42,6 +42,7 @@ from orchestrator.lifecycle import (
     interrupts_ignored,
     log_tail,
     outcome_of,
+    settled,
     signals_as_interrupts,
     wait_ready,
 )
@@ -198,6 +199,8 @@ class Run:
                 if not isinstance(exc, TestbedError | KeyboardInterrupt | Interrupted):
                     self._log.exception("internal error")
                 outcome = outcome_of(exc)
+                # a Ctrl-C after the last interval was finalized: the run is complete
+                outcome = settled(outcome, self.bundle.events, self.plan.market.last_interval)
             finally:
                 with interrupts_ignored():
                     summary = self.teardown(outcome)

@@ -17,6 +17,7 @@ from orchestrator.datasets import (
     owned_offers,
     synthesize,
 )
+from orchestrator.datasets.references import Where, check_references
 from orchestrator.errors import DatasetError, SpecError
 from orchestrator.spec import DatasetConfig, Spec
 
@@ -39,8 +40,19 @@ class Scenario:
         return tuple(o.offer for o in self.owned if o.prosumer == prosumer_id)
 
 
-def load_dataset(config: DatasetConfig) -> Dataset:
-    """The traces a spec's `microgrid.dataset` describes, selection applied."""
+def load_dataset(config: DatasetConfig, where: Where | None = None) -> Dataset:
+    """The traces a spec's `microgrid.dataset` describes, selection applied.
+    `where(dotted path)` prefixes reference errors with the spec's
+    file:line:col (`Spec.where`); they are checked before anything is read."""
+    if where is not None:
+        check_references(
+            config.kind,
+            path=config.path,
+            scale=config.scale,
+            feeders=config.feeders,
+            prosumers=config.prosumers,
+            where=where,
+        )
     if config.kind == "synthetic":
         dataset = synthesize(
             config.seed or 0,
@@ -81,11 +93,11 @@ def select(
 
 def build_scenario(spec: Spec) -> Scenario:
     """Load the spec's dataset and derive the market inputs of its window."""
-    dataset = load_dataset(spec.microgrid.dataset)
+    dataset = load_dataset(spec.microgrid.dataset, spec.where)
     present = set(dataset.feeders)
-    where = f"{spec.source}: " if spec.source else ""
     problems = [
-        f"{where}microgrid.feeders.overrides[{i}].id: feeder {o.id} is not in the dataset "
+        f"{spec.where(f'microgrid.feeders.overrides[{i}].id')}: feeder {o.id} is not in the "
+        "dataset "
         f"(feeders {_span(dataset.feeders)})"
         for i, o in enumerate(spec.microgrid.feeders.overrides)
         if o.id not in present

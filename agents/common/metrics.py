@@ -17,10 +17,15 @@ Owner (the only role that updates it, so sums across agents do not double count)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import Counter, Gauge, Histogram, Info, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, Info, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
 
 # Seconds; covers wallclock runs (Δ̂ of a few seconds up to the paper's 120 s)
 # and lockstep runs measured in virtual chain time (hours).
@@ -84,12 +89,121 @@ AGENT_READY = Gauge("testbed_agent_ready", "1 once the agent is connected and re
 AGENT_INFO = Info("testbed_agent", "Identity of this agent process")
 
 
+# After its work an agent waits for Prometheus' next scrape (so the run's metrics hold
+# its last counters), at most this many observed scrape periods, and never longer than
+# FINAL_SCRAPE_MAX_SECONDS; an agent Prometheus never scraped does not wait.
+FINAL_SCRAPE_PERIODS = 3
+FINAL_SCRAPE_MAX_SECONDS = 30.0
+
+
+class ScrapeLog:
+    """When Prometheus' scrapes of /metrics began, counted once their response
+    was sent (a process that exits mid-response fails the scrape). Prometheus is
+    told apart from the orchestrator's readiness and progress reads by its
+    User-Agent."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self.times: list[float] = []  # monotonic start times of the last few sent scrapes
+
+    @staticmethod
+    def is_prometheus(user_agent: str) -> bool:
+        return user_agent.startswith("Prometheus/")
+
+    def sent(self, began: float) -> None:
+        """A scrape that began at `began` (monotonic) has had its response sent."""
+        with self._cond:
+            self.times = sorted([*self.times, began])[-4:]
+            self._cond.notify_all()
+
+    def period(self) -> float | None:
+        """The last observed time between two scrapes (None: fewer than two)."""
+        with self._cond:
+            return self.times[-1] - self.times[-2] if len(self.times) >= 2 else None
+
+    def wait_after(self, since: float, timeout: float, stop: Callable[[], bool]) -> bool:
+        """Until a scrape that began after `since` (monotonic), `timeout` or `stop()`."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not (self.times and self.times[-1] > since):
+                left = deadline - time.monotonic()
+                if left <= 0 or stop():
+                    return False
+                self._cond.wait(min(left, 0.2))
+            return True
+
+
+SCRAPES = ScrapeLog()
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def _counting_app(scrapes: ScrapeLog) -> Callable[..., Iterable[bytes]]:
+    app = make_wsgi_app()
+
+    def counted(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        began = time.monotonic()
+        body = app(environ, start_response)
+        if not scrapes.is_prometheus(str(environ.get("HTTP_USER_AGENT", ""))):
+            return body
+        return _Sent(body, lambda: scrapes.sent(began))
+
+    return counted
+
+
+class _Sent:
+    """A WSGI response body that reports when the server has written it
+    (wsgiref calls close() after the last write)."""
+
+    def __init__(self, body: Iterable[bytes], done: Callable[[], None]) -> None:
+        self.body = body
+        self.done = done
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.body)
+
+    def close(self) -> None:
+        close = getattr(self.body, "close", None)
+        if close is not None:
+            close()
+        self.done()
+
+
+def serve_metrics(host: str, port: int, scrapes: ScrapeLog = SCRAPES) -> WSGIServer:
+    """/metrics of the default registry on host:port, in a daemon thread."""
+
+    class Server(ThreadingWSGIServer):
+        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+    httpd = make_server(host, port, _counting_app(scrapes), Server, handler_class=_QuietHandler)
+    threading.Thread(target=httpd.serve_forever, name="metrics", daemon=True).start()
+    return httpd
+
+
 def start_metrics(host: str, port: int, role: str, name: str) -> None:
-    """Serve /metrics on host:port (port 0 = do not serve) with ready = 0."""
+    """Serve /metrics on host:port (port 0 = do not serve) with ready = 0.
+    A solver's accepted-solutions series exists from the start (at 0), so an
+    increase() over a short run counts its first solutions too."""
     AGENT_INFO.info({"role": role, "agent": name})
     AGENT_READY.set(0)
+    if role == "solver":
+        SOLUTIONS_TOTAL.labels(result="accepted", reason="")
     if port:
-        start_http_server(port, addr=host)
+        serve_metrics(host, port)
+
+
+def await_final_scrape(stop: Callable[[], bool], scrapes: ScrapeLog = SCRAPES) -> bool:
+    """Call when the agent's work is done: wait for Prometheus to scrape the
+    final values once more (bounded; `stop()` True ends the wait, e.g. SIGTERM).
+    True when that scrape happened; False at once if Prometheus never scraped."""
+    period = scrapes.period()
+    if not scrapes.times:
+        return False
+    timeout = min(FINAL_SCRAPE_MAX_SECONDS, FINAL_SCRAPE_PERIODS * (period or 10.0))
+    return scrapes.wait_after(time.monotonic(), timeout, stop)
 
 
 def mark_ready() -> None:

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from orchestrator.datasets import Dataset
+    from orchestrator.spec import Spec
+
+MAX_WARNINGS = 20  # trace rows listed; the rest are counted
 
 
 def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,3 +24,23 @@ def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="override a spec value, e.g. market.prediction_window=5 (repeatable)",
     )
+
+
+def validation_warnings(spec: Spec, dataset: Dataset | None) -> list[str]:
+    """What validation allows but a user should know: a large scale, trace rows
+    that are no offers (`file:line: ...`, the first MAX_WARNINGS and a count)."""
+    notes = list(dataset.warnings) if dataset is not None else []
+    if len(notes) > MAX_WARNINGS:
+        notes = [*notes[:MAX_WARNINGS], f"... and {len(notes) - MAX_WARNINGS} more such rows"]
+    return [*spec.warnings, *notes]
+
+
+def spec_warnings(spec: Spec) -> list[str]:
+    """`validation_warnings` before a run: trace notes exist only in transax
+    traces (reading them is cheap; a synthetic dataset has no such rows)."""
+    dataset = None
+    if spec.microgrid.dataset.kind == "transax":
+        from orchestrator.scenario import load_dataset
+
+        dataset = load_dataset(spec.microgrid.dataset, spec.where)
+    return validation_warnings(spec, dataset)

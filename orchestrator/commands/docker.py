@@ -201,7 +201,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         print(yaml.safe_dump(plan_summary(plan), sort_keys=False, width=100), end="")
         return 0
     from orchestrator.backends.docker.compose import render_compose
-    from orchestrator.observability.targets import scrape_interval
+    from orchestrator.observability.targets import run_scrape_interval
 
     m = spec.market
     text = render_compose(
@@ -209,9 +209,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         planned_images(),
         chain_id=spec.chain.chain_id,
         accounts=spec.chain.accounts,
-        scrape_seconds=scrape_interval(
-            spec.metrics.prometheus.scrape_interval_seconds, m.clock, m.simulated_interval_seconds
-        ),
+        scrape_seconds=run_scrape_interval(spec.metrics.prometheus.scrape_interval_seconds, m),
         out=args.out,
     )
     if args.out is None:

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.backends import backend_class
-from orchestrator.backends.base import state_root
-from orchestrator.commands import add_spec_arguments
+from orchestrator.backends.base import backend_state_root, state_root
+from orchestrator.commands import add_spec_arguments, spec_warnings
 from orchestrator.commands.observe import COMMANDS as OBSERVE_COMMANDS  # metrics, report
-from orchestrator.results.bundle import DEFAULT_RESULTS_DIR, list_bundles
+from orchestrator.results.bundle import DEFAULT_RESULTS_DIR, list_bundles, mark_killed
+from orchestrator.spec import load_spec
 from orchestrator.spec.backends import NAMES as BACKEND_NAMES
 
 if TYPE_CHECKING:
@@ -96,7 +98,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if is_sweep_args(args):  # a spec with `sweep:`: every point, a bundle each
         return cmd_run_sweep(args)
-
+    if not args.quiet:
+        spec = load_spec(args.spec, args.overrides, env=os.environ)
+        for warning in spec_warnings(spec):
+            print(f"warning: {warning}", file=sys.stderr)
     options = RunOptions(
         spec=args.spec,
         overrides=tuple(args.overrides),
@@ -112,7 +117,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         baseline, _ = run_baseline(result, options, run)
     if args.json:
-        print(json.dumps({"bundle": str(result.bundle), **result.summary}, indent=2))
+        named = {"run_id": result.run_id, "spec": result.bundle.parent.name}
+        print(json.dumps({**named, "bundle": str(result.bundle), **result.summary}, indent=2))
     else:
         print(run_report(result))
     if result.exit_code != 0:
@@ -146,8 +152,8 @@ def run_report(result: RunResult) -> str:
             own = s.get("offer_to_trade_seconds_no_wait") or {}
             if waited.get("count") and own.get("count"):
                 lines.append(
-                    f"  intervals an offer waited for a match: p50 {waited['p50']:.0f}, "
-                    f"p99 {waited['p99']:.0f}; offers matched without waiting: "
+                    f"  intervals an offer waited for a match: p50 {waited['p50']:g}, "
+                    f"p99 {waited['p99']:g}; offers matched without waiting: "
                     f"p50 {own['p50']:.2f} s, p99 {own['p99']:.2f} s"
                 )
         gas = s.get("gas") or {}
@@ -182,10 +188,19 @@ TESTBED_STATE_DIR=/tmp/state testbed clean --json
 def cmd_clean(args: argparse.Namespace) -> int:
     report = []
     for name in BACKEND_NAMES:
+        bundles = recorded_bundles(name)  # before the state goes
+        cleaned: set[str] = set()
         for item in backend_class(name).clean_leftovers():
             report.append(
                 {"backend": name, "run_id": item.run_id, "what": item.what, "action": item.action}
             )
+            cleaned.add(item.run_id)
+        for run_id in sorted(cleaned & set(bundles)):
+            if mark_killed(bundles[run_id]):
+                what = str(bundles[run_id])
+                report.append(
+                    {"backend": name, "run_id": run_id, "what": what, "action": "marked killed"}
+                )
     if args.json:
         print(json.dumps({"state_dir": str(state_root()), "cleaned": report}, indent=2))
     elif not report:
@@ -194,6 +209,20 @@ def cmd_clean(args: argparse.Namespace) -> int:
         for r in report:
             print(f"{r['backend']}: run {r['run_id']}: {r['what']}: {r['action']}")
     return 0
+
+
+def recorded_bundles(backend: str) -> dict[str, Path]:
+    """Run id -> results bundle, as each run's state (run.json) recorded it."""
+    found: dict[str, Path] = {}
+    base = backend_state_root(backend)
+    for record in base.glob("*/run.json") if base.is_dir() else ():
+        try:
+            bundle = json.loads(record.read_text()).get("bundle")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(bundle, str):
+            found[record.parent.name] = Path(bundle)
+    return found
 
 
 # -- results ------------------------------------------------------------------

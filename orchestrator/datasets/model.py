@@ -7,7 +7,7 @@ positive = selling offer, negative = buying offer.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 INTERVALS_PER_DAY = 96
 """The traces describe one day of 15-minute intervals, numbered 1..96."""
@@ -41,11 +41,13 @@ class TraceOffer:
 
 @dataclass(frozen=True, slots=True)
 class ProsumerTrace:
-    """All offers of one prosumer, in file (row) order."""
+    """All offers of one prosumer, in file (row) order. `notes`: what its
+    trace had that is not an error but not an offer either (`file:line: ...`)."""
 
     id: int
     feeder: int
     offers: tuple[TraceOffer, ...]
+    notes: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def is_producer(self) -> bool:
@@ -70,6 +72,11 @@ class Dataset:
     def feeders(self) -> tuple[int, ...]:
         """Feeders that hold at least one prosumer, ascending."""
         return tuple(sorted({p.feeder for p in self.prosumers}))
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """The notes of every prosumer's trace (e.g. rows with energy 0)."""
+        return tuple(note for p in self.prosumers for note in p.notes)
 
     @property
     def producers(self) -> tuple[ProsumerTrace, ...]:

@@ -84,6 +84,16 @@ def synthesize(
     )
 
 
+def synthetic_prosumer_ids(scale: int) -> list[int]:
+    """The prosumer ids `synthesize(..., scale=scale)` makes, without making it."""
+    return [
+        (block * len(FEEDER_SIZES) + index + 1) * 100 + n
+        for block in range(scale)
+        for index, size in enumerate(FEEDER_SIZES)
+        for n in range(1, size + 1)
+    ]
+
+
 def _check_arguments(seed: int, scale: int, capacity: float, rate: float, until: int) -> None:
     problems = []
     if seed < 0:

@@ -4,6 +4,10 @@ Each file has the header `startTime,endTime,energy`; one row is one offer over
 the inclusive interval range startTime..endTime (1..96, 15 minutes each) with
 `energy` kWh for the whole offer, positive = sell, negative = buy. The feeder
 of prosumer ID is ID // 100. Energy becomes integer Wh (round(kWh * 1000)).
+
+An energy beyond MAX_OFFER_KWH is an error (no prosumer of a microgrid offers
+that; it is a unit or sign slip); a row with energy 0 is no offer: it is kept
+out of the market and noted (`Dataset.warnings`, `file:line: ...`).
 """
 
 from __future__ import annotations
@@ -26,6 +30,10 @@ from orchestrator.errors import DatasetError
 COLUMNS = ("startTime", "endTime", "energy")
 FILE_GLOB = "prosumer_*.csv"
 _FILE_NAME = re.compile(r"prosumer_(?P<id>[1-9][0-9]*)\.csv")
+MAX_OFFER_KWH = Decimal(10_000)
+"""Largest |energy| of one trace row: 10 MWh, i.e. 40 MW for a 15-minute interval,
+far above any prosumer of a low-voltage feeder (the paper's largest consumer buys
+540 kWh a day)."""
 MAX_REPORTED = 20
 """More problems than this are summarised, not listed: a wrong directory
 would otherwise print thousands of lines."""
@@ -46,13 +54,25 @@ def load_transax(path: str | Path) -> Dataset:
     prosumers: list[ProsumerTrace] = []
     for file in files:
         prosumer_id = _prosumer_id(file, problems)
-        offers = _read_offers(file, problems)
+        notes: list[str] = []
+        offers = _read_offers(file, problems, notes)
         if prosumer_id is not None and offers is not None:
-            prosumers.append(ProsumerTrace(prosumer_id, feeder_of(prosumer_id), offers))
+            trace = ProsumerTrace(prosumer_id, feeder_of(prosumer_id), offers, tuple(notes))
+            prosumers.append(trace)
     if problems:
         raise DatasetError(_summarise(problems))
     prosumers.sort(key=lambda p: p.id)
     return Dataset(tuple(prosumers))
+
+
+def transax_prosumer_ids(path: str | Path) -> list[int] | None:
+    """The prosumer ids of a trace directory's file names (None: not a directory);
+    malformed names are left to `load_transax` to report."""
+    directory = Path(path)
+    if not directory.is_dir():
+        return None
+    names = (_FILE_NAME.fullmatch(f.name) for f in directory.glob(FILE_GLOB))
+    return sorted(int(m["id"]) for m in names if m is not None)
 
 
 def write_transax(dataset: Dataset, out_dir: str | Path, *, overwrite: bool = False) -> Path:
@@ -108,7 +128,9 @@ def _prosumer_id(file: Path, problems: list[str]) -> int | None:
     return prosumer_id
 
 
-def _read_offers(file: Path, problems: list[str]) -> tuple[TraceOffer, ...] | None:
+def _read_offers(
+    file: Path, problems: list[str], notes: list[str]
+) -> tuple[TraceOffer, ...] | None:
     before = len(problems)
     offers: list[TraceOffer] = []
     try:
@@ -124,8 +146,12 @@ def _read_offers(file: Path, problems: list[str]) -> tuple[TraceOffer, ...] | No
                 offer = _parse_row(f"{file}:{reader.line_num}", row, columns, len(header or ()))
                 if isinstance(offer, str):
                     problems.append(offer)
-                else:
-                    offers.append(offer)
+                    continue
+                if offer.energy_wh == 0:
+                    energy = row[columns["energy"]].strip()
+                    where = f"{file}:{reader.line_num}"
+                    notes.append(f"{where}: energy {energy} kWh is 0 Wh: no offer, row skipped")
+                offers.append(offer)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         problems.append(f"{file}: cannot read: {exc}")
         return None
@@ -167,6 +193,11 @@ def _parse_row(where: str, row: list[str], columns: dict[str, int], width: int) 
         kwh = Decimal("NaN")
     if not kwh.is_finite():
         return f"{where}: energy: {text!r} is not a number of kWh"
+    if abs(kwh) > MAX_OFFER_KWH:
+        return (
+            f"{where}: energy: {text} kWh is implausible for one prosumer's offer "
+            f"(|energy| <= {MAX_OFFER_KWH} kWh; a unit slip? the column is kWh per offer)"
+        )
     return TraceOffer(start, end, round(kwh * 1000))
 
 

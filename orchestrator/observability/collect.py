@@ -40,7 +40,7 @@ from orchestrator.observability.targets import (
     agent_targets,
     orchestrator_target,
     render_config,
-    scrape_interval,
+    run_scrape_interval,
 )
 from orchestrator.plan import Plan
 from orchestrator.results.bundle import Bundle
@@ -167,9 +167,24 @@ class RunMetrics:
             "snapshot": SNAPSHOT_DIR,
             "blocks": blocks,
             "targets": [{"address": t.address, "labels": dict(t.labels)} for t in self.targets],
+            **self._scraped(end),
         }
         (self.dir / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
         return info
+
+    def _scraped(self, end: float) -> dict[str, Any]:
+        """What the snapshot really holds: the series and the targets scraped
+        successfully at least once (None when Prometheus cannot say)."""
+        assert self.api is not None
+        span = max(1, int(end - (self.started_at or end)) + 1)
+        run = f'run_id="{self.plan.run_id}"'
+        try:
+            series = self.api.query(f'count({{__name__=~".+", {run}}})', at=end)
+            up = self.api.query(f"count(max_over_time(up{{{run}}}[{span}s]) == 1)", at=end)
+        except PrometheusError as exc:
+            self.announce(f"metrics: could not count the snapshot's series: {exc}")
+            return {"series": None, "targets_scraped": None}
+        return {"series": _count(series), "targets_scraped": _count(up)}
 
     def _wait_final_scrape(self) -> None:
         """Until Prometheus holds the exporter's last finalized interval (bounded)."""
@@ -189,6 +204,11 @@ class RunMetrics:
             return str(self.api.build_info().get("version")) if self.api else None
         except PrometheusError:
             return None
+
+
+def _count(result: Sequence[Any]) -> int:
+    values = [v for s in result for v in s.finite]
+    return int(values[0]) if values else 0
 
 
 def start_run_metrics(
@@ -240,9 +260,7 @@ def start_run_metrics(
         ),
         orchestrator_target(plan, exporter_address),
     ]
-    interval = scrape_interval(
-        config.scrape_interval_seconds, m.clock, m.simulated_interval_seconds
-    )
+    interval = run_scrape_interval(config.scrape_interval_seconds, m)
     metrics = RunMetrics(
         plan=plan,
         backend=backend,

@@ -77,12 +77,13 @@ def bundle_metrics(bundle: Path) -> tuple[Path, dict[str, Any]]:
 
 
 def run_window(info: Mapping[str, Any]) -> RunWindow:
-    return RunWindow(
-        float(info["start"]),
-        float(info["end"]),
-        float(info.get("scrape_interval_seconds", 5)),
-        str(info.get("run_id", "")),
-    )
+    """The run's span, its end rounded up to a whole number of steps: a range
+    query's last point is then at or after the end, so it sees the agents'
+    final scrape (the one they wait for before exiting)."""
+    start, end = float(info["start"]), float(info["end"])
+    step = float(info.get("scrape_interval_seconds", 5))
+    steps = math.ceil(max(0.0, end - start) / step) if step > 0 else 0
+    return RunWindow(start, start + steps * step, step, str(info.get("run_id", "")))
 
 
 @dataclass

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from agents.common.market import MarketConfig
 from orchestrator.plan import Plan
 
 JOB = "testbed"
@@ -26,6 +27,9 @@ ORCHESTRATOR_TARGET = "orchestrator"  # the orchestrator's own exporter (exporte
 # than MIN_SCRAPE_SECONDS (Prometheus and the agents' HTTP servers stay idle).
 SCRAPES_PER_INTERVAL = 4
 MIN_SCRAPE_SECONDS = 0.25
+# ... and at least this many scrapes over the run's expected length (a rate() over a
+# short run needs several samples; a 9 s run scraped every 5 s has none to speak of).
+SCRAPES_PER_RUN = 20
 MAX_SCRAPE_TIMEOUT_SECONDS = 10.0
 
 
@@ -35,14 +39,48 @@ class ScrapeTarget:
     labels: Mapping[str, str] = field(default_factory=dict)
 
 
-def scrape_interval(configured: float, clock: str, simulated_interval_seconds: float) -> float:
+def expected_run_seconds(
+    clock: str, simulated_interval_seconds: float, intervals: int, solver_period_seconds: float
+) -> float:
+    """How long the market part of a run takes, roughly: wallclock intervals
+    last Δ̂; a lockstep interval at least one solver period."""
+    per_interval = simulated_interval_seconds if clock == "wallclock" else solver_period_seconds
+    return max(0, intervals) * max(0.0, per_interval)
+
+
+def scrape_interval(
+    configured: float,
+    clock: str,
+    simulated_interval_seconds: float,
+    *,
+    intervals: int | None = None,
+    solver_period_seconds: float = 0.0,
+) -> float:
     """The spec's scrape interval, shortened in wallclock runs to resolve
-    every interval Δ̂ (SCRAPES_PER_INTERVAL scrapes per interval); lockstep
-    intervals take no fixed time, so the spec's value stands."""
+    every interval Δ̂ (SCRAPES_PER_INTERVAL scrapes per interval) and, when
+    the run's `intervals` are given, to scrape SCRAPES_PER_RUN times over its
+    expected length (`expected_run_seconds`); never below MIN_SCRAPE_SECONDS."""
     seconds = float(configured)
     if clock == "wallclock" and simulated_interval_seconds > 0:
         seconds = min(seconds, simulated_interval_seconds / SCRAPES_PER_INTERVAL)
+    if intervals is not None:
+        run = expected_run_seconds(
+            clock, simulated_interval_seconds, intervals, solver_period_seconds
+        )
+        if run > 0:
+            seconds = min(seconds, run / SCRAPES_PER_RUN)
     return max(MIN_SCRAPE_SECONDS, seconds)
+
+
+def run_scrape_interval(configured: float, market: MarketConfig) -> float:
+    """`scrape_interval` for a spec's or plan's `market` (the run's length known)."""
+    return scrape_interval(
+        configured,
+        market.clock,
+        market.simulated_interval_seconds,
+        intervals=market.last_interval - market.first_interval + 1,
+        solver_period_seconds=market.solver_period_seconds,
+    )
 
 
 def duration(seconds: float) -> str:

@@ -208,6 +208,32 @@ def offer_owners(scenario: Scenario, offers_csv: Iterable[dict[str, str]]) -> di
     return result
 
 
+class ProducerError(TestbedError):
+    """`--producer` names no producer of the run (a command-line error: exit 2)."""
+
+    exit_code = 2
+
+
+def check_producer(data: BundleData, producer: int) -> None:
+    """Raise ProducerError unless `producer` sells in this run's dataset."""
+    if data.scenario is None:
+        raise ProducerError(
+            f"--producer {producer}: this bundle's dataset cannot be rebuilt, so Figure 10 "
+            "cannot be drawn"
+        )
+    prosumers = {p.id: p for p in data.scenario.dataset.prosumers}
+    producers = ", ".join(str(p.id) for p in data.scenario.dataset.producers) or "none"
+    if producer not in prosumers:
+        raise ProducerError(
+            f"--producer {producer}: no prosumer {producer} in this run (producers: {producers})"
+        )
+    if not prosumers[producer].is_producer:
+        raise ProducerError(
+            f"--producer {producer}: prosumer {producer} is a consumer, it sells nothing "
+            f"(producers: {producers})"
+        )
+
+
 def producer_sales(data: BundleData, producer: int | None = None) -> ProducerSales | None:
     """Figure 10 data, or None without dataset or producer."""
     if data.scenario is None:

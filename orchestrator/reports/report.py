@@ -76,6 +76,8 @@ def write_figures(
 
 def write_report(bundle: Path, producer: int | None = None) -> ReportFiles:
     data = rd.load_bundle(Path(bundle))
+    if producer is not None:
+        rd.check_producer(data, producer)  # before anything is written
     paths, notes = write_figures(data, producer)
     sections = build_sections(data, paths, notes)
     title = f"Run report: {_name(data)}"
@@ -97,7 +99,7 @@ def _kwh(wh: float) -> str:
 
 def _lat(stats: dict[str, Any] | None, form: str = "{:.3f} s") -> str:
     """p50/p95/p99/max of a summary's per-offer statistics (seconds by default;
-    intervals waited with form "{:.0f}")."""
+    intervals waited with form "{:g}", as summary.json has them)."""
     if not stats or not stats.get("count"):
         return "-"
     parts = [
@@ -143,7 +145,7 @@ def key_numbers(data: rd.BundleData, energy: rd.EnergySeries) -> list[list[str]]
         ],
         [
             "Intervals an offer waited for a match",
-            _lat(s.get("offer_to_trade_intervals"), "{:.0f}"),
+            _lat(s.get("offer_to_trade_intervals"), "{:g}"),
         ],
         ["Offer to finalization", _lat(s.get("offer_to_finalization_seconds"))],
         ["Solutions accepted / rejected", f"{sol.get('accepted', 0)} / {sol.get('rejected', 0)}"],
@@ -263,13 +265,23 @@ def _metrics_section(data: rd.BundleData) -> Section:
     return Section(
         "Metrics",
         [
-            f"Prometheus {info.get('prometheus_version') or ''} scraped {targets} targets "
+            f"Prometheus {info.get('prometheus_version') or ''} {_scraped(info, targets)} "
             f"every {info.get('scrape_interval_seconds')} s from {span}; the TSDB snapshot is "
             f"in `metrics/{info.get('snapshot', 'tsdb')}` ({blocks} blocks).",
             f"Explore it: `testbed metrics {data.path}` (Prometheus on the snapshot), or "
             "with Grafana: see dashboards/README.md.",
         ],
     )
+
+
+def _scraped(info: dict[str, Any], targets: int) -> str:
+    """What prometheus.json says was scraped, never more than the snapshot holds."""
+    series, scraped = info.get("series"), info.get("targets_scraped")
+    if series is None or scraped is None:  # older bundles, or Prometheus could not say
+        return f"was set to scrape {targets} targets"
+    if not series:
+        return f"was set to scrape {targets} targets, but the snapshot holds no series"
+    return f"scraped {scraped} of {targets} targets ({series} series)"
 
 
 def _interval_section(energy: rd.EnergySeries) -> Section:

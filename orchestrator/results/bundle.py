@@ -109,6 +109,20 @@ class Bundle:
         write_json(self.summary_file, summary)
 
 
+KILLED_MESSAGE = "the orchestrator was killed; `testbed clean` stopped what it left running"
+
+
+def mark_killed(path: Path) -> bool:
+    """Record outcome `killed` in the manifest of a bundle whose run never
+    finished (no outcome yet); False if it has one or is no bundle."""
+    manifest = read_json(path / "manifest.json")
+    if manifest is None or manifest.get("outcome"):
+        return False
+    outcome = {"status": "killed", "exit_code": None, "message": KILLED_MESSAGE}
+    Bundle(path).update_manifest(outcome={**outcome, "cleaned": time.time()})
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class BundleInfo:
     path: Path

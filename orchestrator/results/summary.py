@@ -67,15 +67,17 @@ def run_summary(
     peak_rss: Mapping[str, int],
     extra: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """A testbed run's summary.json: over the plan's intervals, with its processes."""
+    """A testbed run's summary.json: over the plan's intervals, with its processes;
+    it names its run and spec first (the file stands on its own)."""
     m = plan.market
-    return build_summary(
+    summary = build_summary(
         events,
         intervals=range(m.first_interval, m.last_interval + 1),
         outcome=outcome,
         processes=process_table(plan.agents, exit_codes, peak_rss),
         extra=extra,
     )
+    return {"run_id": plan.run_id, "spec": plan.spec_name, **summary}
 
 
 def process_table(

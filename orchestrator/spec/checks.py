@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from orchestrator.spec.backends import backend_entry
+from orchestrator.spec.datasetchecks import scale_problems
 from orchestrator.spec.document import Document, KeyPath, Problem
 from orchestrator.spec.faultchecks import fault_problems
 from orchestrator.spec.model import MINUTES_PER_DAY, SYNTHETIC_ONLY, wh_per_interval
@@ -183,6 +184,7 @@ CHECKS: list[Check] = [
     check_market,
     check_feeders,
     check_dataset,
+    scale_problems,
     check_names,
     check_deployment,
     check_sweep,

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import SpecError
+from orchestrator.spec import datasetchecks
 from orchestrator.spec.checks import reference_problems
 from orchestrator.spec.document import Document, Origin, Problem, parse_document, sorted_lines
 from orchestrator.spec.interpolate import interpolate
@@ -84,7 +85,12 @@ def parse_spec(
     if problems:
         raise SpecError(sorted_lines(problems))
     _resolve_dataset(document, full, Path(base_dir) if base_dir is not None else Path.cwd())
-    return dataclasses.replace(build(Spec, full), source=source)
+    return dataclasses.replace(
+        build(Spec, full),
+        source=source,
+        warnings=tuple(datasetchecks.scale_warnings(document, full)),
+        positions=datasetchecks.positions(document, full),
+    )
 
 
 def _resolve_name(document: Document, full: dict[str, Any], default: str | None) -> list[Problem]:

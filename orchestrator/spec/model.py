@@ -151,8 +151,9 @@ class MetricsConfig:
 
 @dataclass(frozen=True, slots=True)
 class Spec:
-    """A validated experiment spec. `source` is the file it was loaded from
-    (not part of `to_dict()`: the resolved spec stands on its own)."""
+    """A validated experiment spec. `source` is the file it was loaded from,
+    `warnings` what its validation allowed but noticed (neither is part of
+    `to_dict()`: the resolved spec stands on its own)."""
 
     name: str
     seed: int
@@ -166,11 +167,23 @@ class Spec:
     sweep: Mapping[str, tuple[Any, ...]] | None = field(default=None, hash=False)
     faults: tuple[FaultConfig, ...] = ()  # orchestrator/faults/
     source: str | None = field(default=None, compare=False, metadata={"serialize": False})
+    # what validation noticed but allows (`file:line:col: path: message`), e.g. a large scale
+    warnings: tuple[str, ...] = field(default=(), compare=False, metadata={"serialize": False})
+    # dotted path -> file:line:col of the values the dataset is checked against (`where`)
+    positions: Mapping[str, str] = field(
+        default_factory=dict, compare=False, hash=False, metadata={"serialize": False}
+    )
 
     def feeder(self, feeder_id: int) -> Feeder:
         """Feeder `feeder_id` with its limits in Wh per interval."""
         c_ext, c_int = self.microgrid.feeders.limits_kw(feeder_id)
         return Feeder(feeder_id, self.market.wh(c_ext), self.market.wh(c_int))
+
+    def where(self, dotted: str) -> str:
+        """`file:line:col: dotted` of a spec value, for errors found after
+        loading (e.g. a prosumer id the dataset lacks)."""
+        origin = self.positions.get(dotted) or self.source or "<spec>"
+        return f"{origin}: {dotted}"
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved spec (defaults filled in, paths absolute) as plain

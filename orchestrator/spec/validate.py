@@ -66,6 +66,8 @@ def _problems_of(error: ValidationError, path: KeyPath, document: Document) -> l
             for key in instance
             if key not in known
         ]
+    if kind == "uniqueItems" and isinstance(instance, list):
+        return _duplicates(instance, path, document)
     if kind == "required" and isinstance(instance, dict):
         return [
             Problem(document.origin(path), (*path, key), "missing required key")
@@ -73,6 +75,20 @@ def _problems_of(error: ValidationError, path: KeyPath, document: Document) -> l
             if key not in instance
         ]
     return [Problem(document.origin(path), path, _message(error))]
+
+
+def _duplicates(items: list[Any], path: KeyPath, document: Document) -> list[Problem]:
+    """One problem per repeated item, at the repetition, naming the value and
+    where it first appears."""
+    first: dict[str, int] = {}
+    problems = []
+    for i, item in enumerate(items):
+        key = repr(item)
+        if key in first:
+            message = f"duplicate {describe(item)} (also item {first[key]})"
+            problems.append(Problem(document.origin((*path, i)), (*path, i), message))
+        first.setdefault(key, i)
+    return problems or [Problem(document.origin(path), path, "items must be unique")]
 
 
 def _unknown_key(key: str, known: list[str]) -> str:

@@ -264,10 +264,14 @@ def test_clean_after_sigkill_removes_exactly_what_the_run_left(
         assert chain and all(named(i, ours, ("killed", "removed")) for i in chain), ours
         # everything the run left is named, and nothing clean touched of it was not left
         assert {item for item in left if not named(item, ours)} == set()
-        acted = [r["what"] for r in ours if r["action"] != "removed state"]
+        acted = [r["what"] for r in ours if r["action"] not in ("removed state", "marked killed")]
         assert acted and all(any(names(w, i) for i in left) for w in acted)
         assert {r["run_id"] for r in report} == {run_id}, report
         wait_until_nothing_left(backend, run_id)
+        # the bundle says how the run ended: killed, not "incomplete"
+        assert any(r["action"] == "marked killed" for r in ours), ours
+        [entry] = json.loads(cli(backend, "results", str(out), "--json"))
+        assert entry["status"] == "killed", entry
     again = cli(backend, "clean")
     assert again.startswith("nothing to clean"), again
 

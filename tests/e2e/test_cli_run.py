@@ -67,6 +67,9 @@ def test_smoke_run_finalizes_exactly_what_replay_finalizes(
     assert summary["total_energy_traded_wh"] == round(expected["total_energy_traded_kwh"] * 1000)
     assert summary["per_interval_kwh"] == expected["per_interval_kwh"]
     assert summary["status"] == "ok" and summary["exit_code"] == 0
+    assert summary["spec"] == "smoke" and summary["run_id"]  # run --json names its run
+    saved = json.loads((Path(summary["bundle"]) / "summary.json").read_text())
+    assert (saved["run_id"], saved["spec"]) == (summary["run_id"], "smoke")
     assert summary["solutions"]["accepted"] >= 1 and summary["solutions"]["rejected"] == 0
     assert summary["offers"] == expected["dataset"]["offers"]
     for key in ("p50", "p95", "p99", "max"):

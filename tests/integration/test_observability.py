@@ -30,7 +30,9 @@ from orchestrator.run import RunOptions, RunResult, run
 from tests.conftest import REPO, require_tool
 
 SMOKE = REPO / "topologies" / "smoke.yaml"
-SCRAPE = 0.25  # seconds: a lockstep smoke market lasts a few seconds
+# The spec's 1 s, shortened to scrape 20 times over the run's expected length
+# (8 lockstep intervals x 2 s solver period): the interval users get.
+SCRAPE = 0.8
 
 
 @pytest.fixture(scope="module")
@@ -42,13 +44,7 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunResult,
     old = os.environ.get("TESTBED_STATE_DIR")
     os.environ["TESTBED_STATE_DIR"] = str(state)
     try:
-        result = run(
-            RunOptions(
-                spec=SMOKE,
-                overrides=(f"metrics.prometheus.scrape_interval_seconds={SCRAPE}",),
-                out=root / "results",
-            )
-        )
+        result = run(RunOptions(spec=SMOKE, out=root / "results"))
     finally:
         if old is None:
             os.environ.pop("TESTBED_STATE_DIR", None)
@@ -75,8 +71,14 @@ def test_prometheus_scraped_every_agent_and_left_a_snapshot(
     labelled = {c["labels"]["agent"]: c["labels"] for c in static}
     assert set(labelled) == agents | {"orchestrator"}
     assert all(lab["run_id"] == result.run_id for lab in labelled.values())
-    assert config["global"]["scrape_interval"] == "250ms"
+    assert config["global"]["scrape_interval"] == "800ms"
     assert info["scrape_interval_seconds"] == SCRAPE
+    # every target was scraped, and the report says so from what the snapshot holds
+    assert info["targets_scraped"] == len(agents) + 1 and info["series"] > 0
+    report = (bundle / "report.md").read_text()
+    assert f"scraped {len(agents) + 1} of {len(agents) + 1} targets ({info['series']} series)" in (
+        report
+    )
     assert info["start"] < info["end"]
     blocks = [p for p in (bundle / "metrics" / "tsdb").iterdir() if (p / "meta.json").exists()]
     assert [p.name for p in blocks] == info["blocks"] and blocks
@@ -121,12 +123,20 @@ def test_every_dashboard_query_is_answered_by_the_restored_snapshot(
             window.end,
             window.step,
         )
+        accepted = server.api.query_range(
+            f'testbed_solutions_total{{run_id="{result.run_id}", result="accepted"}}',
+            window.start,
+            window.end,
+            window.step,
+        )
     assert len(results) == sum(len(p["targets"]) for p in board["panels"])
     empty = [f"{r.query.panel_id}{r.query.ref} {r.query.title}: {r.expr} {r.error or ''}"
              for r in results if not r.ok]  # fmt: skip
     assert empty == []
     # The final counter value reached Prometheus: all the energy the run finalized.
     assert max(energy[0].finite) == result.summary["total_energy_traded_wh"]
+    # The agents waited for a last scrape: the solver's final count is in Prometheus too.
+    assert max(accepted[0].finite) == result.summary["solutions"]["accepted"]
 
 
 def test_testbed_metrics_cli_checks_and_queries_then_exits(

@@ -41,15 +41,22 @@ def test_transax_scenario(transax_dir: Path) -> None:
     assert [(o.start, o.end, o.energy) for o in multi][:2] == [(50, 52, 8_400), (51, 52, 8_600)]
 
 
-def test_selection_of_unknown_feeders_and_prosumers() -> None:
+def test_selection_of_unknown_feeders_and_prosumers_names_each_at_its_line() -> None:
     spec = parse_spec(
-        "microgrid:\n  dataset: {kind: synthetic, feeders: [1, 12, 13], prosumers: [101, 1299]}\n"
+        "microgrid:\n  dataset:\n    kind: synthetic\n    feeders: [1, 12, 2]\n"
+        "    prosumers:\n      - 101\n      - 1299\n      - 118\n",
+        source="exp.yaml",
     )
     with pytest.raises(DatasetError) as caught:
         build_scenario(spec)
+    synthetic = "the synthetic microgrid (scale 1)"
     assert str(caught.value).splitlines() == [
-        "microgrid.dataset.feeders: 12, 13 are not in the dataset (feeders 1..11)",
-        "microgrid.dataset.prosumers: 1299 is not in the dataset",
+        f"exp.yaml:4:18: microgrid.dataset.feeders[1]: feeder 12 is not in {synthetic} "
+        "(feeders 1..11)",
+        f"exp.yaml:7:9: microgrid.dataset.prosumers[1]: prosumer 1299 is not in {synthetic} "
+        "(ids are feeder * 100 + n; no feeder 12, feeders 1..11)",
+        f"exp.yaml:8:9: microgrid.dataset.prosumers[2]: prosumer 118 is not in {synthetic} "
+        "(feeder 1 has 101..109)",
     ]
 
 
@@ -62,14 +69,42 @@ def test_feeder_override_for_a_feeder_the_dataset_lacks() -> None:
     with pytest.raises(SpecError) as caught:
         build_scenario(spec)
     assert caught.value.problems == [
-        "exp.yaml: microgrid.feeders.overrides[0].id: feeder 4 is not in the dataset (feeders 1)"
+        "exp.yaml:3:30: microgrid.feeders.overrides[0].id: feeder 4 is not in the dataset "
+        "(feeders 1)"
     ]
 
 
-def test_missing_transax_directory_is_a_dataset_error(tmp_path: Path) -> None:
-    spec = parse_spec("microgrid:\n  dataset: {kind: transax, path: nowhere}\n", base_dir=tmp_path)
+def test_missing_transax_directory_is_a_dataset_error_at_the_spec_line(tmp_path: Path) -> None:
+    spec = parse_spec(
+        "microgrid:\n  dataset: {kind: transax, path: nowhere}\n",
+        base_dir=tmp_path,
+        source="exp.yaml",
+    )
     with pytest.raises(DatasetError) as caught:
         build_scenario(spec)
-    assert (
-        str(caught.value) == f"{tmp_path / 'nowhere'}: not a directory of prosumer_<ID>.csv files"
+    assert str(caught.value) == (
+        f"exp.yaml:2:34: microgrid.dataset.path: no such directory {tmp_path / 'nowhere'}"
+    )
+    (tmp_path / "nowhere").mkdir()
+    with pytest.raises(DatasetError) as caught:
+        build_scenario(spec)
+    assert str(caught.value) == (
+        "exp.yaml:2:34: microgrid.dataset.path: no prosumer_<ID>.csv files in "
+        f"{tmp_path / 'nowhere'}"
+    )
+
+
+def test_unknown_transax_prosumer_names_the_files_there(tmp_path: Path) -> None:
+    for prosumer in (101, 102, 201):
+        (tmp_path / f"prosumer_{prosumer}.csv").write_text("startTime,endTime,energy\n50,50,1\n")
+    spec = parse_spec(
+        "microgrid:\n  dataset:\n    kind: transax\n    path: .\n    prosumers: [101, 103]\n",
+        base_dir=tmp_path,
+        source="exp.yaml",
+    )
+    with pytest.raises(DatasetError) as caught:
+        build_scenario(spec)
+    assert str(caught.value) == (
+        f"exp.yaml:5:22: microgrid.dataset.prosumers[1]: prosumer 103 is not in {tmp_path} "
+        "(feeder 1 has 101, 102)"
     )

@@ -112,6 +112,23 @@ def test_loader_reads_columns_by_name_rounds_to_wh_and_skips_blank_lines(tmp_pat
             ProsumerTrace(201, 2, (TraceOffer(3, 3, -234), TraceOffer(4, 4, 0))),
         )
     )
+    # the row that rounds to 0 Wh is no offer: kept out of the market and noted at its line
+    assert dataset.warnings == (
+        f"{directory / 'prosumer_201.csv'}:4: energy 0.0005 kWh is 0 Wh: no offer, row skipped",
+    )
+    assert dataset.select(prosumers=[101]).warnings == ()
+
+
+def test_implausible_energies_are_refused_at_their_line(tmp_path: Path) -> None:
+    rows = "49,49,-1e12\n50,50,10000\n51,51,-10000.001\n52,52,1E+5\n"
+    directory, message = load_error(tmp_path, {"prosumer_101.csv": HEADER + rows})
+    file = directory / "prosumer_101.csv"
+    bound = "(|energy| <= 10000 kWh; a unit slip? the column is kWh per offer)"
+    assert message.splitlines() == [
+        f"{file}:2: energy: -1e12 kWh is implausible for one prosumer's offer {bound}",
+        f"{file}:4: energy: -10000.001 kWh is implausible for one prosumer's offer {bound}",
+        f"{file}:5: energy: 1E+5 kWh is implausible for one prosumer's offer {bound}",
+    ]
 
 
 def test_missing_columns(tmp_path: Path) -> None:

@@ -15,11 +15,13 @@ from orchestrator.observability.targets import (
     duration,
     orchestrator_target,
     render_config,
+    run_scrape_interval,
     scrape_interval,
 )
 from orchestrator.plan import Plan, build_plan
 from orchestrator.progress import scrape
-from orchestrator.spec import SolverConfig
+from orchestrator.spec import SolverConfig, load_spec
+from tests.conftest import REPO
 from tests.scenario_support import memory_scenario
 
 
@@ -65,6 +67,18 @@ def test_scrape_interval_resolves_every_wallclock_interval() -> None:
     assert scrape_interval(5, "lockstep", 8) == 5  # lockstep intervals take no fixed time
     assert scrape_interval(0.01, "lockstep", 8) == 0.25  # floor
     assert [duration(s) for s in (5, 0.25, 1.5, 60)] == ["5s", "250ms", "1500ms", "60s"]
+
+
+def test_scrape_interval_follows_the_runs_length() -> None:
+    # a 9-interval lockstep run (solver period 1 s) with the default 5 s: 20 scrapes in ~9 s
+    assert scrape_interval(5, "lockstep", 8, intervals=9, solver_period_seconds=1) == 0.45
+    # a wallclock day of 96 x 120 s intervals: the spec's 5 s stands
+    assert scrape_interval(5, "wallclock", 120, intervals=96, solver_period_seconds=5) == 5
+    # 2 wallclock intervals of 10 s: 20 s run, one scrape a second (not Δ̂/4 = 2.5 s)
+    assert scrape_interval(5, "wallclock", 10, intervals=2, solver_period_seconds=2) == 1
+    assert scrape_interval(5, "lockstep", 8, intervals=1, solver_period_seconds=0.5) == 0.25
+    smoke = load_spec(REPO / "topologies" / "smoke.yaml", env={})
+    assert run_scrape_interval(1, smoke.market) == 0.8  # 8 intervals x 2 s / 20
 
 
 def test_dataset_exporter_counts_finalized_intervals(tmp_path: Path) -> None:

@@ -102,6 +102,26 @@ def test_progress_on_a_tty_redraws_one_line(tmp_path: Path) -> None:
     assert text.endswith("\n") and text.count("\n") == 1
 
 
+def test_the_tty_status_line_ends_at_the_last_interval(tmp_path: Path) -> None:
+    """The clock's last reading is an interval early and it is gone at the end;
+    the finalizations say the last interval is done."""
+    log = EventLog(tmp_path)
+    out = io.StringIO()
+    readings: list[dict[str, float] | None] = [{"testbed_current_interval": 2}, None]
+    progress = Progress(
+        tmp_path, out, last_interval=3, tty=True, scraper=lambda url: readings.pop(0)
+    )
+    progress.clock_metrics_url = "http://clock/metrics"
+    record_interval(log, 1, 100.0)
+    progress.update()
+    log.write(FinalizationRow(2, 0, 0, 0, stamp(70, 205.0)))  # no trades in interval 2
+    record_interval(log, 3, 300.0)
+    snap = progress.close()
+    log.close()
+    assert out.getvalue().rsplit("\r", 1)[-1].startswith("interval 3/3  offers 4  trades 2")
+    assert snap.interval == 3 and snap.finalized == 3
+
+
 def test_summary_from_events(tmp_path: Path) -> None:
     log = EventLog(tmp_path)
     record_interval(log, 1, 100.0)

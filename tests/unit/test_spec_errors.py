@@ -85,7 +85,7 @@ def test_type_errors_name_what_was_given() -> None:
     )
     assert problems(text) == [
         "exp.yaml:1:49: microgrid.dataset.battery: expected true or false, got integer 1",
-        "exp.yaml:1:61: microgrid.dataset.feeders: items must be unique",
+        "exp.yaml:1:65: microgrid.dataset.feeders[1]: duplicate integer 1 (also item 0)",
         "exp.yaml:2:29: market.prediction_window: expected an integer, got number 2.5",
         "exp.yaml:2:43: market.t_clear: expected an integer, got boolean true",
         "exp.yaml:3:10: solvers: must have at least 1 item",
