@@ -109,7 +109,14 @@ class DockerBackend(Backend):
         self.bundle = bundle.resolve()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         (self.state_dir / "run.json").write_text(
-            json.dumps({"run_id": self.run_id, "orchestrator": self._orchestrator}) + "\n"
+            json.dumps(
+                {
+                    "run_id": self.run_id,
+                    "orchestrator": self._orchestrator,
+                    "bundle": str(self.bundle),  # `testbed clean` marks it killed
+                }
+            )
+            + "\n"
         )
         self.client = connect()
         self.images = ensure_images(
