@@ -10,7 +10,8 @@ import signal
 import time
 from pathlib import Path
 
-from tests.e2e.test_cli_run import SMOKE, cli, env, rows, start_cli
+from tests.conftest import start_cli
+from tests.e2e.test_cli_run import SMOKE, cli, env, rows
 
 __all__ = ["env"]  # the fixture, used by name
 
