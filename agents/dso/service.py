@@ -1,5 +1,6 @@
 """The DSO's request handling: bootstrap, withdrawals (checked, then issued on chain
-in one pipelined batch), and crediting deposits from chain events."""
+together, paced to the node by send_and_wait, in an order shuffled with the
+DSO's own random source), and crediting deposits from chain events."""
 
 from __future__ import annotations
 
@@ -89,9 +90,9 @@ class DsoService:
 
     def handle_many(self, frames: list[bytes], dispatcher: Dispatcher) -> list[bytes]:
         """Answer several requests at once (one per frame, in order). All their
-        withdrawals are checked in order and issued in ONE pipelined batch of
-        transactions: hosts asking at the same time wait for one round of
-        receipts, not one round each."""
+        withdrawals are checked in order and their transactions issued together
+        (one paced send, order shuffled): hosts asking at the same time wait for
+        one round of receipts, not one round each."""
         msgs: list[Message] = []
         for frame in frames:
             try:
