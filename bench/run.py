@@ -61,6 +61,7 @@ def replay_of(spec: Path, overrides: list[str]) -> ReplayResult:
         prediction_window=m.prediction_window,
         t_clear=m.t_clear,
         engine=s.solvers[0].engine,
+        tie_break=m.tie_break,
     )
     return result
 

@@ -15,7 +15,8 @@
   Collector, Reporter, Responder, Router, Requester).
 - `agents.common.rpc`: lean JSON-RPC client (batches, keep-alive), `Contract`
   (ABI encode/decode of calls and logs), `Signer` (local key + nonce),
-  `send_and_wait` (batched sends, receipts per new block, anvil stall recovery).
+  `send_and_wait` (sends paced to the node: bounded batches and transactions
+  in flight; receipts by hash; anvil stall recovery).
 - `agents.common.abi`: the ABI codec (eth-abi), keccak and selectors (eth-utils),
   EIP-155 legacy signing (rlp + coincurve: ~5x eth-account's speed, bench/encoding.py).
 - `agents.common.metrics`: every Prometheus metric of the run, `start_metrics`,

@@ -7,8 +7,8 @@ must stay small: web3 alone costs ~60 MB RSS).
   (eth-abi, through `agents.common.abi`).
 - `Signer`: a local key with a locally tracked nonce; signs legacy transactions
   at gas price 0 (the testbed chain runs with base fee 0).
-- `send_and_wait`: send raw transactions in one batch, then poll their receipts
-  in batches until all are mined.
+- `send_and_wait`: send raw transactions in bounded batches, at most
+  MAX_IN_FLIGHT unmined at a time, polling receipts in batches until all are mined.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from eth_utils import (
     function_abi_to_4byte_selector,
     get_abi_input_types,
     get_abi_output_types,
+    keccak,
 )
 
 from agents.common.abi import Key, decode_event
@@ -36,12 +37,21 @@ from agents.common.abi import encode as abi_encode
 from agents.common.errors import AgentError
 
 # receipt polling backs off from the first to the last delay (the node is shared)
-RECEIPT_POLL_SECONDS = (0.005, 0.1)
+RECEIPT_POLL_SECONDS = (0.01, 0.1)
+# send_and_wait gives up when no receipt came for this long (progress, not total:
+# thousands of transactions may take minutes, paced to the node)
 RECEIPT_TIMEOUT_SECONDS = 60.0
 # Transactions per eth_sendRawTransaction batch: anvil validates a batch's items
 # concurrently, and a sender's nonces arriving out of order get slow to sort out
 # (a batch of ~1,700 from one sender took over 30 s; 100 take milliseconds).
 SEND_CHUNK = 100
+# Sent but not yet mined, per send_and_wait call. Thousands queued from one sender
+# at once (the DSO's assets at 10x the paper) made anvil mine ~60 tx/s and lose
+# and re-find them in its pool; a bounded window keeps it near its batch rate.
+MAX_IN_FLIGHT = 300
+# Items per read batch (block receipts, transaction lookups): a JSON-RPC batch of
+# ~2,000 items drops the connection (shared/notes/anvil-throughput.md).
+QUERY_CHUNK = 200
 log = logging.getLogger("agents.rpc")
 # Recovering from two anvil behaviours seen under heavy concurrent load:
 # - automine can miss transactions that become ready while it mines
@@ -246,76 +256,119 @@ def send_and_wait(
     rpc: JsonRpc,
     raws: Sequence[bytes],
     timeout: float = RECEIPT_TIMEOUT_SECONDS,
+    in_flight: int = MAX_IN_FLIGHT,
 ) -> list[dict[str, Any]]:
-    """Send signed transactions in one batch and return their receipts in order.
+    """Send signed transactions, paced to what the node mines, and return their
+    receipts in order.
 
-    Raises RpcError if the node refuses one (nothing after it is waited for)
-    and AgentError on timeout. Reverted receipts are returned (status 0x0):
-    callers decide; see `require_success`.
+    At most `in_flight` of them are sent and not yet mined at any time, in
+    JSON-RPC batches of at most SEND_CHUNK: the next batch goes out as receipts
+    come back. Raises RpcError if the node refuses one (nothing after it is sent
+    or waited for) and AgentError when no receipt came for `timeout` seconds.
+    Reverted receipts are returned (status 0x0): callers decide; see
+    `require_success`.
     """
     if not raws:
         return []
-    scanned = int(rpc.call("eth_blockNumber"), 16)  # our transactions land after this
+    waiter = _Receipts(rpc, timeout)
     hashes: list[str] = []
-    for start in range(0, len(raws), SEND_CHUNK):
-        chunk = raws[start : start + SEND_CHUNK]
-        sent = rpc.batch([("eth_sendRawTransaction", ["0x" + r.hex()]) for r in chunk])
-        for item in sent:
-            if isinstance(item, RpcError):
-                raise item
-        hashes.extend(str(h) for h in sent)
-    raw_of = dict(zip(hashes, raws, strict=True))
-    receipts: dict[str, dict[str, Any]] = {}
-    now = time.monotonic()
-    deadline = now + timeout
-    kick_at, lost_check_at = now + KICK_SECONDS, now + LOST_CHECK_SECONDS
-    delay = RECEIPT_POLL_SECONDS[0]
     while True:
-        # new blocks' receipts in one batch: cheaper for the node than polling each hash
-        head = int(rpc.call("eth_blockNumber"), 16)
+        room = in_flight - (len(hashes) - len(waiter.receipts))
+        while len(hashes) < len(raws) and room > 0:
+            chunk = raws[len(hashes) : len(hashes) + min(SEND_CHUNK, room)]
+            sent = rpc.batch([("eth_sendRawTransaction", ["0x" + r.hex()]) for r in chunk])
+            for item, raw in zip(sent, chunk, strict=True):
+                if isinstance(item, RpcError) and not _already_known(item):
+                    raise item
+                h = "0x" + keccak(raw).hex()
+                waiter.expect(h, raw)
+                hashes.append(h)
+            room -= len(chunk)
+        if len(waiter.receipts) == len(raws):
+            return [waiter.receipts[h] for h in hashes]
+        waiter.poll()
+
+
+class _Receipts:
+    """Receipts of the transactions sent so far: when the node has new blocks, the
+    receipts of our unmined hashes in one batch (at most MAX_IN_FLIGHT). Not every
+    new block's receipts: with dozens of hosts sending, each would read everyone's
+    receipts (at 10x the paper, 30 hosts read 16,000 receipts each per tick).
+    With anvil's stall and lost-transaction recovery (see KICK_SECONDS)."""
+
+    def __init__(self, rpc: JsonRpc, timeout: float) -> None:
+        self.rpc = rpc
+        self.timeout = timeout
+        self.scanned = int(rpc.call("eth_blockNumber"), 16)  # ours land after this
+        self.raw_of: dict[str, bytes] = {}
+        self.receipts: dict[str, dict[str, Any]] = {}
         now = time.monotonic()
-        if head > scanned:
-            found = len(receipts)
-            blocks = rpc.batch(
-                [("eth_getBlockReceipts", [hex(n)]) for n in range(scanned + 1, head + 1)]
-            )
-            for block in blocks:
-                if isinstance(block, RpcError):
-                    raise block
-                for r in block or ():
-                    if r["transactionHash"] in raw_of:
-                        receipts[r["transactionHash"]] = r
-            scanned = head
-            kick_at = now + KICK_SECONDS
-            if len(receipts) > found:
-                lost_check_at = now + LOST_CHECK_SECONDS
-                delay = RECEIPT_POLL_SECONDS[0]
-        if len(receipts) == len(hashes):
-            return [receipts[h] for h in hashes]
-        if now > deadline:
+        self.deadline = now + timeout
+        self.kick_at, self.lost_check_at = now + KICK_SECONDS, now + LOST_CHECK_SECONDS
+        self.delay = RECEIPT_POLL_SECONDS[0]
+
+    def expect(self, tx_hash: str, raw: bytes) -> None:
+        self.raw_of[tx_hash] = raw
+        self.deadline = max(self.deadline, time.monotonic() + self.timeout)
+
+    def poll(self) -> None:
+        """Collect receipts from new blocks; if none came, recover and back off."""
+        head = int(self.rpc.call("eth_blockNumber"), 16)
+        now = time.monotonic()
+        found = len(self.receipts)
+        if head > self.scanned:
+            pending = [h for h in self.raw_of if h not in self.receipts]
+            for first in range(0, len(pending), QUERY_CHUNK):
+                part = pending[first : first + QUERY_CHUNK]
+                got = self.rpc.batch([("eth_getTransactionReceipt", [h]) for h in part])
+                for h, r in zip(part, got, strict=True):
+                    if isinstance(r, RpcError):
+                        raise r
+                    if r is not None:
+                        self.receipts[h] = r
+            self.scanned = head
+        if len(self.receipts) > found:
+            self.kick_at = now + KICK_SECONDS
+            self.deadline = now + self.timeout
+            self.lost_check_at = now + LOST_CHECK_SECONDS
+            self.delay = RECEIPT_POLL_SECONDS[0]
+            return
+        pending = [h for h in self.raw_of if h not in self.receipts]
+        if now > self.deadline:
             raise AgentError(
-                f"{len(hashes) - len(receipts)} transactions not mined in {timeout} s "
-                f"(node pool: {_pool_status(rpc)})"
+                f"{len(pending)} transactions not mined: no receipt for {self.timeout} s "
+                f"(node pool: {_pool_status(self.rpc)})"
             )
-        if now > kick_at:
-            if rpc.automine():
-                rpc.call("evm_mine")
-            kick_at = now + KICK_SECONDS
-        if now > lost_check_at:
-            _resend_lost(rpc, [h for h in hashes if h not in receipts], raw_of)
-            lost_check_at = now + LOST_CHECK_SECONDS
-        time.sleep(delay)
-        delay = min(delay * 2, RECEIPT_POLL_SECONDS[1])
+        if now > self.kick_at:
+            if self.rpc.automine():
+                self.rpc.call("evm_mine")
+            self.kick_at = now + KICK_SECONDS
+        if now > self.lost_check_at:
+            _resend_lost(self.rpc, pending, self.raw_of)
+            self.lost_check_at = now + LOST_CHECK_SECONDS
+        time.sleep(self.delay)
+        self.delay = min(self.delay * 2, RECEIPT_POLL_SECONDS[1])
 
 
 def _resend_lost(rpc: JsonRpc, pending: list[str], raw_of: Mapping[str, bytes]) -> None:
-    known = rpc.batch([("eth_getTransactionByHash", [h]) for h in pending])
-    lost = [h for h, tx in zip(pending, known, strict=True) if tx is None]
+    lost: list[str] = []
+    for first in range(0, len(pending), QUERY_CHUNK):
+        part = pending[first : first + QUERY_CHUNK]
+        known = rpc.batch([("eth_getTransactionByHash", [h]) for h in part])
+        lost.extend(h for h, tx in zip(part, known, strict=True) if tx is None)
     if lost:
         log.warning(
             "node lost %d of %d pending transactions; sending them again", len(lost), len(pending)
         )
-        rpc.batch([("eth_sendRawTransaction", ["0x" + raw_of[h].hex()]) for h in lost])
+        for first in range(0, len(lost), SEND_CHUNK):
+            part = lost[first : first + SEND_CHUNK]
+            rpc.batch([("eth_sendRawTransaction", ["0x" + raw_of[h].hex()]) for h in part])
+
+
+def _already_known(error: RpcError) -> bool:
+    """The node has this transaction already (a batch sent again after a dropped
+    connection: JsonRpc retries once)."""
+    return "already" in str(error).lower()
 
 
 def _pool_status(rpc: JsonRpc) -> object:

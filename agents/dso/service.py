@@ -1,9 +1,11 @@
 """The DSO's request handling: bootstrap, withdrawals (checked, then issued on chain
-in one pipelined batch), and crediting deposits from chain events."""
+together, paced to the node by send_and_wait, in an order shuffled with the
+DSO's own random source), and crediting deposits from chain events."""
 
 from __future__ import annotations
 
 import logging
+import random
 import time
 from dataclasses import dataclass
 
@@ -46,9 +48,17 @@ class DsoService:
     """Answers DSO requests: checks with `accounts`, issues with `chain` signed by `signer`."""
 
     def __init__(
-        self, config: DsoConfig, accounts: Accounts, chain: MarketClient, signer: Signer
+        self,
+        config: DsoConfig,
+        accounts: Accounts,
+        chain: MarketClient,
+        signer: Signer,
+        rng: random.Random | None = None,
     ) -> None:
         self.config = config
+        # the DSO's own random source: the order of a batch's asset transactions
+        # must not tell which anonymous addresses belong to one prosumer (issue 14)
+        self.rng = rng if rng is not None else random.SystemRandom()
         self.accounts = accounts
         self.chain = chain
         self.signer = signer
@@ -80,9 +90,9 @@ class DsoService:
 
     def handle_many(self, frames: list[bytes], dispatcher: Dispatcher) -> list[bytes]:
         """Answer several requests at once (one per frame, in order). All their
-        withdrawals are checked in order and issued in ONE pipelined batch of
-        transactions: hosts asking at the same time wait for one round of
-        receipts, not one round each."""
+        withdrawals are checked in order and their transactions issued together
+        (one paced send, order shuffled): hosts asking at the same time wait for
+        one round of receipts, not one round each."""
         msgs: list[Message] = []
         for frame in frames:
             try:
@@ -133,13 +143,17 @@ class DsoService:
                 calls.append(self.chain.add_financial(req.anon, req.amount))
             pending.append(_Pending(i, grant, calls))
         started = time.perf_counter()
+        order = [(i, j) for i, p in enumerate(pending) for j in range(len(p.calls))]
+        self.rng.shuffle(order)
         try:
-            receipts = self.chain.transact([(self.signer, c) for p in pending for c in p.calls])
+            sent = self.chain.transact([(self.signer, pending[i].calls[j]) for i, j in order])
         except Exception as exc:
             for p in reversed(pending):
                 self.accounts.undo(p.grant)
             log.error("issuing assets failed: %s", exc)
             return ErrorReply(f"DSO could not issue assets: {exc}")
+        by_call = dict(zip(order, sent, strict=True))
+        receipts = [by_call[i, j] for i, p in enumerate(pending) for j in range(len(p.calls))]
         pos = 0
         for p in pending:
             mine = receipts[pos : pos + len(p.calls)]
