@@ -32,11 +32,11 @@ from typing import Any
 
 import numpy as np
 
-from market.replay import replay
 from orchestrator.grid.flow import GridResult, solve_interval
 from orchestrator.grid.model import describe_network
 from orchestrator.grid.network import PowerFlowNetwork
 from orchestrator.grid.schedule import injections
+from orchestrator.replay import replay_scenario
 from orchestrator.scenario import Scenario, build_scenario
 from orchestrator.spec import load_spec
 
@@ -52,16 +52,8 @@ def scenario_of(overrides: list[str], seed: int) -> Scenario:
 
 
 def replayed_trades(scenario: Scenario) -> tuple[Any, float]:
-    m = scenario.spec.market
     start = time.perf_counter()
-    result = replay(
-        scenario.feeders,
-        scenario.offers,
-        first_interval=m.first_interval,
-        last_interval=m.last_interval,
-        prediction_window=m.prediction_window,
-        t_clear=m.t_clear,
-    )
+    result = replay_scenario(scenario)
     return result.trades, time.perf_counter() - start
 
 

@@ -30,7 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from market.replay import ReplayResult, replay, wait_summary
+from market.replay import ReplayResult, wait_summary
+from orchestrator.replay import replay_scenario
 from orchestrator.run import RunOptions, run
 from orchestrator.scenario import build_scenario
 from orchestrator.spec import load_spec
@@ -51,19 +52,7 @@ COMMON = ["market.first_interval=1", "market.last_interval=96"]
 
 def replay_of(spec: Path, overrides: list[str]) -> ReplayResult:
     s = load_spec(spec, overrides, env=os.environ)
-    scenario = build_scenario(s)
-    m = s.market
-    result = replay(
-        scenario.feeders,
-        scenario.offers,
-        first_interval=m.first_interval,
-        last_interval=m.last_interval,
-        prediction_window=m.prediction_window,
-        t_clear=m.t_clear,
-        engine=s.solvers[0].engine,
-        tie_break=m.tie_break,
-    )
-    return result
+    return replay_scenario(build_scenario(s))
 
 
 def bench_mode(spec: Path, mode: str, extra: list[str], out: Path) -> dict[str, Any]:

@@ -3,15 +3,35 @@ the AC power flow of its finalized trades (the `grid` block, orchestrator/grid/)
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from market.errors import MarketError
-from market.replay import replay
-from market.types import Trade
+from market.replay import ReplayResult, replay
+from market.types import Offer, Trade
 from orchestrator.errors import TestbedError
 from orchestrator.grid.flow import disabled_block, grid_of_trades, summary_lines
 from orchestrator.scenario import Scenario
+
+
+def replay_scenario(
+    scenario: Scenario, engine: str | None = None, offers: Sequence[Offer] | None = None
+) -> ReplayResult:
+    """market.replay of `scenario` under every market setting of its spec (window,
+    T_clear, tie-break, minimum improvement): what a lockstep run of it finalizes.
+    `engine`: the first solver's by default; `offers`: the scenario's by default."""
+    spec, market = scenario.spec, scenario.spec.market
+    return replay(
+        scenario.feeders,
+        list(scenario.offers if offers is None else offers),
+        first_interval=market.first_interval,
+        last_interval=market.last_interval,
+        prediction_window=market.prediction_window,
+        t_clear=market.t_clear,
+        engine=engine or spec.solvers[0].engine,
+        tie_break=market.tie_break,
+        min_improvement=market.min_improvement_wh,
+    )
 
 
 def run_replay(scenario: Scenario, engine: str) -> dict[str, Any]:
@@ -19,17 +39,7 @@ def run_replay(scenario: Scenario, engine: str) -> dict[str, Any]:
     prints: market.ReplayResult.summary() plus what was replayed."""
     spec, market = scenario.spec, scenario.spec.market
     try:
-        result = replay(
-            scenario.feeders,
-            scenario.offers,
-            first_interval=market.first_interval,
-            last_interval=market.last_interval,
-            prediction_window=market.prediction_window,
-            t_clear=market.t_clear,
-            engine=engine,
-            tie_break=market.tie_break,
-            min_improvement=market.min_improvement_wh,
-        )
+        result = replay_scenario(scenario, engine)
     except MarketError as exc:
         raise TestbedError(f"replay of {spec.name}: {exc}") from exc
     dataset = spec.microgrid.dataset

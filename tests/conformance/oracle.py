@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from market.replay import replay
+from orchestrator.replay import replay_scenario
 from orchestrator.scenario import build_scenario
 from orchestrator.spec import load_spec
 from tests.conftest import REPO
@@ -72,16 +72,7 @@ def replayed(
             )
             for o in offers
         ]
-    result = replay(
-        scenario.feeders,
-        offers,
-        first_interval=m.first_interval,
-        last_interval=m.last_interval,
-        prediction_window=m.prediction_window,
-        t_clear=m.t_clear,
-        engine=spec.solvers[0].engine,
-        tie_break=m.tie_break,
-    )
+    result = replay_scenario(scenario, offers=offers)
     by_id = {
         o.id: (o.feeder, o.kind.name.lower(), o.energy, o.start, o.end, o.price) for o in offers
     }
@@ -94,18 +85,7 @@ def replayed(
 def replay_wh(spec_path: Path) -> dict[int, int]:
     """Wh finalized per interval by market.replay of the spec (HiGHS, unclipped)."""
     spec = load_spec(spec_path, [], env=os.environ)
-    scenario = build_scenario(spec)
-    m = spec.market
-    result = replay(
-        scenario.feeders,
-        list(scenario.offers),
-        first_interval=m.first_interval,
-        last_interval=m.last_interval,
-        prediction_window=m.prediction_window,
-        t_clear=m.t_clear,
-        engine="highs",
-        tie_break=m.tie_break,
-    )
+    result = replay_scenario(build_scenario(spec), engine="highs")
     return dict(result.per_interval_wh)
 
 

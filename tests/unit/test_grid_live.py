@@ -9,12 +9,11 @@ from pathlib import Path
 
 import yaml
 
-from market.replay import replay
 from market.types import Kind
 from orchestrator.grid.bundle import bundle_grid
 from orchestrator.grid.flow import comparable, read_csv
 from orchestrator.observability.exporter import DatasetExporter
-from orchestrator.replay import run_replay
+from orchestrator.replay import replay_scenario, run_replay
 from orchestrator.scenario import build_scenario
 from orchestrator.spec import load_spec
 from tests.conftest import REPO
@@ -35,15 +34,7 @@ def fake_bundle(tmp_path: Path) -> Path:
     offers, finalized trades and finalizations (ids as the chain numbers them)."""
     spec = load_spec(SMOKE, env={})
     scenario = build_scenario(spec)
-    m = spec.market
-    result = replay(
-        scenario.feeders,
-        scenario.offers,
-        first_interval=m.first_interval,
-        last_interval=m.last_interval,
-        prediction_window=m.prediction_window,
-        t_clear=m.t_clear,
-    )
+    result = replay_scenario(scenario)
     bundle = tmp_path / "bundle"
     events = bundle / "events"
     events.mkdir(parents=True)
