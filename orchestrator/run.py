@@ -51,7 +51,7 @@ from orchestrator.planning import plan_run
 from orchestrator.render import ChainInfo, redact_secrets, write_configs
 from orchestrator.reports.report import write_report
 from orchestrator.results.bundle import DEFAULT_RESULTS_DIR, Bundle, new_run_id
-from orchestrator.results.manifest import build_manifest
+from orchestrator.results.manifest import build_manifest, dataset_record
 from orchestrator.results.summary import run_summary
 from orchestrator.scenario import build_scenario
 from orchestrator.spec import Spec, load_spec
@@ -131,6 +131,7 @@ def run(options: RunOptions) -> RunResult:
                     "offers": len(scenario.offers),
                 },
                 "started": time.time(),
+                "dataset": dataset_record(spec.microgrid.dataset, scenario.dataset),
             },
         )
     )

@@ -19,6 +19,7 @@ from orchestrator.backends import backend_class
 from orchestrator.backends.base import backend_state_root, state_root
 from orchestrator.commands import add_spec_arguments, spec_warnings
 from orchestrator.commands.observe import COMMANDS as OBSERVE_COMMANDS  # metrics, report
+from orchestrator.commands.prune import UsageError, cmd_prune, parse_duration
 from orchestrator.results.bundle import DEFAULT_RESULTS_DIR, list_bundles, mark_killed
 from orchestrator.spec import load_spec
 from orchestrator.spec.backends import NAMES as BACKEND_NAMES
@@ -235,11 +236,15 @@ def register_results(subparsers: Any) -> None:
     parser = _command(
         subparsers,
         "results",
-        "List results bundles (newest last).",
+        "List results bundles (newest last), or prune them.",
         """
 testbed results
 testbed results results/smoke --json
+testbed results prune --keep 5                  # the newest 5 of each spec stay
+testbed results prune --older-than 7d --dry-run # what would go
+testbed results prune results/smoke --failed    # runs that did not end ok
 """,
+        PRUNE_EPILOG,
     )
     parser.add_argument(
         "dir",
@@ -249,11 +254,40 @@ testbed results results/smoke --json
         default=DEFAULT_RESULTS_DIR,
         help="a results directory, a spec's directory in it, or one bundle (default: results/)",
     )
-    parser.add_argument("--json", action="store_true", help="print one JSON list")
+    hidden = argparse.SUPPRESS  # `results prune DIR`: DIR comes second
+    parser.add_argument("prune_dir", metavar="PRUNE_DIR", type=Path, nargs="?", help=hidden)
+    parser.add_argument("--json", action="store_true", help="print one JSON list (object)")
+    prune = parser.add_argument_group("prune (testbed results prune [DIR] ...)")
+    prune.add_argument(
+        "--keep", type=int, metavar="N", help="remove all but the newest N bundles of each spec"
+    )
+    prune.add_argument(
+        "--older-than",
+        type=parse_duration,
+        metavar="AGE",
+        help="remove bundles started more than AGE ago (90s, 30m, 12h, 7d, 2w)",
+    )
+    prune.add_argument(
+        "--failed", action="store_true", help="remove only bundles of runs that did not end ok"
+    )
+    prune.add_argument(
+        "--dry-run", action="store_true", help="list what would be removed, remove nothing"
+    )
     parser.set_defaults(handler=cmd_results)
 
 
+PRUNE_EPILOG = """\
+prune: the criteria combine (a bundle goes when every given one picks it); a
+bundle whose run is still going is never removed (testbed ps lists those)."""
+
+
 def cmd_results(args: argparse.Namespace) -> int:
+    if args.dir == Path("prune") and not args.dir.is_dir():
+        return cmd_prune(args, args.prune_dir or DEFAULT_RESULTS_DIR)
+    if args.prune_dir is not None:
+        raise UsageError(f"testbed results: one DIR only (got {args.dir} {args.prune_dir})")
+    if args.keep is not None or args.older_than is not None or args.failed or args.dry_run:
+        raise UsageError("testbed results: --keep, --older-than, --failed are prune options")
     bundles = list_bundles(args.dir)
     if args.json:
         print(json.dumps([b.as_dict() for b in bundles], indent=2))

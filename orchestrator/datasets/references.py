@@ -63,7 +63,7 @@ def missing_ids(
         feeder = prosumer // 100
         in_feeder = sorted(p for p in known if p // 100 == feeder)
         why = (
-            f"feeder {feeder} has {span(in_feeder)}"
+            f"ids are feeder * 100 + n; feeder {feeder} has {span(in_feeder)}"
             if in_feeder
             else f"ids are feeder * 100 + n; no feeder {feeder}, feeders {span(present)}"
         )

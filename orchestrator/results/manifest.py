@@ -1,8 +1,10 @@
 """manifest.json: everything needed to tell what produced a bundle and to rerun
-it (project version and git revision, seed, tool versions, host info)."""
+it (project version and git revision, seed, tool versions, host info, the
+dataset's content hash, the orchestrator process while it runs)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import re
@@ -11,11 +13,15 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
 import orchestrator
+
+if TYPE_CHECKING:
+    from orchestrator.datasets import Dataset
+    from orchestrator.spec import DatasetConfig
 
 REPO = Path(__file__).resolve().parents[2]
 TOOL_TIMEOUT_SECONDS = 10.0
@@ -98,6 +104,35 @@ def host_info() -> dict[str, Any]:
     }
 
 
+def dataset_hash(dataset: Dataset) -> str:
+    """sha256 of the traces a run reads (the selected prosumers' offers, in a
+    canonical form): the same whatever the files' formatting, different as soon
+    as one offer of the run changes (or the synthetic generator does)."""
+    digest = hashlib.sha256()
+    for p in dataset.prosumers:
+        digest.update(f"{p.id}:{p.feeder}\n".encode())
+        for o in p.offers:
+            digest.update(f"{o.start},{o.end},{o.energy_wh}\n".encode())
+    return "sha256:" + digest.hexdigest()
+
+
+def dataset_record(config: DatasetConfig, dataset: Dataset) -> dict[str, Any]:
+    """manifest.json's `dataset`: what `testbed rerun` checks before it repeats a run."""
+    return {
+        "kind": config.kind,
+        "path": config.path,
+        "prosumers": len(dataset.prosumers),
+        "content_hash": dataset_hash(dataset),
+    }
+
+
+def orchestrator_process() -> dict[str, Any]:
+    """This process, so that `ps`, `logs -f` and `results prune` can tell a live run
+    from one whose orchestrator is gone (a pid alone could have been reused)."""
+    me = psutil.Process()
+    return {"host": platform.node(), "pid": me.pid, "create_time": me.create_time()}
+
+
 def build_manifest(
     *,
     run_id: str,
@@ -120,6 +155,7 @@ def build_manifest(
         "git": git_revision(),
         "tools": tool_versions(),
         "host": host_info(),
+        "orchestrator": orchestrator_process(),
     }
     if extra:
         manifest.update(extra)

@@ -93,7 +93,7 @@ def test_dataset_references_name_the_spec_line_and_the_culprit(tmp_path: Path) -
     assert result.returncode == 2
     assert result.stderr == (
         f"{spec}:5:22: microgrid.dataset.prosumers[1]: prosumer 105 is not in "
-        f"{tmp_path / 'traces'} (feeder 1 has 101, 102)\n"
+        f"{tmp_path / 'traces'} (ids are feeder * 100 + n; feeder 1 has 101, 102)\n"
     )
     missing = run_testbed("validate", spec, "--set", "microgrid.dataset.path=/nonexistent/x")
     assert missing.returncode == 2

@@ -56,7 +56,7 @@ def test_selection_of_unknown_feeders_and_prosumers_names_each_at_its_line() -> 
         f"exp.yaml:7:9: microgrid.dataset.prosumers[1]: prosumer 1299 is not in {synthetic} "
         "(ids are feeder * 100 + n; no feeder 12, feeders 1..11)",
         f"exp.yaml:8:9: microgrid.dataset.prosumers[2]: prosumer 118 is not in {synthetic} "
-        "(feeder 1 has 101..109)",
+        "(ids are feeder * 100 + n; feeder 1 has 101..109)",
     ]
 
 
@@ -106,5 +106,5 @@ def test_unknown_transax_prosumer_names_the_files_there(tmp_path: Path) -> None:
         build_scenario(spec)
     assert str(caught.value) == (
         f"exp.yaml:5:22: microgrid.dataset.prosumers[1]: prosumer 103 is not in {tmp_path} "
-        "(feeder 1 has 101, 102)"
+        "(ids are feeder * 100 + n; feeder 1 has 101, 102)"
     )
