@@ -87,6 +87,8 @@ def cmd_prune(args: argparse.Namespace, root: Path) -> int:
         raise UsageError(
             "testbed results prune: say what to remove: --keep N, --older-than AGE, --failed"
         )
+    if not root.is_dir():
+        raise UsageError(f"testbed results prune: {root}: no such directory")
     if args.keep is not None and args.keep < 0:
         raise UsageError("testbed results prune: --keep must be >= 0")
     picked = select(

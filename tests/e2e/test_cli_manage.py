@@ -197,8 +197,11 @@ def test_prune_keep_older_than_and_failed_combine(tmp_path: Path) -> None:
     assert [b["path"] for b in listed["kept_running"]] == [str(live)]
     assert all(p.is_dir() for p in (old_ok, old_bad, new_ok, other, live))
     text = ok("results", "prune", str(out), "--keep", "1", env=env)
-    assert "removed 3 bundle(s), kept 1 running" in text
-    assert sorted(p.name for p in out.glob("*/*")) == [new_ok.name, live.name]
+    assert text.splitlines()[-1] == "removed 3 bundle(s)"  # the newest of a and of b stay
+    assert {p.name for p in out.glob("*/*")} == {new_ok.name, live.name}
+    text = ok("results", "prune", str(out), "--keep", "0", env=env)
+    assert text.splitlines()[-1] == "removed 1 bundle(s), kept 1 running"
+    assert [p.name for p in out.iterdir()] == ["b"]  # a's folder went with its last bundle
     bad = cli("results", "prune", str(out), env=env)
     assert bad.returncode == 2 and "--keep N" in bad.stderr
     age = cli("results", "prune", str(out), "--older-than", "7 days", env=env)
