@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import platform
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -85,17 +85,35 @@ def _orchestrator_of(state: dict[str, Any]) -> tuple[str | None, int | None, flo
 def recorded_runs(include_dead: bool = False) -> list[LiveRun]:
     """Every run some backend has recorded state for (oldest first); those whose
     orchestrator is gone (leftovers for `testbed clean`) only if `include_dead`."""
-    runs = []
+    by_id: dict[str, LiveRun] = {}
     for backend in BACKEND_NAMES:
         base = backend_state_root(backend)
         for record in sorted(base.glob("*/run.json")) if base.is_dir() else ():
             state = read_json(record)
-            if state is None:
-                continue
-            run = _live_run(backend, record.parent.name, state)
-            if run.alive or include_dead:
-                runs.append(run)
+            if state is not None:
+                run = _live_run(backend, record.parent.name, state)
+                by_id[run.run_id] = _merged(by_id.get(run.run_id), run)
+    runs = [r for r in by_id.values() if r.alive or include_dead]
     return sorted(runs, key=lambda r: (r.started or 0.0, r.run_id))
+
+
+def _merged(seen: LiveRun | None, run: LiveRun) -> LiveRun:
+    """The ssh backend runs its orchestrator-side processes through a local
+    backend: one run, two records. It is the ssh run, with the local record's
+    bundle, start time and progress."""
+    if seen is None:
+        return run
+    main, other = (run, seen) if seen.backend == "local" else (seen, run)
+    return replace(
+        main,
+        bundle=main.bundle or other.bundle,
+        spec=main.spec or other.spec,
+        started=main.started or other.started,
+        pid=main.pid if main.pid is not None else other.pid,
+        alive=main.alive or other.alive,
+        finalized=main.finalized if main.finalized is not None else other.finalized,
+        intervals=main.intervals or other.intervals,
+    )
 
 
 def _live_run(backend: str, run_id: str, state: dict[str, Any]) -> LiveRun:
