@@ -123,8 +123,10 @@ def starter_text(name: str, target: Path, seed: int, dataset_dir: Path | None, p
         autoescape=False,
     )
     path = None
-    if dataset_dir is not None:
+    if dataset_dir is not None:  # relative to the spec when near it, as specs are read
         path = os.path.relpath(dataset_dir.resolve(), target.parent.resolve())
+        if path.startswith(os.path.join(os.pardir, os.pardir)):
+            path = str(dataset_dir.resolve())
     command = " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["init"] else ""
     return env.get_template(STARTER).render(
         name=name,
@@ -141,9 +143,10 @@ def starter_text(name: str, target: Path, seed: int, dataset_dir: Path | None, p
 def cmd_init(args: argparse.Namespace) -> int:
     from orchestrator.scenario import build_scenario, load_dataset
     from orchestrator.spec import DatasetConfig, parse_spec
+    from orchestrator.spec.schema import NAME_HINT, NAME_PATTERN
 
-    if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", args.name):
-        raise UsageError(f"testbed init: --name {args.name!r}: lower-case letters, digits, _ . -")
+    if not re.fullmatch(NAME_PATTERN, args.name):
+        raise UsageError(f"testbed init: --name {args.name!r}: {NAME_HINT}")
     target = args.dir / f"{args.name}.yaml"
     if target.exists() and not args.force:
         raise UsageError(f"{target}: exists (--force to replace it)")
@@ -161,6 +164,9 @@ def cmd_init(args: argparse.Namespace) -> int:
     scenario = build_scenario(spec)  # the whole check `testbed validate` makes
     args.dir.mkdir(parents=True, exist_ok=True)
     target.write_text(text)
+    if not pick.producers or len(pick.producers) == len(pick.prosumers):
+        missing = "producer" if not pick.producers else "consumer"
+        print(f"warning: {target}: no {missing} among them: nothing will trade", file=sys.stderr)
     print(
         f"{target}: {len(pick.prosumers)} prosumers ({len(pick.producers)} producers) on "
         f"feeders {', '.join(map(str, pick.feeders))}, {len(scenario.offers)} offers in "
