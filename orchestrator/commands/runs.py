@@ -256,7 +256,13 @@ testbed results prune results/smoke --failed    # runs that did not end ok
     )
     hidden = argparse.SUPPRESS  # `results prune DIR`: DIR comes second
     parser.add_argument("prune_dir", metavar="PRUNE_DIR", type=Path, nargs="?", help=hidden)
-    parser.add_argument("--json", action="store_true", help="print one JSON list (object)")
+    parser.usage = (
+        "%(prog)s [DIR] [--json]\n       %(prog)s prune [DIR] [--keep N] [--older-than AGE] "
+        "[--failed] [--dry-run] [--json]"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON list (prune: one JSON object)"
+    )
     prune = parser.add_argument_group("prune (testbed results prune [DIR] ...)")
     prune.add_argument(
         "--keep", type=int, metavar="N", help="remove all but the newest N bundles of each spec"
