@@ -148,9 +148,9 @@ def progress(bundle: Path) -> tuple[int | None, int | None]:
         pass
     try:
         with (bundle / EVENTS_DIR / FINALIZATIONS).open() as rows:
-            finalized = max(sum(1 for line in rows if line.strip()) - 1, 0)  # less the header
-    except OSError:
-        finalized = None
+            finalized: int | None = max(sum(1 for line in rows if line.strip()) - 1, 0)
+    except OSError:  # the recorder has written none yet (or there is no bundle)
+        finalized = 0 if (bundle / EVENTS_DIR).is_dir() else None
     return finalized, intervals
 
 

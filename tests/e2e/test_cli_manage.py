@@ -77,6 +77,7 @@ def watched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Watched]:
         follow = start_cli("logs", run_id, "recorder", "-f", env=env)
         prune = json.loads(ok("results", "prune", str(out), "--keep", "0", "--dry-run",
                               "--json", env=env))  # fmt: skip
+        rows += poll("testbed ps shows intervals finalized", lambda: _finalized(env, run))
         run_stdout, _ = run.communicate(timeout=DEADLINE_SECONDS)
         ended = time.monotonic()
         followed, _ = follow.communicate(timeout=60)
@@ -89,6 +90,13 @@ def watched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Watched]:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def _finalized(env: dict[str, str], run: subprocess.Popen[str]) -> list[dict[str, object]]:
+    """ps's row once it shows an interval finalized ([] while none is; the run
+    must not have ended before)."""
+    assert run.poll() is None, "the run ended before ps showed it finalize an interval"
+    return [r for r in _ps(env) if isinstance(r["finalized"], int) and r["finalized"] > 0]
 
 
 def _ps(env: dict[str, str]) -> list[dict[str, object]]:
@@ -119,12 +127,15 @@ def test_init_writes_a_commented_validated_spec_from_the_feeders_asked(tmp_path:
 
 
 def test_ps_lists_the_live_run_with_its_pid_and_progress(watched: Watched) -> None:
-    (row,) = watched.ps_rows
+    first, later = watched.ps_rows  # as soon as listed, then once it finalized
     manifest = json.loads((watched.bundle / "manifest.json").read_text())
-    assert row["run_id"] == manifest["run_id"] and row["spec"] == "managed"
-    assert row["backend"] == "local" and row["alive"] is True
-    assert row["pid"] == manifest["orchestrator"]["pid"]
-    assert row["intervals"] == 8 and isinstance(row["finalized"], int)
+    for row in (first, later):
+        assert row["run_id"] == manifest["run_id"] and row["spec"] == "managed"
+        assert row["backend"] == "local" and row["alive"] is True
+        assert row["pid"] == manifest["orchestrator"]["pid"]
+        assert row["intervals"] == 8 and row["bundle"] == str(watched.bundle)
+    assert isinstance(first["finalized"], int) and isinstance(later["finalized"], int)
+    assert 0 <= first["finalized"] <= later["finalized"] and 1 <= later["finalized"] <= 8
     assert json.loads(ok("ps", "--json", env=watched.env)) == []  # the run is over
     assert "no runs going on" in ok("ps", env=watched.env)
 
