@@ -17,7 +17,7 @@ from orchestrator.commands.author import register_init
 from orchestrator.commands.prune import UsageError
 from orchestrator.errors import TestbedError
 from orchestrator.liveruns import LiveRun, bundle_running, recorded_runs
-from orchestrator.results.bundle import DEFAULT_RESULTS_DIR, LOGS_DIR, read_json
+from orchestrator.results.bundle import CONFIG_DIR, DEFAULT_RESULTS_DIR, LOGS_DIR, read_json
 
 FOLLOW_POLL_SECONDS = 0.25  # `logs -f`: how often the log and the run are looked at
 CHUNK = 1 << 16
@@ -125,11 +125,17 @@ def register_logs(subparsers: Any) -> None:
 testbed logs results/smoke/20261206T072301Z-1a2b               # which logs there are
 testbed logs results/smoke/20261206T072301Z-1a2b dso           # print the DSO's log
 testbed logs 20261206T072301Z-1a2b prosumers-01 -f             # follow it until the run ends
+testbed logs results/smoke/20261206T072301Z-1a2b 703           # the host running prosumer 703
 testbed logs results/smoke/20261206T072301Z-1a2b chain         # the node (orchestrator: the run)
 """,
     )
     parser.add_argument("bundle", metavar="BUNDLE", help="a results bundle, or a run id")
-    parser.add_argument("agent", metavar="AGENT", nargs="?", help="agent (or chain, orchestrator)")
+    parser.add_argument(
+        "agent",
+        metavar="AGENT",
+        nargs="?",
+        help="an agent (dso, solver-1, prosumers-01, ...), chain, orchestrator, or a prosumer id",
+    )
     parser.add_argument(
         "-f",
         "--follow",
@@ -157,9 +163,15 @@ def cmd_logs(args: argparse.Namespace) -> int:
             size = (bundle / LOGS_DIR / f"{name}.log").stat().st_size
             print(f"{name:<20} {size:>10} bytes")
         return 0
-    if args.agent not in known:
-        raise UsageError(f"{bundle}: no agent {args.agent!r} (agents: {', '.join(known)})")
-    log = bundle / LOGS_DIR / f"{args.agent}.log"
+    agent = args.agent
+    if agent.isdigit() and agent not in known:
+        agent = host_of_prosumer(bundle, int(agent))
+        print(f"prosumer {args.agent} runs on {agent}", file=sys.stderr)
+    if agent not in known:
+        raise UsageError(
+            f"{bundle}: no agent {agent!r} (agents: {', '.join(known)}; or a prosumer id)"
+        )
+    log = bundle / LOGS_DIR / f"{agent}.log"
     out = sys.stdout.buffer
     if not args.follow:
         if not log.is_file():
@@ -168,6 +180,17 @@ def cmd_logs(args: argparse.Namespace) -> int:
         return 0
     follow(log, bundle, out)
     return 0
+
+
+def host_of_prosumer(bundle: Path, prosumer: int) -> str:
+    """The prosumer host agent that runs prosumer `prosumer` (its rendered config)."""
+    for config in sorted((bundle / CONFIG_DIR).glob("*.json")):
+        data = read_json(config) or {}
+        if data.get("role") == "prosumer" and any(
+            isinstance(p, dict) and p.get("id") == prosumer for p in data.get("prosumers") or ()
+        ):
+            return config.stem
+    raise UsageError(f"{bundle}: no prosumer {prosumer} in this run (ids are feeder * 100 + n)")
 
 
 def follow(log: Path, bundle: Path, out: BinaryIO, poll: float = FOLLOW_POLL_SECONDS) -> None:

@@ -148,6 +148,11 @@ def test_logs_follow_stops_when_the_run_ends_with_the_whole_log(watched: Watched
     assert "recorder" in listing and "chain" in listing
     dso = ok("logs", str(watched.bundle), "dso", env=watched.env)
     assert dso == (watched.bundle / "logs" / "dso.log").read_text()
+    host = cli("logs", str(watched.bundle), "701", env=watched.env)  # a prosumer id
+    assert host.returncode == 0 and host.stderr.startswith("prosumer 701 runs on prosumers-")
+    agent = host.stderr.split()[-1]
+    assert host.stdout == (watched.bundle / "logs" / f"{agent}.log").read_text()
+    assert cli("logs", str(watched.bundle), "1299", env=watched.env).returncode == 2
     unknown = cli("logs", str(watched.bundle), "nobody", env=watched.env)
     assert unknown.returncode == 2 and "prosumers-01" in unknown.stderr
 
