@@ -17,6 +17,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+import yaml
 
 from orchestrator.results.bundle import Bundle
 from tests.conftest import require_tool, start_cli
@@ -68,7 +69,10 @@ def watched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Watched]:
     ok("init", str(root / "exp"), "--name", "managed", "--prosumers", "6",
        "--feeders", "1,7", "--dataset", str(traces), env=env)  # fmt: skip
     spec = root / "exp" / "managed.yaml"
-    run = start_cli("run", str(spec), "--out", str(out), env=env)
+    # lockstep finalizes 8 intervals in about a second on automine; a 1 s block time
+    # keeps the run going long enough for ps to see it progress (rerun keeps it too)
+    slow = ["--set", "chain.block_time_seconds=1"]
+    run = start_cli("run", str(spec), *slow, "--out", str(out), env=env)
     try:
         rows = poll("testbed ps lists the run", lambda: _ps(env))
         assert isinstance(rows, list)
@@ -173,6 +177,8 @@ def test_rerun_repeats_the_bundle_and_refuses_a_changed_dataset(watched: Watched
     assert again.returncode == 0, again.stderr
     second = json.loads(again.stdout)
     assert second["run_id"] != first["run_id"] and second["spec"] == "managed"
+    rerun_spec = yaml.safe_load((Path(second["bundle"]) / "spec.yaml").read_text())
+    assert rerun_spec["chain"]["block_time_seconds"] == 1  # the original --set
     assert second["per_interval_kwh"] == first["per_interval_kwh"]  # lockstep: the same trades
     trace = watched.traces / "prosumer_701.csv"
     trace.write_text(trace.read_text() + "96,96,1.5\n")  # one more offer
