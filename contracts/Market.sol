@@ -136,7 +136,7 @@ contract Market is MarketBase {
         if (index1 == 0) revert UnknownFeeder(feeder);
         uint256 acc = _accounts[anon];
         uint256 linked = acc & M16;
-        if (linked == 0) acc |= index1;
+        if (linked == 0) acc |= index1 | (uint256(feeder) << 224);
         else if (linked != index1) revert FeederMismatch(anon, _feederId(linked - 1), feeder);
         uint256 shift = _permShift(kind);
         uint256 perm = (acc >> shift) & ((1 << 96) - 1);
@@ -153,8 +153,7 @@ contract Market is MarketBase {
 
     function _addFinancial(address anon, uint256 amount) private {
         if (amount == 0) revert ZeroAmount();
-        uint256 stored = _balances[anon];
-        _balances[anon] = (stored == 0 ? 1 : stored) + amount;
+        _credit(anon, amount);
         emit FinancialAdded(anon, amount);
     }
 
@@ -187,29 +186,29 @@ contract Market is MarketBase {
             uint256 balance = _balance(msg.sender);
             if (cost > balance) revert InsufficientBalance(cost, balance);
             _balances[msg.sender] = balance - cost + 1;
-        } else if (_balances[msg.sender] == 0) {
-            _balances[msg.sender] = 1; // the seller's slot exists before settlement pays into it
         }
         uint256 id = _offers.length;
         if (id > M32) revert TooManyOffers();
         offerId = uint32(id);
         _offers.push(
             uint256(energy) | (uint256(price) << 64) | (uint256(start) << 128) | (uint256(end) << 144)
-                | ((index1 - 1) << 160) | (uint256(kind) << 176) | (uint256(energy) << 192)
+                | ((index1 - 1) << 160) | (uint256(kind) << 176)
         );
-        _ownerWords[id] = uint160(msg.sender);
-        emit OfferPosted(offerId, _feederId(index1 - 1), kind, energy, start, end, price, msg.sender);
+        _ownerWords[id] = uint256(uint160(msg.sender)) | (uint256(energy) << 160);
+        emit OfferPosted(offerId, uint32(acc >> 224), kind, energy, start, end, price, msg.sender);
     }
 
     /// @notice After every interval of an offer is finalized, deposits its untraded energy back to
-    /// the DSO (EnergyDeposited) and credits what a buy offer reserved but did not spend: its
-    /// untraded energy * its price and, per settled trade, energy * (its price - the trade price).
+    /// the DSO (EnergyDeposited) and credits the money its settled trades left in it (a seller's
+    /// energy * price, a buyer's energy * (its price - the trade price)) and, for a buy offer,
+    /// what it reserved for its untraded energy.
     function closeOffer(uint32 offerId) external {
         if (offerId == 0 || offerId >= _offers.length) revert UnknownOffer(offerId);
         if (address(uint160(_ownerWords[offerId])) != msg.sender) revert NotOfferOwner(offerId);
         uint256 o = _offers[offerId];
         if ((o >> 184) & 0xff != 0) revert OfferAlreadyClosed(offerId);
-        _close(offerId, o);
+        (, uint256 money) = _close(offerId, o);
+        if (money != 0) _credit(msg.sender, money);
     }
 
     /// @notice closeOffer for many offers at once, by anyone (the clock after each interval): one
@@ -223,31 +222,30 @@ contract Market is MarketBase {
             if (id == 0 || id >= count) revert UnknownOffer(id);
             uint256 o = _offers[id];
             if ((o >> 184) & 0xff != 0) continue;
-            address owner = _close(id, o);
+            (address owner, uint256 money) = _close(id, o);
             uint256 acc = _accounts[owner];
-            if ((acc >> 208) & M16 == 0) _depositAll(owner, acc);
+            if ((acc >> 208) & M16 == 0) _depositAll(owner, acc, money);
+            else if (money != 0) _credit(owner, money);
         }
     }
 
-    function _close(uint32 offerId, uint256 o) private returns (address owner) {
+    /// Closes an ended offer: returns its owner and the money to credit it (OfferClosed.refund).
+    function _close(uint32 offerId, uint256 o) private returns (address owner, uint256 money) {
         uint16 next = uint16(_state & M16);
         uint16 end = uint16(o >> 144);
         if (end >= next) revert OfferStillOpen(offerId, end, next);
-        uint256 ow = _ownerWords[offerId];
-        owner = address(uint160(ow));
+        owner = address(uint160(_ownerWords[offerId]));
         uint64 left = uint64(o);
         Kind kind = Kind((o >> 176) & 0xff);
-        uint256 refund = (ow >> 160) + (kind == Kind.BUY ? uint256(left) * uint64(o >> 64) : 0);
-        if (ow >> 160 != 0) _ownerWords[offerId] = ow & M160;
-        _offers[offerId] = (o & ~M64) | (uint256(1) << 184);
+        money = (o >> 192) + (kind == Kind.BUY ? uint256(left) * uint64(o >> 64) : 0);
+        _offers[offerId] = (o & ~M64 & ~(M64 << 192)) | (uint256(1) << 184);
         _accounts[owner] -= 1 << 208; // one open offer fewer (it counted since postOffer)
-        if (refund != 0) _balances[owner] += refund;
         if (left != 0) emit EnergyDeposited(owner, kind, left, uint16(o >> 128), end);
-        emit OfferClosed(offerId, left, refund);
+        emit OfferClosed(offerId, left, money);
     }
 
-    /// Deposits an address's unused permissions and free balance (its slot cleared: a refund).
-    function _depositAll(address owner, uint256 acc) private {
+    /// Deposits an address's unused permissions, free balance and `money` (its slot cleared).
+    function _depositAll(address owner, uint256 acc, uint256 money) private {
         uint256 kept = acc;
         for (uint256 k = 0; k < 2; k++) {
             uint256 shift = _permShift(Kind(k));
@@ -259,7 +257,8 @@ contract Market is MarketBase {
         }
         if (kept != acc) _accounts[owner] = kept;
         uint256 stored = _balances[owner];
-        if (stored > 1) emit FinancialDeposited(owner, stored - 1);
+        if (stored > 1) money += stored - 1;
+        if (money != 0) emit FinancialDeposited(owner, money);
         if (stored != 0) _balances[owner] = 0;
     }
 
@@ -398,7 +397,8 @@ contract Market is MarketBase {
     }
 
     /// Settles trades [from, to) of a finalized segment: offers' remaining energy decreases, the
-    /// buyer pays energy * price to the seller and gets back what it reserved above that price.
+    /// seller's offer keeps energy * price for its owner and the buyer's energy * (its price -
+    /// price), what it reserved above the trade price; closing the offers credits both.
     function _settle(uint256[] calldata segment, uint256 from, uint256 to) private returns (uint256 total) {
         for (uint256 i = from; i < to; i++) {
             uint256 w = segment[i];
@@ -408,22 +408,28 @@ contract Market is MarketBase {
             uint256 price = w & M64;
             uint256 so = _offers[seller];
             uint256 bo = _offers[buyer];
-            _offers[seller] = (so & ~M64) | ((so & M64) - energy);
-            _offers[buyer] = (bo & ~M64) | ((bo & M64) - energy);
-            _balances[address(uint160(_ownerWords[seller]))] += energy * price;
-            uint256 refund = energy * (((bo >> 64) & M64) - price);
-            if (refund != 0) _accrueRefund(buyer, refund);
+            // remaining -= energy; the money stays in the offer until it is closed
+            so = (so & ~M64) | ((so & M64) - energy);
+            bo = (bo & ~M64) | ((bo & M64) - energy);
+            _offers[seller] = _keep(so, seller, energy * price);
+            _offers[buyer] = _keep(bo, buyer, energy * (((bo >> 64) & M64) - price));
             total += energy;
             emit TradeFinalized(uint16(w >> 192), uint32(seller), uint32(buyer), uint64(energy), uint64(price));
         }
     }
 
-    /// A buyer's refund is kept in its offer's owner word until closeOffer credits it (one slot
-    /// written per trade, not the owner's and its balance); credited at once if it would not fit.
-    function _accrueRefund(uint256 buyer, uint256 refund) private {
-        uint256 ow = _ownerWords[buyer];
-        uint256 accrued = (ow >> 160) + refund;
-        if (accrued >> 96 == 0) _ownerWords[buyer] = (ow & M160) | (accrued << 160);
-        else _balances[address(uint160(ow))] += refund;
+    /// Offer word `o` with `money` added to the money it keeps until closed (bits 192..255): the
+    /// slot settlement writes anyway, no owner or balance slot per trade. Money that would not
+    /// fit is credited to the owner at once.
+    function _keep(uint256 o, uint256 id, uint256 money) private returns (uint256) {
+        uint256 sum = (o >> 192) + money;
+        if (sum >> 64 == 0) return (o & ~(M64 << 192)) | (sum << 192);
+        _credit(address(uint160(_ownerWords[id])), money);
+        return o;
+    }
+
+    function _credit(address anon, uint256 amount) private {
+        uint256 stored = _balances[anon];
+        _balances[anon] = (stored == 0 ? 1 : stored) + amount;
     }
 }

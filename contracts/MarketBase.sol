@@ -68,12 +68,12 @@ abstract contract MarketBase {
     uint256 internal constant M16 = 0xffff;
     uint256 internal constant M32 = 0xffffffff;
     uint256 internal constant M64 = 0xffffffffffffffff;
-    uint256 internal constant M160 = (1 << 160) - 1;
     // offer word: remaining 0..63 | price 64..127 | start 128..143 | end 144..159 |
-    //             feeder index 160..175 | kind 176..183 | closed 184..191 | energy 192..255
-    // owner word: owner 0..159 | buyer's refund settled and not yet credited 160..255
+    //             feeder index 160..175 | kind 176..183 | closed 184..191 |
+    //             money settled and not yet credited 192..255 (Market._keep)
+    // owner word: owner 0..159 | energy posted 160..223
     // account word: feeder index + 1 0..15 | SELL permission 16..111 | BUY permission 112..207,
-    //               open offers 208..223,
+    //               open offers 208..223, feeder id 224..255,
     //               a permission being energy 0..63 | start 64..79 | end 80..95 (relative)
     // feeder word: id 0..31 | cExt 32..95 | cInt 96..159
     // state word: nextFinalize 0..15 | head interval 16..31 | candidate id 32..63 |
@@ -82,8 +82,8 @@ abstract contract MarketBase {
     uint256[] internal _feeders;
     mapping(uint32 => uint256) internal _feederIndex1;
     mapping(address => uint256) internal _accounts;
-    // balance + 1 once an address was credited or posted an offer (0: never): settlement then
-    // writes a nonzero slot (~5k gas) instead of creating one (~22k) for a fresh address.
+    // balance + 1 once an address was credited (0: never, or everything deposited by
+    // closeOffers); settlement writes none (the money stays in the offers until closed).
     mapping(address => uint256) internal _balances;
     uint256[] internal _offers; // index = offer id; index 0 is a placeholder
     // offer id => owner word; a mapping, not an array: postOffer writes no second length
@@ -109,7 +109,7 @@ abstract contract MarketBase {
         return (
             _feederId((o >> 160) & M16),
             Kind((o >> 176) & 0xff),
-            uint64(o >> 192),
+            uint64(_ownerWords[offerId] >> 160),
             uint64(o),
             uint16(o >> 128),
             uint16(o >> 144),
