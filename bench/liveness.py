@@ -180,6 +180,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk", type=int, default=400)
     parser.add_argument("--repeat-owners", type=int, default=10)
     args = parser.parse_args(argv)
+    print(json.dumps(run(args.offers, args.chunk, args.repeat_owners), indent=1))
+    return 0
+
+
+def run(offers: int, chunk: int, repeat_owners: int) -> dict[str, Any]:
+    """The floods with fresh and with repeated owners, on a fresh anvil."""
     started = time.monotonic()
     with Anvil(gas_limit=BLOCK_GAS_LIMIT) as node:
         w3 = node.web3()
@@ -191,23 +197,21 @@ def main(argv: list[str] | None = None) -> int:
             t_clear=1,
             interval_seconds=HOUR,
             epoch=epoch,
-            settle_chunk=args.chunk,
+            settle_chunk=chunk,
         )
         market = deploy_market(w3, dso, FEEDERS, params)
         results = []
-        for owners in (None, args.repeat_owners):
+        for owners in (None, repeat_owners):
             snap = snapshot(w3)
-            results.append(flood(market, dso, args.offers, owners))
+            results.append(flood(market, dso, offers, owners))
             revert(w3, snap)
             dso.sync_nonce()
-    out = {
+    return {
         "block_gas_limit": BLOCK_GAS_LIMIT,
         "max_trades_per_submission": max_trades(BLOCK_GAS_LIMIT),
         "floods": results,
         "seconds": round(time.monotonic() - started, 1),
     }
-    print(json.dumps(out, indent=1))
-    return 0
 
 
 if __name__ == "__main__":
