@@ -38,7 +38,7 @@ log = logging.getLogger("agents.dso")
 
 # Requests per issue() call: one transaction for many addresses (one 21k base, and the
 # node mines a few large transactions instead of thousands), well inside a block.
-ISSUE_REQUESTS = 200
+ISSUE_REQUESTS = 100
 
 
 @dataclass
