@@ -11,13 +11,14 @@ from typing import Any
 
 import pytest
 
-from agents.chain.client import MarketClient
+from agents.chain.client import MarketClient, load_abi
 from agents.chain.encoding import MONEY, Grant, encode_grants
 from agents.chain.errors import ContractRevert
 from agents.chain.events import EnergyDeposited, FinancialAdded, FinancialDeposited
-from agents.chain.node import Anvil
+from agents.chain.node import Anvil, mine
 from agents.common.config import DsoConfig, parse_config
 from agents.common.protocol import Asset, AssetsAdded, FailedWithdrawal, WithdrawAssets
+from agents.common.rpc import Contract, JsonRpc, Signer
 from agents.common.typed import to_plain
 from agents.dso.accounts import Accounts
 from agents.dso.service import DsoService
@@ -205,3 +206,29 @@ def test_dso_issues_a_batch_in_one_transaction_and_refuses_only_a_refused_grant(
         assert service.accounts.summary()["102"]["balance"] == 10_000_000  # undone
     finally:
         chain.close()
+
+
+def test_the_clocks_finalize_closes_the_offers_that_ended(harness: Harness, node: Anvil) -> None:  # noqa: F811
+    h, m = harness, harness.market
+    seller = h.anon(1, Kind.SELL, 100)
+    buyer = h.anon(2, Kind.BUY, 100, balance=20_000)
+    s1 = h.post(seller, Kind.SELL, 50, FIRST, FIRST, 100)
+    s2 = h.post(seller, Kind.SELL, 50, LAST, LAST, 100)
+    b1 = h.post(buyer, Kind.BUY, 100, FIRST, FIRST + 1, 150)
+    m.submit_solution(h.sender(), [Trade(s1, b1, FIRST, 40, 120)]).wait()
+    clock = h.sender()
+    chain = MarketClient(
+        JsonRpc(node.url), Contract(m.address, load_abi()), h.w3.eth.chain_id,
+        Signer(bytes(clock.account.key), h.w3.eth.chain_id),
+    )  # fmt: skip
+    try:
+        for interval in (FIRST, FIRST + 1):
+            mine(h.w3, max(h.params.finalizable_at(interval), h.now()))
+            chain.finalize(timestamp=None)
+            assert m.next_finalize() == interval + 1
+        assert chain.closed([s1, s2, b1]) == [True, False, True]
+    finally:
+        chain.close()
+    # the buyer had nothing else open: everything went back; the seller still has s2 open
+    assert m.balance_of(buyer.address) == 0 and m.account(buyer.address).buy.energy == 0
+    assert m.balance_of(seller.address) == 40 * 120
