@@ -1,6 +1,7 @@
 """Gas of the market contract's functions on a real anvil (30M-gas blocks). Prints JSON.
 
-    .venv/bin/python bench/gas.py [--sizes 10,100,1000] [--per-interval 100]
+    .venv/bin/python bench/gas.py [--sizes 10,100,1000] [--per-interval 100] [--pairs 100]
+                                  [--flood 2300] [--repeat-owners 10]
 
 Scenario (paper-like, worst case for storage reads): 11 feeders; in every delivery interval
 5 sell offers (one interval each) and `per-interval` buy offers, each buy offer bought by
@@ -10,6 +11,11 @@ the offers are posted, the solution is verified alone (eth_estimateGas of checkS
 submitted as the first candidate, then a better one is submitted over it, then a copy of
 that candidate (a front-runner's loser: it reverts NotBetter in the pre-check, before the
 verification, ~30 gas per trade), then every interval is finalized.
+
+Then the life of an offer from a fresh address, call by call (bench/offer_life.py: one
+transaction per call, and with the DSO's batched `issue` and the clock's `closeOffers`),
+and the liveness floods (bench/liveness.py) with fresh and with repeated owners: finalize
+gas per trade, the largest interval one finalize call settles, offers per 30M-gas block.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from agents.chain.errors import ContractRevert
 from agents.chain.node import Anvil, latest_timestamp, mine, revert, snapshot
 from agents.chain.tx import PendingTx, Sender
 from agents.common.market import MarketParams
+from bench import liveness, offer_life
 from market.types import Feeder, Kind, Trade
 
 FEEDERS = tuple(Feeder(i, 10**9, 10**9) for i in range(1, 12))
@@ -154,10 +161,33 @@ def _empty_finalize_gas(market: MarketContract, clock: Sender) -> int:
         clock.sync_nonce()  # the reverted transaction's nonce is free again
 
 
+def _flood_summary(floods: dict[str, Any] | None) -> list[dict[str, Any]] | None:
+    """Per flood (fresh, repeated owners): what a block carries and finalizes."""
+    if floods is None:
+        return None
+    keys = (
+        "owners",
+        "finalize_gas_per_trade",
+        "largest_chunk_in_a_block",
+        "offer_life_gas",
+        "post_offers_per_block",
+        "offer_lives_per_block",
+        "every_offer_closed",
+    )
+    return [
+        {"max_trades_per_submission": floods["max_trades_per_submission"]} | {k: f[k] for k in keys}
+        for f in floods["floods"]
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10,100,1000")
     parser.add_argument("--per-interval", type=int, default=100)
+    parser.add_argument("--pairs", type=int, default=100, help="offer pairs of the offer life")
+    parser.add_argument("--flood", type=int, default=2300, help="1-Wh offers (0: no flood)")
+    parser.add_argument("--chunk", type=int, default=400, help="the floods' settleChunk")
+    parser.add_argument("--repeat-owners", type=int, default=10)
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     started = time.monotonic()
@@ -180,6 +210,17 @@ def main(argv: list[str] | None = None) -> int:
             revert(w3, snap)
             dso.sync_nonce()
             clock.sync_nonce()
+        lives = {}
+        for name, scenario in (
+            ("single_calls", offer_life.single),
+            ("batched", offer_life.batched),
+        ):
+            snap = snapshot(w3)
+            lives[name] = scenario(market, dso, clock, args.pairs, FIRST)
+            revert(w3, snap)
+            dso.sync_nonce()
+            clock.sync_nonce()
+    floods = liveness.run(args.flood, args.chunk, args.repeat_owners) if args.flood else None
     print(
         json.dumps(
             {
@@ -188,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
                 "one cold buy offer per trade",
                 "post_offer_gas": max(r["post_offer_gas_max"] for r in results),
                 "solutions": results,
+                "offer_life_fresh_address": lives,
+                "floods": _flood_summary(floods),
                 "seconds": round(time.monotonic() - started, 1),
             },
             indent=1,

@@ -8,8 +8,9 @@ then again from `repeat-owners` addresses that post many each. The honest solver
 (HiGHS) trades every one of them; it is trimmed to what one submission carries
 (agents.solver.trim), submitted, and the interval is finalized in calls of at most `chunk`
 trades until done; then every offer is closed. Reported: gas of each finalize call and per
-settled trade, the largest chunk that fits a block, the full life of one offer (addEnergy,
-addFinancialBalance, postOffer, closeOffer, depositFinancial) and offers per block.
+settled trade, the largest chunk that fits a block, the full life of one offer (its share of
+the DSO's batched `issue`, postOffer, its share of the clock's batched `closeOffers`, which
+also deposits what an owner has left) and offers per block.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 from eth_account import Account
 
 from agents.chain.contract import MarketContract, deploy_market
+from agents.chain.encoding import MONEY, Grant
 from agents.chain.events import OfferPosted
 from agents.chain.node import Anvil, latest_timestamp, mine, revert, snapshot
 from agents.chain.tx import PendingTx, Sender
@@ -38,6 +40,8 @@ BLOCK_GAS_LIMIT = 30_000_000
 FEEDERS = (Feeder(1, 10**12, 10**12), Feeder(2, 10**12, 10**12))
 FIRST, LAST, HOUR, PRICE = 2, 3, 3600, 100
 TX_GAS = 1_000_000
+ISSUE_BATCH = 100  # addresses per DSO issue call (two grants each)
+CLOSE_BATCH = 200  # offers per closeOffers call
 
 
 def _key(w3: Any, label: str) -> Sender:
@@ -58,25 +62,32 @@ def _paced(sends: list[Callable[[], PendingTx]], batch: int = 200) -> list[int]:
     return gas
 
 
+def _issue(market: MarketContract, dso: Sender, grants: list[Grant]) -> int:
+    """Gas of issuing `grants` in the DSO's batched calls (ISSUE_BATCH addresses each)."""
+    sends: list[Callable[[], PendingTx]] = [
+        partial(market.issue, dso, grants[i : i + 2 * ISSUE_BATCH], gas=BLOCK_GAS_LIMIT // 2)
+        for i in range(0, len(grants), 2 * ISSUE_BATCH)
+    ]
+    return sum(_paced(sends, batch=8))
+
+
 def _post(market: MarketContract, dso: Sender, n: int, owners: int | None) -> dict[str, Any]:
-    """The seller's offer and n 1-Wh buy offers (from n fresh addresses, or `owners`)."""
+    """The seller's offer and n 1-Wh buy offers (from n fresh addresses, or `owners`); the
+    DSO issues each buyer's permission and money in its batched `issue` call."""
     w3 = market.w3
     seller = _key(w3, f"seller/{owners}")
     buyers = [_key(w3, f"buyer/{owners}/{i}") for i in range(owners or n)]
     per = [n // len(buyers) + (i < n % len(buyers)) for i in range(len(buyers))]
     market.add_energy(dso, seller.address, 1, Kind.SELL, n, FIRST, LAST, gas=TX_GAS).wait()
-    energy_gas = _paced(
-        [
-            partial(market.add_energy, dso, b.address, 2, Kind.BUY, k, FIRST, LAST, gas=TX_GAS)
-            for b, k in zip(buyers, per, strict=True)
-        ]
-    )
-    money_gas = _paced(
-        [
-            partial(market.add_financial_balance, dso, b.address, k * PRICE, gas=TX_GAS)
-            for b, k in zip(buyers, per, strict=True)
-        ]
-    )
+    grants = [
+        g
+        for b, k in zip(buyers, per, strict=True)
+        for g in (
+            Grant(b.address, int(Kind.BUY), k, 2, FIRST, LAST),
+            Grant(b.address, MONEY, k * PRICE),
+        )
+    ]
+    issue_gas = _issue(market, dso, grants)
     market.post_offer(seller, Kind.SELL, n, FIRST, FIRST, 10, gas=TX_GAS).wait()
     post_gas = _paced(
         [
@@ -88,8 +99,7 @@ def _post(market: MarketContract, dso: Sender, n: int, owners: int | None) -> di
     return {
         "buyers": buyers,
         "seller": seller,
-        "add_energy_gas": max(energy_gas),
-        "add_financial_gas": max(money_gas),
+        "issue_gas_per_offer": issue_gas / n,
         "post_offer_gas": max(post_gas),
     }
 
@@ -116,13 +126,17 @@ def flood(market: MarketContract, dso: Sender, n: int, owners: int | None) -> di
     submit = market.submit_solution(_key(w3, f"solver/{owners}"), solution, gas=BLOCK_GAS_LIMIT)
     clock = _key(w3, f"clock/{owners}")
     calls = _finalize(market, clock)
-    owner_of = {o.id: market.offer(o.id).owner for o in offers}
-    by_address = {b.address: b for b in (*posted["buyers"], posted["seller"])}
+    # the clock closes every offer in batches; owners left with none open deposit everything
+    ids = [o.id for o in offers]
     close_gas = _paced(
-        [partial(market.close_offer, by_address[a], oid, gas=TX_GAS) for oid, a in owner_of.items()]
+        [
+            partial(market.close_offers, clock, ids[i : i + CLOSE_BATCH], gas=BLOCK_GAS_LIMIT // 2)
+            for i in range(0, len(ids), CLOSE_BATCH)
+        ],
+        batch=8,
     )
-    b0 = posted["buyers"][0]
-    deposit = market.deposit_financial(b0, market.balance_of(b0.address), gas=TX_GAS).gas_used
+    close_per_offer = sum(close_gas) / len(ids)
+    left = sum(market.balance_of(b.address) for b in posted["buyers"])
     settled = len(solution.trades)
     chunk = int(market.call("settleChunk"))
     # a middle call settles `chunk` trades, the last one the rest; both pass the whole segment
@@ -131,13 +145,7 @@ def flood(market: MarketContract, dso: Sender, n: int, owners: int | None) -> di
     full = calls[1] if len(calls) > 2 else calls[0]
     per_trade = (full - calls[-1]) / (chunk - last) if len(calls) > 1 and last < chunk else 0
     overhead = full - chunk * per_trade if per_trade else 0
-    life = (
-        posted["add_energy_gas"]
-        + posted["add_financial_gas"]
-        + posted["post_offer_gas"]
-        + max(close_gas[1:])
-        + deposit
-    )
+    life = posted["issue_gas_per_offer"] + posted["post_offer_gas"] + close_per_offer
     return {
         "owners": "fresh per offer" if owners is None else f"{owners} addresses",
         "offers": n,
@@ -154,16 +162,15 @@ def flood(market: MarketContract, dso: Sender, n: int, owners: int | None) -> di
         if per_trade
         else None,
         "every_offer_closed": all(market.offer(o.id).closed for o in offers),
+        "buyers_money_left_after_close": left,
         "offer_life_gas": {
-            "add_energy": posted["add_energy_gas"],
-            "add_financial_balance": posted["add_financial_gas"],
+            "issue_per_offer": round(posted["issue_gas_per_offer"]),
             "post_offer": posted["post_offer_gas"],
-            "close_offer": max(close_gas[1:]),
-            "deposit_financial": deposit,
-            "total": life,
+            "close_offers_per_offer": round(close_per_offer),
+            "total": round(life),
         },
         "post_offers_per_block": BLOCK_GAS_LIMIT // posted["post_offer_gas"],
-        "offer_lives_per_block": BLOCK_GAS_LIMIT // life,
+        "offer_lives_per_block": int(BLOCK_GAS_LIMIT // life),
     }
 
 
@@ -173,6 +180,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk", type=int, default=400)
     parser.add_argument("--repeat-owners", type=int, default=10)
     args = parser.parse_args(argv)
+    print(json.dumps(run(args.offers, args.chunk, args.repeat_owners), indent=1))
+    return 0
+
+
+def run(offers: int, chunk: int, repeat_owners: int) -> dict[str, Any]:
+    """The floods with fresh and with repeated owners, on a fresh anvil."""
     started = time.monotonic()
     with Anvil(gas_limit=BLOCK_GAS_LIMIT) as node:
         w3 = node.web3()
@@ -184,23 +197,21 @@ def main(argv: list[str] | None = None) -> int:
             t_clear=1,
             interval_seconds=HOUR,
             epoch=epoch,
-            settle_chunk=args.chunk,
+            settle_chunk=chunk,
         )
         market = deploy_market(w3, dso, FEEDERS, params)
         results = []
-        for owners in (None, args.repeat_owners):
+        for owners in (None, repeat_owners):
             snap = snapshot(w3)
-            results.append(flood(market, dso, args.offers, owners))
+            results.append(flood(market, dso, offers, owners))
             revert(w3, snap)
             dso.sync_nonce()
-    out = {
+    return {
         "block_gas_limit": BLOCK_GAS_LIMIT,
         "max_trades_per_submission": max_trades(BLOCK_GAS_LIMIT),
         "floods": results,
         "seconds": round(time.monotonic() - started, 1),
     }
-    print(json.dumps(out, indent=1))
-    return 0
 
 
 if __name__ == "__main__":

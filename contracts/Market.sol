@@ -2,6 +2,7 @@
 pragma solidity 0.8.28;
 
 import {SolutionVerifier, UnknownOffer} from "./SolutionVerifier.sol";
+import {MarketBase} from "./MarketBase.sol";
 
 /// @title The transactive energy market of Eisele et al. 2020 (sections 4.2-4.3, 5.2, 6.3-6.4).
 /// @notice Units: energy in Wh per interval, prices in micro-units per kWh, money = Wh * price.
@@ -22,77 +23,7 @@ import {SolutionVerifier, UnknownOffer} from "./SolutionVerifier.sol";
 /// SolutionAccepted. node(segment j) = keccak256(words of segment j ++ uint256(interval of
 /// segment j+1, 0 if none) ++ node(segment j+1), 0 if none). finalize() takes the segment of
 /// the interval it finalizes plus the next link and checks it against the stored head.
-contract Market {
-    enum Kind {
-        SELL,
-        BUY
-    }
-
-    // ---------------------------------------------------------------- events
-    event AssetAdded(
-        address indexed anon, uint32 indexed feeder, Kind kind, uint64 energy, uint16 start, uint16 end
-    );
-    event FinancialAdded(address indexed anon, uint256 amount);
-    event OfferPosted(
-        uint32 indexed offerId,
-        uint32 indexed feeder,
-        Kind kind,
-        uint64 energy,
-        uint16 start,
-        uint16 end,
-        uint64 price,
-        address indexed poster
-    );
-    event SolutionAccepted(
-        uint32 indexed candidateId, address indexed submitter, uint256 objective, uint256 tradeCount, uint256[] trades
-    );
-    event TradeFinalized(uint16 interval, uint32 indexed seller, uint32 indexed buyer, uint64 energy, uint64 price);
-    event IntervalFinalized(uint16 indexed interval, uint32 candidateId, uint256 tradeCount, uint256 energy);
-    event EnergyDeposited(address indexed anon, Kind kind, uint64 energy, uint16 start, uint16 end);
-    event FinancialDeposited(address indexed anon, uint256 amount);
-    event OfferClosed(uint32 indexed offerId, uint64 energyDeposited, uint256 refund);
-
-    // ------------------------------------------------- errors: roles and assets
-    error NotDso();
-    error BadParameters();
-    error UnknownFeeder(uint32 feeder);
-    error FeederMismatch(address anon, uint32 linked, uint32 requested);
-    error NotLinked(address anon);
-    error ZeroAmount();
-    error AmountTooLarge();
-    error BadRange(uint16 start, uint16 end);
-    error RangeFinalized(uint16 end, uint16 nextFinalize);
-    error PermissionRangeMismatch(Kind kind, uint16 start, uint16 end, uint16 heldStart, uint16 heldEnd);
-    error OutsidePermission(Kind kind, uint16 start, uint16 end, uint16 heldStart, uint16 heldEnd);
-    error InsufficientEnergyAsset(Kind kind, uint64 requested, uint64 available);
-    error InsufficientBalance(uint256 requested, uint256 available);
-    error NotOfferOwner(uint32 offerId);
-    error OfferStillOpen(uint32 offerId, uint16 end, uint16 nextFinalize);
-    error OfferAlreadyClosed(uint32 offerId);
-    error TooManyOffers();
-    error OfferTooSmall(uint64 energy, uint64 minimum);
-    error TooManyOpenOffers(address anon, uint16 limit);
-    // --------------------------------------------------------- errors: clock
-    error NotStarted();
-    error MarketClosed();
-    error IntervalNotEnded(uint16 interval, uint256 endsAt);
-    error CandidateMismatch();
-    error NotBetter(uint256 objective, uint256 candidateObjective);
-    error DeadlinePassed(uint16 interval, uint256 finalizableAt);
-
-    // ------------------------------------------------------------ bit layouts
-    uint256 private constant M16 = 0xffff;
-    uint256 private constant M32 = 0xffffffff;
-    uint256 private constant M64 = 0xffffffffffffffff;
-    // offer word: remaining 0..63 | price 64..127 | start 128..143 | end 144..159 |
-    //             feeder index 160..175 | kind 176..183 | closed 184..191 | energy 192..255
-    // account word: feeder index + 1 0..15 | SELL permission 16..111 | BUY permission 112..207,
-    //               open offers 208..223,
-    //               a permission being energy 0..63 | start 64..79 | end 80..95 (relative)
-    // feeder word: id 0..31 | cExt 32..95 | cInt 96..159
-    // state word: nextFinalize 0..15 | head interval 16..31 | candidate id 32..63 |
-    //             accepted block 64..127 | remaining objective 128..255
-
+contract Market is MarketBase {
     address public immutable dso;
     uint64 public immutable intervalSeconds;
     uint64 public immutable epoch;
@@ -103,19 +34,6 @@ contract Market {
     uint16 public immutable maxOpenOffers;
     uint32 public immutable settleChunk;
     uint64 public immutable minImprovement;
-
-    uint256[] private _feeders;
-    mapping(uint32 => uint256) private _feederIndex1;
-    mapping(address => uint256) private _accounts;
-    // balance + 1 once an address was credited or posted an offer (0: never): settlement then
-    // writes a nonzero slot (~5k gas) instead of creating one (~22k) for a fresh address.
-    mapping(address => uint256) private _balances;
-    uint256[] private _offers; // index = offer id; index 0 is a placeholder
-    address[] private _owners; // index = offer id
-    bytes32 private _headHash;
-    uint256 private _state;
-    // chunked finalize of interval nextFinalize: Wh settled so far << 32 | trades settled so far
-    uint256 private _cursor;
 
     modifier onlyDso() {
         if (msg.sender != dso) revert NotDso();
@@ -164,7 +82,6 @@ contract Market {
         settleChunk = settleChunk_;
         minImprovement = minImprovement_;
         _offers.push(0);
-        _owners.push(address(0));
         _state = uint256(startInterval_) + tClear_;
     }
 
@@ -176,6 +93,41 @@ contract Market {
         external
         onlyDso
     {
+        _addEnergy(anon, feeder, kind, energy, start, end);
+    }
+
+    /// @notice Credits `amount` money units to `anon` (to pay for buy offers).
+    function addFinancialBalance(address anon, uint256 amount) external onlyDso {
+        _addFinancial(anon, amount);
+    }
+
+    /// @notice The DSO's batch: many addEnergy and addFinancialBalance calls in one transaction
+    /// (one 21k base for all). Two words per grant: `anon` 0..159 | feeder 160..191 |
+    /// what 192..199 (0 SELL, 1 BUY: addEnergy; 2: addFinancialBalance, feeder/start/end zero) |
+    /// start 200..215 | end 216..231 (bits 232..255 zero), then the energy (Wh, < 2^64) or money.
+    /// Each grant is checked as its own call would be; any refusal reverts the whole batch.
+    function issue(uint256[] calldata grants) external onlyDso {
+        if (grants.length % 2 != 0) revert MalformedGrant(grants.length / 2);
+        for (uint256 i = 0; i < grants.length; i += 2) {
+            uint256 g = grants[i];
+            uint256 amount = grants[i + 1];
+            uint256 what = (g >> 192) & 0xff;
+            address anon = address(uint160(g));
+            if (what == 2 && (g >> 160) & M32 == 0 && g >> 200 == 0) {
+                _addFinancial(anon, amount);
+            } else if (what < 2 && g >> 232 == 0 && amount <= M64) {
+                _addEnergy(
+                    anon, uint32(g >> 160), Kind(what), uint64(amount), uint16(g >> 200), uint16(g >> 216)
+                );
+            } else {
+                revert MalformedGrant(i / 2);
+            }
+        }
+    }
+
+    function _addEnergy(address anon, uint32 feeder, Kind kind, uint64 energy, uint16 start, uint16 end)
+        private
+    {
         if (energy == 0) revert ZeroAmount();
         if (start > end || start < firstDeliveryInterval() || end > lastInterval) revert BadRange(start, end);
         uint16 next = uint16(_state & M16);
@@ -184,7 +136,7 @@ contract Market {
         if (index1 == 0) revert UnknownFeeder(feeder);
         uint256 acc = _accounts[anon];
         uint256 linked = acc & M16;
-        if (linked == 0) acc |= index1;
+        if (linked == 0) acc |= index1 | (uint256(feeder) << 224);
         else if (linked != index1) revert FeederMismatch(anon, _feederId(linked - 1), feeder);
         uint256 shift = _permShift(kind);
         uint256 perm = (acc >> shift) & ((1 << 96) - 1);
@@ -199,11 +151,9 @@ contract Market {
         emit AssetAdded(anon, feeder, kind, energy, start, end);
     }
 
-    /// @notice Credits `amount` money units to `anon` (to pay for buy offers).
-    function addFinancialBalance(address anon, uint256 amount) external onlyDso {
+    function _addFinancial(address anon, uint256 amount) private {
         if (amount == 0) revert ZeroAmount();
-        uint256 stored = _balances[anon];
-        _balances[anon] = (stored == 0 ? 1 : stored) + amount;
+        _credit(anon, amount);
         emit FinancialAdded(anon, amount);
     }
 
@@ -236,38 +186,80 @@ contract Market {
             uint256 balance = _balance(msg.sender);
             if (cost > balance) revert InsufficientBalance(cost, balance);
             _balances[msg.sender] = balance - cost + 1;
-        } else if (_balances[msg.sender] == 0) {
-            _balances[msg.sender] = 1; // the seller's slot exists before settlement pays into it
         }
         uint256 id = _offers.length;
         if (id > M32) revert TooManyOffers();
         offerId = uint32(id);
         _offers.push(
             uint256(energy) | (uint256(price) << 64) | (uint256(start) << 128) | (uint256(end) << 144)
-                | ((index1 - 1) << 160) | (uint256(kind) << 176) | (uint256(energy) << 192)
+                | ((index1 - 1) << 160) | (uint256(kind) << 176)
         );
-        _owners.push(msg.sender);
-        emit OfferPosted(offerId, _feederId(index1 - 1), kind, energy, start, end, price, msg.sender);
+        _ownerWords[id] = uint256(uint160(msg.sender)) | (uint256(energy) << 160);
+        emit OfferPosted(offerId, uint32(acc >> 224), kind, energy, start, end, price, msg.sender);
     }
 
     /// @notice After every interval of an offer is finalized, deposits its untraded energy back to
-    /// the DSO (EnergyDeposited) and releases what a buy offer reserved but did not spend.
+    /// the DSO (EnergyDeposited) and credits the money its settled trades left in it (a seller's
+    /// energy * price, a buyer's energy * (its price - the trade price)) and, for a buy offer,
+    /// what it reserved for its untraded energy.
     function closeOffer(uint32 offerId) external {
         if (offerId == 0 || offerId >= _offers.length) revert UnknownOffer(offerId);
-        if (_owners[offerId] != msg.sender) revert NotOfferOwner(offerId);
+        if (address(uint160(_ownerWords[offerId])) != msg.sender) revert NotOfferOwner(offerId);
         uint256 o = _offers[offerId];
         if ((o >> 184) & 0xff != 0) revert OfferAlreadyClosed(offerId);
+        (, uint256 money) = _close(offerId, o);
+        if (money != 0) _credit(msg.sender, money);
+    }
+
+    /// @notice closeOffer for many offers at once, by anyone (the clock after each interval): one
+    /// transaction, not one per offer. Offers already closed are skipped. An owner left with no
+    /// open offer also deposits back its unused permissions and its free balance, as its
+    /// depositEnergy and depositFinancial would (the DSO credits the prosumer behind it).
+    function closeOffers(uint32[] calldata offerIds) external {
+        uint256 count = _offers.length;
+        for (uint256 i = 0; i < offerIds.length; i++) {
+            uint32 id = offerIds[i];
+            if (id == 0 || id >= count) revert UnknownOffer(id);
+            uint256 o = _offers[id];
+            if ((o >> 184) & 0xff != 0) continue;
+            (address owner, uint256 money) = _close(id, o);
+            uint256 acc = _accounts[owner];
+            if ((acc >> 208) & M16 == 0) _depositAll(owner, acc, money);
+            else if (money != 0) _credit(owner, money);
+        }
+    }
+
+    /// Closes an ended offer: returns its owner and the money to credit it (OfferClosed.refund).
+    function _close(uint32 offerId, uint256 o) private returns (address owner, uint256 money) {
         uint16 next = uint16(_state & M16);
         uint16 end = uint16(o >> 144);
         if (end >= next) revert OfferStillOpen(offerId, end, next);
+        owner = address(uint160(_ownerWords[offerId]));
         uint64 left = uint64(o);
         Kind kind = Kind((o >> 176) & 0xff);
-        uint256 refund = kind == Kind.BUY ? uint256(left) * uint64(o >> 64) : 0;
-        _offers[offerId] = (o & ~M64) | (uint256(1) << 184);
-        _accounts[msg.sender] -= 1 << 208; // one open offer fewer (it counted since postOffer)
-        if (refund != 0) _balances[msg.sender] += refund;
-        if (left != 0) emit EnergyDeposited(msg.sender, kind, left, uint16(o >> 128), end);
-        emit OfferClosed(offerId, left, refund);
+        money = (o >> 192) + (kind == Kind.BUY ? uint256(left) * uint64(o >> 64) : 0);
+        _offers[offerId] = (o & ~M64 & ~(M64 << 192)) | (uint256(1) << 184);
+        _accounts[owner] -= 1 << 208; // one open offer fewer (it counted since postOffer)
+        if (left != 0) emit EnergyDeposited(owner, kind, left, uint16(o >> 128), end);
+        emit OfferClosed(offerId, left, money);
+    }
+
+    /// Deposits an address's unused permissions, free balance and `money` (its slot cleared).
+    function _depositAll(address owner, uint256 acc, uint256 money) private {
+        uint256 kept = acc;
+        for (uint256 k = 0; k < 2; k++) {
+            uint256 shift = _permShift(Kind(k));
+            uint256 perm = acc >> shift;
+            if (uint64(perm) != 0) {
+                emit EnergyDeposited(owner, Kind(k), uint64(perm), uint16(perm >> 64), uint16(perm >> 80));
+                kept &= ~(M64 << shift);
+            }
+        }
+        if (kept != acc) _accounts[owner] = kept;
+        uint256 stored = _balances[owner];
+        if (stored > 1) money += stored - 1;
+        if (money != 0) emit FinancialDeposited(owner, money);
+        if (stored != 0) _balances[owner] = 0;
     }
 
     /// @notice Deposits `energy` Wh of the sender's unused permission of `kind` back to the DSO.
@@ -400,84 +392,13 @@ contract Market {
         return (uint32(st >> 32), st >> 128, uint16(st >> 16), _headHash, uint64(st >> 64));
     }
 
-    function offerCount() external view returns (uint256) {
-        return _offers.length - 1;
-    }
-
-    function offer(uint32 offerId)
-        external
-        view
-        returns (uint32 feeder, Kind kind, uint64 energy, uint64 remaining, uint16 start, uint16 end, uint64 price,
-            address owner, bool closed)
-    {
-        if (offerId == 0 || offerId >= _offers.length) revert UnknownOffer(offerId);
-        uint256 o = _offers[offerId];
-        return (
-            _feederId((o >> 160) & M16),
-            Kind((o >> 176) & 0xff),
-            uint64(o >> 192),
-            uint64(o),
-            uint16(o >> 128),
-            uint16(o >> 144),
-            uint64(o >> 64),
-            _owners[offerId],
-            (o >> 184) & 0xff != 0
-        );
-    }
-
-    function account(address anon)
-        external
-        view
-        returns (bool linked, uint32 feeder, uint64 sellEnergy, uint16 sellStart, uint16 sellEnd, uint64 buyEnergy,
-            uint16 buyStart, uint16 buyEnd, uint256 balance)
-    {
-        uint256 acc = _accounts[anon];
-        linked = acc & M16 != 0;
-        feeder = linked ? _feederId((acc & M16) - 1) : 0;
-        sellEnergy = uint64(acc >> 16);
-        sellStart = uint16(acc >> 80);
-        sellEnd = uint16(acc >> 96);
-        buyEnergy = uint64(acc >> 112);
-        buyStart = uint16(acc >> 176);
-        buyEnd = uint16(acc >> 192);
-        balance = _balance(anon);
-    }
-
-    function balanceOf(address anon) external view returns (uint256) {
-        return _balance(anon);
-    }
-
-    function feeders() external view returns (uint32[] memory ids, uint64[] memory cExt, uint64[] memory cInt) {
-        uint256 n = _feeders.length;
-        ids = new uint32[](n);
-        cExt = new uint64[](n);
-        cInt = new uint64[](n);
-        for (uint256 i = 0; i < n; i++) {
-            uint256 f = _feeders[i];
-            (ids[i], cExt[i], cInt[i]) = (uint32(f), uint64(f >> 32), uint64(f >> 96));
-        }
-    }
-
-    // ============================================================== internals
-    function _balance(address anon) private view returns (uint256) {
-        uint256 stored = _balances[anon];
-        return stored == 0 ? 0 : stored - 1;
-    }
-
-    function _permShift(Kind kind) private pure returns (uint256) {
-        return kind == Kind.SELL ? 16 : 112;
-    }
-
-    function _feederId(uint256 index) private view returns (uint32) {
-        return uint32(_feeders[index]);
-    }
-
     function _clockEnd(uint256 clockInterval) private view returns (uint256) {
         return uint256(epoch) + (clockInterval - startInterval + 1) * intervalSeconds;
     }
 
     /// Settles trades [from, to) of a finalized segment: offers' remaining energy decreases, the
-    /// buyer pays energy * price to the seller and gets back what it reserved above that price.
+    /// seller's offer keeps energy * price for its owner and the buyer's energy * (its price -
+    /// price), what it reserved above the trade price; closing the offers credits both.
     function _settle(uint256[] calldata segment, uint256 from, uint256 to) private returns (uint256 total) {
         for (uint256 i = from; i < to; i++) {
             uint256 w = segment[i];
@@ -487,13 +408,28 @@ contract Market {
             uint256 price = w & M64;
             uint256 so = _offers[seller];
             uint256 bo = _offers[buyer];
-            _offers[seller] = (so & ~M64) | ((so & M64) - energy);
-            _offers[buyer] = (bo & ~M64) | ((bo & M64) - energy);
-            _balances[_owners[seller]] += energy * price;
-            uint256 refund = energy * (((bo >> 64) & M64) - price);
-            if (refund != 0) _balances[_owners[buyer]] += refund;
+            // remaining -= energy; the money stays in the offer until it is closed
+            so = (so & ~M64) | ((so & M64) - energy);
+            bo = (bo & ~M64) | ((bo & M64) - energy);
+            _offers[seller] = _keep(so, seller, energy * price);
+            _offers[buyer] = _keep(bo, buyer, energy * (((bo >> 64) & M64) - price));
             total += energy;
             emit TradeFinalized(uint16(w >> 192), uint32(seller), uint32(buyer), uint64(energy), uint64(price));
         }
+    }
+
+    /// Offer word `o` with `money` added to the money it keeps until closed (bits 192..255): the
+    /// slot settlement writes anyway, no owner or balance slot per trade. Money that would not
+    /// fit is credited to the owner at once.
+    function _keep(uint256 o, uint256 id, uint256 money) private returns (uint256) {
+        uint256 sum = (o >> 192) + money;
+        if (sum >> 64 == 0) return (o & ~(M64 << 192)) | (sum << 192);
+        _credit(address(uint160(_ownerWords[id])), money);
+        return o;
+    }
+
+    function _credit(address anon, uint256 amount) private {
+        uint256 stored = _balances[anon];
+        _balances[anon] = (stored == 0 ? 1 : stored) + amount;
     }
 }

@@ -30,7 +30,11 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-SOURCES = ("Market.sol", "SolutionVerifier.sol")  # contracts/<name>, imported as "./<name>"
+SOURCES = (
+    "Market.sol",
+    "MarketBase.sol",
+    "SolutionVerifier.sol",
+)  # contracts/<name>, imported as "./<name>"
 CONTRACT = "Market"
 SETTINGS: dict[str, Any] = {
     "optimizer": {"enabled": True, "runs": 100000},

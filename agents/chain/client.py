@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agents.chain.encoding import finalize_args
+from agents.chain.encoding import Grant, encode_grants, finalize_args
 from agents.chain.errors import decode_revert
 from agents.common import metrics
 from agents.common.config import AgentConfig
@@ -39,6 +39,8 @@ GAS = {
     "addFinancialBalance": 200_000,
     "postOffer": 400_000,
     "closeOffer": 200_000,
+    "issue": 15_000_000,  # the DSO's batch: ISSUE_GAS_PER_GRANT each when a Call says so
+    "closeOffers": 15_000_000,
     "depositEnergy": 200_000,
     "depositFinancial": 200_000,
     "finalize": 25_000_000,
@@ -58,12 +60,21 @@ def load_abi(path: Path | None = None) -> list[dict[str, Any]]:
     return list(abi)
 
 
+# An issue() grant costs up to ~27k gas (a fresh account or balance slot, its event, its
+# calldata); a closeOffers() offer up to ~30k (closing, refund, everything deposited).
+ISSUE_GAS_PER_GRANT = 40_000
+CLOSE_GAS_PER_OFFER = 45_000
+CLOSE_CHUNK = 250  # offers per closeOffers transaction
+
+
 @dataclass(frozen=True)
 class Call:
-    """One contract call to sign: function name (for metrics/gas) and calldata."""
+    """One contract call to sign: function name (for metrics), calldata and, for batched
+    calls, a gas limit sized to the batch (else GAS[function])."""
 
     function: str
     data: bytes
+    gas: int | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +109,7 @@ class MarketClient:
         self.address = contract.address
         self.main = main  # the agent's own account (DSO, clock), if it has one
         self.candidate_words: list[int] = []
+        self.ending: dict[int, list[int]] = {}  # last interval -> offers not closed by us
         self._scanned = 0
 
     @classmethod
@@ -134,6 +146,16 @@ class MarketClient:
     def close_offer(self, offer_id: int) -> Call:
         return Call("closeOffer", self.contract.encode("closeOffer", offer_id))
 
+    def issue(self, grants: Sequence[Grant]) -> Call:
+        """The DSO's batched addEnergy/addFinancialBalance (agents.chain.encoding.Grant)."""
+        data = self.contract.encode("issue", encode_grants(grants))
+        return Call("issue", data, 100_000 + ISSUE_GAS_PER_GRANT * len(grants))
+
+    def close_offers(self, offer_ids: Sequence[int]) -> Call:
+        """closeOffer of ended offers by anyone; owners left with none open deposit all."""
+        data = self.contract.encode("closeOffers", list(offer_ids))
+        return Call("closeOffers", data, 100_000 + CLOSE_GAS_PER_OFFER * len(offer_ids))
+
     def deposit_energy(self, kind: int, energy: int) -> Call:
         return Call("depositEnergy", self.contract.encode("depositEnergy", kind, energy))
 
@@ -145,7 +167,7 @@ class MarketClient:
         """Sign every call with its signer (nonces advance locally), send them in one
         batch, wait for all receipts; record transactions and gas per function.
         Reverted transactions are returned with status 0 (callers decide)."""
-        raws = [s.sign(self.address, c.data, GAS[c.function]) for s, c in batch]
+        raws = [s.sign(self.address, c.data, c.gas or GAS[c.function]) for s, c in batch]
         try:
             receipts = send_and_wait(self.rpc, raws)
         except Exception:
@@ -214,6 +236,25 @@ class MarketClient:
         out = self.rpc.call("eth_call", [{"to": self.address, "data": "0x" + data.hex()}, "latest"])
         return self.contract.decode_output(fn, out)
 
+    def closed(self, offer_ids: Sequence[int]) -> list[bool]:
+        """Whether each offer is closed (offer(id) of many in one JSON-RPC batch)."""
+        calls = [
+            (
+                "eth_call",
+                [
+                    {"to": self.address, "data": "0x" + self.contract.encode("offer", i).hex()},
+                    "latest",
+                ],
+            )
+            for i in offer_ids
+        ]
+        out = []
+        for i, result in zip(offer_ids, self.rpc.batch(calls), strict=True):
+            if isinstance(result, RpcError):
+                raise AgentError(f"offer({i}): {result}")
+            out.append(bool(self.contract.decode_output("offer", result)[-1]))
+        return out
+
     def accounts(self, addresses: Sequence[str]) -> list[AccountState]:
         """account(anon) of many addresses in one JSON-RPC batch."""
         calls = [
@@ -237,13 +278,41 @@ class MarketClient:
         return out
 
     def refresh_candidate(self) -> None:
-        """Follow SolutionAccepted events: keep the words of the latest candidate."""
+        """Follow SolutionAccepted events (keep the words of the latest candidate) and
+        OfferPosted (the offers to close once their last interval is finalized)."""
         head = self.block_number()
         if head >= self._scanned:
-            accepted = self.get_logs(["SolutionAccepted"], self._scanned, head)
-            if accepted:
-                self.candidate_words = [int(w) for w in accepted[-1][1]["trades"]]
+            for name, args in self.get_logs(
+                ["SolutionAccepted", "OfferPosted"], self._scanned, head
+            ):
+                if name == "SolutionAccepted":
+                    self.candidate_words = [int(w) for w in args["trades"]]
+                else:
+                    self.ending.setdefault(int(args["end"]), []).append(int(args["offerId"]))
             self._scanned = head + 1
+
+    def close_ended(self, interval: int) -> int:
+        """closeOffers of every offer seen posted whose last interval is <= `interval`
+        (finalized), CLOSE_CHUNK per transaction instead of one transaction per offer;
+        owners left with no open offer deposit everything back. Returns how many were
+        closed. Never raises: an owner can still close its own offers."""
+        ends = [end for end in self.ending if end <= interval]
+        ids = sorted(i for end in ends for i in self.ending.pop(end))
+        if not ids or self.main is None:
+            return 0
+        chunks = [ids[i : i + CLOSE_CHUNK] for i in range(0, len(ids), CLOSE_CHUNK)]
+        try:
+            receipts = self.transact([(self.main, self.close_offers(c)) for c in chunks])
+        except Exception as exc:  # finalize succeeded; closing here only saves transactions
+            log.warning("closeOffers after interval %d failed: %s", interval, exc)
+            return 0
+        closed = 0
+        for chunk, receipt in zip(chunks, receipts, strict=True):
+            if succeeded(receipt):
+                closed += len(chunk)
+            else:
+                log.warning("closeOffers of %d offers reverted", len(chunk))
+        return closed
 
     def finalize(self, timestamp: int | None) -> FinalizeResult:
         """finalize() the next delivery interval from the main signer, passing the
@@ -276,6 +345,7 @@ class MarketClient:
             if finalized:
                 break
         (done,) = finalized
+        self.close_ended(int(interval))
         block = self.rpc.call("eth_getBlockByNumber", [receipt["blockNumber"], False])
         return FinalizeResult(
             interval=int(interval),

@@ -163,6 +163,12 @@ class MarketContract:
     ) -> PendingTx:
         return self._send(dso, "addFinancialBalance", anon, amount, gas=gas)
 
+    def issue(
+        self, dso: Sender, grants: Iterable[encoding.Grant], *, gas: int | None = None
+    ) -> PendingTx:
+        """Many addEnergy/addFinancialBalance in one transaction (encoding.Grant)."""
+        return self._send(dso, "issue", encoding.encode_grants(grants), gas=gas)
+
     # ------------------------------------------------------- prosumers
     def post_offer(
         self,
@@ -179,6 +185,12 @@ class MarketContract:
 
     def close_offer(self, anon: Sender, offer_id: int, *, gas: int | None = None) -> PendingTx:
         return self._send(anon, "closeOffer", offer_id, gas=gas)
+
+    def close_offers(
+        self, sender: Sender, offer_ids: Sequence[int], *, gas: int | None = None
+    ) -> PendingTx:
+        """closeOffer of ended offers by anyone; owners left with no open offer deposit all."""
+        return self._send(sender, "closeOffers", list(offer_ids), gas=gas)
 
     def deposit_energy(
         self, anon: Sender, kind: Kind, energy: int, *, gas: int | None = None

@@ -149,3 +149,31 @@ def finalize_args(candidate_words: Sequence[int], interval: int) -> FinalizeArgs
         if link.interval == interval:
             return FinalizeArgs(link.words, link.next_interval, link.next_hash)
     return FinalizeArgs()
+
+
+# ------------------------------------------------------------------ the DSO's grants
+MONEY = 2  # a grant's `what` for money (0 and 1 are Kind.SELL and Kind.BUY: energy)
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One asset of the DSO's batched `issue` call: a permission (`what` = 0 sell, 1 buy,
+    as addEnergy) or money (`what` = MONEY, as addFinancialBalance; feeder/start/end 0)."""
+
+    anon: str
+    what: int
+    amount: int
+    feeder: int = 0
+    start: int = 0
+    end: int = 0
+
+
+def encode_grants(grants: Iterable[Grant]) -> list[int]:
+    """Two words per grant (contracts/Market.sol `issue`):
+    anon 0..159 | feeder 160..191 | what 192..199 | start 200..215 | end 216..231, then the
+    amount. Malformed values are encoded as they are (the contract refuses them)."""
+    words: list[int] = []
+    for g in grants:
+        head = int(g.anon, 16) | g.feeder << 160 | g.what << 192 | g.start << 200 | g.end << 216
+        words += [head, g.amount]
+    return words

@@ -4,9 +4,11 @@ On tick(t): for every prosumer, the offers entering the prediction window are
 grouped into anonymous addresses (plan.py); one `withdrawBatch` asks the DSO for
 their assets; the granted offers are posted with `postOffer`, all signed locally
 and sent in JSON-RPC batches; then `posted` goes to the clock.
-After finalized(i), when idle: every address whose offers all end <= i closes them
-(`closeOffer`: untraded energy back to the DSO, buy reservations released),
-returns unused permissions (`depositEnergy`) and its money (`depositFinancial`).
+After finalized(i), when idle: every address whose offers all end <= i closes those the
+clock has not closed already (the clock's batched `closeOffers` also deposits an address's
+permissions and money once none of its offers is open; `closeOffer`: untraded energy back
+to the DSO, buy reservations released), returns unused permissions (`depositEnergy`) and
+its money (`depositFinancial`) if anything is left.
 After the last interval it reports `settled`.
 
 Misbehaving prosumers (config `misbehaviour`, agents.prosumer.misbehave) post offers the
@@ -321,7 +323,14 @@ class ProsumerHost:
         return len(due)
 
     def _close_and_deposit(self, due: list[AnonAddress]) -> None:
-        closes = [(a.signer, self.chain.close_offer(i)) for a in due for i in a.offer_ids]
+        # the clock closes ended offers in batches (MarketClient.close_ended); close the rest
+        owned = [(a, i) for a in due for i in a.offer_ids]
+        done = self.chain.closed([i for _, i in owned]) if owned else []
+        closes = [
+            (a.signer, self.chain.close_offer(i))
+            for (a, i), closed in zip(owned, done, strict=True)
+            if not closed
+        ]
         for chunk in _chunks(closes, TX_CHUNK):
             for receipt in self.chain.transact(chunk):
                 if not succeeded(receipt):

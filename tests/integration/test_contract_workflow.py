@@ -174,13 +174,15 @@ def test_whole_workflow_assets_offers_solution_finalization_settlement_deposits(
     h.finalize_through(4)  # 3: nothing traded, 4: the first trade
     assert m.candidate().remaining_objective == 50
     assert m.offer(1).remaining == 220 and m.offer(2).remaining == 120
-    assert m.balance_of(seller.address) == 80 * 120
-    assert m.balance_of(buyer.address) == 70_000 + 80 * (150 - 120)
+    # the seller's takings and the buyer's refund of (its limit - the trade price) wait in
+    # their offers until closeOffer credits them
+    assert m.balance_of(seller.address) == 0
+    assert m.balance_of(buyer.address) == 70_000
 
     h.finalize_through(LAST)
     with pytest.raises(ContractRevert, match="MarketClosed"):
         m.finalize(h.dso)
-    assert m.balance_of(seller.address) == 80 * 120 + 50 * 130
+    assert m.balance_of(seller.address) == 0
     assert m.candidate().remaining_objective == 0
 
     # After its last interval is finalized an offer is closed: the unsold energy goes back
@@ -188,6 +190,7 @@ def test_whole_workflow_assets_offers_solution_finalization_settlement_deposits(
     m.close_offer(seller, 1).wait()
     m.close_offer(buyer, 2).wait()
     assert m.offer(1).closed and m.offer(1).remaining == 0
+    assert m.balance_of(seller.address) == 80 * 120 + 50 * 130
     buyer_money = 70_000 + 80 * 30 + 50 * 20 + 70 * 150
     assert m.balance_of(buyer.address) == buyer_money
     m.deposit_energy(seller, Kind.SELL, 100).wait()
@@ -237,7 +240,7 @@ def test_whole_workflow_assets_offers_solution_finalization_settlement_deposits(
         EnergyDeposited(buyer.address, Kind.BUY, 70, 4, 6),  # offer 2's unbought energy
         EnergyDeposited(seller.address, Kind.SELL, 100, FIRST, LAST),  # never offered
     ]
-    assert OfferClosed(2, 70, 70 * 150) in by["OfferClosed"]
+    assert OfferClosed(2, 70, 70 * 150 + 80 * 30 + 50 * 20) in by["OfferClosed"]
     assert FinancialDeposited(buyer.address, buyer_money) in by["FinancialDeposited"]
     assert all(isinstance(e, IntervalFinalized) for e in by["IntervalFinalized"])
 
@@ -256,6 +259,7 @@ def test_no_candidate_finalizes_nothing_and_a_late_candidate_still_counts(harnes
     m.submit_solution(h.sender(), [Trade(1, 2, 5, 30, 10), Trade(1, 2, 6, 20, 10)]).wait()
     h.finalize_through(LAST)
     assert m.offer(1).remaining == m.offer(2).remaining == 50
+    m.close_offer(s, 1).wait()
     assert m.balance_of(s.address) == 500
 
 

@@ -105,3 +105,16 @@ def test_finalize_args_walk_the_chain(items: list[Trade], extra: int) -> None:
         head, head_interval = args.next_hash, args.next_interval
     assert (head, head_interval) == (bytes(32), 0)
     assert encoding.finalize_args(words, 8 + extra) == encoding.FinalizeArgs()
+
+
+def test_grant_layout_is_the_contracts_issue() -> None:
+    anon = "0x" + "ab" * 20
+    sell = encoding.Grant(anon, 0, 500, feeder=7, start=3, end=9)
+    money = encoding.Grant(anon, encoding.MONEY, 10**30)
+    words = encoding.encode_grants([sell, money])
+    assert len(words) == 4 and words[1] == 500 and words[3] == 10**30
+    head = words[0]
+    assert head & ((1 << 160) - 1) == int(anon, 16)
+    assert (head >> 160 & 0xFFFFFFFF, head >> 192 & 0xFF) == (7, 0)
+    assert (head >> 200 & 0xFFFF, head >> 216 & 0xFFFF, head >> 232) == (3, 9, 0)
+    assert words[2] == int(anon, 16) | encoding.MONEY << 192
