@@ -12,6 +12,7 @@ anonymous address emptied by deposits that the DSO credits.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -209,12 +210,14 @@ class Run:
     def log(self, name: str) -> str:
         return self.logs[name].read_text()[-3000:]
 
-    def wait_all(self) -> None:
-        """Every agent exits 0 on its own (the clock's `done`)."""
+    def wait_all(self, market_seconds: float = 0) -> None:
+        """Every agent exits 0 on its own (the clock's `done`), within STOP_SECONDS
+        after the `market_seconds` the market still has to run."""
         codes: dict[str, int | str] = {}
+        deadline = time.monotonic() + market_seconds + STOP_SECONDS
         for name, proc in self.procs.items():
             try:
-                codes[name] = proc.wait(STOP_SECONDS)
+                codes[name] = proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 codes[name] = "still running"
         assert codes == dict.fromkeys(self.roles, 0), {n: self.log(n) for n in self.roles}
@@ -327,13 +330,18 @@ def test_lockstep_run_on_a_real_chain(anvil: Anvil, tmp_path: Path) -> None:
 
 def test_wallclock_run_follows_real_time(anvil: Anvil, tmp_path: Path) -> None:
     seconds = 2
-    run = Run(anvil, tmp_path, "wallclock", seconds, epoch=int(time.time()) + 8)
+    # The agents must be up before the first interval begins, or its offers are never
+    # posted: on a loaded machine they take longer to start, so the margin grows with load.
+    margin = min(60, 8 + 2 * os.getloadavg()[0])
+    epoch = int(time.time() + margin)
+    run_end = epoch + (LAST + 1 + T_CLEAR) * seconds  # the last interval's deadline, in real time
+    run = Run(anvil, tmp_path, "wallclock", seconds, epoch=epoch)
     try:
         for name in ("dso", "solver-1", "prosumers-01"):
             run.start(name)
         run.wait_ready(["dso", "solver-1", "prosumers-01"])
         run.start("clock")
-        run.wait_all()
+        run.wait_all(market_seconds=max(0.0, run_end - time.time()))
     finally:
         run.kill_leftovers()
     by_name = run.events()
