@@ -11,7 +11,7 @@ running), sampling the peak RSS of every process of `testbed run` every 0.2 s:
   smoke.yaml                      6 prosumers,  55 offers,    255 transactions
   paper-c, lockstep, 44..47     102 prosumers, 408 offers,   2,026 transactions, one host
   paper-c x10, lockstep, 44..46 1,020 prosumers, 3,060 offers, 15,158 transactions, one host
-  paper-c x10, lockstep, 44..51 1,020 prosumers, 4 hosts (see CHAIN_MB_PER_TRANSACTION)
+  paper-c x10, lockstep, 44..51 1,020 prosumers, 8,250 offers, 40,744 transactions, 4 hosts
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ ORCHESTRATOR_MB = 260.0
 ORCHESTRATOR_MB_PER_OFFER = 0.025
 """The `testbed` process itself (matplotlib for the report): 260.5 (smoke), 335 (3,060)."""
 CHAIN_MB = 34.0
-CHAIN_MB_PER_TRANSACTION = 0.056
+CHAIN_MB_PER_TRANSACTION = 0.062
 """anvil keeps every block, receipt and log in memory (only states are pruned):
 33.5 MB after 255 transactions, 128 MB after 2,026, 880 MB after 15,158."""
 CHAIN_LAUNCHER_MB = 167.0
@@ -63,10 +63,11 @@ report's figures): smoke takes 36 s in all, 19 s of them from start to last inte
 START_SECONDS_PER_PROCESS = 0.5
 """An agent interpreter takes ~1 s of CPU to start, two cores start two at a time."""
 LOCKSTEP_SECONDS_PER_INTERVAL = 2.0
-TRANSACTIONS_PER_SECOND = 140.0
+TRANSACTIONS_PER_SECOND = 120.0
 """What the node takes from a run's agents on this machine: lockstep, 8 intervals of
-smoke in 19 s; 3 intervals of paper-c x10 (15,158 transactions) in 111 s (137 tx/s;
-bench/scale.py found 171 tx/s over a longer window)."""
+smoke in 19 s; 3 intervals of paper-c x10 (15,158 transactions) in 111 s (137 tx/s),
+8 intervals (40,744 transactions, 4 hosts) in 362 s (112 tx/s); bench/scale.py
+found 171 tx/s on a quieter machine."""
 
 
 SERVICE_ROLES = frozenset({"dso", "clock", "solver"})  # ssh: on deployment.ssh.services_host
@@ -127,11 +128,12 @@ def estimate(spec: Spec, plan: Plan, offers: int) -> Cost:
     """The cost of running `plan` (built from `spec`) with its `offers` offers."""
     transactions = math.ceil(offers * TRANSACTIONS_PER_OFFER)
     remote = _remote_roles(spec)
+    prosumers = plan.prosumer_count
     parts: dict[str, float] = {}
     local = [a for a in plan.agents if a.role not in remote]
     for agent in local:
         key = "prosumer hosts" if agent.role == "prosumer" else agent.role
-        parts[key] = parts.get(key, 0.0) + agent_mb(agent, offers, plan.prosumer_count)
+        parts[key] = parts.get(key, 0.0) + agent_mb(agent, offers, prosumers)
     hosts = [a for a in plan.agents if a.role == "prosumer"]
     profiles = [plan.hosts[a.name].profile for a in hosts if a.name in plan.hosts]
     limits = [p.memory_bytes / 2**20 for p in profiles if p.memory_bytes]
@@ -157,7 +159,7 @@ def estimate(spec: Spec, plan: Plan, offers: int) -> Cost:
         transactions=transactions,
         memory_mb=sum(parts.values()),
         memory_by_part_mb={k: round(v, 1) for k, v in parts.items()},
-        host_memory_mb=max((agent_mb(a, offers, plan.prosumer_count) for a in hosts), default=0),
+        host_memory_mb=max((agent_mb(a, offers, prosumers) for a in hosts), default=0),
         host_limit_mb=min(limits) if limits else None,
         wall_seconds=wall_seconds(
             len(plan.agents),
