@@ -3,8 +3,9 @@ wall time on this machine (and on each board, for ssh), and the refusal of a run
 whose memory this machine does not have.
 
 Pure: `estimate` takes the run's plan (which agent processes, how many
-prosumers each, how many offers) and `refusal` the memory available
-(`available_memory_mb` reads /proc/meminfo), so both are tested without running.
+prosumers each, how many offers) and `refusals` the memory available
+(`available_memory_mb` reads MemAvailable in /proc/meminfo: what can be had
+without swapping), so both are tested without running.
 
 The figures are measured on this project's machine (2 cores, 24 GB, other jobs
 running), sampling the peak RSS of every process of `testbed run` every 0.2 s:
@@ -38,14 +39,17 @@ MB_PER_OFFER = {"dso": 0.012, "prosumer": 0.006, "recorder": 0.001, "solver": 0.
 """Growth with the offers an agent handles: the DSO +4.9 MB for 408 offers and +32 MB
 for 3,060 (its address links); a prosumer host +2.6 MB for 408, +11.2 MB for 3,060 (the
 last two: 102 and 1,020 prosumers, so a prosumer itself costs ~0.01 MB, not per
-interpreter); the recorder +1.5 / +4.1 MB; the solver +0.7 / +5.5 MB."""
+interpreter; 4 hosts of 255 prosumers and 2,062 offers each: 56.2-56.8 MB); the recorder
++1.5 / +4.1 MB; the solver +0.7 / +5.5 MB."""
 ORCHESTRATOR_MB = 260.0
 ORCHESTRATOR_MB_PER_OFFER = 0.025
 """The `testbed` process itself (matplotlib for the report): 260.5 (smoke), 335 (3,060)."""
 CHAIN_MB = 34.0
 CHAIN_MB_PER_TRANSACTION = 0.062
 """anvil keeps every block, receipt and log in memory (only states are pruned):
-33.5 MB after 255 transactions, 128 MB after 2,026, 880 MB after 15,158."""
+33.5 MB after 255 transactions, 128 MB after 2,026, 880 MB after 15,158, 2,561 MB after
+40,744 (0.047, 0.056, 0.062 MB each; the largest is taken). So a day of ten times the
+paper (96,303 offers, ~480,000 transactions) needs ~30 GB for the node alone."""
 CHAIN_LAUNCHER_MB = 167.0
 """The npm package's node wrapper that starts anvil (local and ssh backends)."""
 TRANSACTIONS_PER_OFFER = 5.0
