@@ -40,6 +40,8 @@ from orchestrator.datasets import (
 from orchestrator.errors import TestbedError
 from orchestrator.scenario import Scenario, build_scenario
 from orchestrator.spec import Spec, json_schema, load_spec
+from orchestrator.spec.backends import NAMES as BACKEND_NAMES
+from orchestrator.spec.cost import Cost, available_memory_mb, check_fits
 
 Handler = Callable[[argparse.Namespace], int]
 Subparsers = Any  # argparse's _SubParsersAction is private
@@ -119,7 +121,8 @@ def register_validate(subparsers: Subparsers) -> None:
 testbed validate topologies/smoke.yaml
 testbed validate topologies/paper-a.yaml --set deployment.backend=docker
 testbed validate topologies/transax-a.yaml --print    # the resolved spec
-testbed validate topologies/smoke.yaml --json         # facts, warnings or problems
+testbed validate topologies/smoke.yaml --json         # facts, the run's cost, warnings
+testbed validate topologies/paper-c.yaml --set microgrid.dataset.scale=10 --force
 """,
     )
     add_spec_arguments(parser)
@@ -129,7 +132,15 @@ testbed validate topologies/smoke.yaml --json         # facts, warnings or probl
     parser.add_argument(
         "--json",
         action="store_true",
-        help="print one JSON object: ok, the facts and warnings, or the problems",
+        help="print one JSON object: ok, the facts, the run's cost and warnings, or the problems",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="a run this machine cannot hold (memory) is a warning, not an error",
+    )
+    parser.add_argument(
+        "--backend", choices=sorted(BACKEND_NAMES), help="estimate for this backend"
     )
     parser.set_defaults(handler=cmd_validate)
 
@@ -137,8 +148,8 @@ testbed validate topologies/smoke.yaml --json         # facts, warnings or probl
 def cmd_validate(args: argparse.Namespace) -> int:
     if args.json and not args.print:
         return _validate_json(args)
-    spec, scenario, points = _validated(args)
-    for warning in validation_warnings(spec, scenario.dataset):
+    spec, scenario, points, cost, forced = _validated(args)
+    for warning in [*validation_warnings(spec, scenario.dataset), *forced]:
         print(f"warning: {warning}", file=sys.stderr)
     if args.print:
         print(yaml.safe_dump(spec.to_dict(), sort_keys=False), end="")
@@ -148,13 +159,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
         f"{args.spec}: ok: {spec.name}: {len(scenario.dataset.prosumers)} prosumers on "
         f"{len(scenario.feeders)} feeders, {len(scenario.offers)} offers in intervals "
         f"{market.first_interval}..{market.last_interval}, L = {market.prediction_window}, "
-        f"{market.clock} clock, {spec.deployment.backend} backend"
+        f"{market.clock} clock, {cost.backend} backend"
         + (f", sweep of {points} points" if points else "")
+        + f"\n  a run: {_mb(cost.memory_mb)} of memory, {cost.describe()}"
     )
     return 0
 
 
-def _validated(args: argparse.Namespace) -> tuple[Spec, Scenario, int]:
+def _validated(args: argparse.Namespace) -> tuple[Spec, Scenario, int, Cost, list[str]]:
+    """The spec, its scenario, its sweep's points, the run's cost and (with --force)
+    what does not fit this machine; SpecError for that without --force."""
     spec = load_spec_args(args)
     scenario = build_scenario(spec)
     points = 0
@@ -162,13 +176,14 @@ def _validated(args: argparse.Namespace) -> tuple[Spec, Scenario, int]:
         from orchestrator.sweeps.points import load_points  # lazy: CLI start-up time
 
         points = len(load_points(Path(args.spec), args.overrides, os.environ, spec))
-    return spec, scenario, points
+    cost, forced = check_fits(scenario, args.backend, force=args.force)
+    return spec, scenario, points, cost, forced
 
 
 def _validate_json(args: argparse.Namespace) -> int:
     """One JSON object on stdout, also for an invalid spec (exit code as without --json)."""
     try:
-        spec, scenario, points = _validated(args)
+        spec, scenario, points, cost, forced = _validated(args)
     except TestbedError as exc:
         problems = str(exc).splitlines()
         print(json.dumps({"spec": str(args.spec), "ok": False, "problems": problems}, indent=2))
@@ -184,12 +199,21 @@ def _validate_json(args: argparse.Namespace) -> int:
         "intervals": [market.first_interval, market.last_interval],
         "prediction_window": market.prediction_window,
         "clock": market.clock,
-        "backend": spec.deployment.backend,
+        "backend": cost.backend,
         "sweep_points": points,
-        "warnings": validation_warnings(spec, scenario.dataset),
+        "cost": {**cost.to_json(), "memory_available_mb": _rounded(available_memory_mb())},
+        "warnings": [*validation_warnings(spec, scenario.dataset), *forced],
     }
     print(json.dumps(facts, indent=2))
     return 0
+
+
+def _mb(mb: float) -> str:
+    return f"{mb / 1024:,.1f} GB" if mb >= 1024 else f"{mb:,.0f} MB"
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
 
 
 # -- schema -------------------------------------------------------------------

@@ -36,8 +36,16 @@ class Scenario:
     def offers(self) -> tuple[Offer, ...]:
         return tuple(o.offer for o in self.owned)
 
+    @cached_property
+    def _by_prosumer(self) -> dict[int, tuple[Offer, ...]]:
+        """Offers by owner, built once: planning asks for every prosumer's."""
+        mine: dict[int, list[Offer]] = {}
+        for o in self.owned:
+            mine.setdefault(o.prosumer, []).append(o.offer)
+        return {prosumer: tuple(offers) for prosumer, offers in mine.items()}
+
     def offers_of(self, prosumer_id: int) -> tuple[Offer, ...]:
-        return tuple(o.offer for o in self.owned if o.prosumer == prosumer_id)
+        return self._by_prosumer.get(prosumer_id, ())
 
 
 def load_dataset(config: DatasetConfig, where: Where | None = None) -> Dataset:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent setup shared by `make run` and `make test`.
 # Usage: scripts/setup.sh [--tests]   (--tests adds what only the test suite needs:
-#                                      Docker Engine + debootstrap for the docker backend)
+#                                      Docker Engine + debootstrap for the docker backend,
+#                                      chromium and tmux for tests/e2e/test_report_view.py)
 #   - system packages (as root on Debian/Ubuntu; otherwise says what is missing)
 #   - .venv with the pinned Python dependencies and the project (editable)
 #   - node_modules with the pinned solc and anvil
@@ -27,6 +28,9 @@ FOR_TESTS=false
 if $FOR_TESTS; then
   SYSTEM_TOOLS[dockerd]=docker.io
   SYSTEM_TOOLS[debootstrap]=debootstrap
+  # a person's view of a run: the report in a headless browser, the terminal in tmux
+  SYSTEM_TOOLS[chromium]=chromium
+  SYSTEM_TOOLS[tmux]=tmux
 fi
 
 missing=()

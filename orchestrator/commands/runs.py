@@ -90,6 +90,9 @@ testbed run topologies/faults-smoke.yaml --baseline          # with faults, comp
         action="store_true",
         help="also run the spec without its faults: (bundle in BUNDLE/baseline/) and compare",
     )
+    parser.add_argument(
+        "--force", action="store_true", help="run even what `testbed validate` finds too large"
+    )
     parser.set_defaults(handler=cmd_run)
 
 
@@ -99,8 +102,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if is_sweep_args(args):  # a spec with `sweep:`: every point, a bundle each
         return cmd_run_sweep(args)
+    spec = load_spec(args.spec, args.overrides, env=os.environ)
+    if not args.force:  # refuse what this machine cannot hold before anything starts
+        from orchestrator.scenario import build_scenario
+        from orchestrator.spec.cost import check_fits
+
+        check_fits(build_scenario(spec), args.backend)
     if not args.quiet:
-        spec = load_spec(args.spec, args.overrides, env=os.environ)
         for warning in spec_warnings(spec):
             print(f"warning: {warning}", file=sys.stderr)
     options = RunOptions(

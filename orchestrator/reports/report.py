@@ -1,17 +1,20 @@
 """A bundle's report: the figures (figures/*.png) and the key numbers of
-summary.json, as report.md and report.html (same content, built from one
-list of blocks). `testbed report BUNDLE` and the end of every run call
-`write_report`.
+summary.json, as report.md and report.html (report.md rendered, its figures
+embedded: the page stands alone). Neither names the bundle's absolute path.
+`testbed report BUNDLE` and the end of every run call `write_report`.
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from markdown_it import MarkdownIt
 
 from orchestrator.reports import data as rd
 from orchestrator.reports import figures
@@ -84,7 +87,7 @@ def write_report(bundle: Path, producer: int | None = None) -> ReportFiles:
     md = data.path / "report.md"
     md.write_text(to_markdown(title, sections))
     page = data.path / "report.html"
-    page.write_text(to_html(title, sections))
+    page.write_text(to_html(title, md.read_text(), data.path))
     return ReportFiles(md, page, paths, notes)
 
 
@@ -165,7 +168,7 @@ def build_sections(
 ) -> list[Section]:
     energy = rd.energy_series(data)
     rows = key_numbers(data, energy)
-    sections = [Section("Key numbers", [Table(["", ""], rows)])]
+    sections = [Section("Key numbers", [Table(["", "this run"], rows)])]
     figs = Section("Figures")
     captions = {
         "fig6": "Figure 6: energy traded per interval against the microgrid's total "
@@ -268,8 +271,8 @@ def _metrics_section(data: rd.BundleData) -> Section:
             f"Prometheus {info.get('prometheus_version') or ''} {_scraped(info, targets)} "
             f"every {info.get('scrape_interval_seconds')} s from {span}; the TSDB snapshot is "
             f"in `metrics/{info.get('snapshot', 'tsdb')}` ({blocks} blocks).",
-            f"Explore it: `testbed metrics {data.path}` (Prometheus on the snapshot), or "
-            "with Grafana: see dashboards/README.md.",
+            "Explore it: `testbed metrics BUNDLE`, BUNDLE being this report's folder "
+            "(Prometheus on the snapshot), or with Grafana: see dashboards/README.md.",
         ],
     )
 
@@ -326,33 +329,35 @@ def to_markdown(title: str, sections: Sequence[Section]) -> str:
     return "\n".join(out)
 
 
-def to_html(title: str, sections: Sequence[Section]) -> str:
-    e = html.escape
-    out = [
-        "<!doctype html>",
-        f"<html><head><meta charset='utf-8'><title>{e(title)}</title>",
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;"
-        "text-align:left}img{max-width:100%}</style></head><body>",
-        f"<h1>{e(title)}</h1>",
-    ]
-    for section in sections:
-        out.append(f"<h2>{e(section.title)}</h2>")
-        for block in section.blocks:
-            if isinstance(block, Table):
-                out.append("<table>")
-                if any(block.header):
-                    out.append("<tr>" + "".join(f"<th>{e(h)}</th>" for h in block.header) + "</tr>")
-                out += [
-                    "<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in block.rows
-                ]
-                out.append("</table>")
-            elif isinstance(block, Image):
-                out.append(
-                    f"<figure><img src='{e(block.path)}' alt='{e(block.caption)}'>"
-                    f"<figcaption>{e(block.caption)}</figcaption></figure>"
-                )
-            else:
-                out.append(f"<p>{e(block)}</p>")
-    out.append("</body></html>")
-    return "\n".join(out) + "\n"
+STYLE = (
+    "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+    "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;"
+    "text-align:left}img{max-width:100%}code{background:#f3f3f3;padding:0 3px}"
+)
+IMAGE_TYPES = {".png": "image/png", ".svg": "image/svg+xml"}
+
+
+def to_html(title: str, markdown: str, bundle: Path) -> str:
+    """report.md rendered (markdown-it, tables on), the figures inlined as data:
+    URIs so the page stands alone wherever it is copied."""
+    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    tokens = md.parse(markdown)
+    for token in tokens:
+        for child in token.children or ():
+            if child.type == "image":
+                child.attrSet("src", _data_uri(bundle, str(child.attrGet("src") or "")))
+    body = md.renderer.render(tokens, md.options, {})
+    return (
+        "<!doctype html>\n"
+        f"<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{STYLE}</style></head><body>\n{body}</body></html>\n"
+    )
+
+
+def _data_uri(bundle: Path, src: str) -> str:
+    """A figure of the bundle as a data: URI (the link as it was if it is not one)."""
+    path = bundle / src
+    kind = IMAGE_TYPES.get(path.suffix.lower())
+    if kind is None or not path.is_file() or Path(src).is_absolute() or ".." in Path(src).parts:
+        return src
+    return f"data:{kind};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"

@@ -56,9 +56,12 @@ def scale_warnings(document: Document, full: dict[str, Any]) -> list[str]:
 
 def positions(document: Document, full: dict[str, Any]) -> dict[str, str]:
     """Where the dataset's references are written (dotted path -> file:line:col),
-    for the errors that only loading the dataset finds (`Spec.where`)."""
+    for the errors that only loading the dataset finds, and the keys a run's cost
+    is blamed on (orchestrator.spec.cost) (`Spec.where`)."""
     dataset = full["microgrid"]["dataset"]
     paths: list[KeyPath] = [BASE, (*BASE, "path"), (*BASE, "scale")]
+    paths += [("market", "last_interval"), ("deployment", "hosts")]
+    paths += [("deployment", "prosumers_per_host")]
     for key in ("feeders", "prosumers"):
         paths += [(*BASE, key, i) for i in range(len(dataset.get(key) or ()))]
     overrides = full["microgrid"]["feeders"].get("overrides") or ()

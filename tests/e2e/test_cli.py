@@ -54,17 +54,19 @@ def test_help_teaches_with_examples() -> None:
 def test_validate_smoke() -> None:
     result = run_testbed("validate", SMOKE)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == (
+    ok, cost = result.stdout.splitlines()  # the run's cost: tests/e2e/test_cli_limits.py
+    assert ok == (
         "topologies/smoke.yaml: ok: smoke: 6 prosumers on 2 feeders, 55 offers in "
-        "intervals 49..56, L = 3, lockstep clock, local backend\n"
+        "intervals 49..56, L = 3, lockstep clock, local backend"
     ).replace("topologies/smoke.yaml", str(SMOKE))
+    assert cost.startswith("  a run: ")
 
 
 def test_validate_checks_every_sweep_point() -> None:
     fig9 = REPO / "topologies" / "paper-fig9.yaml"
     ok = run_testbed("validate", fig9)
     assert ok.returncode == 0, ok.stderr
-    assert ok.stdout.rstrip().endswith("local backend, sweep of 36 points")
+    assert ok.stdout.splitlines()[0].endswith("local backend, sweep of 36 points")
     # valid as written (L = 13 > t_clear = 3), but not at the points with L = 2 and 3
     bad = run_testbed(
         "validate", fig9, "--set", "market.prediction_window=13", "--set", "market.t_clear=3"

@@ -5,8 +5,10 @@ Every error names file:line(:col) and the culprit; nothing runs."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
+from tests.conftest import REPO
 from tests.e2e.test_cli import SMOKE, run_testbed
 
 HEADER = "startTime,endTime,energy\n"
@@ -30,6 +32,7 @@ def test_validate_json_reports_the_facts_and_no_warnings() -> None:
     result = run_testbed("validate", SMOKE, "--json")
     assert result.returncode == 0, result.stderr
     facts = json.loads(result.stdout)
+    cost = facts.pop("cost")
     assert facts == {
         "spec": str(SMOKE),
         "ok": True,
@@ -44,6 +47,43 @@ def test_validate_json_reports_the_facts_and_no_warnings() -> None:
         "sweep_points": 0,
         "warnings": [],
     }
+    assert cost["backend"] == "local" and cost["offers"] == 55
+    assert cost["processes"] == 11 and cost["prosumer_hosts"] == 3
+    assert 500 < cost["memory_mb"] < cost["memory_available_mb"]
+    assert 10 < cost["wall_seconds"] < 120
+    text = run_testbed("validate", SMOKE)
+    assert text.stdout.splitlines()[1].startswith(
+        f"  a run: {cost['memory_mb']:.0f} MB of memory, 11 processes ("
+    )
+
+
+def test_a_run_this_machine_cannot_hold_is_refused_before_anything_starts(
+    tmp_path: Path,
+) -> None:
+    """Ten times the paper with one interpreter per prosumer: 1,020 processes of
+    ~50 MB, more memory than this machine (or any test machine) has."""
+    spec = REPO / "topologies" / "paper-c.yaml"
+    big = ["--set", "microgrid.dataset.scale=10", "--set", "deployment.prosumers_per_host=1"]
+    started = time.monotonic()
+    refused = run_testbed("validate", spec, *big)
+    assert refused.returncode == 2
+    [line] = refused.stderr.splitlines()
+    assert line.startswith(
+        "--set deployment.prosumers_per_host=1: deployment.prosumers_per_host: a run needs about "
+    )
+    assert "1028 processes (prosumer hosts " in line and line.endswith("--force runs it anyway")
+    forced = run_testbed("validate", spec, *big, "--force", "--json")
+    assert forced.returncode == 0, forced.stderr
+    report = json.loads(forced.stdout)
+    needs = line.split(" this machine has ")[0]  # the memory available varies
+    assert [w.split(" this machine has ")[0] for w in report["warnings"]] == [needs]
+    assert report["cost"]["prosumer_hosts"] == 1020
+    out = tmp_path / "results"
+    run = run_testbed("run", spec, *big, "--out", out)
+    assert run.returncode == 2
+    assert run.stderr.split(" this machine has ")[0] == needs
+    assert not out.exists()  # nothing started, no bundle
+    assert time.monotonic() - started < 240
 
 
 def test_a_scale_beyond_this_machine_is_refused_at_once_and_a_large_one_warned() -> None:

@@ -177,9 +177,9 @@ def test_the_run_wrote_its_report_and_figures(smoke: tuple[RunResult, Path]) -> 
     total = smoke[0].summary["total_energy_traded_kwh"]
     assert total > 0
     assert f"| Energy traded | {total:,.1f} kWh |" in report  # as summary.json says
-    assert f"testbed metrics {bundle}" in report
-    html = (bundle / "report.html").read_text()
-    assert html.count("<img src='figures/") == 4
+    assert "testbed metrics BUNDLE" in report and str(bundle) not in report
+    html = (bundle / "report.html").read_text()  # figures embedded: tests/e2e/test_report_view.py
+    assert html.count('<img src="data:image/png;base64,') == 4 and str(bundle) not in html
 
 
 # -- the dashboard JSON itself -------------------------------------------------
