@@ -30,6 +30,7 @@ from orchestrator.commands.observe import (
     write_replay_plot,
 )
 from orchestrator.commands.runs import COMMANDS as RUN_COMMANDS
+from orchestrator.cost import Cost, available_memory_mb, check_fits
 from orchestrator.datasets import (
     Dataset,
     format_kwh,
@@ -41,7 +42,6 @@ from orchestrator.errors import TestbedError
 from orchestrator.scenario import Scenario, build_scenario
 from orchestrator.spec import Spec, json_schema, load_spec
 from orchestrator.spec.backends import NAMES as BACKEND_NAMES
-from orchestrator.spec.cost import Cost, available_memory_mb, check_fits
 
 Handler = Callable[[argparse.Namespace], int]
 Subparsers = Any  # argparse's _SubParsersAction is private

@@ -238,13 +238,17 @@ testbed rerun results/smoke/20261206T072301Z-1a2b --force   # although the datas
     )
     parser.add_argument("bundle", metavar="BUNDLE", help="a results bundle, or a run id")
     parser.add_argument(
-        "--force", action="store_true", help="run even if the dataset changed since the bundle"
+        "--force",
+        action="store_true",
+        help="run even if the dataset changed since the bundle (and even what validate finds "
+        "too large, as run's --force)",
     )
     run_parser = subparsers.choices.get("run")
     if run_parser is None:
         raise RuntimeError("register rerun after run (cli.py COMMANDS)")
     for action in run_parser._actions:  # argparse has no public way to share options
-        if action.option_strings and action.dest != "help":
+        taken = any(o in parser._option_string_actions for o in action.option_strings)
+        if action.option_strings and not taken:  # --help and rerun's own --force stay rerun's
             parser._add_action(action)
     parser.set_defaults(handler=cmd_rerun, run_handler=run_parser.get_default("handler"))
 

@@ -104,8 +104,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return cmd_run_sweep(args)
     spec = load_spec(args.spec, args.overrides, env=os.environ)
     if not args.force:  # refuse what this machine cannot hold before anything starts
+        from orchestrator.cost import check_fits
         from orchestrator.scenario import build_scenario
-        from orchestrator.spec.cost import check_fits
 
         check_fits(build_scenario(spec), args.backend)
     if not args.quiet:

@@ -57,7 +57,7 @@ def scale_warnings(document: Document, full: dict[str, Any]) -> list[str]:
 def positions(document: Document, full: dict[str, Any]) -> dict[str, str]:
     """Where the dataset's references are written (dotted path -> file:line:col),
     for the errors that only loading the dataset finds, and the keys a run's cost
-    is blamed on (orchestrator.spec.cost) (`Spec.where`)."""
+    is blamed on (orchestrator.cost) (`Spec.where`)."""
     dataset = full["microgrid"]["dataset"]
     paths: list[KeyPath] = [BASE, (*BASE, "path"), (*BASE, "scale")]
     paths += [("market", "last_interval"), ("deployment", "hosts")]

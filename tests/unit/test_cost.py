@@ -1,4 +1,4 @@
-"""A run's cost before it starts (orchestrator.spec.cost): processes, memory and
+"""A run's cost before it starts (orchestrator.cost): processes, memory and
 wall time from the plan the run would execute, and refusals that name the spec
 line behind the cost. The figures themselves are checked against a real run in
 tests/e2e/test_cli_limits.py."""
@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator import cost as c
 from orchestrator.errors import SpecError
 from orchestrator.plan import build_plan
 from orchestrator.scenario import build_scenario
-from orchestrator.spec import cost as c
 from orchestrator.spec import load_spec
 from tests.conftest import REPO
 
