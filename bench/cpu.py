@@ -10,7 +10,8 @@ Prometheus, and whatever they start) and adds the seconds up per component:
 - dso, solver, recorder, clock, prosumer (the prosumer hosts): `python -m agents
   <role>`;
 - prometheus;
-- orchestrator: this process (the run loop, finalization feed, progress);
+- orchestrator: this process (the run loop, finalization feed, progress), less
+  the sampling itself (reported apart);
 - anything else under its nearest classified ancestor.
 
 A process's last sample counts after it exits (up to one period of its CPU may be
@@ -98,6 +99,8 @@ class CpuSampler:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _busy0: float = 0.0
+    _owners: dict[tuple[int, float], tuple[str, str]] = field(default_factory=dict)
+    own_cpu: float = 0.0  # CPU seconds the sampling itself took (in the orchestrator)
 
     def __enter__(self) -> CpuSampler:
         self._busy0 = machine_busy_seconds()
@@ -116,9 +119,9 @@ class CpuSampler:
         while not self._stop.wait(self.period):
             self.sample()
 
-    def _walk(self) -> list[tuple[psutil.Process, str, str]]:
-        """Live descendants with the (component, unit) each one counts for."""
-        out = [(psutil.Process(self.root), "orchestrator", "orchestrator")]
+    def _walk(self) -> list[tuple[int, str, str]]:
+        """Live descendants (pid) with the (component, unit) each one counts for."""
+        out = [(self.root, "orchestrator", "orchestrator")]
         try:
             children = psutil.Process(self.root).children(recursive=True)
         except psutil.Error:
@@ -126,28 +129,34 @@ class CpuSampler:
         owner: dict[int, tuple[str, str]] = {self.root: ("orchestrator", "orchestrator")}
         for child in children:  # psutil yields parents before their children
             try:
-                found = classify(child.cmdline())
-                parent = owner.get(child.ppid(), ("other", "other"))
-                if found is None and parent[0] == "orchestrator":  # a unit we do not know
-                    found = ("other", child.name())
+                key = (child.pid, child.create_time())
+                if key not in self._owners:
+                    found = classify(child.cmdline())
+                    parent = owner.get(child.ppid(), ("other", "other"))
+                    if found is None and parent[0] == "orchestrator":  # a unit we do not know
+                        found = ("other", child.name())
+                    self._owners[key] = found or parent
             except psutil.Error:
                 continue
-            owner[child.pid] = found or parent
-            out.append((child, *owner[child.pid]))
+            owner[child.pid] = self._owners[key]
+            out.append((child.pid, *owner[child.pid]))
         return out
 
     def sample(self) -> None:
-        for proc, component, unit in self._walk():
-            got = proc_cpu(proc.pid)
+        started = time.thread_time()
+        for pid, component, unit in self._walk():
+            got = proc_cpu(pid)
             if got is None:
                 continue
             cpu, start = got
-            entry = self._procs.setdefault((proc.pid, start), _Proc(component, unit))
+            entry = self._procs.setdefault((pid, start), _Proc(component, unit))
             entry.cpu = cpu
         totals: dict[str, float] = defaultdict(float)
         for p in self._procs.values():
             totals[p.component] += p.cpu
         busy = machine_busy_seconds() - self._busy0
+        self.own_cpu += time.thread_time() - started
+        totals["orchestrator"] -= self.own_cpu  # its process, less this sampling
         self.samples.append(Sample(time.time(), dict(totals), busy))
 
     def at(self, when: float) -> Sample:
@@ -171,12 +180,14 @@ class CpuSampler:
         for p in self._procs.values():
             units[p.unit] += p.cpu
             processes[p.component] += 1
+        units["orchestrator"] -= self.own_cpu
         wall = last.time - first.time
         top = sorted(units.items(), key=lambda x: -x[1])[:8]
         return {
             "wall_seconds": round(wall, 1),
             "cpu_seconds": {c: round(v, 1) for c, v in sorted(last.cpu.items())},
             "cpu_seconds_all": round(sum(last.cpu.values()), 1),
+            "sampler_cpu_seconds": round(self.own_cpu, 1),
             "machine_busy_seconds": round(last.machine_busy - first.machine_busy, 1),
             "machine_cores": os.cpu_count(),
             "processes": dict(sorted(processes.items())),
