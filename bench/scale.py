@@ -13,6 +13,7 @@ run and per interval, which do not depend on how loaded the shared machine is.
     .venv/bin/python bench/scale.py
     .venv/bin/python bench/scale.py --set deployment.prosumers_per_host=34
     .venv/bin/python bench/scale.py --set market.first_interval=1 --set market.last_interval=96
+    .venv/bin/python bench/scale.py --states-kept 8   # anvil's --prune-history (memory)
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from agents.chain import node
 from bench.cpu import CpuSampler
 from bench.run import replay_of
 from orchestrator.run import RunOptions, run
@@ -126,6 +128,7 @@ def bench(spec: Path, overrides: list[str], out: Path) -> dict[str, Any]:
         "tick_split": tick_split(result.bundle / "logs"),
         "cpu": cpu_split(sampler, result.bundle / "events"),
         "overrides": overrides,
+        "anvil_states_kept": node.STATES_KEPT,
         "bundle": str(result.bundle),
     }
 
@@ -137,7 +140,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, default=REPO / "results" / "bench", help="results directory"
     )
+    parser.add_argument(
+        "--states-kept",
+        type=int,
+        default=node.STATES_KEPT,
+        help="states anvil keeps in memory (each is a copy of the whole state: at 10x "
+        "the default took anvil past 8 GB by interval 30)",
+    )
     args = parser.parse_args(argv)
+    node.STATES_KEPT = args.states_kept  # read when the run builds anvil's command line
     report = bench(args.spec, [*DEFAULTS, *args.extra], args.out)
     print(json.dumps(report, indent=2))
     return 0 if report["exit_code"] == 0 and report["equals_replay"] else 1
