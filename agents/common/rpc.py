@@ -56,12 +56,8 @@ log = logging.getLogger("agents.rpc")
 # Recovering from two anvil behaviours seen under heavy concurrent load:
 # - automine can miss transactions that become ready while it mines
 #   (foundry-rs/foundry#10122): they sit in the pool until the next transaction
-#   arrives. If the node made no new block for KICK_SECONDS while ours wait, we
-#   mine one (`evm_mine`). Only then: while other senders' blocks come, ours go
-#   into the next one anyway, and every block costs the node time that grows with
-#   the chain's state (an empty block took ~100 ms at 20,000 accounts; at 10x the
-#   paper a third of the blocks were such kicks when we sent them whenever our
-#   own receipts were late).
+#   arrives. If no new block came for KICK_SECONDS on an automining node, we
+#   mine one (`evm_mine`).
 # - anvil sometimes accepted transactions and then lost them (neither in the
 #   pool nor mined), leaving a nonce gap that blocks every later transaction of
 #   the sender. After LOST_CHECK_SECONDS without progress, a transaction the
@@ -331,7 +327,6 @@ class _Receipts:
                     if r is not None:
                         self.receipts[h] = r
             self.scanned = head
-            self.kick_at = now + KICK_SECONDS  # the node is mining: no kick until it stalls
         if len(self.receipts) > found:
             self.kick_at = now + KICK_SECONDS
             self.deadline = now + self.timeout

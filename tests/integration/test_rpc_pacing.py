@@ -6,13 +6,11 @@ time, every receipt returned in order."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
 from agents.chain.node import Anvil
-from agents.common.errors import AgentError
 from agents.common.rpc import JsonRpc, Signer, send_and_wait, succeeded
 from tests.conftest import require_tool
 
@@ -76,53 +74,3 @@ def test_a_deep_sender_and_many_fresh_senders_at_once_all_get_mined(anvil: Anvil
         t.join(timeout=300)
     assert not errors, errors
     assert results == {"deep": 1_200, **{f"host{i}": 120 for i in range(8)}}
-
-
-class CountingRpc(JsonRpc):
-    """A real client that counts the calls made through it, by method."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(url)
-        self.calls: dict[str, int] = {}
-
-    def call(self, method: str, params: Sequence[Any] = ()) -> Any:
-        self.calls[method] = self.calls.get(method, 0) + 1
-        return super().call(method, params)
-
-
-def _gapped(rpc: JsonRpc) -> list[bytes]:
-    """A transaction that stays in the pool: its sender's nonce 0 never comes."""
-    signer = Signer("0x" + "09" * 32, 31337, nonce=1)
-    return [signer.sign(TO, b"", 21_000)]
-
-
-def test_a_stalled_node_is_kicked_with_empty_blocks(anvil: Anvil) -> None:
-    rpc = CountingRpc(anvil.url)
-    with pytest.raises(AgentError, match="not mined"):
-        send_and_wait(rpc, _gapped(rpc), timeout=1.5)
-    assert rpc.calls.get("evm_mine", 0) >= 2
-
-
-def test_no_kick_while_the_node_mines_other_blocks(anvil: Anvil) -> None:
-    """Empty blocks cost the node time that grows with its state: while other
-    senders' blocks come, a waiting sender must not add its own."""
-    stop = threading.Event()
-
-    def others() -> None:
-        miner = JsonRpc(anvil.url)
-        signer = Signer("0x" + "0a" * 32, 31337)
-        while not stop.wait(0.05):
-            send_and_wait(miner, [signer.sign(TO, b"", 21_000)])
-
-    thread = threading.Thread(target=others)
-    thread.start()
-    try:
-        rpc = CountingRpc(anvil.url)
-        with pytest.raises(AgentError, match="not mined"):
-            send_and_wait(rpc, _gapped(rpc), timeout=3.0)
-    finally:
-        stop.set()
-        thread.join()
-    # a kick every KICK_SECONDS (12 in 3 s) before; a busy machine may stall the
-    # other sender for a moment
-    assert rpc.calls.get("evm_mine", 0) <= 2
