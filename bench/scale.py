@@ -89,6 +89,15 @@ def cpu_split(sampler: CpuSampler, events: Path) -> dict[str, Any]:
     }
 
 
+def finalized_vs_replay(events: Path, summary: dict[str, Any], market: Any) -> dict[str, Any]:
+    """The intervals the run finalized, each against replay (also for a run stopped
+    part way: lockstep finalizes interval t from the offers up to t + L only)."""
+    done = [int(t) for t, _ in finalized_at(events)]
+    ran = summary.get("per_interval_kwh") or {}
+    wrong = [t for t in done if ran.get(str(t), 0.0) != market.per_interval_wh.get(t, 0) / 1000]
+    return {"intervals": len(done), "last": max(done, default=None), "differ": wrong}
+
+
 def bench(spec: Path, overrides: list[str], out: Path) -> dict[str, Any]:
     started = time.monotonic()
     with CpuSampler() as sampler:
@@ -125,6 +134,7 @@ def bench(spec: Path, overrides: list[str], out: Path) -> dict[str, Any]:
         "equals_replay": s.get("total_energy_traded_wh") == market.total_wh
         and s.get("per_interval_kwh")
         == {str(t): wh / 1000 for t, wh in sorted(market.per_interval_wh.items())},
+        "finalized_vs_replay": finalized_vs_replay(result.bundle / "events", s, market),
         "tick_split": tick_split(result.bundle / "logs"),
         "cpu": cpu_split(sampler, result.bundle / "events"),
         "overrides": overrides,
