@@ -6,11 +6,14 @@ window). Reports: wall seconds, seconds per interval (finalization to
 finalization), transactions per second to the node (every transaction of the
 run over the run's wall time), peak RSS per prosumer, whether the run equals
 `market.replay` to the Wh, and where each tick's time went (the slowest host's
-withdraw and post, the solver's solve-and-submit, from the agents' logs).
+withdraw and post, from the agents' logs). CPU seconds per component (chain, DSO,
+solver, recorder, clock, prosumer hosts, orchestrator; `bench.cpu`) for the whole
+run and per interval, which do not depend on how loaded the shared machine is.
 
     .venv/bin/python bench/scale.py
     .venv/bin/python bench/scale.py --set deployment.prosumers_per_host=34
     .venv/bin/python bench/scale.py --set market.first_interval=1 --set market.last_interval=96
+    .venv/bin/python bench/scale.py --states-kept 8   # anvil's --prune-history (memory)
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from agents.chain import node
+from bench.cpu import CpuSampler
 from bench.run import replay_of
 from orchestrator.run import RunOptions, run
 
@@ -54,19 +59,49 @@ def tick_split(logs: Path) -> dict[str, dict[str, float]]:
     return out
 
 
-def interval_seconds(events: Path) -> dict[str, float]:
-    """Seconds between consecutive finalizations (the first from the one before)."""
+def finalized_at(events: Path) -> list[tuple[str, float]]:
+    """(interval, wall Unix time the recorder saw its finalization), in order."""
     with (events / "finalizations.csv").open(newline="") as fh:
         rows = sorted(csv.DictReader(fh), key=lambda r: int(r["interval"]))
-    return {
-        b["interval"]: round(float(b["time"]) - float(a["time"]), 2)
-        for a, b in itertools.pairwise(rows)
+    return [(r["interval"], float(r["time"])) for r in rows]
+
+
+def interval_seconds(events: Path) -> dict[str, float]:
+    """Seconds between consecutive finalizations (the first from the one before)."""
+    return {b[0]: round(b[1] - a[1], 2) for a, b in itertools.pairwise(finalized_at(events))}
+
+
+def cpu_split(sampler: CpuSampler, events: Path) -> dict[str, Any]:
+    """CPU seconds per component: the whole run, each interval (finalization to
+    finalization) and the mean per interval."""
+    per_interval = {
+        b[0]: sampler.between(a[1], b[1]) for a, b in itertools.pairwise(finalized_at(events))
     }
+    components = sorted({c for row in per_interval.values() for c in row})
+    n = len(per_interval) or 1
+    return {
+        **sampler.report(),
+        "cpu_seconds_per_interval_mean": {
+            c: round(sum(row.get(c, 0.0) for row in per_interval.values()) / n, 2)
+            for c in components
+        },
+        "cpu_seconds_per_interval": per_interval,
+    }
+
+
+def finalized_vs_replay(events: Path, summary: dict[str, Any], market: Any) -> dict[str, Any]:
+    """The intervals the run finalized, each against replay (also for a run stopped
+    part way: lockstep finalizes interval t from the offers up to t + L only)."""
+    done = [int(t) for t, _ in finalized_at(events)]
+    ran = summary.get("per_interval_kwh") or {}
+    wrong = [t for t in done if ran.get(str(t), 0.0) != market.per_interval_wh.get(t, 0) / 1000]
+    return {"intervals": len(done), "last": max(done, default=None), "differ": wrong}
 
 
 def bench(spec: Path, overrides: list[str], out: Path) -> dict[str, Any]:
     started = time.monotonic()
-    result = run(RunOptions(spec=spec, overrides=overrides, out=out, progress=sys.stderr))
+    with CpuSampler() as sampler:
+        result = run(RunOptions(spec=spec, overrides=overrides, out=out, progress=sys.stderr))
     wall = time.monotonic() - started
     s = result.summary
     hosts = [p for p in (s.get("processes") or {}).values() if p.get("role") == "prosumer"]
@@ -99,8 +134,11 @@ def bench(spec: Path, overrides: list[str], out: Path) -> dict[str, Any]:
         "equals_replay": s.get("total_energy_traded_wh") == market.total_wh
         and s.get("per_interval_kwh")
         == {str(t): wh / 1000 for t, wh in sorted(market.per_interval_wh.items())},
+        "finalized_vs_replay": finalized_vs_replay(result.bundle / "events", s, market),
         "tick_split": tick_split(result.bundle / "logs"),
+        "cpu": cpu_split(sampler, result.bundle / "events"),
         "overrides": overrides,
+        "anvil_states_kept": node.STATES_KEPT,
         "bundle": str(result.bundle),
     }
 
@@ -112,7 +150,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, default=REPO / "results" / "bench", help="results directory"
     )
+    parser.add_argument(
+        "--states-kept",
+        type=int,
+        default=node.STATES_KEPT,
+        help="states anvil keeps in memory (each is a copy of the whole state: at 10x "
+        "the default took anvil past 8 GB by interval 30)",
+    )
     args = parser.parse_args(argv)
+    node.STATES_KEPT = args.states_kept  # read when the run builds anvil's command line
     report = bench(args.spec, [*DEFAULTS, *args.extra], args.out)
     print(json.dumps(report, indent=2))
     return 0 if report["exit_code"] == 0 and report["equals_replay"] else 1

@@ -1,0 +1,53 @@
+"""bench.cpu: CPU seconds per component from /proc, with real child processes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from bench.cpu import CpuSampler, classify, proc_cpu
+
+# burns CPU until it has used `SECONDS` of it (not wall time: the machine is shared)
+BURN = "import time\nwhile time.process_time() < {s}: pass"
+SECONDS = 0.6
+
+
+def test_classify_by_command_line() -> None:
+    py = sys.executable
+    assert classify([py, "-m", "agents", "solver", "--config", "/r/config/solver-1.json"]) == (
+        "solver",
+        "solver-1",
+    )
+    assert classify(["/x/node_modules/.bin/anvil", "--port", "1"]) == ("chain", "anvil")
+    assert classify(["/usr/bin/prometheus", "--config.file=p.yml"]) == ("prometheus", "prometheus")
+    assert classify([py, "-m", "agents", "nobody"]) is None
+    assert classify([]) is None
+
+
+def test_proc_cpu_of_a_gone_process_is_none() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    assert proc_cpu(proc.pid) is None
+
+
+def test_children_are_counted_per_role_after_they_exit() -> None:
+    code = BURN.format(s=SECONDS)
+    with CpuSampler(period=0.05) as sampler:
+        started = time.time()
+        # `-c code agents dso --config ...`: argv the classifier reads as the DSO
+        argv = [sys.executable, "-c", code, "agents", "dso", "--config", "dso.json"]
+        dso = subprocess.Popen(argv)
+        other = subprocess.Popen([sys.executable, "-c", code])
+        assert dso.wait(timeout=120) == 0 and other.wait(timeout=120) == 0
+        ended = time.time()
+    report = sampler.report()
+    # at most one sampling period of each child's CPU is missed at its end
+    assert SECONDS - 0.1 <= report["cpu_seconds"]["dso"] <= SECONDS + 0.5
+    assert SECONDS - 0.1 <= report["cpu_seconds"]["other"] <= SECONDS + 0.5
+    assert report["processes"]["dso"] == 1
+    assert report["top_units"]["dso"] == report["cpu_seconds"]["dso"]
+    window = sampler.between(started, ended)
+    assert window["dso"] >= SECONDS - 0.1
+    assert window["machine_busy"] >= window["dso"] + window["other"] - 0.1
+    assert sampler.between(ended + 60, ended + 120)["dso"] == 0.0
