@@ -47,7 +47,7 @@ from orchestrator.lifecycle import (
     wait_ready,
 )
 from orchestrator.plan import Plan
-from orchestrator.planning import plan_run
+from orchestrator.planning import key_secret_fingerprint, plan_run, read_key_secret
 from orchestrator.render import ChainInfo, redact_secrets, write_configs
 from orchestrator.reports.report import write_report
 from orchestrator.results.bundle import DEFAULT_RESULTS_DIR, Bundle, new_run_id
@@ -71,6 +71,8 @@ WALLCLOCK_START_MARGIN_SECONDS = 10.0  # + 1 s per agent: the epoch lies after b
 
 log = logging.getLogger("testbed.run")
 
+KEY_SECRET_ENV = "TESTBED_KEY_SECRET_FILE"  # the --key-secret-file of a run that names none
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -83,6 +85,7 @@ class RunOptions:
     ready_timeout: float | None = None
     argv: Sequence[str] = ()
     extensions: Sequence[Extension] = ()  # this run's own listeners (orchestrator.hooks)
+    key_secret_file: Path | None = None  # None: $TESTBED_KEY_SECRET_FILE, else a random secret
 
 
 @dataclass
@@ -108,10 +111,12 @@ def run(options: RunOptions) -> RunResult:
     """Everything that can be checked before anything starts raises (spec,
     dataset, plan errors); from then on the outcome is in the result."""
     spec = load(options)
+    secret_file = options.key_secret_file or _env_path(options, KEY_SECRET_ENV)
+    key_secret = read_key_secret(secret_file) if secret_file is not None else None
     scenario = build_scenario(spec)
     backend_name = spec.deployment.backend  # one of the registry's (the schema's enum)
     run_id = new_run_id()
-    plan, faults = plan_run(scenario, backend_name, run_id)
+    plan, faults = plan_run(scenario, backend_name, run_id, key_secret)
     backend = create_backend(backend_name, run_id, spec)  # ssh: preflight of every host
     bundle = Bundle.create(options.out, spec.name, run_id)
     bundle.write_spec(yaml.safe_dump(spec.to_dict(), sort_keys=False))
@@ -131,10 +136,19 @@ def run(options: RunOptions) -> RunResult:
                     "offers": len(scenario.offers),
                 },
                 "started": time.time(),
+                "key_secret": {
+                    "source": "file" if key_secret is not None else "random",
+                    "fingerprint": key_secret_fingerprint(plan.key_secret),
+                },
             },
         )
     )
     return Run(spec, plan, bundle, backend, options, faults).execute()
+
+
+def _env_path(options: RunOptions, name: str) -> Path | None:
+    value = (options.env if options.env is not None else os.environ).get(name)
+    return Path(value) if value else None
 
 
 class Run:

@@ -1,11 +1,14 @@
 """The prosumers' anonymous keys come from a per-run secret: two runs of the same
 spec post from different addresses (nobody can derive them from the YAML), and
-the finished bundle holds the secret in no file (the configs are redacted)."""
+the finished bundle holds the secret in no file (the configs are redacted). A
+run given a key secret file (or $TESTBED_KEY_SECRET_FILE) posts from the very
+addresses of another run given the same secret, and keeps it out of its bundle too."""
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,7 @@ import pytest
 
 from agents.common.config import REDACTED, AgentConfig, ProsumerHostConfig
 from orchestrator import run as run_module
-from orchestrator.run import RunOptions, run
+from orchestrator.run import KEY_SECRET_ENV, RunOptions, run
 from tests.conftest import REPO, require_tool
 
 SMOKE = REPO / "topologies" / "smoke.yaml"
@@ -63,3 +66,43 @@ def test_two_runs_of_one_spec_use_different_keys_and_keep_no_secret(
             if json.loads(p.read_text())["role"] == "prosumer"
         ]
         assert hosts and {h["key_secret"] for h in hosts} == {REDACTED}
+
+
+def secret_file(path: Path, secret: bytes) -> Path:
+    path.write_text(secret.hex() + "\n")
+    path.chmod(0o600)
+    return path
+
+
+def test_a_key_secret_file_repeats_a_runs_addresses_and_stays_out_of_the_bundle(
+    tmp_path: Path,
+) -> None:
+    same, other = bytes(range(32)), bytes(range(100, 132))
+    first_file = secret_file(tmp_path / "a.key", same)
+    # the same secret twice (as --key-secret-file, then as $TESTBED_KEY_SECRET_FILE), another once
+    options = [
+        RunOptions(spec=SMOKE, out=tmp_path / "a1", key_secret_file=first_file),
+        RunOptions(
+            spec=SMOKE,
+            out=tmp_path / "a2",
+            env={**os.environ, KEY_SECRET_ENV: str(secret_file(tmp_path / "b.key", same))},
+        ),
+        RunOptions(
+            spec=SMOKE, out=tmp_path / "c", key_secret_file=secret_file(tmp_path / "c.key", other)
+        ),
+    ]
+    results = [run(o) for o in options]
+    for result in results:
+        assert result.outcome.status == "ok", result.outcome.message
+    a1, a2, c = (posters(r.bundle / "events") for r in results)
+    assert a1 and a1 == a2  # the same secret: the very same anonymous addresses
+    assert c and not a1 & c  # another secret: none of them
+    manifests = [json.loads((r.bundle / "manifest.json").read_text()) for r in results]
+    prints = [m["key_secret"]["fingerprint"] for m in manifests]
+    assert {m["key_secret"]["source"] for m in manifests} == {"file"}
+    assert prints[0] == prints[1] != prints[2]
+    for result, secret in zip(results, (same, same, other), strict=True):
+        for path in result.bundle.rglob("*"):
+            if path.is_file():
+                data = path.read_bytes()
+                assert secret.hex().encode() not in data and secret not in data, path
