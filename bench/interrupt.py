@@ -29,8 +29,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC = REPO / "topologies" / "smoke.yaml"
-# orchestrator.log lines that mark start-up stages; "" = as soon as the log exists
-STAGES = ("", "chain ready", "contract deployed", "ready: recorder", "ready: clock")
+# orchestrator.log lines that mark start-up stages (the first: Prometheus started, the
+# first thing the bring-up does)
+STAGES = ("prometheus:", "chain ready", "contract deployed", "ready: recorder", "ready: clock")
 POLL_SECONDS = 0.01
 TIMEOUT_SECONDS = 120.0
 
@@ -118,7 +119,7 @@ def main() -> None:
     stages: dict[str, Any] = {}
     for stage in args.stage or STAGES:
         runs = [one(stage, testbed) for _ in range(args.repeats)]
-        stages[stage or "start"] = {
+        stages[stage.rstrip(":")] = {
             "runs": runs,
             "worst_to_teardown_s": max(r["to_teardown_s"] for r in runs),
             "worst_to_exit_s": max(r["to_exit_s"] for r in runs),
