@@ -18,10 +18,11 @@ from typing import Any, TextIO
 from orchestrator.backends.base import Backend, Placement
 from orchestrator.faults.session import RunFaults
 from orchestrator.faults.timeline import FaultPlan
-from orchestrator.hooks import EventHook, Events, IntervalFinalized
+from orchestrator.hooks import BringUp, EventHook, Events, IntervalFinalized
+from orchestrator.lifecycle import Outcome
 from orchestrator.observability.collect import RunMetricsHooks
 from orchestrator.plan import Plan
-from orchestrator.progress import CsvTail, Progress
+from orchestrator.progress import CsvTail, Progress, StatusLine, bring_up_line
 from orchestrator.results.gas import gas_by_function
 from orchestrator.spec import Spec
 
@@ -44,18 +45,26 @@ Extension = Callable[[RunContext, Events], None]
 
 
 class RunProgress:
-    """Progress lines for one run: from the watch on (all agents ready), at
-    every tick, and a last update at teardown."""
+    """Progress lines for one run: the bring-up (what starts, agents ready, an
+    estimate of the time left), then from the watch on (all agents ready) at
+    every tick, and a last update at teardown. On a terminal each phase is one
+    status line redrawn in place; otherwise one line per tier (then interval)."""
 
-    def __init__(self, events: Path, stream: TextIO, last_interval: int) -> None:
+    def __init__(
+        self, events: Path, stream: TextIO, last_interval: int, tty: bool | None = None
+    ) -> None:
         self.events = events
         self.stream = stream
         self.last_interval = last_interval
+        self.tty = stream.isatty() if tty is None else tty
         self.clock_metrics_url: str | None = None
         self.progress: Progress | None = None
+        self.line = StatusLine(stream)
+        self.bring_up: BringUp | None = None
 
     def attach(self, events: Events) -> None:
         events.started.add_listener(self.placed, name="progress")
+        events.bringing_up.add_listener(self.bringing_up, name="progress")
         events.all_ready.add_listener(self.start, name="progress")
         events.tick.add_listener(self.update, name="progress")
         events.stopping.add_listener(self.close, name="progress")
@@ -63,21 +72,52 @@ class RunProgress:
     def placed(self, placement: Placement) -> None:
         self.clock_metrics_url = placement.agents["clock"].metrics_url
 
+    def bringing_up(self, where: BringUp) -> None:
+        text = bring_up_line(
+            where.stage, where.ready, where.total, where.agents_elapsed, where.tier, where.tiers
+        )
+        if self.tty:
+            self.line.draw(text)
+        elif self.bring_up is None or self.bring_up.stage != where.stage:
+            print(text, file=self.stream, flush=True)
+        self.bring_up = where
+
     def start(self) -> None:
+        last = self.bring_up
+        if last is not None:
+            took = f" in {last.agents_elapsed:.1f} s" if last.agents_elapsed is not None else ""
+            self._line_done(f"all {last.total} agents ready{took}")
         self.progress = Progress(
             self.events,
             self.stream,
             clock_metrics_url=self.clock_metrics_url,
             last_interval=self.last_interval,
+            tty=self.tty,
         )
 
     def update(self, _status: Mapping[str, Any]) -> None:
         if self.progress is not None:
             self.progress.update()
 
-    def close(self, _outcome: object) -> None:
+    def close(self, outcome: Outcome) -> None:
         if self.progress is not None:
             self.progress.close()
+        else:  # stopped while starting: keep the bring-up line
+            self.line.end()
+        if outcome.status == "interrupted":  # say at once that the Ctrl-C was heard
+            print(
+                f"interrupted ({outcome.message}): stopping the testbed; "
+                "the bundle keeps what was recorded",
+                file=self.stream,
+                flush=True,
+            )
+
+    def _line_done(self, text: str) -> None:
+        if self.tty:
+            self.line.draw(text)
+            self.line.end()
+        else:
+            print(text, file=self.stream, flush=True)
 
 
 class FinalizationFeed:

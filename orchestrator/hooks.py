@@ -85,10 +85,26 @@ class IntervalFinalized:
     candidate_id: int | None = None
 
 
+@dataclass(frozen=True)
+class BringUp:
+    """Where the bring-up is: `stage` ("chain", "contract", or the role of the tier
+    starting), agents ready of `total`, seconds since the first tier started
+    (`agents_elapsed`, None before) and the tier's place in the start order."""
+
+    stage: str
+    ready: int
+    total: int
+    agents_elapsed: float | None = None
+    tier: int = 0
+    tiers: int = 0
+
+
 class Events:
     """The hooks of one run, in the order they fire.
 
     - `started(placement)`: the backend has placed every unit; nothing runs yet.
+    - `bringing_up(where)`: the bring-up moved on (a stage began, or a poll of
+      the agents' readiness): the chain, the contract, each tier (BringUp).
     - `contract_deployed(address)`: the market contract is on the chain.
     - `tier_ready(tier, placement)`: a tier of agents reported ready (the
       recorder, the DSO, the clock, the solvers, the prosumer hosts).
@@ -109,6 +125,7 @@ class Events:
     def __init__(self, on_error: OnError) -> None:
         self.on_error = on_error
         self.started: EventHook[[Placement]] = EventHook("started")
+        self.bringing_up: EventHook[[BringUp]] = EventHook("bringing_up")
         self.contract_deployed: EventHook[[str]] = EventHook("contract_deployed")
         self.tier_ready: EventHook[[Sequence[AgentPlan], Placement]] = EventHook("tier_ready")
         self.market_starting: EventHook[[]] = EventHook("market_starting")

@@ -10,7 +10,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -176,10 +176,16 @@ def interrupts_ignored() -> Iterator[None]:
             signal.signal(s, handler)
 
 
-def wait_ready(backend: Backend, agents: Mapping[str, AgentPlacement], timeout: float) -> None:
+def wait_ready(
+    backend: Backend,
+    agents: Mapping[str, AgentPlacement],
+    timeout: float,
+    on_poll: Callable[[int], object] | None = None,
+) -> None:
     """Until every agent's /metrics shows `testbed_agent_ready 1`. An agent that
     exits meanwhile raises AgentFailed; the timeout raises NotReady naming each
-    agent that is not ready, why, and the end of its log."""
+    agent that is not ready, why, and the end of its log. `on_poll(n)` after
+    every poll: n of the agents are ready."""
     pending = dict(agents)
     why: dict[str, str] = {}
     deadline = time.monotonic() + timeout
@@ -196,6 +202,8 @@ def wait_ready(backend: Backend, agents: Mapping[str, AgentPlacement], timeout: 
                 del pending[name]
             else:
                 why[name] = "testbed_agent_ready is 0 (not connected yet)"
+        if on_poll is not None:
+            on_poll(len(agents) - len(pending))
         if not pending:
             return
         if time.monotonic() > deadline:

@@ -44,6 +44,11 @@ CLOCK_ACCOUNT = 1
 FIRST_SOLVER_ACCOUNT = 2
 
 
+def new_key_secret() -> bytes:
+    """A run's own random secret behind its anonymous keys."""
+    return secrets.token_bytes(32)
+
+
 class PlanError(TestbedError):
     """The spec cannot be planned (e.g. no prosumers in the selected intervals)."""
 
@@ -84,9 +89,7 @@ class Plan:
     hosts: Mapping[str, HostParams] = field(default_factory=dict)  # prosumer hosts by name
     # the run's secret behind the prosumers' anonymous keys: rendered into the prosumer
     # hosts' config files only (never the spec, manifest, summary or logs)
-    key_secret: bytes = field(
-        default_factory=lambda: secrets.token_bytes(32), repr=False, compare=False
-    )
+    key_secret: bytes = field(default_factory=lambda: new_key_secret(), repr=False, compare=False)
 
     def agent(self, name: str) -> AgentPlan:
         for a in self.agents:
@@ -167,8 +170,12 @@ def place_on_hosts(
     return [(HostParams(f"prosumers-{i + 1:0{width}d}"), g) for i, g in enumerate(groups)]
 
 
-def build_plan(scenario: Scenario, backend: str, run_id: str) -> Plan:
-    """Turn a validated spec's scenario into agents and hosts."""
+def build_plan(
+    scenario: Scenario, backend: str, run_id: str, key_secret: bytes | None = None
+) -> Plan:
+    """Turn a validated spec's scenario into agents and hosts. `key_secret`: the
+    secret behind the anonymous keys (None: a fresh random one, as for every run
+    that does not repeat another exactly)."""
     spec = scenario.spec
     if spec.market.last_interval < spec.market.first_interval:
         raise PlanError("market.last_interval: must be >= market.first_interval")
@@ -234,4 +241,5 @@ def build_plan(scenario: Scenario, backend: str, run_id: str) -> Plan:
         agents=tuple(agents),
         block_time=spec.chain.block_time_seconds or None,
         hosts={host.name: host for host, _ in placed},
+        key_secret=new_key_secret() if key_secret is None else key_secret,
     )

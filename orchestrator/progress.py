@@ -178,6 +178,52 @@ class EventCounter:
         return s
 
 
+STAGE_TEXT = {"chain": "starting the chain", "contract": "deploying the market contract"}
+
+
+def eta_seconds(ready: int, total: int, elapsed: float | None) -> float | None:
+    """Seconds until `total` agents are ready at the rate so far (None: no rate yet)."""
+    if not ready or not elapsed or elapsed <= 0:
+        return None
+    return (total - ready) * elapsed / ready
+
+
+def bring_up_line(
+    stage: str, ready: int, total: int, elapsed: float | None, tier: int = 0, tiers: int = 0
+) -> str:
+    """The status line while a run starts: what starts, agents ready, an estimate."""
+    what = STAGE_TEXT.get(stage) or f"starting {stage}"
+    if tiers and stage not in STAGE_TEXT:
+        what += f" (tier {tier}/{tiers})"
+    parts = [what, f"{ready}/{total} agents ready"]
+    if elapsed is not None:
+        parts.append(f"{elapsed:.1f} s")
+    left = eta_seconds(ready, total, elapsed)
+    if left is not None and ready < total:
+        parts.append(f"~{left:.0f} s left")
+    return ", ".join(parts)
+
+
+class StatusLine:
+    """One line redrawn in place on a terminal (shorter text is padded over)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self._width = 0
+
+    def draw(self, text: str) -> None:
+        self.stream.write("\r" + text + " " * max(0, self._width - len(text)))
+        self.stream.flush()
+        self._width = len(text)
+
+    def end(self) -> None:
+        """Keep the line and go on below it (nothing if none was drawn)."""
+        if self._width:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._width = 0
+
+
 class Progress:
     """Polls the run's events and the clock; prints progress to `stream`."""
 

@@ -32,7 +32,7 @@ from orchestrator.backends.base import Backend, Placement, Unit, UnitStatus
 from orchestrator.errors import TestbedError
 from orchestrator.extensions import RUN_EXTENSIONS, Extension, RunContext
 from orchestrator.faults.timeline import FaultPlan
-from orchestrator.hooks import Events
+from orchestrator.hooks import BringUp, Events
 from orchestrator.lifecycle import (
     AgentFailed,
     Interrupted,
@@ -47,7 +47,7 @@ from orchestrator.lifecycle import (
     wait_ready,
 )
 from orchestrator.plan import Plan
-from orchestrator.planning import plan_run
+from orchestrator.planning import key_secret_fingerprint, plan_run, read_key_secret
 from orchestrator.render import ChainInfo, redact_secrets, write_configs
 from orchestrator.reports.report import write_report
 from orchestrator.results.bundle import DEFAULT_RESULTS_DIR, Bundle, new_run_id
@@ -71,6 +71,8 @@ WALLCLOCK_START_MARGIN_SECONDS = 10.0  # + 1 s per agent: the epoch lies after b
 
 log = logging.getLogger("testbed.run")
 
+KEY_SECRET_ENV = "TESTBED_KEY_SECRET_FILE"  # the --key-secret-file of a run that names none
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -83,6 +85,7 @@ class RunOptions:
     ready_timeout: float | None = None
     argv: Sequence[str] = ()
     extensions: Sequence[Extension] = ()  # this run's own listeners (orchestrator.hooks)
+    key_secret_file: Path | None = None  # None: $TESTBED_KEY_SECRET_FILE, else a random secret
 
 
 @dataclass
@@ -108,10 +111,12 @@ def run(options: RunOptions) -> RunResult:
     """Everything that can be checked before anything starts raises (spec,
     dataset, plan errors); from then on the outcome is in the result."""
     spec = load(options)
+    secret_file = options.key_secret_file or _env_path(options, KEY_SECRET_ENV)
+    key_secret = read_key_secret(secret_file) if secret_file is not None else None
     scenario = build_scenario(spec)
     backend_name = spec.deployment.backend  # one of the registry's (the schema's enum)
     run_id = new_run_id()
-    plan, faults = plan_run(scenario, backend_name, run_id)
+    plan, faults = plan_run(scenario, backend_name, run_id, key_secret)
     backend = create_backend(backend_name, run_id, spec)  # ssh: preflight of every host
     bundle = Bundle.create(options.out, spec.name, run_id)
     bundle.write_spec(yaml.safe_dump(spec.to_dict(), sort_keys=False))
@@ -132,10 +137,19 @@ def run(options: RunOptions) -> RunResult:
                 },
                 "started": time.time(),
                 "dataset": dataset_record(spec.microgrid.dataset, scenario.dataset),
+                "key_secret": {
+                    "source": "file" if key_secret is not None else "random",
+                    "fingerprint": key_secret_fingerprint(plan.key_secret),
+                },
             },
         )
     )
     return Run(spec, plan, bundle, backend, options, faults).execute()
+
+
+def _env_path(options: RunOptions, name: str) -> Path | None:
+    value = (options.env if options.env is not None else os.environ).get(name)
+    return Path(value) if value else None
 
 
 class Run:
@@ -165,6 +179,7 @@ class Run:
         self.timeline: dict[str, float] = {}
         self.teardown_errors: list[str] = []
         self._t0 = time.monotonic()
+        self._agents_t0 = self._t0  # when the first tier started (bring_up)
         self._log = file_logger(bundle.logs / "orchestrator.log", plan.run_id)
         backend.announce = self._announce
         self.events = Events(self._teardown_failed)
@@ -216,6 +231,7 @@ class Run:
         placement = self.backend.prepare(self.plan, self.bundle.path)
         self.placement = placement
         self.events.started.fire(placement)
+        self._bringing_up("chain")
         chain_cfg = self.spec.chain
         solvers = len(self.plan.by_role("solver"))
         argv = anvil_argv(
@@ -231,6 +247,7 @@ class Run:
         if self.plan.market.clock == "wallclock":
             margin = WALLCLOCK_START_MARGIN_SECONDS + len(self.plan.agents)
             epoch = int(time.time() + margin)
+        self._bringing_up("contract")
         self.chain = deploy(placement.rpc_url_local, self.plan, chain_cfg.chain_id, epoch)
         self.bundle.update_manifest(
             contract_address=self.chain.contract_address, epoch=self.chain.epoch
@@ -239,9 +256,12 @@ class Run:
         self.events.contract_deployed.fire(self.chain.contract_address)
         write_configs(self.plan, placement, self.chain)
         tiers = self.plan.tiers()
-        for tier in tiers:
+        ready, self._agents_t0 = 0, time.monotonic()
+        for i, tier in enumerate(tiers, 1):
             if tier is tiers[-1]:
                 self.events.market_starting.fire()
+            polled = partial(self._tier_polled, tier[0].role, ready, (i, len(tiers)))
+            polled(0)
             for agent in tier:
                 where = placement.agents[agent.name]
                 command = ("python", "-m", "agents", agent.role, "--config", where.config_path)
@@ -250,11 +270,22 @@ class Run:
                 self.backend,
                 {a.name: placement.agents[a.name] for a in tier},
                 self.ready_timeout,
+                on_poll=polled,
             )
+            ready += len(tier)
             self.mark(f"ready: {', '.join(sorted({a.role for a in tier}))}")
             self.events.tier_ready.fire(tier, placement)
         self.mark("all agents ready")
         self.events.all_ready.fire()
+
+    def _bringing_up(self, stage: str) -> None:
+        self.events.bringing_up.fire(BringUp(stage, 0, len(self.plan.agents)))
+
+    def _tier_polled(self, role: str, before: int, tier: tuple[int, int], ready: int) -> None:
+        """`ready` agents of the tier of `role` are ready, `before` of the tiers before."""
+        elapsed = time.monotonic() - self._agents_t0
+        where = BringUp(role, before + ready, len(self.plan.agents), elapsed, *tier)
+        self.events.bringing_up.fire(where)
 
     def _start(self, unit: Unit) -> None:
         self.backend.start(unit)
@@ -335,11 +366,13 @@ class Run:
         """Every step runs whatever fails before (errors go to the manifest)."""
         self._log.info("teardown: %s (%s)", outcome.status, outcome.message)
         self.events.tear_down()
-        self.events.stopping.fire(outcome)  # progress's last line; faults restore
+        self._attempt("stopping", lambda: self.events.stopping.fire(outcome))  # progress, faults
         for tier in reversed(self.plan.tiers()):
             names = [a.name for a in tier if a.name in self.started]
-            self._attempt(f"stop {', '.join(names)}", partial(self._stop, names))
-        self.events.agents_stopped.fire(outcome)  # last finalizations, metrics snapshot, gas
+            if names:
+                self._attempt(f"stop {', '.join(names)}", partial(self._stop, names))
+        # the last finalizations, the metrics snapshot, the gas
+        self._attempt("agents stopped", lambda: self.events.agents_stopped.fire(outcome))
         if "chain" in self.started:
             self._attempt("stop chain", lambda: self._stop(["chain"]))
         if self.placement is not None:  # the key secret leaves the bundle's configs
@@ -354,10 +387,12 @@ class Run:
         return summary
 
     def _attempt(self, what: str, fn: Callable[[], object]) -> None:
+        began = time.monotonic()
         try:
             fn()
         except Exception as exc:  # teardown goes on, whatever fails
             self._teardown_failed(what, exc)
+        self._log.info("teardown: %s took %.2f s", what, time.monotonic() - began)
 
     def _teardown_failed(self, what: str, exc: Exception) -> None:
         self._log.error("teardown step %s failed", what, exc_info=exc)

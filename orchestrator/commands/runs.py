@@ -66,6 +66,8 @@ testbed run topologies/smoke.yaml --json --out /tmp/results
 testbed run topologies/smoke.yaml --backend docker           # in containers
 testbed run topologies/ssh-smoke.yaml                        # on boards (testbed hosts check first)
 testbed run topologies/faults-smoke.yaml --baseline          # with faults, compared to none
+openssl rand -hex 32 > run.key && chmod 600 run.key
+testbed run topologies/smoke.yaml --key-secret-file run.key  # again: the same addresses
 """,
         RUN_EXIT_CODES,
     )
@@ -93,13 +95,23 @@ testbed run topologies/faults-smoke.yaml --baseline          # with faults, comp
     parser.add_argument(
         "--force", action="store_true", help="run even what `testbed validate` finds too large"
     )
+    parser.add_argument(
+        "--key-secret-file",
+        type=Path,
+        metavar="FILE",
+        help="the secret behind the prosumers' anonymous keys, as hex digits (default: "
+        "$TESTBED_KEY_SECRET_FILE, else a fresh random secret): a run given the same file "
+        "posts from the same addresses; the secret is written into no file of the bundle",
+    )
     parser.set_defaults(handler=cmd_run)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from orchestrator.commands.observe import cmd_run_sweep, is_sweep_args
-    from orchestrator.run import RunOptions, run  # web3 and friends: only when running
+    from orchestrator.run import KEY_SECRET_ENV, RunOptions, run  # web3: only when running
 
+    if args.key_secret_file is not None:  # every run of this command: sweep points too
+        os.environ[KEY_SECRET_ENV] = str(args.key_secret_file)
     if is_sweep_args(args):  # a spec with `sweep:`: every point, a bundle each
         return cmd_run_sweep(args)
     spec = load_spec(args.spec, args.overrides, env=os.environ)
@@ -118,6 +130,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         out=args.out,
         progress=None if args.quiet else sys.stderr,
         argv=tuple(sys.argv),
+        key_secret_file=args.key_secret_file,
     )
     result = run(options)
     baseline = None

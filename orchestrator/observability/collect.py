@@ -189,6 +189,8 @@ class RunMetrics:
     def _wait_final_scrape(self) -> None:
         """Until Prometheus holds the exporter's last finalized interval (bounded)."""
         assert self.api is not None
+        if self.exporter.last_interval < self.plan.market.first_interval:
+            return  # nothing finalized (stopped while starting): no final counters to wait for
         expr = f'testbed_finalized_interval{{run_id="{self.plan.run_id}"}}'
         wanted = float(self.exporter.last_interval)
         timeout = max(FINAL_SCRAPE_MIN_SECONDS, FINAL_SCRAPES * self.interval_seconds)

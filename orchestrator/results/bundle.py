@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agents.common.config import REDACTED
+
 DEFAULT_RESULTS_DIR = Path("results")
 CONFIG_DIR, EVENTS_DIR, LOGS_DIR, AGENTS_DIR = "config", "events", "logs", "agents"
 RECORDER = "recorder"  # the role whose output folder is the run's events/
@@ -112,12 +114,31 @@ class Bundle:
 KILLED_MESSAGE = "the orchestrator was killed; `testbed clean` stopped what it left running"
 
 
+def redact_key_secrets(path: Path) -> list[Path]:
+    """Overwrite the key secret in every agent config of bundle `path` (what a run's
+    teardown does: orchestrator.render.redact_secrets); returns the files changed."""
+    changed = []
+    for config in sorted((path / CONFIG_DIR).glob("*.json")):
+        data = read_json(config)
+        if data is None or data.get("key_secret") in (None, "", REDACTED):
+            continue
+        data["key_secret"] = REDACTED
+        tmp = config.with_name(config.name + ".tmp")
+        tmp.write_text(json.dumps(data, indent=1) + "\n")
+        tmp.replace(config)
+        changed.append(config)
+    return changed
+
+
 def mark_killed(path: Path) -> bool:
     """Record outcome `killed` in the manifest of a bundle whose run never
-    finished (no outcome yet); False if it has one or is no bundle."""
+    finished (no outcome yet), and redact the key secret its teardown never
+    redacted (`testbed clean` calls it once the run's processes are stopped);
+    False if it has an outcome or is no bundle."""
     manifest = read_json(path / "manifest.json")
     if manifest is None or manifest.get("outcome"):
         return False
+    redact_key_secrets(path)
     outcome = {"status": "killed", "exit_code": None, "message": KILLED_MESSAGE}
     Bundle(path).update_manifest(outcome={**outcome, "cleaned": time.time()})
     return True

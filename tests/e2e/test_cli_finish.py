@@ -1,5 +1,7 @@
 """The end of a run as a user meets it: Ctrl-C once the last interval is
-finalized keeps the run ok, the interrupt message says it once, and `testbed
+finalized keeps the run ok, the interrupt message says it once, Ctrl-C while
+the testbed starts is acknowledged at once (and the start shows its progress:
+stage, agents ready, time left), and `testbed
 report --producer` refuses ids that are no producer instead of a traceback or
 an empty Figure 10."""
 
@@ -52,6 +54,46 @@ def test_ctrl_c_mid_run_says_interrupted_once(tmp_path: Path, env: dict[str, str
     assert proc.returncode == 130
     assert ": interrupted (SIGINT)" in stdout.splitlines()[0]
     assert "testbed run: interrupted: SIGINT" in stderr
+
+
+def wait_for_log(out: Path, text: str, timeout: float = 180) -> Path:
+    """The bundle whose orchestrator.log holds `text` (polled)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for log in out.glob("*/*/logs/orchestrator.log"):
+            if text in log.read_text(errors="replace"):
+                return log.parent.parent
+        time.sleep(0.02)
+    raise AssertionError(f"{text!r} not in the orchestrator's log in time")
+
+
+def test_ctrl_c_while_starting_tears_down_at_once_and_the_start_shows_progress(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    out = tmp_path / "results"
+    proc = start_cli("run", str(SMOKE), "--out", str(out), env=env)
+    bundle = wait_for_log(out, "ready: recorder")
+    deadline = time.monotonic() + 180
+    while not (bundle / "logs" / "dso.log").exists():  # the DSO's tier is starting
+        assert time.monotonic() < deadline and proc.poll() is None, "the DSO did not start"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=180)
+    assert proc.returncode == 130, stderr
+    lines = stderr.splitlines()
+    # the bring-up, stage by stage, with agents ready of all (7: smoke's agents)
+    assert "starting the chain, 0/7 agents ready" in lines
+    assert "deploying the market contract, 0/7 agents ready" in lines
+    assert any(line.startswith("starting recorder (tier 1/5), 0/7 agents ready") for line in lines)
+    dso = [line for line in lines if line.startswith("starting dso (tier 2/5), 1/7 agents ready")]
+    assert dso and dso[0].endswith(" s left"), lines  # an estimate from the recorder's rate
+    heard = "interrupted (SIGINT): stopping the testbed; the bundle keeps what was recorded"
+    assert lines.count(heard) == 1 and not any("agents ready in" in line for line in lines)
+    assert ": interrupted (SIGINT)" in stdout.splitlines()[0]
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["outcome"]["status"] == "interrupted"
+    log = (bundle / "logs" / "orchestrator.log").read_text()
+    assert "all agents ready" not in log and "teardown: interrupted (SIGINT)" in log
 
 
 def test_report_refuses_a_producer_that_is_not_one(tmp_path: Path, env: dict[str, str]) -> None:

@@ -170,6 +170,7 @@ def test_every_hook_is_listed_and_teardown_hooks_are_contained_from_the_start() 
     names = [h.name for h in events.hooks()]
     assert names == [
         "started",
+        "bringing_up",
         "contract_deployed",
         "tier_ready",
         "market_starting",
