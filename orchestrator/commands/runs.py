@@ -107,11 +107,26 @@ testbed run topologies/smoke.yaml --key-secret-file run.key  # again: the same a
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from orchestrator.commands.observe import cmd_run_sweep, is_sweep_args
-    from orchestrator.run import KEY_SECRET_ENV, RunOptions, run  # web3: only when running
+    from orchestrator.run import KEY_SECRET_ENV  # web3: only when running
 
-    if args.key_secret_file is not None:  # every run of this command: sweep points too
-        os.environ[KEY_SECRET_ENV] = str(args.key_secret_file)
+    if args.key_secret_file is None:
+        return _cmd_run(args)
+    # every run of this command gets the file (sweep points too), for this command only
+    before = os.environ.get(KEY_SECRET_ENV)
+    os.environ[KEY_SECRET_ENV] = str(args.key_secret_file)
+    try:
+        return _cmd_run(args)
+    finally:
+        if before is None:
+            del os.environ[KEY_SECRET_ENV]
+        else:
+            os.environ[KEY_SECRET_ENV] = before
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from orchestrator.commands.observe import cmd_run_sweep, is_sweep_args
+    from orchestrator.run import RunOptions, run
+
     if is_sweep_args(args):  # a spec with `sweep:`: every point, a bundle each
         return cmd_run_sweep(args)
     spec = load_spec(args.spec, args.overrides, env=os.environ)
