@@ -37,8 +37,11 @@ class BackendEntry:
     fault_actions: frozenset[str]  # the process/network fault actions it implements
     state_folder: str = ""  # its run state: <state root>/<folder (default: name)>/<run id>/
     # Prometheus: "host" runs this machine's binary (the Debian package),
-    # "image" the testbed's Prometheus image (argv[0] is the image's).
-    prometheus: Literal["host", "image"] = "host"
+    # "image" the testbed's Prometheus image (argv[0] is the image's), both
+    # scraping the addresses the backend placed the agents at; "swarm" the
+    # image too, finding the agents among the swarm's tasks itself
+    # (dockerswarm_sd_configs: orchestrator/observability/swarmsd.py).
+    prometheus: Literal["host", "image", "swarm"] = "host"
     # Default prosumer hosts when the spec names none: `prosumers_per_host`
     # each, or (with `max_default_hosts`) spread over at most that many.
     prosumers_per_host: int = 4  # about the paper's 102 prosumers on 31 boards
