@@ -72,7 +72,7 @@ ENTRIES: tuple[BackendEntry, ...] = (
     BackendEntry("docker", "docker:DockerBackend", PROCESS | NETWORK, prometheus="image"),
     BackendEntry("ssh", "ssh:SshBackend", PROCESS, hosts_need_address=True, settings=SshConfig),
     BackendEntry(
-        "swarm", "swarm:SwarmBackend", frozenset(), prometheus="image", settings=SwarmConfig
+        "swarm", "swarm:SwarmBackend", frozenset(), prometheus="swarm", settings=SwarmConfig
     ),
 )
 

@@ -40,7 +40,7 @@ from orchestrator.backends.base import (
     state_root,
 )
 from orchestrator.backends.docker.backend import exit_code
-from orchestrator.backends.docker.containers import unit_spec
+from orchestrator.backends.docker.containers import Mount, unit_spec
 from orchestrator.backends.docker.engine import (
     LABEL_ORCHESTRATOR,
     LABEL_RUN,
@@ -56,6 +56,7 @@ from orchestrator.backends.swarm.nodes import Node
 from orchestrator.backends.swarm.resources import remove_swarm_resources, swarm_resources
 from orchestrator.backends.swarm.services import ServiceSpec, service_name
 from orchestrator.hosts import PROFILES, Netem
+from orchestrator.observability.swarmsd import DOCKER_SOCKET, LABEL_METRICS_PORT
 from orchestrator.placement import local_out_dirs
 from orchestrator.plan import Plan
 from orchestrator.results.bundle import Bundle
@@ -65,6 +66,7 @@ from orchestrator.spec.model import DeploymentConfig
 START_PARALLELISM = 4  # services created at once
 POLL_SECONDS = 0.2
 STOP_MARGIN_SECONDS = 20.0  # the manager's own round trips to the nodes
+LOGS_SECONDS = 5.0  # for every log stream to end after its service is removed
 RUNNING = frozenset(
     {"new", "allocated", "pending", "assigned", "accepted", "preparing", "ready", "starting"}
 ) | {"running"}
@@ -200,11 +202,17 @@ class SwarmBackend(Backend):
         )
         if unit.name in self._netem_units:
             container = dataclasses.replace(container, fault_netem=True)
+        labels = container.labels(self.run_id, self.plan.spec_name, self._orchestrator)
+        labels[LABEL_STATE] = self._state
+        if unit.name in self.layout.metrics_ports:  # Prometheus finds the agents by it
+            labels[LABEL_METRICS_PORT] = str(self.layout.metrics_ports[unit.name])
+        if unit.role == "prometheus":  # it asks the manager for the run's tasks
+            socket = Mount(DOCKER_SOCKET, DOCKER_SOCKET)
+            container = dataclasses.replace(container, mounts=(*container.mounts, socket))
         return ServiceSpec(
             container,
             self.images[container.image_kind],
-            {**container.labels(self.run_id, self.plan.spec_name, self._orchestrator)}
-            | {LABEL_STATE: self._state},
+            labels,
             constraints=self.layout.constraints(unit.name),
             ports=self.layout.ports(unit.name, container),
             stop_grace_seconds=STOP_TIMEOUT_SECONDS,
@@ -325,12 +333,8 @@ class SwarmBackend(Backend):
             running = {n for n in running if status[n].state == "running"}
             if running:
                 time.sleep(POLL_SECONDS)
-        result: dict[str, int | None] = {}
-        for name, record in records.items():
-            result[name] = None if name in running else record.exit_code
-            if record.follower is not None:
-                record.follower.finish()
-        return result
+        # log streams end when the services go (cleanup), not when their tasks do
+        return {n: None if n in running else r.exit_code for n, r in records.items()}
 
     def _scale(self, service_id: str, replicas: int) -> None:
         import docker.types
@@ -356,6 +360,7 @@ class SwarmBackend(Backend):
                 self.stop(live, timeout=5)
                 found = swarm_resources(self.client, self.run_id).get(self.run_id)
                 report = remove_swarm_resources(self.client, found) if found else []
+                self._finish_logs()
                 failed = [f"{i.what}: {i.action}" for i in report if i.action.startswith("failed")]
                 if failed:
                     raise BackendError(f"run {self.run_id}: cleanup: " + "; ".join(failed))
@@ -364,6 +369,13 @@ class SwarmBackend(Backend):
             if self.registry is not None:
                 self.registry.stop()
             shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def _finish_logs(self) -> None:
+        """Let the log streams of the removed services end (bounded in all)."""
+        deadline = time.monotonic() + LOGS_SECONDS
+        for record in self._records.values():
+            if record.follower is not None:
+                record.follower.finish(max(0.0, deadline - time.monotonic()))
 
     @classmethod
     def clean_leftovers(cls, root: Path | None = None) -> list[Leftover]:
