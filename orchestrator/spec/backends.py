@@ -26,6 +26,7 @@ from orchestrator.spec.swarm import SwarmConfig
 
 PROCESS = frozenset({"kill", "restart", "pause", "resume"})
 NETWORK = frozenset({"partition", "heal", "netem"})
+SWARM_FAULTS = frozenset({"kill", "restart"})  # what a manager can do to a service
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +73,7 @@ ENTRIES: tuple[BackendEntry, ...] = (
     BackendEntry("docker", "docker:DockerBackend", PROCESS | NETWORK, prometheus="image"),
     BackendEntry("ssh", "ssh:SshBackend", PROCESS, hosts_need_address=True, settings=SshConfig),
     BackendEntry(
-        "swarm", "swarm:SwarmBackend", frozenset(), prometheus="swarm", settings=SwarmConfig
+        "swarm", "swarm:SwarmBackend", SWARM_FAULTS, prometheus="swarm", settings=SwarmConfig
     ),
 )
 

@@ -101,6 +101,7 @@ class SwarmBackend(Backend):
         self.images: dict[str, str] = {}
         self.network_id: str | None = None
         self.registry: Any = None  # orchestrator.swarm.registry.Registry, if this run started one
+        self._registry_address: str | None = None  # where the nodes pull from (None: no registry)
         self._orchestrator = orchestrator_label()
         self._state = str(self.root.resolve())
         self._records: dict[str, _Record] = {}
@@ -120,8 +121,13 @@ class SwarmBackend(Backend):
         self._write_state()
         self.client = cluster.connect_manager(self.deployment.swarm.manager)
         self.layout = cluster.plan_layout(self.client, plan, self.deployment)
-        self.images, self.registry = cluster.images_for_nodes(
+        images = cluster.images_for_nodes(
             self.client, self.deployment.swarm.registry, self.layout, self.state_dir, self.announce
+        )
+        self.images, self.registry, self._registry_address = (
+            images.refs,
+            images.started,
+            images.registry,
         )
         self._write_state()
         self.network_id, subnet = create_overlay(
@@ -156,7 +162,7 @@ class SwarmBackend(Backend):
         info = {
             "manager": cluster.manager_url(self.deployment.swarm.manager),
             "images": self.images,
-            "registry": self.registry.address if self.registry is not None else None,
+            "registry": self._registry_address,
             "network": {"name": f"testbed-{self.run_id}", "subnet": subnet},
             "nodes": {n.hostname: n.address for n in self.layout.nodes},
             "placement": {unit: node.hostname for unit, node in self.layout.units.items()},
