@@ -294,9 +294,9 @@ class SwarmBackend(Backend):
 
     def _finish(self, record: _Record, code: int | None, note: str | None) -> None:
         record.done, record.exit_code = True, code
-        if note:
-            with open(record.log_file, "a") as f:
-                f.write(f"testbed: {record.spec.unit} on node {record.node.hostname}: {note}\n")
+        if note and record.follower is not None:
+            where = f"{record.spec.unit} on node {record.node.hostname}"
+            record.follower.note(f"testbed: {where}: {note}")
 
     def _tasks(self) -> dict[str, dict[str, Any]]:
         """{service id: its newest task}."""
@@ -364,6 +364,7 @@ class SwarmBackend(Backend):
             if self.client is not None:
                 live = [n for n, r in self._records.items() if r.service_id]
                 self.stop(live, timeout=5)
+                self._save_logs()
                 found = swarm_resources(self.client, self.run_id).get(self.run_id)
                 report = remove_swarm_resources(self.client, found) if found else []
                 self._finish_logs()
@@ -375,6 +376,11 @@ class SwarmBackend(Backend):
             if self.registry is not None:
                 self.registry.stop()
             shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def _save_logs(self) -> None:
+        followers = [r.follower for r in self._records.values() if r.follower is not None]
+        with ThreadPoolExecutor(START_PARALLELISM, thread_name_prefix="swarm-logs") as pool:
+            list(pool.map(lambda f: f.save(), followers))
 
     def _finish_logs(self) -> None:
         """Let the log streams of the removed services end (bounded in all)."""
