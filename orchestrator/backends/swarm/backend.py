@@ -327,7 +327,7 @@ class SwarmBackend(Backend):
         their stop grace period."""
         import docker.errors
 
-        self._settle(names, raise_errors=False)
+        self._settle(raise_errors=False)  # a failed start is stopped as what it is
         records = {n: self._records[n] for n in names if n in self._records}
         running = {n for n, s in self.status().items() if n in records and s.state == "running"}
         for name in running:
