@@ -45,7 +45,6 @@ from orchestrator.backends.docker.engine import (
     LABEL_ORCHESTRATOR,
     LABEL_RUN,
     LABEL_SPEC,
-    LABEL_STATE,
     orchestrator_alive,
     orchestrator_label,
 )
@@ -53,7 +52,11 @@ from orchestrator.backends.swarm import cluster
 from orchestrator.backends.swarm.logs import ServiceLogFollower
 from orchestrator.backends.swarm.network import create_overlay
 from orchestrator.backends.swarm.nodes import Node
-from orchestrator.backends.swarm.resources import remove_swarm_resources, swarm_resources
+from orchestrator.backends.swarm.resources import (
+    LABEL_SWARM_STATE,
+    remove_swarm_resources,
+    swarm_resources,
+)
 from orchestrator.backends.swarm.services import ServiceSpec, service_name
 from orchestrator.hosts import PROFILES, Netem
 from orchestrator.observability.swarmsd import DOCKER_SOCKET, LABEL_METRICS_PORT
@@ -143,7 +146,7 @@ class SwarmBackend(Backend):
             LABEL_RUN: self.run_id,
             LABEL_SPEC: self.plan.spec_name,
             LABEL_ORCHESTRATOR: self._orchestrator,
-            LABEL_STATE: self._state,
+            LABEL_SWARM_STATE: self._state,
         }
 
     def _write_state(self) -> None:
@@ -209,7 +212,7 @@ class SwarmBackend(Backend):
         if unit.name in self._netem_units:
             container = dataclasses.replace(container, fault_netem=True)
         labels = container.labels(self.run_id, self.plan.spec_name, self._orchestrator)
-        labels[LABEL_STATE] = self._state
+        labels[LABEL_SWARM_STATE] = self._state
         if unit.name in self.layout.metrics_ports:  # Prometheus finds the agents by it
             labels[LABEL_METRICS_PORT] = str(self.layout.metrics_ports[unit.name])
         if unit.role == "prometheus":  # it asks the manager for the run's tasks
