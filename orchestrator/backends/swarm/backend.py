@@ -67,6 +67,7 @@ from orchestrator.spec import Spec
 from orchestrator.spec.model import DeploymentConfig
 
 START_PARALLELISM = 4  # services created at once
+API_PARALLELISM = 8  # services scaled down, logs saved at once (calls to the manager)
 POLL_SECONDS = 0.2
 STOP_MARGIN_SECONDS = 20.0  # the manager's own round trips to the nodes
 LOGS_SECONDS = 5.0  # for every log stream to end after its service is removed
@@ -333,9 +334,13 @@ class SwarmBackend(Backend):
         self._settle(raise_errors=False)  # a failed start is stopped as what it is
         records = {n: self._records[n] for n in names if n in self._records}
         running = {n for n, s in self.status().items() if n in records and s.state == "running"}
-        for name in running:
+
+        def scale_down(name: str) -> None:
             with contextlib.suppress(docker.errors.APIError):
                 self._scale(str(records[name].service_id), 0)
+
+        with ThreadPoolExecutor(API_PARALLELISM, thread_name_prefix="swarm-stop") as pool:
+            list(pool.map(scale_down, sorted(running)))
         deadline = time.monotonic() + timeout + STOP_MARGIN_SECONDS
         while running and time.monotonic() < deadline:
             status = self.status()
@@ -382,7 +387,7 @@ class SwarmBackend(Backend):
 
     def _save_logs(self) -> None:
         followers = [r.follower for r in self._records.values() if r.follower is not None]
-        with ThreadPoolExecutor(START_PARALLELISM, thread_name_prefix="swarm-logs") as pool:
+        with ThreadPoolExecutor(API_PARALLELISM, thread_name_prefix="swarm-logs") as pool:
             list(pool.map(lambda f: f.save(), followers))
 
     def _finish_logs(self) -> None:
