@@ -86,6 +86,7 @@ class _Record:
     service_id: str | None = None
     exit_code: int | None = None
     done: bool = False
+    seen_task: bool = False
     follower: ServiceLogFollower | None = None
     start_error: str | None = None
 
@@ -245,8 +246,8 @@ class SwarmBackend(Backend):
             record.start_error = str(exc)
             raise BackendError(f"{spec.unit}: cannot create its service: {exc}") from exc
         record.service_id = str(created["ID"])
+        # started once the task has a container (status): see logs.py
         record.follower = ServiceLogFollower(self.client, record.service_id, record.log_file)
-        record.follower.start()
         return record.service_id
 
     def _settle(self, names: Sequence[str] | None = None, *, raise_errors: bool = True) -> None:
@@ -279,10 +280,17 @@ class SwarmBackend(Backend):
     def _unit_status(
         self, name: str, record: _Record, task: dict[str, Any] | None, lost: dict[str, str]
     ) -> UnitStatus:
+        if task is None and record.seen_task:
+            self._finish(record, None, "its task is gone")  # removed by the manager
+            return UnitStatus(name, "exited", None, None)
         if task is None:
             return UnitStatus(name, "running")  # not scheduled yet
+        record.seen_task = True
         state = task.get("Status", {}).get("State", "")
         node = task.get("NodeID") or record.node.id
+        follower = record.follower
+        if follower is not None and not follower.started and task["Status"].get("ContainerStatus"):
+            follower.start()
         if state in RUNNING and node in lost:
             self._finish(record, None, f"its node {lost[node]} is down (engine stopped or gone)")
             return UnitStatus(name, "exited", None, None)
@@ -298,6 +306,8 @@ class SwarmBackend(Backend):
 
     def _finish(self, record: _Record, code: int | None, note: str | None) -> None:
         record.done, record.exit_code = True, code
+        if record.follower is not None and not record.follower.started:
+            record.follower.save()  # it ended before a status saw it run: its log now
         if note and record.follower is not None:
             where = f"{record.spec.unit} on node {record.node.hostname}"
             record.follower.note(f"testbed: {where}: {note}")
@@ -310,7 +320,7 @@ class SwarmBackend(Backend):
         newest: dict[str, dict[str, Any]] = {}
         for task in self.client.api.tasks(filters={"service": ids}):
             sid = task.get("ServiceID")
-            if sid not in newest or task["Version"]["Index"] > newest[sid]["Version"]["Index"]:
+            if sid not in newest or _order(task) > _order(newest[sid]):
                 newest[sid] = task
         return newest
 
@@ -360,6 +370,35 @@ class SwarmBackend(Backend):
             mode=docker.types.ServiceMode("replicated", replicas=replicas),
             fetch_current_spec=True,
         )
+
+    # -- faults: what a manager can do to a service ----------------------------
+    def kill(self, name: str) -> None:
+        """Stop unit `name` now: its service scaled to 0 (the manager cannot
+        signal a container on another node; the task gets SIGTERM, then SIGKILL
+        after the stop grace period)."""
+        self._settle(raise_errors=False)
+        record = self._records.get(name)
+        if record is None or record.service_id is None:
+            raise BackendError(f"{name}: no service in run {self.run_id}")
+        self._scale(record.service_id, 0)
+        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS + STOP_MARGIN_SECONDS
+        while self.status()[name].state == "running":
+            if time.monotonic() > deadline:
+                raise BackendError(f"{name}: its task did not stop")
+            time.sleep(POLL_SECONDS)
+
+    def restart(self, name: str) -> None:
+        """A new task of the same service (scaled back to 1), on the same node;
+        the service's log stream goes on with it."""
+        if self.status().get(name, UnitStatus(name, "missing")).state == "running":
+            self.kill(name)
+        record = self._records[name]
+        assert record.service_id is not None
+        self._scale(record.service_id, 1)
+        record.done, record.exit_code, record.seen_task = False, None, False
+        if record.follower is not None:  # the old task's stream ends here; a new one follows
+            record.follower.saved = True
+            record.follower = ServiceLogFollower(self.client, record.service_id, record.log_file)
 
     def enable_faults(self, netem_units: Sequence[str]) -> None:
         self._netem_units = frozenset(netem_units)
@@ -421,3 +460,9 @@ class SwarmBackend(Backend):
                 shutil.rmtree(run, ignore_errors=True)
                 report.append(Leftover(run.name, str(run), "removed state"))
         return report
+
+
+def _order(task: dict[str, Any]) -> tuple[bool, int]:
+    """The task a service is about: the one meant to run (after a restart), else
+    the last one updated."""
+    return task.get("DesiredState") == "running", int(task["Version"]["Index"])

@@ -2,10 +2,14 @@
 a swarm service's log stream (the manager gathers it from whichever node runs
 the task) while the run goes on, so crash reports can quote the log tail.
 
-A stream opened before the service's task starts misses the task's first lines
-(the images' entrypoint reports its netem there), so `save` writes the
-service's whole log once more before the service is removed, followed by the
-notes the backend added (a lost node, a rejected task)."""
+A stream opened before the service's task has a container misses the task's
+first lines (the images' entrypoint reports its netem there), so the backend
+starts the follower once its status shows the task's container. Before the
+services are removed, `save` writes each service's whole log again where that
+is longer than what was
+streamed (a service scaled to 0 has lost its task, and its log with it: then
+the stream is all there is), followed by the notes the backend added (a lost
+node, a rejected task)."""
 
 from __future__ import annotations
 
@@ -22,6 +26,10 @@ class ServiceLogFollower(LogFollower):
         super().__init__(client, service_id, path)
         self.notes: list[str] = []
         self.saved = False
+
+    @property
+    def started(self) -> bool:
+        return self._thread.ident is not None
 
     def _follow(self) -> None:
         try:
@@ -53,8 +61,12 @@ class ServiceLogFollower(LogFollower):
         if not isinstance(data, bytes):
             data = b"".join(data)
         self.saved = True
+        streamed = self.path.stat().st_size if self.path.exists() else 0
+        if len(data) <= streamed - sum(len(n) + 1 for n in self.notes):
+            return  # the task is gone (scaled to 0): keep the stream
         notes = "".join(f"{line}\n" for line in self.notes).encode()
         self.path.write_bytes(data + notes)
 
     def finish(self, timeout: float = 5.0) -> None:
-        self._thread.join(timeout)
+        if self.started:
+            self._thread.join(timeout)
