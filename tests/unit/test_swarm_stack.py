@@ -42,6 +42,8 @@ def test_render_stack_writes_a_project_for_docker_stack_deploy(tmp_path: Path) -
     assert host["deploy"]["resources"]["limits"] == {"memory": "512M", "cpus": "0.5"}
     assert host["deploy"]["restart_policy"] == {"condition": "on-failure", "delay": "3s"}
     assert host["cap_add"] == ["NET_ADMIN"]
+    assert host["labels"]["testbed.orchestrator"] == "stack"
+    assert host["deploy"]["labels"]["testbed.unit"] == "bbb-01"
     assert host["environment"]["TESTBED_NETEM_DELAY_MS"] == "20"
     assert services["chain"]["deploy"]["placement"]["constraints"] == ["node.role==manager"]
     assert services["deploy"]["deploy"]["restart_policy"] == {"condition": "none"}

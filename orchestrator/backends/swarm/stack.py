@@ -22,12 +22,14 @@ from typing import Any
 import yaml
 
 from orchestrator.backends.docker.compose import render_compose
+from orchestrator.backends.docker.engine import LABEL_ORCHESTRATOR
 from orchestrator.backends.swarm.cluster import host_groups
 from orchestrator.plan import Plan
 from orchestrator.spec.model import DeploymentConfig
 from orchestrator.spec.swarm import PROSUMER_LABEL, PROSUMER_LABEL_VALUE
 
 VERSION = "3.8"
+ORCHESTRATOR = "stack"  # testbed.orchestrator of what `docker stack deploy` makes
 RETRY_DELAY = "3s"
 MANAGER = "node.role==manager"
 DROPPED = ("container_name", "depends_on", "restart", "mem_limit", "memswap_limit", "cpus")
@@ -59,6 +61,11 @@ def _constraints(plan: Plan, deployment: DeploymentConfig) -> dict[str, list[str
     for agent in plan.agents:
         out.setdefault(agent.name, list(settings.services))
     return out
+
+
+def _ours(labels: Mapping[str, str] | None) -> dict[str, str]:
+    """The compose project's labels, saying who made it: a stack."""
+    return {**(labels or {}), LABEL_ORCHESTRATOR: ORCHESTRATOR}
 
 
 def _volume(spec: str, root: Path) -> str:
@@ -101,6 +108,7 @@ def stack_document(
     constraints = _constraints(plan, deployment)
     services: dict[str, Any] = {}
     for name, service in compose["services"].items():
+        service = {**service, "labels": _ours(service.get("labels"))}
         stacked = {k: v for k, v in service.items() if k not in DROPPED and v is not None}
         stacked["deploy"] = _deploy(service, constraints.get(name, [MANAGER]))
         if service.get("volumes"):
@@ -109,7 +117,12 @@ def stack_document(
             stacked["ports"] = [_port(p) for p in service["ports"]]
         services[name] = stacked
     networks = {
-        name: {**network, "driver": "overlay", "attachable": True}
+        name: {
+            **network,
+            "driver": "overlay",
+            "attachable": True,
+            "labels": _ours(network.get("labels")),
+        }
         for name, network in compose["networks"].items()
     }
     return {"version": VERSION, "networks": networks, "services": services}
