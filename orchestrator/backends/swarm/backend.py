@@ -49,6 +49,7 @@ from orchestrator.backends.docker.engine import (
     orchestrator_label,
 )
 from orchestrator.backends.swarm import cluster
+from orchestrator.backends.swarm.gateway import gateway_container
 from orchestrator.backends.swarm.logs import ServiceLogFollower
 from orchestrator.backends.swarm.network import create_overlay
 from orchestrator.backends.swarm.nodes import Node
@@ -199,6 +200,8 @@ class SwarmBackend(Backend):
         record = _Record(spec, unit.log_file, self.layout.node_of(unit.name))
         record.future = self._pool.submit(self._create, record)
         self._records[unit.name] = record
+        if unit.role == "clock":  # the fault injector's way to its sockets (gateway.py)
+            self._pool.submit(self._create, self._gateway(record))
 
     def service_spec(self, unit: Unit) -> ServiceSpec:
         assert self.layout is not None and self.bundle is not None and self.plan is not None
@@ -228,6 +231,21 @@ class SwarmBackend(Backend):
             ports=self.layout.ports(unit.name, container),
             stop_grace_seconds=STOP_TIMEOUT_SECONDS,
         )
+
+    def _gateway(self, clock: _Record) -> _Record:
+        assert self.layout is not None
+        ports = self.layout.clock_ports
+        container = gateway_container("clock", ports)
+        labels = {k: v for k, v in clock.spec.labels.items() if k != LABEL_METRICS_PORT}
+        labels.update({"testbed.unit": container.unit, "testbed.role": "gateway"})
+        spec = ServiceSpec(
+            container,
+            self.images["agent"],
+            labels,
+            constraints=clock.spec.constraints,
+            ports={p: p for p in ports},
+        )
+        return _Record(spec, clock.log_file.with_name(f"{container.unit}.log"), clock.node)
 
     def _create(self, record: _Record) -> str:
         import docker.errors
