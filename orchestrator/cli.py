@@ -23,6 +23,7 @@ from orchestrator import __version__
 from orchestrator.commands import add_spec_arguments, validation_warnings
 from orchestrator.commands.docker import COMMANDS as DOCKER_COMMANDS
 from orchestrator.commands.hosts import COMMANDS as HOSTS_COMMANDS
+from orchestrator.commands.lab import COMMANDS as LAB_COMMANDS
 from orchestrator.commands.observe import (
     add_replay_arguments,
     cmd_replay_sweep,
@@ -405,6 +406,7 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
     *RUN_COMMANDS,  # run, clean, results (orchestrator/commands/runs.py)
     *DOCKER_COMMANDS,  # images, render (orchestrator/commands/docker.py)
     *HOSTS_COMMANDS,  # hosts check|requirements (orchestrator/commands/hosts.py)
+    *LAB_COMMANDS,  # lab up|status|down: a swarm on this machine (orchestrator/commands/lab.py)
 ]
 
 

@@ -338,7 +338,7 @@ def _alive(pid: int) -> bool:
         if done:
             return False
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
         return False
-    return True
+    return stat.rpartition(")")[2].split()[0] != "Z"  # a zombie is gone (not our child)
