@@ -73,6 +73,7 @@ class Lab:
     nodes: list[LabNode] = field(default_factory=list)
     shared: list[str] = field(default_factory=list)
     registry: Registry | None = None
+    owns_registry: bool = False  # started by up() (stopped by down()), not given
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -130,6 +131,7 @@ class Lab:
         if isinstance(registry, Registry):
             self.registry = registry
         elif registry:
+            self.owns_registry = True
             mark = time.monotonic()
             self.registry = Registry.start(
                 client, self.state_dir / "labs" / self.id / "registry", port=port, say=say
@@ -184,7 +186,7 @@ class Lab:
         for node in reversed(self.nodes):
             remove_node(client, node, problems)
             say(f"lab {self.id}: {node.name} removed")
-        if self.registry is not None and self.registry.pid is not None:
+        if self.registry is not None and self.owns_registry:
             self.registry.stop()
             say(f"lab {self.id}: registry {self.registry.address} stopped")
         if self.initialised_swarm:
@@ -248,6 +250,7 @@ class Lab:
             "nodes": [node.as_dict() for node in self.nodes],
             "shared": self.shared,
             "registry": self.registry.as_dict() if self.registry else None,
+            "owns_registry": self.owns_registry,
             "timings": self.timings,
         }
         self.state_file.parent.mkdir(parents=True, exist_ok=True)
@@ -273,6 +276,7 @@ class Lab:
             nodes=[LabNode.from_dict(n) for n in data.get("nodes", [])],
             shared=list(data.get("shared", [])),
             registry=Registry.from_dict(registry) if registry else None,
+            owns_registry=bool(data.get("owns_registry")),
             timings=dict(data.get("timings", {})),
         )
 
