@@ -35,6 +35,7 @@ from orchestrator.observability.server import (
     prometheus_argv,
     prometheus_binary,
 )
+from orchestrator.observability.swarmsd import REFRESH_SECONDS, render_swarm_config
 from orchestrator.observability.targets import (
     ScrapeTarget,
     agent_targets,
@@ -71,6 +72,7 @@ class RunMetrics:
         backend: Backend,
         bundle: Path,
         targets: Sequence[ScrapeTarget],
+        config: str,
         exporter: DatasetExporter,
         interval_seconds: float,
         tsdb: Path,
@@ -81,7 +83,8 @@ class RunMetrics:
         self.backend = backend
         self.dir = bundle / METRICS_DIR
         self.log_file = Bundle(bundle).log_file("prometheus")
-        self.targets = list(targets)
+        self.targets = list(targets)  # what it should scrape (swarm: discovers them itself)
+        self.config = config  # prometheus.yml
         self.exporter = exporter
         self.interval_seconds = interval_seconds
         self.tsdb = tsdb
@@ -100,11 +103,7 @@ class RunMetrics:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.tsdb.mkdir(parents=True, exist_ok=True)
         config = self.dir / "prometheus.yml"
-        config.write_text(
-            render_config(
-                self.targets, interval_seconds=self.interval_seconds, run_id=self.plan.run_id
-            )
-        )
+        config.write_text(self.config)
         listen = f"{self.listen_host}:{port}"
         argv = prometheus_argv(binary, config=str(config), tsdb=str(self.tsdb), listen=listen)
         self.backend.start(Unit(self.unit, "prometheus", tuple(argv), self.log_file))
@@ -124,8 +123,14 @@ class RunMetrics:
         starts). A failure is announced, not raised."""
         if self.api is None:
             return
+        expected = len(self.targets)
+        if backend_entry(self.backend.name).prometheus == "swarm":
+            # discovered from the swarm's tasks: the units not started yet (the
+            # last tier starts after this) cannot be found
+            started = set(self.backend.status())
+            expected -= sum(1 for a in self.plan.agents if a.name not in started)
         try:
-            self.api.wait_targets(len(self.targets), DISCOVERY_TIMEOUT_SECONDS)
+            self.api.wait_targets(expected, DISCOVERY_TIMEOUT_SECONDS)
         except PrometheusError as exc:
             self.announce(f"metrics: {exc}")
 
@@ -233,8 +238,8 @@ def start_run_metrics(
         return None
     # "host": the Debian binary on this machine; "image": the backend runs the same
     # argv in a container (the image's binary; argv[0] is ignored)
-    host_binary = backend_entry(backend.name).prometheus == "host"
-    binary = prometheus_binary() if host_binary else "prometheus"
+    kind = backend_entry(backend.name).prometheus
+    binary = prometheus_binary() if kind == "host" else "prometheus"
     if binary is None:
         announce(
             "metrics: prometheus not found (install the Debian package `prometheus` or "
@@ -252,20 +257,19 @@ def start_run_metrics(
         host=backend.orchestrator_host(),  # where Prometheus (local or in a container) reaches it
     )
     exporter_address = exporter.start()
-    targets = [
-        *agent_targets(
-            plan,
-            lambda name: f"{placement.agents[name].metrics_host}:"
-            f"{placement.agents[name].metrics_port}",
-        ),
-        orchestrator_target(plan, exporter_address),
-    ]
+    agents = agent_targets(
+        plan,
+        lambda name: f"{placement.agents[name].metrics_host}:{placement.agents[name].metrics_port}",
+    )
+    static = [orchestrator_target(plan, exporter_address)]
     interval = run_scrape_interval(config.scrape_interval_seconds, m)
+    targets = [*agents, *static]
     metrics = RunMetrics(
         plan=plan,
         backend=backend,
         bundle=bundle,
         targets=targets,
+        config=prometheus_config(kind, plan, agents, static, interval),
         exporter=exporter,
         interval_seconds=interval,
         tsdb=backend.state_dir / "prometheus",
@@ -282,6 +286,26 @@ def start_run_metrics(
         raise
     announce(f"prometheus: {url} (scraping {len(targets)} targets every {interval:g} s)")
     return metrics
+
+
+def prometheus_config(
+    kind: str,
+    plan: Plan,
+    agents: Sequence[ScrapeTarget],
+    static: Sequence[ScrapeTarget],
+    interval_seconds: float,
+) -> str:
+    """prometheus.yml for a backend whose registry entry says `prometheus: kind`:
+    "swarm" discovers the agents among the swarm's tasks (swarmsd.py), the
+    others scrape the addresses the backend placed them at."""
+    if kind == "swarm":
+        # a task is found within one refresh: no longer than a scrape interval,
+        # or a short run's last hosts end before Prometheus sees them
+        refresh = min(REFRESH_SECONDS, interval_seconds)
+        return render_swarm_config(
+            plan, static, interval_seconds=interval_seconds, refresh_seconds=refresh
+        )
+    return render_config([*agents, *static], interval_seconds=interval_seconds, run_id=plan.run_id)
 
 
 class RunMetricsHooks:

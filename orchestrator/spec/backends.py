@@ -22,9 +22,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from orchestrator.spec.model import SshConfig
+from orchestrator.spec.swarm import SwarmConfig
 
 PROCESS = frozenset({"kill", "restart", "pause", "resume"})
 NETWORK = frozenset({"partition", "heal", "netem"})
+SWARM_FAULTS = frozenset({"kill", "restart"})  # what a manager can do to a service
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +38,11 @@ class BackendEntry:
     fault_actions: frozenset[str]  # the process/network fault actions it implements
     state_folder: str = ""  # its run state: <state root>/<folder (default: name)>/<run id>/
     # Prometheus: "host" runs this machine's binary (the Debian package),
-    # "image" the testbed's Prometheus image (argv[0] is the image's).
-    prometheus: Literal["host", "image"] = "host"
+    # "image" the testbed's Prometheus image (argv[0] is the image's), both
+    # scraping the addresses the backend placed the agents at; "swarm" the
+    # image too, finding the agents among the swarm's tasks itself
+    # (dockerswarm_sd_configs: orchestrator/observability/swarmsd.py).
+    prometheus: Literal["host", "image", "swarm"] = "host"
     # Default prosumer hosts when the spec names none: `prosumers_per_host`
     # each, or (with `max_default_hosts`) spread over at most that many.
     prosumers_per_host: int = 4  # about the paper's 102 prosumers on 31 boards
@@ -67,6 +72,9 @@ ENTRIES: tuple[BackendEntry, ...] = (
     BackendEntry("local", "local:LocalBackend", PROCESS, state_folder="runs", max_default_hosts=4),
     BackendEntry("docker", "docker:DockerBackend", PROCESS | NETWORK, prometheus="image"),
     BackendEntry("ssh", "ssh:SshBackend", PROCESS, hosts_need_address=True, settings=SshConfig),
+    BackendEntry(
+        "swarm", "swarm:SwarmBackend", SWARM_FAULTS, prometheus="swarm", settings=SwarmConfig
+    ),
 )
 
 BACKENDS: dict[str, BackendEntry] = {entry.name: entry for entry in ENTRIES}
