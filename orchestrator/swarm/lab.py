@@ -190,11 +190,7 @@ class Lab:
             self.registry.stop()
             say(f"lab {self.id}: registry {self.registry.address} stopped")
         if self.initialised_swarm:
-            try:
-                client.swarm.leave(force=True)
-                say(f"lab {self.id}: this engine left the swarm the lab had made")
-            except Exception as exc:  # the API's errors and the SDK's own
-                problems.append(f"swarm leave: {exc}")
+            self._leave_swarm(client, say, problems)
         if not problems:
             self.state_file.unlink(missing_ok=True)
             _remove_empty(labs_folder(self.state_dir) / self.id)
@@ -203,6 +199,28 @@ class Lab:
                 f"lab {self.id}: not everything was removed:\n  " + "\n  ".join(problems)
             )
         return problems
+
+    def _leave_swarm(self, client: Any, say: Say, problems: list[str]) -> None:
+        """Leave the swarm the lab made, unless others use it meanwhile (another
+        lab's nodes, or services): leaving would take theirs down with it."""
+        try:
+            own = client.info()["Swarm"]["NodeID"]
+            others = [
+                n
+                for n in client.nodes.list()
+                if n.id != own and n.attrs.get("Status", {}).get("State") != "down"
+            ]
+            services = client.services.list()
+            if others or services:
+                say(
+                    f"lab {self.id}: the swarm it made is kept: {len(others)} other node(s) "
+                    f"and {len(services)} service(s) use it (`docker swarm leave --force`)"
+                )
+                return
+            client.swarm.leave(force=True)
+            say(f"lab {self.id}: this engine left the swarm the lab had made")
+        except Exception as exc:  # the API's errors and the SDK's own
+            problems.append(f"swarm leave: {exc}")
 
     # -- status ---------------------------------------------------------------
 
