@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Mapping
@@ -101,6 +102,10 @@ class Registry:
             )
         host = host or docker0_address(client)
         address = f"{host}:{port}"
+        if _listening(host, port):  # its CA file is someone else's: leave it alone
+            raise RegistryError(
+                f"{address} is in use: a registry there is used with its address, not started again"
+            )
         folder.mkdir(parents=True, exist_ok=True)
         cert, key = _certificate(folder, host)
         storage = storage or cache_dir() / "registry"
@@ -322,6 +327,14 @@ def _terminate(pid: int) -> None:
                 os.kill(pid, signal.SIGKILL)
             deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
         time.sleep(0.05)
+
+
+def _listening(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+    except OSError:
+        return False
+    return True
 
 
 def _is_registry(pid: int) -> bool:

@@ -5,6 +5,7 @@ round trip, and the cgroup subtree removal (deepest first) on a folder tree."""
 from __future__ import annotations
 
 import ipaddress
+import socket
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,13 @@ from cryptography import x509
 
 from orchestrator.swarm.lab import Lab, LabNode, _manager_address, lab_ids
 from orchestrator.swarm.nodes import cgroup_subtrees, remove_cgroups
-from orchestrator.swarm.registry import Registry, _certificate, _repository_of, place_ca
+from orchestrator.swarm.registry import (
+    Registry,
+    RegistryError,
+    _certificate,
+    _repository_of,
+    place_ca,
+)
 
 
 @pytest.mark.parametrize(
@@ -86,3 +93,13 @@ def test_remove_cgroups_deepest_first(tmp_path: Path) -> None:
     assert remove_cgroups("node-1", tmp_path) == []
     assert cgroup_subtrees("node-1", tmp_path) == []
     assert (tmp_path / "memory" / "node-2").is_dir(), "another node's subtree stays"
+
+
+def test_start_refuses_an_address_in_use(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(RegistryError, match="in use"):
+            Registry.start(None, tmp_path, host="127.0.0.1", port=port)
+    assert list(tmp_path.iterdir()) == [], "nothing made, no CA placed"
