@@ -30,7 +30,12 @@ from orchestrator.backends.docker.engine import (
     LABEL_UNIT,
     orchestrator_label,
 )
-from orchestrator.backends.swarm.resources import KINDS, name_of, swarm_resources
+from orchestrator.backends.swarm.resources import (
+    KINDS,
+    LABEL_SWARM_STATE,
+    name_of,
+    swarm_resources,
+)
 from orchestrator.backends.swarm.services import service_name
 from orchestrator.images import ImageSet
 from orchestrator.run import RunResult
@@ -283,8 +288,9 @@ class SwarmTarget(Target):
     @contextlib.contextmanager
     def bystanders(self) -> Iterator[None]:
         me = orchestrator_label()
-        live = {LABEL_RUN: "t-live", LABEL_ORCHESTRATOR: me, LABEL_STATE: str(self.state.resolve())}
-        other = {LABEL_RUN: "t-other", LABEL_ORCHESTRATOR: "x:1:0", LABEL_STATE: "/elsewhere"}
+        state = str(self.state.resolve())
+        live = {LABEL_RUN: "t-live", LABEL_ORCHESTRATOR: me, LABEL_SWARM_STATE: state}
+        other = {LABEL_RUN: "t-other", LABEL_ORCHESTRATOR: "x:1:0", LABEL_SWARM_STATE: "/elsewhere"}
         keep = [
             self.client.networks.create(f"testbed-{self.tag}-{i}", driver="overlay", labels=labels)
             for i, labels in enumerate((live, other))
