@@ -14,13 +14,23 @@ microgrid, plus chain ("miner"), DSO, clock, solver, recorder and Prometheus
 
 Goals (issue 5): under 60 s to ready; the full paper-scale day inside 24 GiB.
 
+`--backend swarm` (issue 13): the same over a swarm, the 3-node lab of
+orchestrator/swarm (made for the bench, or `--lab ID` from `testbed lab up`),
+with the images in the lab's registry and on every worker before the run
+(push and pull are timed apart), and the peak memory of each worker node
+(bench/swarmbench.py). `--scale 10`: ten times the paper (microgrid.dataset.scale,
+1,020 prosumers on 310 hosts). Goals: <= 60 s to ready at paper scale, <= 120 s
+at 10x, the whole testbed within this machine's 24 GiB.
+
     .venv/bin/python bench/bringup.py
     .venv/bin/python bench/bringup.py --full-day
+    flock /tmp/swarm-dev.lock .venv/bin/python bench/bringup.py --backend swarm [--scale 10]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import subprocess
 import sys
@@ -38,8 +48,9 @@ READY_LINE = "all agents ready"
 MB = 2**20
 
 
-def overrides(hosts: int, profile: str, first: int, last: int) -> list[str]:
+def overrides(hosts: int, profile: str, first: int, last: int, scale: int = 1) -> list[str]:
     return [
+        f"microgrid.dataset.scale={scale}",
         "market.clock=lockstep",
         "chain.block_time_seconds=0",
         f"market.first_interval={first}",
@@ -165,12 +176,19 @@ def ready_at(log: Path) -> float | None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spec", type=Path, default=SPEC)
-    parser.add_argument("--hosts", type=int, default=31)
+    parser.add_argument("--hosts", type=int, default=None, help="testbed hosts (31 x scale)")
+    parser.add_argument("--scale", type=int, default=1, help="microgrid.dataset.scale")
+    parser.add_argument("--backend", choices=("docker", "swarm"), default="docker")
+    parser.add_argument(
+        "--lab", help="swarm: an existing lab (testbed lab up) instead of a new one"
+    )
+    parser.add_argument("--workers", type=int, default=2, help="swarm: workers of a new lab")
     parser.add_argument("--profile", default="bbb")
     parser.add_argument("--intervals", default="48:51", help="first:last traded interval")
     parser.add_argument("--full-day", action="store_true", help="intervals 1..96")
     args = parser.parse_args()
     first, last = (1, 96) if args.full_day else map(int, args.intervals.split(":"))
+    args.hosts = args.hosts if args.hosts is not None else 31 * args.scale
 
     from orchestrator.backends.docker.engine import connect
     from orchestrator.images import ensure_images
@@ -180,16 +198,30 @@ def main() -> int:
     images = ensure_images(client, say=lambda line: print(line, file=sys.stderr))
     images_seconds = time.monotonic() - t
 
-    with tempfile.TemporaryDirectory(prefix="bringup-") as tmp:
-        out = Path(tmp)
-        sets = [a for o in overrides(args.hosts, args.profile, first, last) for a in ("--set", o)]
+    with contextlib.ExitStack() as stack:
+        extra: list[str] = []
+        nodes: Any = None
+        swarm_figures: dict[str, Any] = {}
+        if args.backend == "swarm":
+            from bench.swarmbench import NodeMemory, swarm_session
+
+            session = stack.enter_context(swarm_session(client, images, args.lab, args.workers))
+            out, extra, swarm_figures = session.out, session.overrides, session.figures
+            nodes = NodeMemory(client, session.lab).start()
+        else:
+            out = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bringup-")))
+        planned = overrides(args.hosts, args.profile, first, last, args.scale) + extra
+        sets = [a for o in planned for a in ("--set", o)]
         argv = [sys.executable, "-m", "orchestrator.cli", "run", str(args.spec), "--backend"]
-        argv += ["docker", "--out", str(out), "--json", "--quiet", *sets]
+        argv += [args.backend, "--out", str(out), "--json", "--quiet", *sets]
         sampler = MemorySampler(client, out).start()
         started = time.time()
         proc = subprocess.run(argv, capture_output=True, text=True, cwd=REPO, check=False)
         wall = time.time() - started
         sampler.stop()
+        if nodes is not None:
+            nodes.stop()
+            swarm_figures["memory_of_workers"] = nodes.report()
         bundles = sorted(out.glob("*/*/manifest.json"))
         bundle = bundles[-1].parent if bundles else None
         manifest = json.loads((bundle / "manifest.json").read_text()) if bundle else {}
@@ -207,6 +239,8 @@ def main() -> int:
     result = {
         "topology": {
             "spec": str(args.spec.relative_to(REPO)),
+            "backend": args.backend,
+            "scale": args.scale,
             "hosts": args.hosts,
             "profile": args.profile,
             "prosumers": (manifest.get("plan") or {}).get("prosumers"),
@@ -220,6 +254,8 @@ def main() -> int:
         "rss": process_rss(summary),
         "run": run_info,
     }
+    if swarm_figures:
+        result["swarm"] = swarm_figures
     print(json.dumps(result, indent=2))
     return 0 if proc.returncode == 0 else 1
 

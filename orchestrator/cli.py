@@ -23,6 +23,7 @@ from orchestrator import __version__
 from orchestrator.commands import add_spec_arguments, validation_warnings
 from orchestrator.commands.docker import COMMANDS as DOCKER_COMMANDS
 from orchestrator.commands.hosts import COMMANDS as HOSTS_COMMANDS
+from orchestrator.commands.lab import COMMANDS as LAB_COMMANDS
 from orchestrator.commands.manage import COMMANDS as MANAGE_COMMANDS
 from orchestrator.commands.observe import (
     add_replay_arguments,
@@ -431,6 +432,7 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
     *DOCKER_COMMANDS,  # images, render (orchestrator/commands/docker.py)
     *HOSTS_COMMANDS,  # hosts check|requirements (orchestrator/commands/hosts.py)
     *MANAGE_COMMANDS,  # ps, logs, rerun, init, completion (orchestrator/commands/manage.py)
+    *LAB_COMMANDS,  # lab up|status|down: a swarm on this machine (orchestrator/commands/lab.py)
 ]
 
 

@@ -18,6 +18,7 @@ has one engine, hence one swarm. If pytest is killed, `testbed lab down <id>`
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 from collections.abc import Iterator
@@ -76,6 +77,4 @@ def swarm_images(swarm_lab: Lab, docker_images: ImageSet, docker_engine: Any) ->
 
 
 def _is_root() -> bool:
-    import os
-
     return os.geteuid() == 0

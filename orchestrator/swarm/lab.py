@@ -73,6 +73,7 @@ class Lab:
     nodes: list[LabNode] = field(default_factory=list)
     shared: list[str] = field(default_factory=list)
     registry: Registry | None = None
+    owns_registry: bool = False  # started by up() (stopped by down()), not given
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -130,6 +131,7 @@ class Lab:
         if isinstance(registry, Registry):
             self.registry = registry
         elif registry:
+            self.owns_registry = True
             mark = time.monotonic()
             self.registry = Registry.start(
                 client, self.state_dir / "labs" / self.id / "registry", port=port, say=say
@@ -184,15 +186,11 @@ class Lab:
         for node in reversed(self.nodes):
             remove_node(client, node, problems)
             say(f"lab {self.id}: {node.name} removed")
-        if self.registry is not None and self.registry.pid is not None:
+        if self.registry is not None and self.owns_registry:
             self.registry.stop()
             say(f"lab {self.id}: registry {self.registry.address} stopped")
         if self.initialised_swarm:
-            try:
-                client.swarm.leave(force=True)
-                say(f"lab {self.id}: this engine left the swarm the lab had made")
-            except Exception as exc:  # the API's errors and the SDK's own
-                problems.append(f"swarm leave: {exc}")
+            self._leave_swarm(client, say, problems)
         if not problems:
             self.state_file.unlink(missing_ok=True)
             _remove_empty(labs_folder(self.state_dir) / self.id)
@@ -201,6 +199,28 @@ class Lab:
                 f"lab {self.id}: not everything was removed:\n  " + "\n  ".join(problems)
             )
         return problems
+
+    def _leave_swarm(self, client: Any, say: Say, problems: list[str]) -> None:
+        """Leave the swarm the lab made, unless others use it meanwhile (another
+        lab's nodes, or services): leaving would take theirs down with it."""
+        try:
+            own = client.info()["Swarm"]["NodeID"]
+            others = [
+                n
+                for n in client.nodes.list()
+                if n.id != own and n.attrs.get("Status", {}).get("State") != "down"
+            ]
+            services = client.services.list()
+            if others or services:
+                say(
+                    f"lab {self.id}: the swarm it made is kept: {len(others)} other node(s) "
+                    f"and {len(services)} service(s) use it (`docker swarm leave --force`)"
+                )
+                return
+            client.swarm.leave(force=True)
+            say(f"lab {self.id}: this engine left the swarm the lab had made")
+        except Exception as exc:  # the API's errors and the SDK's own
+            problems.append(f"swarm leave: {exc}")
 
     # -- status ---------------------------------------------------------------
 
@@ -248,6 +268,7 @@ class Lab:
             "nodes": [node.as_dict() for node in self.nodes],
             "shared": self.shared,
             "registry": self.registry.as_dict() if self.registry else None,
+            "owns_registry": self.owns_registry,
             "timings": self.timings,
         }
         self.state_file.parent.mkdir(parents=True, exist_ok=True)
@@ -273,6 +294,7 @@ class Lab:
             nodes=[LabNode.from_dict(n) for n in data.get("nodes", [])],
             shared=list(data.get("shared", [])),
             registry=Registry.from_dict(registry) if registry else None,
+            owns_registry=bool(data.get("owns_registry")),
             timings=dict(data.get("timings", {})),
         )
 

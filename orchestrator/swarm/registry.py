@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Mapping
@@ -101,6 +102,10 @@ class Registry:
             )
         host = host or docker0_address(client)
         address = f"{host}:{port}"
+        if _listening(host, port):  # its CA file is someone else's: leave it alone
+            raise RegistryError(
+                f"{address} is in use: a registry there is used with its address, not started again"
+            )
         folder.mkdir(parents=True, exist_ok=True)
         cert, key = _certificate(folder, host)
         storage = storage or cache_dir() / "registry"
@@ -324,6 +329,14 @@ def _terminate(pid: int) -> None:
         time.sleep(0.05)
 
 
+def _listening(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+    except OSError:
+        return False
+    return True
+
+
 def _is_registry(pid: int) -> bool:
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
@@ -338,7 +351,7 @@ def _alive(pid: int) -> bool:
         if done:
             return False
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
         return False
-    return True
+    return stat.rpartition(")")[2].split()[0] != "Z"  # a zombie is gone (not our child)

@@ -9,7 +9,11 @@ Run under `flock /tmp/swarm-dev.lock` (one engine, one swarm)."""
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,8 +24,9 @@ import pytest
 from orchestrator.images.base import ensure_offline_base
 from orchestrator.swarm import Lab
 from orchestrator.swarm.nodes import LABEL_LAB, cgroup_subtrees
+from orchestrator.swarm.registry import docker0_address
 from tests.integration.docker_support import wait_for
-from tests.swarm_support import LAB_LOG, docker_engine, swarm_lab
+from tests.swarm_support import LAB_LOG, docker_engine, free_port, swarm_lab
 
 __all__ = ["docker_engine", "swarm_lab"]
 
@@ -208,3 +213,39 @@ def test_down_leaves_nothing(
     # the session's lab is untouched
     assert docker_engine.info()["Swarm"]["LocalNodeState"] == "active"
     assert all(docker_engine.containers.get(w).status == "running" for w in swarm_lab.workers)
+
+
+def test_cli_lab_up_status_down(docker_engine: Any, swarm_lab: Lab, tmp_path: Path) -> None:
+    """`testbed lab up|status|down` as a user runs them (another lab beside the session's)."""
+    env = {**os.environ, "TESTBED_STATE_DIR": str(tmp_path / "state")}
+    host = docker0_address(docker_engine)
+    up = _cli(
+        "lab", "up", "--workers", "1", "--name", f"cli{secrets.token_hex(2)}",
+        "--shared", str(tmp_path / "results"), "--registry-port", str(free_port(host)), "--json",
+        env=env,
+    )  # fmt: skip
+    report = json.loads(up.stdout)
+    lab_id = report["id"]
+    assert [n["state"] for n in report["nodes"]] == ["ready"]
+    assert report["registry"]["answers"] is True
+    ca = Path("/etc/docker/certs.d") / report["registry"]["address"] / "ca.crt"
+    assert ca.is_file()
+    status = json.loads(_cli("lab", "status", "--json", env=env).stdout)
+    assert [r["id"] for r in status] == [lab_id]
+    _cli("lab", "down", lab_id, env=env)
+    selector = {"label": f"{LABEL_LAB}={lab_id}"}
+    assert docker_engine.containers.list(all=True, filters=selector) == []
+    assert not ca.exists(), "down removed the CA file up had placed"
+    assert _cli("lab", "status", env=env).stdout.startswith("no labs")
+
+
+def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, f"testbed {' '.join(args)}: {done.stderr}"
+    return done
