@@ -25,6 +25,7 @@ from orchestrator.spec.model import SshConfig
 
 PROCESS = frozenset({"kill", "restart", "pause", "resume"})
 NETWORK = frozenset({"partition", "heal", "netem"})
+NODE = frozenset({"drain", "stop"})  # a cluster node drained or its engine stopped (swarm)
 
 
 @dataclass(frozen=True, slots=True)
