@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent setup shared by `make run` and `make test`.
 # Usage: scripts/setup.sh [--tests]   (--tests adds what only the test suite needs:
-#                                      Docker Engine + debootstrap for the docker backend)
+#                                      Docker Engine + debootstrap for the docker backend,
+#                                      docker-registry for the swarm lab's private registry)
 #   - system packages (as root on Debian/Ubuntu; otherwise says what is missing)
 #   - .venv with the pinned Python dependencies and the project (editable)
 #   - node_modules with the pinned solc and anvil
@@ -27,6 +28,9 @@ FOR_TESTS=false
 if $FOR_TESTS; then
   SYSTEM_TOOLS[dockerd]=docker.io
   SYSTEM_TOOLS[debootstrap]=debootstrap
+  # the CNCF distribution registry the swarm lab serves images from (not started as a
+  # service here: orchestrator/swarm/registry.py runs it with its own TLS config)
+  SYSTEM_TOOLS[docker-registry]=docker-registry
 fi
 
 missing=()
@@ -41,6 +45,10 @@ if ((${#missing[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q >/dev/null
     apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+    # the package's own service would hold port 5000 (plain HTTP); the lab runs its own
+    if [[ " ${missing[*]} " == *" docker-registry "* ]] && command -v systemctl >/dev/null 2>&1; then
+      systemctl disable --now docker-registry >/dev/null 2>&1 || true
+    fi
   else
     say "missing system packages: ${missing[*]}"
     say "install them with: sudo apt-get install ${missing[*]}"

@@ -35,7 +35,7 @@ from orchestrator.observability.server import (
     prometheus_argv,
     prometheus_binary,
 )
-from orchestrator.observability.swarmsd import render_swarm_config
+from orchestrator.observability.swarmsd import REFRESH_SECONDS, render_swarm_config
 from orchestrator.observability.targets import (
     ScrapeTarget,
     agent_targets,
@@ -123,8 +123,14 @@ class RunMetrics:
         starts). A failure is announced, not raised."""
         if self.api is None:
             return
+        expected = len(self.targets)
+        if backend_entry(self.backend.name).prometheus == "swarm":
+            # discovered from the swarm's tasks: the units not started yet (the
+            # last tier starts after this) cannot be found
+            started = set(self.backend.status())
+            expected -= sum(1 for a in self.plan.agents if a.name not in started)
         try:
-            self.api.wait_targets(len(self.targets), DISCOVERY_TIMEOUT_SECONDS)
+            self.api.wait_targets(expected, DISCOVERY_TIMEOUT_SECONDS)
         except PrometheusError as exc:
             self.announce(f"metrics: {exc}")
 
@@ -293,7 +299,12 @@ def prometheus_config(
     "swarm" discovers the agents among the swarm's tasks (swarmsd.py), the
     others scrape the addresses the backend placed them at."""
     if kind == "swarm":
-        return render_swarm_config(plan, static, interval_seconds=interval_seconds)
+        # a task is found within one refresh: no longer than a scrape interval,
+        # or a short run's last hosts end before Prometheus sees them
+        refresh = min(REFRESH_SECONDS, interval_seconds)
+        return render_swarm_config(
+            plan, static, interval_seconds=interval_seconds, refresh_seconds=refresh
+        )
     return render_config([*agents, *static], interval_seconds=interval_seconds, run_id=plan.run_id)
 
 

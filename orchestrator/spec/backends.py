@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from orchestrator.spec.model import SshConfig
+from orchestrator.spec.swarm import SwarmConfig
 
 PROCESS = frozenset({"kill", "restart", "pause", "resume"})
 NETWORK = frozenset({"partition", "heal", "netem"})
@@ -71,6 +72,9 @@ ENTRIES: tuple[BackendEntry, ...] = (
     BackendEntry("local", "local:LocalBackend", PROCESS, state_folder="runs", max_default_hosts=4),
     BackendEntry("docker", "docker:DockerBackend", PROCESS | NETWORK, prometheus="image"),
     BackendEntry("ssh", "ssh:SshBackend", PROCESS, hosts_need_address=True, settings=SshConfig),
+    BackendEntry(
+        "swarm", "swarm:SwarmBackend", frozenset(), prometheus="swarm", settings=SwarmConfig
+    ),
 )
 
 BACKENDS: dict[str, BackendEntry] = {entry.name: entry for entry in ENTRIES}

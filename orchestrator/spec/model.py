@@ -18,6 +18,7 @@ from agents.common.market import wh_per_interval as wh_per_interval
 from market.types import Feeder
 from orchestrator.spec.faults import FaultConfig
 from orchestrator.spec.grid import GridConfig
+from orchestrator.spec.swarm import SwarmConfig
 
 SYNTHETIC_ONLY = ("seed", "scale", "battery", "battery_capacity_kwh", "battery_rate_kwh")
 """Dataset keys that only mean something for kind synthetic."""
@@ -114,6 +115,7 @@ class HostConfig:
     count: int | None = None  # None: one host
     prosumers: tuple[int, ...] | None = None
     netem: NetemConfig | None = None
+    placement: tuple[str, ...] | None = None  # swarm: node constraints
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +138,7 @@ class DeploymentConfig:
     prosumers_per_host: int | None = None
     hosts: tuple[HostConfig, ...] = ()
     ssh: SshConfig = SshConfig()
+    swarm: SwarmConfig = SwarmConfig()  # noqa: RUF009 (frozen)
 
 
 @dataclass(frozen=True, slots=True)

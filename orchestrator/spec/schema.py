@@ -14,6 +14,7 @@ from typing import Any
 from orchestrator.spec.backends import NAMES as BACKEND_NAMES
 from orchestrator.spec.faults import FAULTS
 from orchestrator.spec.grid import GRID
+from orchestrator.spec.swarm import PLACEMENT, SWARM
 
 SCHEMA_ID = "urn:te-testbed:spec"
 NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]*$"
@@ -277,6 +278,7 @@ HOST = _object(
             "others are spread evenly over the hosts without such a list.",
         },
         "netem": NETEM,
+        "placement": PLACEMENT,
     },
     required=("name",),
 )
@@ -360,6 +362,7 @@ DEPLOYMENT = _object(
             "machine; docker: one container per group of prosumers; ssh: at least one needed).",
         },
         "ssh": SSH,
+        "swarm": SWARM,
     },
     default={},
 )

@@ -1,0 +1,20 @@
+#!/bin/sh
+# Runs a swarm node's own dockerd in the foreground (its log is the container's).
+#
+# The lab starts the container without --privileged (refused on these machines):
+# every capability but SYS_RESOURCE, seccomp and AppArmor unconfined, the host's
+# cgroup namespace with /sys/fs/cgroup mounted read-write. So that the containers
+# of different nodes do not share cgroups, dockerd puts them under /<node name>
+# (the lab removes those subtrees when it removes the node).
+#
+# The node's eth0 is on this machine's docker0 (172.17.0.0/16, where the manager
+# and the registry are), so the node's own bridges take addresses elsewhere.
+set -eu
+name=${TESTBED_NODE_NAME:-$(hostname)}
+bip=${TESTBED_NODE_BIP:-192.168.240.1/24}
+pool=${TESTBED_NODE_POOL:-base=192.168.0.0/16,size=24}
+# mounts made by the node's containers (volumes, overlay2) propagate as on a host
+mount --make-rshared / 2>/dev/null || true
+rm -f /var/run/docker.pid
+exec dockerd --host unix:///var/run/docker.sock --cgroup-parent "/$name" \
+  --bip "$bip" --default-address-pool "$pool" "$@"

@@ -1,0 +1,403 @@
+"""The swarm backend: every unit of a run is a service on a Docker Swarm.
+
+One service per unit (replicas 1, restart condition none: a crash ends the run
+as on the other backends), on an attachable overlay network of the run where
+agents reach each other by unit name (dnsrr endpoints: no IPVS needed). The
+containers are the docker backend's (containers.py: image, command, mounts,
+profile limits, netem, labels); what the swarm adds is in services.py. Each
+service is pinned to a node chosen up front (nodes.py), so the orchestrator
+knows where the chain's JSON-RPC and every agent's metrics answer: ports
+published in host mode on the node that runs the task. The chain and
+Prometheus run on the manager the orchestrator talks to.
+
+The bundle: configs and output folders are bind-mounted from the results
+root, which must be the same path on every node (the lab bind-mounts it; a
+cluster of machines shares it over NFS: README.md here).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import shutil
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from orchestrator.backends.base import (
+    STOP_TIMEOUT_SECONDS,
+    Backend,
+    BackendError,
+    Leftover,
+    Placement,
+    Unit,
+    UnitStatus,
+    backend_state_root,
+    state_root,
+)
+from orchestrator.backends.docker.backend import exit_code
+from orchestrator.backends.docker.containers import Mount, unit_spec
+from orchestrator.backends.docker.engine import (
+    LABEL_ORCHESTRATOR,
+    LABEL_RUN,
+    LABEL_SPEC,
+    LABEL_STATE,
+    orchestrator_alive,
+    orchestrator_label,
+)
+from orchestrator.backends.swarm import cluster
+from orchestrator.backends.swarm.logs import ServiceLogFollower
+from orchestrator.backends.swarm.network import create_overlay
+from orchestrator.backends.swarm.nodes import Node
+from orchestrator.backends.swarm.resources import remove_swarm_resources, swarm_resources
+from orchestrator.backends.swarm.services import ServiceSpec, service_name
+from orchestrator.hosts import PROFILES, Netem
+from orchestrator.observability.swarmsd import DOCKER_SOCKET, LABEL_METRICS_PORT
+from orchestrator.placement import local_out_dirs
+from orchestrator.plan import Plan
+from orchestrator.results.bundle import Bundle
+from orchestrator.spec import Spec
+from orchestrator.spec.model import DeploymentConfig
+
+START_PARALLELISM = 4  # services created at once
+POLL_SECONDS = 0.2
+STOP_MARGIN_SECONDS = 20.0  # the manager's own round trips to the nodes
+LOGS_SECONDS = 5.0  # for every log stream to end after its service is removed
+RUNNING = frozenset(
+    {"new", "allocated", "pending", "assigned", "accepted", "preparing", "ready", "starting"}
+) | {"running"}
+NODE_LOST = frozenset({"down", "disconnected", "unknown"})
+
+
+@dataclass
+class _Record:
+    spec: ServiceSpec
+    log_file: Path
+    node: Node
+    future: Future[str] | None = None
+    service_id: str | None = None
+    exit_code: int | None = None
+    done: bool = False
+    follower: ServiceLogFollower | None = None
+    start_error: str | None = None
+
+
+class SwarmBackend(Backend):
+    name = "swarm"
+
+    def __init__(
+        self, run_id: str, root: Path | None = None, deployment: DeploymentConfig | None = None
+    ) -> None:
+        super().__init__(run_id, root)
+        self.deployment = deployment or DeploymentConfig(backend="swarm")
+        self.client: Any = None
+        self.plan: Plan | None = None
+        self.bundle: Path | None = None
+        self.layout: cluster.Layout | None = None
+        self.images: dict[str, str] = {}
+        self.network_id: str | None = None
+        self.registry: Any = None  # orchestrator.swarm.registry.Registry, if this run started one
+        self._orchestrator = orchestrator_label()
+        self._state = str(self.root.resolve())
+        self._records: dict[str, _Record] = {}
+        self._outs: dict[str, Path] = {}
+        self._pool = ThreadPoolExecutor(START_PARALLELISM, thread_name_prefix="swarm-start")
+        self._netem_units: frozenset[str] = frozenset()
+
+    @classmethod
+    def create(cls, run_id: str, spec: Spec) -> Backend:
+        return cls(run_id, deployment=spec.deployment)
+
+    # -- prepare ---------------------------------------------------------------
+    def prepare(self, plan: Plan, bundle: Path) -> Placement:
+        self.plan = plan
+        self.bundle = bundle.resolve()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._write_state()
+        self.client = cluster.connect_manager(self.deployment.swarm.manager)
+        self.layout = cluster.plan_layout(self.client, plan, self.deployment)
+        self.images, self.registry = cluster.images_for_nodes(
+            self.client, self.deployment.swarm.registry, self.layout, self.state_dir, self.announce
+        )
+        self._write_state()
+        self.network_id, subnet = create_overlay(
+            self.client, f"testbed-{self.run_id}", self.run_id, self._labels()
+        )
+        self._outs = local_out_dirs(plan, self.bundle)
+        self._write_info(subnet)
+        return self.layout.placement(plan, self.bundle)
+
+    def _labels(self) -> dict[str, str]:
+        assert self.plan is not None
+        return {
+            LABEL_RUN: self.run_id,
+            LABEL_SPEC: self.plan.spec_name,
+            LABEL_ORCHESTRATOR: self._orchestrator,
+            LABEL_STATE: self._state,
+        }
+
+    def _write_state(self) -> None:
+        registry = self.registry.as_dict() if self.registry is not None else None
+        state = {
+            "run_id": self.run_id,
+            "orchestrator": self._orchestrator,
+            "bundle": str(self.bundle),  # `testbed clean` marks it killed
+            "manager": self.deployment.swarm.manager,
+            "registry": registry,  # started for this run: `testbed clean` stops it
+        }
+        (self.state_dir / "run.json").write_text(json.dumps(state) + "\n")
+
+    def _write_info(self, subnet: str) -> None:
+        assert self.plan is not None and self.bundle is not None and self.layout is not None
+        info = {
+            "manager": cluster.manager_url(self.deployment.swarm.manager),
+            "images": self.images,
+            "registry": self.registry.address if self.registry is not None else None,
+            "network": {"name": f"testbed-{self.run_id}", "subnet": subnet},
+            "nodes": {n.hostname: n.address for n in self.layout.nodes},
+            "placement": {unit: node.hostname for unit, node in self.layout.units.items()},
+            "hosts": {
+                name: {
+                    "profile": host.profile.name,
+                    "memory_bytes": host.profile.memory_bytes,
+                    "nano_cpus": host.profile.nano_cpus,
+                    "netem": host.netem.describe(),
+                    "node": self.layout.node_of(name).hostname,
+                }
+                for name, host in self.plan.hosts.items()
+            },
+        }
+        (self.bundle / "swarm.json").write_text(json.dumps(info, indent=2) + "\n")
+
+    def orchestrator_host(self) -> str:
+        """The manager's address: containers on every node reach this machine there."""
+        assert self.layout is not None, "prepare() first"
+        return self.layout.manager.address
+
+    # -- start -----------------------------------------------------------------
+    def start(self, unit: Unit) -> None:
+        if self.layout is None or self.bundle is None or self.plan is None:
+            raise BackendError("swarm backend: prepare() was not called")
+        if unit.name in self._records:
+            raise BackendError(f"{unit.name}: already started in run {self.run_id}")
+        spec = self.service_spec(unit)
+        record = _Record(spec, unit.log_file, self.layout.node_of(unit.name))
+        record.future = self._pool.submit(self._create, record)
+        self._records[unit.name] = record
+
+    def service_spec(self, unit: Unit) -> ServiceSpec:
+        assert self.layout is not None and self.bundle is not None and self.plan is not None
+        host = self.plan.hosts.get(unit.name)
+        container = unit_spec(
+            unit,
+            "",
+            config_dir=Bundle(self.bundle).config_dir,
+            out_dir=self._outs.get(unit.name),
+            profile=host.profile if host else PROFILES["none"],
+            netem=host.netem if host else Netem(),
+        )
+        if unit.name in self._netem_units:
+            container = dataclasses.replace(container, fault_netem=True)
+        labels = container.labels(self.run_id, self.plan.spec_name, self._orchestrator)
+        labels[LABEL_STATE] = self._state
+        if unit.name in self.layout.metrics_ports:  # Prometheus finds the agents by it
+            labels[LABEL_METRICS_PORT] = str(self.layout.metrics_ports[unit.name])
+        if unit.role == "prometheus":  # it asks the manager for the run's tasks
+            socket = Mount(DOCKER_SOCKET, DOCKER_SOCKET)
+            container = dataclasses.replace(container, mounts=(*container.mounts, socket))
+        return ServiceSpec(
+            container,
+            self.images[container.image_kind],
+            labels,
+            constraints=self.layout.constraints(unit.name),
+            ports=self.layout.ports(unit.name, container),
+            stop_grace_seconds=STOP_TIMEOUT_SECONDS,
+        )
+
+    def _create(self, record: _Record) -> str:
+        import docker.errors
+
+        assert self.network_id is not None
+        spec = record.spec
+        try:
+            created = self.client.api.create_service(
+                spec.task_template(self.run_id, self.network_id),
+                name=service_name(self.run_id, spec.unit),
+                labels=dict(spec.labels),
+                mode={"replicated": {"Replicas": 1}},
+                endpoint_spec=spec.endpoint(),
+            )
+        except docker.errors.APIError as exc:
+            record.start_error = str(exc)
+            raise BackendError(f"{spec.unit}: cannot create its service: {exc}") from exc
+        record.service_id = str(created["ID"])
+        record.follower = ServiceLogFollower(self.client, record.service_id, record.log_file)
+        record.follower.start()
+        return record.service_id
+
+    def _settle(self, names: Sequence[str] | None = None, *, raise_errors: bool = True) -> None:
+        errors: list[BaseException] = []
+        for name, record in self._records.items():
+            if (names is None or name in names) and record.future is not None:
+                try:
+                    record.future.result()
+                except BaseException as exc:
+                    errors.append(exc)
+                record.future = None
+        if errors and raise_errors:
+            raise errors[0]
+
+    # -- status ----------------------------------------------------------------
+    def status(self) -> dict[str, UnitStatus]:
+        self._settle()
+        tasks = self._tasks()
+        lost = self._lost_nodes() if any(not r.done for r in self._records.values()) else {}
+        out: dict[str, UnitStatus] = {}
+        for name, record in self._records.items():
+            if record.service_id is None:
+                out[name] = UnitStatus(name, "missing")
+            elif record.done:
+                out[name] = UnitStatus(name, "exited", None, record.exit_code)
+            else:
+                out[name] = self._unit_status(name, record, tasks.get(record.service_id), lost)
+        return out
+
+    def _unit_status(
+        self, name: str, record: _Record, task: dict[str, Any] | None, lost: dict[str, str]
+    ) -> UnitStatus:
+        if task is None:
+            return UnitStatus(name, "running")  # not scheduled yet
+        state = task.get("Status", {}).get("State", "")
+        node = task.get("NodeID") or record.node.id
+        if state in RUNNING and node in lost:
+            self._finish(record, None, f"its node {lost[node]} is down (engine stopped or gone)")
+            return UnitStatus(name, "exited", None, None)
+        if state in RUNNING:
+            return UnitStatus(name, "running")
+        container = task.get("Status", {}).get("ContainerStatus") or {}
+        code = container.get("ExitCode")
+        note = None
+        if state in ("rejected", "orphaned") or code is None:
+            note = f"task {state}: {task.get('Status', {}).get('Err') or 'no exit code'}"
+        self._finish(record, exit_code(int(code)) if code is not None else None, note)
+        return UnitStatus(name, "exited", None, record.exit_code)
+
+    def _finish(self, record: _Record, code: int | None, note: str | None) -> None:
+        record.done, record.exit_code = True, code
+        if note:
+            with open(record.log_file, "a") as f:
+                f.write(f"testbed: {record.spec.unit} on node {record.node.hostname}: {note}\n")
+
+    def _tasks(self) -> dict[str, dict[str, Any]]:
+        """{service id: its newest task}."""
+        ids = [r.service_id for r in self._records.values() if r.service_id and not r.done]
+        if not ids:
+            return {}
+        newest: dict[str, dict[str, Any]] = {}
+        for task in self.client.api.tasks(filters={"service": ids}):
+            sid = task.get("ServiceID")
+            if sid not in newest or task["Version"]["Index"] > newest[sid]["Version"]["Index"]:
+                newest[sid] = task
+        return newest
+
+    def _lost_nodes(self) -> dict[str, str]:
+        """{node id: hostname} of the nodes the manager sees down."""
+        nodes = self.client.api.nodes()
+        return {
+            n["ID"]: n.get("Description", {}).get("Hostname", n["ID"])
+            for n in nodes
+            if n.get("Status", {}).get("State") in NODE_LOST
+        }
+
+    # -- stop ------------------------------------------------------------------
+    def stop(
+        self, names: Sequence[str], timeout: float = STOP_TIMEOUT_SECONDS
+    ) -> dict[str, int | None]:
+        """Scale the services to 0: the swarm sends SIGTERM, and SIGKILL after
+        their stop grace period."""
+        import docker.errors
+
+        self._settle(names, raise_errors=False)
+        records = {n: self._records[n] for n in names if n in self._records}
+        running = {n for n, s in self.status().items() if n in records and s.state == "running"}
+        for name in running:
+            with contextlib.suppress(docker.errors.APIError):
+                self._scale(str(records[name].service_id), 0)
+        deadline = time.monotonic() + timeout + STOP_MARGIN_SECONDS
+        while running and time.monotonic() < deadline:
+            status = self.status()
+            running = {n for n in running if status[n].state == "running"}
+            if running:
+                time.sleep(POLL_SECONDS)
+        # log streams end when the services go (cleanup), not when their tasks do
+        return {n: None if n in running else r.exit_code for n, r in records.items()}
+
+    def _scale(self, service_id: str, replicas: int) -> None:
+        import docker.types
+
+        info = self.client.api.inspect_service(service_id)
+        self.client.api.update_service(
+            service_id,
+            info["Version"]["Index"],
+            mode=docker.types.ServiceMode("replicated", replicas=replicas),
+            fetch_current_spec=True,
+        )
+
+    def enable_faults(self, netem_units: Sequence[str]) -> None:
+        self._netem_units = frozenset(netem_units)
+
+    # -- cleanup ---------------------------------------------------------------
+    def cleanup(self) -> None:
+        """Remove every service, network, secret and config labelled with this run."""
+        try:
+            self._settle(raise_errors=False)
+            if self.client is not None:
+                live = [n for n, r in self._records.items() if r.service_id]
+                self.stop(live, timeout=5)
+                found = swarm_resources(self.client, self.run_id).get(self.run_id)
+                report = remove_swarm_resources(self.client, found) if found else []
+                self._finish_logs()
+                failed = [f"{i.what}: {i.action}" for i in report if i.action.startswith("failed")]
+                if failed:
+                    raise BackendError(f"run {self.run_id}: cleanup: " + "; ".join(failed))
+        finally:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            if self.registry is not None:
+                self.registry.stop()
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def _finish_logs(self) -> None:
+        """Let the log streams of the removed services end (bounded in all)."""
+        deadline = time.monotonic() + LOGS_SECONDS
+        for record in self._records.values():
+            if record.follower is not None:
+                record.follower.finish(max(0.0, deadline - time.monotonic()))
+
+    @classmethod
+    def clean_leftovers(cls, root: Path | None = None) -> list[Leftover]:
+        """Services, networks, secrets and configs of this state directory's runs
+        whose orchestrator is gone (on the manager each run named), and their state."""
+        report: list[Leftover] = []
+        state = str((root or state_root()).resolve())
+        base = backend_state_root(cls.name, root)
+        runs = sorted(base.iterdir()) if base.is_dir() else []
+        managers: set[str | None] = {None}
+        for run in runs:
+            with contextlib.suppress(OSError, ValueError):
+                managers.add(json.loads((run / "run.json").read_text()).get("manager"))
+        for manager in managers:
+            report += cluster.clean_dead_runs(manager, state)
+        for run in runs:
+            try:
+                saved = json.loads((run / "run.json").read_text())
+            except (OSError, ValueError):
+                saved = {}
+            if run.is_dir() and not orchestrator_alive(saved.get("orchestrator")):
+                report += cluster.stop_registry(run.name, saved.get("registry"))
+                shutil.rmtree(run, ignore_errors=True)
+                report.append(Leftover(run.name, str(run), "removed state"))
+        return report
