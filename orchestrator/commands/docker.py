@@ -142,20 +142,22 @@ def register_render(subparsers: Any) -> None:
         subparsers,
         "render",
         "Print the resolved plan of a spec (agents, hosts, start order), or write the "
-        "docker backend's containers as a docker-compose project.",
+        "docker backend's containers as a docker-compose project, or the swarm backend's "
+        "services as a stack file for docker stack deploy.",
         """
 testbed render topologies/smoke.yaml
 testbed render topologies/paper-c.yaml --set 'deployment.hosts=[{name: b, count: 31, profile: bbb}]'
 testbed render topologies/smoke.yaml --format compose --out /tmp/smoke-compose
+testbed render topologies/smoke.yaml --format stack --out /srv/nfs/smoke-stack
 """,
     )
     add_spec_arguments(parser)
-    parser.add_argument("--format", choices=("plan", "compose"), default="plan")
+    parser.add_argument("--format", choices=("plan", "compose", "stack"), default="plan")
     parser.add_argument(
         "--out",
         type=Path,
-        help="compose: write the project here (docker-compose.yaml, config/, setup/, "
-        "prometheus/); without it the compose file is printed",
+        help="compose, stack: write the project here (docker-compose.yaml or stack.yaml, "
+        "config/, setup/, prometheus/); without it the compose or stack file is printed",
     )
     parser.set_defaults(handler=cmd_render)
 
@@ -201,21 +203,25 @@ def cmd_render(args: argparse.Namespace) -> int:
         print(yaml.safe_dump(plan_summary(plan), sort_keys=False, width=100), end="")
         return 0
     from orchestrator.backends.docker.compose import render_compose
+    from orchestrator.backends.swarm.stack import render_stack
     from orchestrator.observability.targets import run_scrape_interval
 
     m = spec.market
-    text = render_compose(
-        plan,
-        planned_images(),
-        chain_id=spec.chain.chain_id,
-        accounts=spec.chain.accounts,
-        scrape_seconds=run_scrape_interval(spec.metrics.prometheus.scrape_interval_seconds, m),
-        out=args.out,
-    )
+    options = {
+        "chain_id": spec.chain.chain_id,
+        "accounts": spec.chain.accounts,
+        "scrape_seconds": run_scrape_interval(spec.metrics.prometheus.scrape_interval_seconds, m),
+        "out": args.out,
+    }
+    if args.format == "stack":
+        text = render_stack(plan, planned_images(), spec.deployment, **options)
+    else:
+        text = render_compose(plan, planned_images(), **options)
     if args.out is None:
         print(text, end="")
     else:
-        print(f"wrote {args.out}/docker-compose.yaml (and config/, setup/, prometheus/)")
+        name = "stack.yaml" if args.format == "stack" else "docker-compose.yaml"
+        print(f"wrote {args.out}/{name} (and config/, setup/, prometheus/)")
     return 0
 
 

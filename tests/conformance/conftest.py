@@ -16,15 +16,18 @@ import pytest
 
 from orchestrator.images import ImageSet
 from orchestrator.run import RunOptions, RunResult, run
+from orchestrator.swarm import Lab
 from tests.conformance.oracle import SMOKE
-from tests.conformance.targets import DockerTarget, SshTarget, Target
+from tests.conformance.targets import DockerTarget, SshTarget, SwarmTarget, Target
 from tests.conftest import require_tool
 from tests.integration.docker_support import docker_engine, docker_images
 from tests.integration.ssh_support import SshLab, ssh_lab
+from tests.swarm_support import swarm_images, swarm_lab
 
-__all__ = ["docker_engine", "docker_images", "ssh_lab"]  # fixtures used below
+# fixtures used below
+__all__ = ["docker_engine", "docker_images", "ssh_lab", "swarm_images", "swarm_lab"]
 
-BACKENDS = ["local", "docker", "ssh"]
+BACKENDS = ["local", "docker", "ssh", "swarm"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -50,6 +53,18 @@ def docker_target(
 @pytest.fixture
 def ssh_target(state_dir: Path, ssh_lab: SshLab) -> Target:
     return SshTarget(state_dir, ssh_lab)
+
+
+@pytest.fixture
+def swarm_target(
+    state_dir: Path,
+    docker_engine: Any,
+    swarm_lab: Lab,
+    swarm_images: dict[str, str],
+    tmp_path: Path,
+) -> Target:
+    del swarm_images  # pushed once per session: the runs find them in the registry
+    return SwarmTarget(state_dir, docker_engine, swarm_lab, tmp_path.name[-12:])
 
 
 @pytest.fixture(scope="session")

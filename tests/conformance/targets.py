@@ -30,8 +30,16 @@ from orchestrator.backends.docker.engine import (
     LABEL_UNIT,
     orchestrator_label,
 )
+from orchestrator.backends.swarm.resources import (
+    KINDS,
+    LABEL_SWARM_STATE,
+    name_of,
+    swarm_resources,
+)
+from orchestrator.backends.swarm.services import service_name
 from orchestrator.images import ImageSet
 from orchestrator.run import RunResult
+from orchestrator.swarm import Lab
 from tests.integration.docker_support import labelled
 from tests.integration.ssh_support import SshLab
 
@@ -207,3 +215,90 @@ class SshTarget(Target):
             log = (result.bundle / "logs" / f"{board}.log").read_text()
             assert f"prosumer/{board}" in log
             assert result.summary["processes"][board]["peak_rss_mb"] > 0
+
+
+class SwarmTarget(Target):
+    """The swarm lab (tests/swarm_support.py): the smoke run's two prosumer hosts
+    land on the two workers (labelled for prosumers), the services on the manager."""
+
+    name = "swarm"
+    left_kinds = ("service ", "network ")
+
+    def __init__(self, state: Path, client: Any, lab: Lab, tag: str) -> None:
+        super().__init__(state)
+        self.client, self.lab, self.tag = client, lab, tag
+        assert lab.registry is not None
+        self.registry = lab.registry.address
+
+    @property
+    def overrides(self) -> list[str]:
+        return [f"deployment.backend={self.name}", f"deployment.swarm.registry={self.registry}"]
+
+    @property
+    def smoke_overrides(self) -> list[str]:
+        return [*self.overrides, BBB_HOSTS]
+
+    def leftovers(self, run_id: str) -> set[str]:
+        """Services, networks, secrets, configs on the manager; containers on any
+        node once their service is gone (until then the service names them)."""
+        found = super().leftovers(run_id)
+        swarm = swarm_resources(self.client, run_id).get(run_id)
+        if swarm is not None:
+            for kind in KINDS:
+                found |= {f"{kind[:-1]} {name_of(item)}" for item in getattr(swarm, kind)}
+        if swarm is None or not swarm.services:
+            found |= {c for c in labelled(self.client, run_id) if c.startswith("container ")}
+            for worker in self.lab.workers:
+                code, out = self.lab.node_docker(
+                    self.client, worker, "ps", "-a", "--format", "{{.Names}}", "--filter",
+                    f"label={LABEL_RUN}={run_id}",
+                )  # fmt: skip
+                assert code == 0, out
+                found |= {f"container {name} on {worker}" for name in out.split()}
+        return found
+
+    def crash(self, run_id: str, unit: str) -> None:
+        """SIGKILL the unit's container on whichever node runs it."""
+        [task] = [
+            t
+            for t in self.client.api.tasks(filters={"service": service_name(run_id, unit)})
+            if t["Status"]["State"] == "running"
+        ]
+        container = task["Status"]["ContainerStatus"]["ContainerID"]
+        worker = next((n.name for n in self.lab.nodes if n.node_id == task["NodeID"]), None)
+        if worker is None:  # on the manager: this engine
+            self.client.containers.get(container).kill(signal="SIGKILL")
+            return
+        code, out = self.lab.node_docker(self.client, worker, "kill", container)
+        assert code == 0, out
+
+    def check_smoke(self, result: RunResult) -> None:
+        info = json.loads((result.bundle / "swarm.json").read_text())
+        assert info["registry"] == self.registry
+        assert all(ref.startswith(f"{self.registry}/") for ref in info["images"].values())
+        # one prosumer host on each worker (spread), BeagleBone limits, netem on the link
+        assert sorted(info["hosts"][host]["node"] for host in self.hosts) == sorted(
+            self.lab.workers
+        )
+        assert {info["hosts"][host]["memory_bytes"] for host in self.hosts} == {512 * 2**20}
+        for host in self.hosts:
+            log = (result.bundle / "logs" / f"{host}.log").read_text()
+            assert "netem" in log and "delay 5ms" in log, log[:500]
+
+    @contextlib.contextmanager
+    def bystanders(self) -> Iterator[None]:
+        me = orchestrator_label()
+        state = str(self.state.resolve())
+        live = {LABEL_RUN: "t-live", LABEL_ORCHESTRATOR: me, LABEL_SWARM_STATE: state}
+        other = {LABEL_RUN: "t-other", LABEL_ORCHESTRATOR: "x:1:0", LABEL_SWARM_STATE: "/elsewhere"}
+        keep = [
+            self.client.networks.create(f"testbed-{self.tag}-{i}", driver="overlay", labels=labels)
+            for i, labels in enumerate((live, other))
+        ]
+        try:
+            yield
+            for network in keep:
+                self.client.networks.get(network.id)  # still there
+        finally:
+            for network in keep:
+                network.remove()

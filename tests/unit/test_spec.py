@@ -13,6 +13,8 @@ from market.types import Feeder
 from orchestrator.errors import SpecError
 from orchestrator.spec import Spec, json_schema, load_spec, parse_spec
 from orchestrator.spec.backends import NAMES as BACKEND_NAMES
+from orchestrator.spec.backends import backend_entry
+from orchestrator.spec.faults import CONFIG_ACTIONS
 from orchestrator.spec.schema import apply_defaults
 from tests.conftest import REPO, TRANSAX_DIR
 
@@ -131,6 +133,12 @@ def test_every_topology_loads_and_is_named_after_its_file(path: Path) -> None:
     assert spec.name == path.stem
     assert path.read_text().startswith("# "), "a comment header says what it reproduces"
     for backend in BACKEND_NAMES:
+        refused = {f.action for f in spec.faults} - backend_entry(backend).fault_actions
+        refused -= set(CONFIG_ACTIONS)  # solver and prosumer behaviours: every backend
+        if refused:  # a backend refuses the fault actions it cannot do, before anything runs
+            with pytest.raises(SpecError, match=f"not supported by the {backend} backend"):
+                load_spec(path, [f"deployment.backend={backend}"], env={})
+            continue
         switched = load_spec(path, [f"deployment.backend={backend}"], env={})
         assert switched.deployment.backend == backend
 

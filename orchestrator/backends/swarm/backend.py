@@ -45,7 +45,6 @@ from orchestrator.backends.docker.engine import (
     LABEL_ORCHESTRATOR,
     LABEL_RUN,
     LABEL_SPEC,
-    LABEL_STATE,
     orchestrator_alive,
     orchestrator_label,
 )
@@ -53,7 +52,11 @@ from orchestrator.backends.swarm import cluster
 from orchestrator.backends.swarm.logs import ServiceLogFollower
 from orchestrator.backends.swarm.network import create_overlay
 from orchestrator.backends.swarm.nodes import Node
-from orchestrator.backends.swarm.resources import remove_swarm_resources, swarm_resources
+from orchestrator.backends.swarm.resources import (
+    LABEL_SWARM_STATE,
+    remove_swarm_resources,
+    swarm_resources,
+)
 from orchestrator.backends.swarm.services import ServiceSpec, service_name
 from orchestrator.hosts import PROFILES, Netem
 from orchestrator.observability.swarmsd import DOCKER_SOCKET, LABEL_METRICS_PORT
@@ -64,6 +67,7 @@ from orchestrator.spec import Spec
 from orchestrator.spec.model import DeploymentConfig
 
 START_PARALLELISM = 4  # services created at once
+API_PARALLELISM = 8  # services scaled down, logs saved at once (calls to the manager)
 POLL_SECONDS = 0.2
 STOP_MARGIN_SECONDS = 20.0  # the manager's own round trips to the nodes
 LOGS_SECONDS = 5.0  # for every log stream to end after its service is removed
@@ -82,6 +86,7 @@ class _Record:
     service_id: str | None = None
     exit_code: int | None = None
     done: bool = False
+    seen_task: bool = False
     follower: ServiceLogFollower | None = None
     start_error: str | None = None
 
@@ -101,6 +106,7 @@ class SwarmBackend(Backend):
         self.images: dict[str, str] = {}
         self.network_id: str | None = None
         self.registry: Any = None  # orchestrator.swarm.registry.Registry, if this run started one
+        self._registry_address: str | None = None  # where the nodes pull from (None: no registry)
         self._orchestrator = orchestrator_label()
         self._state = str(self.root.resolve())
         self._records: dict[str, _Record] = {}
@@ -120,8 +126,13 @@ class SwarmBackend(Backend):
         self._write_state()
         self.client = cluster.connect_manager(self.deployment.swarm.manager)
         self.layout = cluster.plan_layout(self.client, plan, self.deployment)
-        self.images, self.registry = cluster.images_for_nodes(
+        images = cluster.images_for_nodes(
             self.client, self.deployment.swarm.registry, self.layout, self.state_dir, self.announce
+        )
+        self.images, self.registry, self._registry_address = (
+            images.refs,
+            images.started,
+            images.registry,
         )
         self._write_state()
         self.network_id, subnet = create_overlay(
@@ -137,7 +148,7 @@ class SwarmBackend(Backend):
             LABEL_RUN: self.run_id,
             LABEL_SPEC: self.plan.spec_name,
             LABEL_ORCHESTRATOR: self._orchestrator,
-            LABEL_STATE: self._state,
+            LABEL_SWARM_STATE: self._state,
         }
 
     def _write_state(self) -> None:
@@ -156,7 +167,7 @@ class SwarmBackend(Backend):
         info = {
             "manager": cluster.manager_url(self.deployment.swarm.manager),
             "images": self.images,
-            "registry": self.registry.address if self.registry is not None else None,
+            "registry": self._registry_address,
             "network": {"name": f"testbed-{self.run_id}", "subnet": subnet},
             "nodes": {n.hostname: n.address for n in self.layout.nodes},
             "placement": {unit: node.hostname for unit, node in self.layout.units.items()},
@@ -203,7 +214,7 @@ class SwarmBackend(Backend):
         if unit.name in self._netem_units:
             container = dataclasses.replace(container, fault_netem=True)
         labels = container.labels(self.run_id, self.plan.spec_name, self._orchestrator)
-        labels[LABEL_STATE] = self._state
+        labels[LABEL_SWARM_STATE] = self._state
         if unit.name in self.layout.metrics_ports:  # Prometheus finds the agents by it
             labels[LABEL_METRICS_PORT] = str(self.layout.metrics_ports[unit.name])
         if unit.role == "prometheus":  # it asks the manager for the run's tasks
@@ -235,8 +246,8 @@ class SwarmBackend(Backend):
             record.start_error = str(exc)
             raise BackendError(f"{spec.unit}: cannot create its service: {exc}") from exc
         record.service_id = str(created["ID"])
+        # started once the task has a container (status): see logs.py
         record.follower = ServiceLogFollower(self.client, record.service_id, record.log_file)
-        record.follower.start()
         return record.service_id
 
     def _settle(self, names: Sequence[str] | None = None, *, raise_errors: bool = True) -> None:
@@ -269,10 +280,17 @@ class SwarmBackend(Backend):
     def _unit_status(
         self, name: str, record: _Record, task: dict[str, Any] | None, lost: dict[str, str]
     ) -> UnitStatus:
+        if task is None and record.seen_task:
+            self._finish(record, None, "its task is gone")  # removed by the manager
+            return UnitStatus(name, "exited", None, None)
         if task is None:
             return UnitStatus(name, "running")  # not scheduled yet
+        record.seen_task = True
         state = task.get("Status", {}).get("State", "")
         node = task.get("NodeID") or record.node.id
+        follower = record.follower
+        if follower is not None and not follower.started and task["Status"].get("ContainerStatus"):
+            follower.start()
         if state in RUNNING and node in lost:
             self._finish(record, None, f"its node {lost[node]} is down (engine stopped or gone)")
             return UnitStatus(name, "exited", None, None)
@@ -288,9 +306,11 @@ class SwarmBackend(Backend):
 
     def _finish(self, record: _Record, code: int | None, note: str | None) -> None:
         record.done, record.exit_code = True, code
-        if note:
-            with open(record.log_file, "a") as f:
-                f.write(f"testbed: {record.spec.unit} on node {record.node.hostname}: {note}\n")
+        if record.follower is not None and not record.follower.started:
+            record.follower.save()  # it ended before a status saw it run: its log now
+        if note and record.follower is not None:
+            where = f"{record.spec.unit} on node {record.node.hostname}"
+            record.follower.note(f"testbed: {where}: {note}")
 
     def _tasks(self) -> dict[str, dict[str, Any]]:
         """{service id: its newest task}."""
@@ -300,7 +320,7 @@ class SwarmBackend(Backend):
         newest: dict[str, dict[str, Any]] = {}
         for task in self.client.api.tasks(filters={"service": ids}):
             sid = task.get("ServiceID")
-            if sid not in newest or task["Version"]["Index"] > newest[sid]["Version"]["Index"]:
+            if sid not in newest or _order(task) > _order(newest[sid]):
                 newest[sid] = task
         return newest
 
@@ -321,12 +341,16 @@ class SwarmBackend(Backend):
         their stop grace period."""
         import docker.errors
 
-        self._settle(names, raise_errors=False)
+        self._settle(raise_errors=False)  # a failed start is stopped as what it is
         records = {n: self._records[n] for n in names if n in self._records}
         running = {n for n, s in self.status().items() if n in records and s.state == "running"}
-        for name in running:
+
+        def scale_down(name: str) -> None:
             with contextlib.suppress(docker.errors.APIError):
                 self._scale(str(records[name].service_id), 0)
+
+        with ThreadPoolExecutor(API_PARALLELISM, thread_name_prefix="swarm-stop") as pool:
+            list(pool.map(scale_down, sorted(running)))
         deadline = time.monotonic() + timeout + STOP_MARGIN_SECONDS
         while running and time.monotonic() < deadline:
             status = self.status()
@@ -347,6 +371,35 @@ class SwarmBackend(Backend):
             fetch_current_spec=True,
         )
 
+    # -- faults: what a manager can do to a service ----------------------------
+    def kill(self, name: str) -> None:
+        """Stop unit `name` now: its service scaled to 0 (the manager cannot
+        signal a container on another node; the task gets SIGTERM, then SIGKILL
+        after the stop grace period)."""
+        self._settle(raise_errors=False)
+        record = self._records.get(name)
+        if record is None or record.service_id is None:
+            raise BackendError(f"{name}: no service in run {self.run_id}")
+        self._scale(record.service_id, 0)
+        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS + STOP_MARGIN_SECONDS
+        while self.status()[name].state == "running":
+            if time.monotonic() > deadline:
+                raise BackendError(f"{name}: its task did not stop")
+            time.sleep(POLL_SECONDS)
+
+    def restart(self, name: str) -> None:
+        """A new task of the same service (scaled back to 1), on the same node;
+        the service's log stream goes on with it."""
+        if self.status().get(name, UnitStatus(name, "missing")).state == "running":
+            self.kill(name)
+        record = self._records[name]
+        assert record.service_id is not None
+        self._scale(record.service_id, 1)
+        record.done, record.exit_code, record.seen_task = False, None, False
+        if record.follower is not None:  # the old task's stream ends here; a new one follows
+            record.follower.saved = True
+            record.follower = ServiceLogFollower(self.client, record.service_id, record.log_file)
+
     def enable_faults(self, netem_units: Sequence[str]) -> None:
         self._netem_units = frozenset(netem_units)
 
@@ -358,6 +411,7 @@ class SwarmBackend(Backend):
             if self.client is not None:
                 live = [n for n, r in self._records.items() if r.service_id]
                 self.stop(live, timeout=5)
+                self._save_logs()
                 found = swarm_resources(self.client, self.run_id).get(self.run_id)
                 report = remove_swarm_resources(self.client, found) if found else []
                 self._finish_logs()
@@ -369,6 +423,11 @@ class SwarmBackend(Backend):
             if self.registry is not None:
                 self.registry.stop()
             shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def _save_logs(self) -> None:
+        followers = [r.follower for r in self._records.values() if r.follower is not None]
+        with ThreadPoolExecutor(API_PARALLELISM, thread_name_prefix="swarm-logs") as pool:
+            list(pool.map(lambda f: f.save(), followers))
 
     def _finish_logs(self) -> None:
         """Let the log streams of the removed services end (bounded in all)."""
@@ -401,3 +460,9 @@ class SwarmBackend(Backend):
                 shutil.rmtree(run, ignore_errors=True)
                 report.append(Leftover(run.name, str(run), "removed state"))
         return report
+
+
+def _order(task: dict[str, Any]) -> tuple[bool, int]:
+    """The task a service is about: the one meant to run (after a restart), else
+    the last one updated."""
+    return task.get("DesiredState") == "running", int(task["Version"]["Index"])

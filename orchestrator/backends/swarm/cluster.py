@@ -169,10 +169,17 @@ def plan_layout(client: Any, plan: Plan, deployment: DeploymentConfig) -> Layout
     return layout
 
 
+@dataclass
+class NodeImages:
+    refs: dict[str, str]  # {kind: reference every node can use}
+    registry: str | None = None  # the address they were pushed to
+    started: Any = None  # orchestrator.swarm.registry.Registry, if this run started it
+
+
 def images_for_nodes(
     client: Any, setting: str, layout: Layout, state_dir: Path, say: Callable[[str], None]
-) -> tuple[dict[str, str], Any]:
-    """({kind: reference every node can use}, the registry this run started or None).
+) -> NodeImages:
+    """The images every node can use, and the registry this run started (if any).
     Images are built (or found) on the manager's engine; "none" uses them as they
     are (they must be on every node), otherwise they are pushed to a registry."""
     from orchestrator.backends.docker.backend import image_overrides
@@ -182,7 +189,7 @@ def images_for_nodes(
     local = {kind: built.of(kind) for kind in KINDS}
     used = {n.id for n in layout.units.values()} | {layout.manager.id}
     if setting == "none" or (setting == "auto" and used == {layout.manager.id}):
-        return local, None
+        return NodeImages(local)
     from orchestrator.swarm.registry import Registry, docker0_address
 
     started = None
@@ -195,7 +202,7 @@ def images_for_nodes(
     else:
         registry = Registry.given(setting)
     try:
-        return registry.push_images(client, local, say), started
+        return NodeImages(registry.push_images(client, local, say), registry.address, started)
     except BaseException:
         if started is not None:
             started.stop()

@@ -110,8 +110,8 @@ def spread(
     load: dict[str, int] | None = None,
 ) -> dict[str, Node]:
     """{unit: node}: each group's units over its candidate nodes, the least
-    loaded node first (ties by hostname), so every group is spread evenly and
-    groups together fill the nodes evenly. `load` counts units per node id
+    loaded node first (ties by hostname): every group is spread evenly, and
+    together they fill the nodes as evenly as that allows. `load` counts units per node id
     already placed (updated)."""
     load = load if load is not None else {}
     out: dict[str, Node] = {}

@@ -9,7 +9,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.backends.base import Leftover
-from orchestrator.backends.docker.engine import LABEL_ORCHESTRATOR, LABEL_RUN, LABEL_STATE
+from orchestrator.backends.docker.engine import LABEL_ORCHESTRATOR, LABEL_RUN
+
+# The state directory of the run, under a key of its own: the docker backend's
+# `testbed clean` selects testbed.state=<dir> and must not take a swarm run's
+# containers (on the manager's engine) or its network for its own.
+LABEL_SWARM_STATE = "testbed.swarm_state"
 
 NETWORK_REMOVE_SECONDS = 60.0  # tasks' containers leave the network asynchronously
 POLL_SECONDS = 0.5
@@ -51,7 +56,7 @@ def swarm_resources(
     `state`, only the runs of that state directory)."""
     selector = [f"{LABEL_RUN}={run_id}" if run_id else LABEL_RUN]
     if state is not None:
-        selector.append(f"{LABEL_STATE}={state}")
+        selector.append(f"{LABEL_SWARM_STATE}={state}")
     api = client.api
     found: dict[str, SwarmResources] = {}
     listed = {
