@@ -74,7 +74,7 @@ ENTRIES: tuple[BackendEntry, ...] = (
     BackendEntry("docker", "docker:DockerBackend", PROCESS | NETWORK, prometheus="image"),
     BackendEntry("ssh", "ssh:SshBackend", PROCESS, hosts_need_address=True, settings=SshConfig),
     BackendEntry(
-        "swarm", "swarm:SwarmBackend", SWARM_FAULTS, prometheus="swarm", settings=SwarmConfig
+        "swarm", "swarm:SwarmBackend", SWARM_FAULTS | NODE, prometheus="swarm", settings=SwarmConfig
     ),
 )
 

@@ -103,6 +103,14 @@ def test_a_backend_without_node_actions_refuses_them_before_anything_starts() ->
         assert f"action stop is not supported by the {backend} backend" in message
 
 
+def test_the_swarm_backend_takes_node_faults() -> None:
+    spec = parse_spec(spec_text(backend="swarm"), source="exp.yaml", env={})
+    assert [(f.action, f.node) for f in spec.faults] == [
+        ("drain", "worker-1"),
+        ("stop", "worker-2"),
+    ]
+
+
 def test_the_base_backend_refuses_node_faults() -> None:
     backend = LocalBackend("r")
     with pytest.raises(BackendError, match="fault action drain is not supported by the local"):

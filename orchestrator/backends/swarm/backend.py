@@ -48,7 +48,7 @@ from orchestrator.backends.docker.engine import (
     orchestrator_alive,
     orchestrator_label,
 )
-from orchestrator.backends.swarm import cluster
+from orchestrator.backends.swarm import cluster, nodefaults
 from orchestrator.backends.swarm.logs import ServiceLogFollower
 from orchestrator.backends.swarm.network import create_overlay
 from orchestrator.backends.swarm.nodes import Node
@@ -87,6 +87,7 @@ class _Record:
     exit_code: int | None = None
     done: bool = False
     seen_task: bool = False
+    lost_node: str | None = None  # the hostname of the node it was lost with
     follower: ServiceLogFollower | None = None
     start_error: str | None = None
 
@@ -272,7 +273,9 @@ class SwarmBackend(Backend):
             if record.service_id is None:
                 out[name] = UnitStatus(name, "missing")
             elif record.done:
-                out[name] = UnitStatus(name, "exited", None, record.exit_code)
+                out[name] = UnitStatus(
+                    name, "exited", None, record.exit_code, lost_node=record.lost_node
+                )
             else:
                 out[name] = self._unit_status(name, record, tasks.get(record.service_id), lost)
         return out
@@ -292,8 +295,9 @@ class SwarmBackend(Backend):
         if follower is not None and not follower.started and task["Status"].get("ContainerStatus"):
             follower.start()
         if state in RUNNING and node in lost:
+            record.lost_node = lost[node]
             self._finish(record, None, f"its node {lost[node]} is down (engine stopped or gone)")
-            return UnitStatus(name, "exited", None, None)
+            return UnitStatus(name, "exited", None, None, lost_node=lost[node])
         if state in RUNNING:
             return UnitStatus(name, "running")
         container = task.get("Status", {}).get("ContainerStatus") or {}
@@ -399,6 +403,23 @@ class SwarmBackend(Backend):
         if record.follower is not None:  # the old task's stream ends here; a new one follows
             record.follower.saved = True
             record.follower = ServiceLogFollower(self.client, record.service_id, record.log_file)
+
+    def drain_node(self, node: str) -> tuple[str, ...]:
+        return self._lose_node(node, nodefaults.drain, "drained")
+
+    def stop_node(self, node: str) -> tuple[str, ...]:
+        return self._lose_node(node, nodefaults.stop_engine, "stopped")
+
+    def _lose_node(self, node: str, action: Any, what: str) -> tuple[str, ...]:
+        """The units pinned to `node`, lost with it (nodefaults.py)."""
+        self._settle(raise_errors=False)
+        node_id, hostname = action(self.client, node)
+        lost = [n for n, r in self._records.items() if r.node.id == node_id and not r.done]
+        for name in lost:
+            record = self._records[name]
+            record.lost_node = hostname
+            self._finish(record, None, f"its node {hostname} was {what} by a fault")
+        return tuple(lost)
 
     def enable_faults(self, netem_units: Sequence[str]) -> None:
         self._netem_units = frozenset(netem_units)
