@@ -1,8 +1,11 @@
 """Node faults on the real 3-node swarm lab (tests/swarm_support.py): a worker's
-engine stopped mid-run, scheduled (`faults:` action stop: the run goes on
-without the prosumer host it carried and ends 0) and not scheduled (the test
-stops it: exit 3 naming the node and the host). Either way the run tears down
-and, once the node is back, nothing labelled with the run is left on any node.
+engine lost mid-run without a scheduled fault (the test kills its node
+container): exit 3 naming the node and the prosumer host it carried, the run
+torn down and, once the node is back, nothing labelled with the run left on any
+node. And the node operations a scheduled `drain`/`stop` uses (nodefaults.py)
+against the real manager. (A scheduled node fault in a swarm run needs the
+fault injector to reach the clock, which the swarm backend does not publish
+yet; the injector's side is tested in tests/unit/test_faults_node.py.)
 
 The stopped worker is started again after each test (the session's other swarm
 tests need it). Run under `flock /tmp/swarm-dev.lock`.
@@ -20,7 +23,9 @@ from typing import Any
 
 import pytest
 
-from orchestrator.run import EXIT_AGENT_FAILED, EXIT_OK, RunOptions, run
+from orchestrator.backends.base import BackendError
+from orchestrator.backends.swarm import nodefaults
+from orchestrator.run import EXIT_AGENT_FAILED
 from orchestrator.swarm import Lab
 from tests.conformance.oracle import SMOKE
 from tests.conformance.targets import SwarmTarget
@@ -72,31 +77,6 @@ def nothing_left(target: SwarmTarget, run_id: str) -> None:
     wait_for("the run's leftovers to go", lambda: not target.leftovers(run_id), NODE_SECONDS)
 
 
-def test_a_scheduled_node_stop_loses_its_host_and_the_run_goes_on(
-    target: SwarmTarget, swarm_lab: Lab, docker_engine: Any, tmp_path: Path
-) -> None:
-    victim = swarm_lab.workers[0]
-    fault = f"faults=[{{at_interval: 51, action: stop, node: {victim}, note: scheduled}}]"
-    overrides = [*target.smoke_overrides, fault]
-    result = run(RunOptions(spec=SMOKE, overrides=overrides, out=tmp_path / "results"))
-    assert result.exit_code == EXIT_OK, result.outcome
-    lost = hosts_on(result.bundle, victim)
-    assert len(lost) == 1  # the default placement spread the two hosts over the workers
-    faults = result.summary["faults"]
-    assert faults["lost_with_nodes"] == {victim: lost}
-    assert faults["actions_applied"] == 1 and faults["crashed"] == []
-    assert set(lost) <= set(faults["down_at_end"])
-    (record,) = [
-        json.loads(line)
-        for line in (result.bundle / "faults.jsonl").read_text().splitlines()
-        if '"node"' in line
-    ]
-    assert (record["action"], record["node"], record["ok"]) == ("stop", victim, True)
-    assert record["clock_interval"] == 51 and record["note"] == "scheduled"
-    start_worker(docker_engine, swarm_lab, victim)
-    nothing_left(target, result.bundle.name)
-
-
 def test_an_unscheduled_node_loss_is_exit_3_naming_node_and_host(
     target: SwarmTarget, swarm_lab: Lab, docker_engine: Any, tmp_path: Path
 ) -> None:
@@ -139,3 +119,27 @@ def finalized(proc: subprocess.Popen[str], out: Path) -> Path | None:
         return None
     path = bundle / "events" / "finalizations.csv"
     return bundle if path.exists() and len(path.read_text().splitlines()) > 1 else None
+
+
+def test_nodes_are_found_drained_and_refused_as_the_manager_names_them(
+    swarm_lab: Lab, docker_engine: Any
+) -> None:
+    worker = swarm_lab.workers[0]
+    node_id = str(next(n.node_id for n in swarm_lab.nodes if n.name == worker))
+    assert nodefaults.find_node(docker_engine, worker) == (node_id, worker)
+    assert nodefaults.find_node(docker_engine, node_id[:12]) == (node_id, worker)
+    with pytest.raises(BackendError, match="no swarm node 'nope' \\(nodes: "):
+        nodefaults.find_node(docker_engine, "nope")
+    # this machine's engine is no lab node: it is never stopped from here
+    manager = docker_engine.info()["Name"]
+    with pytest.raises(BackendError, match=f"node {manager}: only a lab node's engine"):
+        nodefaults.stop_engine(docker_engine, manager)
+    try:
+        assert nodefaults.drain(docker_engine, worker) == (node_id, worker)
+        spec = docker_engine.api.inspect_node(node_id)["Spec"]
+        assert spec["Availability"] == "drain"
+        assert spec["Labels"] == swarm_lab.labels  # the rest of its spec kept
+    finally:
+        node = docker_engine.api.inspect_node(node_id)
+        active = {**node["Spec"], "Availability": "active"}
+        docker_engine.api.update_node(node_id, node["Version"]["Index"], active)
