@@ -235,6 +235,19 @@ class Injector:
             for unit in sorted(units):
                 self.apply(Step(-1, action, unit, (unit,), span_end=True), why="end of run")
 
+    def unheard(self) -> list[dict[str, Any]]:
+        """Records of the steps never applied because the clock's broadcast never
+        reached the orchestrator (no tick, no finalization seen): an unreachable
+        clock must not look like a run without faults."""
+        if self.current is not None or self.started is not None:
+            return []
+        why = f"not applied: nothing received from the clock at {self.sub.endpoint}"
+        return [
+            {**step.describe(), "unit": None, "why": "planned", "time": None, "ok": False}
+            | {"clock_interval": None, "error": why}
+            for step in [*self.pending, *self.pending_seconds]
+        ]
+
     def close(self) -> None:
         if not self.closed:
             self.closed = True

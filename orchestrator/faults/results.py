@@ -87,7 +87,9 @@ def fault_summary(
 
 
 def _what(record: Mapping[str, Any]) -> str:
-    return f"node {record['node']}" if record.get("node") else str(record.get("unit"))
+    if record.get("node") or record.get("action") in ("drain", "stop"):
+        return f"node {record.get('node') or record.get('target')}"
+    return str(record.get("unit") or record.get("target"))
 
 
 def _get(summary: Mapping[str, Any], *path: str) -> float | None:

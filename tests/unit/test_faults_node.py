@@ -227,3 +227,33 @@ def test_a_node_lost_without_a_scheduled_fault_is_named_with_its_units() -> None
     # a scheduled node fault made them exempt: nothing to report
     assert lost_node(status, exempt={"prosumers-01", "prosumers-03"}) is None
     assert lost_node({"clock": UnitStatus("clock", "running")}, set()) is None
+
+
+def test_faults_the_clock_never_broadcast_are_reported_not_applied(
+    swarm_like: None, tmp_path: Path
+) -> None:
+    spec = parse_spec(spec_text(), source="f.yaml", env={})
+    plan = build_plan(build_scenario(spec), "local", "run")
+    pub_port, pull_port = free_ports(2)
+    endpoints = (f"tcp://127.0.0.1:{pub_port}", f"tcp://127.0.0.1:{pull_port}")
+    placement = Placement("", "", 0, "", *endpoints, Path("/x"), {"clock": PLACED})
+    injector = Injector(build_timeline(spec.faults, plan), plan, Nodes(["h1", "h2"]), placement)
+    try:
+        injector.start()
+        injector.poll(0.2)  # nobody publishes: an unreachable clock
+        unheard = injector.unheard()
+    finally:
+        injector.close()
+    assert [(r["action"], r["target"], r["ok"]) for r in unheard] == [
+        ("drain", "worker-1", False),
+        ("stop", "worker-2", False),
+    ]
+    assert unheard[0]["error"] == f"not applied: nothing received from the clock at {endpoints[0]}"
+    summary = fault_summary(write_fault_log(tmp_path, unheard, []), set(), [])
+    assert summary["actions_applied"] == 0 and summary["actions_planned"] == 2
+    assert summary["actions_failed"][1] == f"stop node worker-2: {unheard[1]['error']}"
+
+
+PLACED = AgentPlacement(
+    "clock", "127.0.0.1", 1, "http://127.0.0.1:1/m", "", Path("/x"), "", Path("/x")
+)
