@@ -19,6 +19,7 @@ import pytest
 from orchestrator import run as run_module
 from orchestrator.backends.base import Unit
 from orchestrator.backends.docker.containers import unit_spec
+from orchestrator.backends.swarm.logs import frames, service_logs
 from orchestrator.backends.swarm.services import ServiceSpec
 from orchestrator.hosts import Netem
 from orchestrator.run import RunOptions, RunResult, run
@@ -34,7 +35,8 @@ PORT = 8000
 DELAY_MS = 40
 PROBES = 15
 PROBE = f"""\
-import statistics, time, urllib.request as u
+import statistics, subprocess, time, urllib.request as u
+print(subprocess.run(['ip', '-o', '-4', 'addr'], capture_output=True, text=True).stdout)
 def get():
     t = time.monotonic(); u.urlopen('http://server:{PORT}/', timeout=30).read()
     return (time.monotonic() - t) * 1000
@@ -104,7 +106,7 @@ def _median_ms(client: Any, service: str) -> float:
         assert not states & {"failed", "rejected"}, tasks[0]["Status"]
         if states != {"complete"}:
             return None
-        return b"".join(client.api.service_logs(service, stdout=True, stderr=True)).decode()
+        return b"".join(frames(service_logs(client, service))).decode()
 
     log = str(wait_for(f"probe {service}", done, timeout=RUN_SECONDS))
     [line] = [line for line in log.splitlines() if "median_ms=" in line]
@@ -122,8 +124,8 @@ def test_netem_on_a_workers_service_changes_the_round_trip(
     slowed = _service(docker_engine, overlay, image, "slowed", near, probe, Netem(DELAY_MS))
     base, delayed = _median_ms(docker_engine, plain), _median_ms(docker_engine, slowed)
     # every packet the prober sends waits DELAY_MS: the handshake's and the request's
-    assert delayed - base >= DELAY_MS * 0.8, (base, delayed)
-    logs = b"".join(docker_engine.api.service_logs(slowed, stdout=True, stderr=True)).decode()
+    logs = b"".join(frames(service_logs(docker_engine, slowed))).decode()
+    assert delayed - base >= DELAY_MS * 0.8, (base, delayed, logs)
     assert f"delay {DELAY_MS}ms" in logs, logs[:500]
     assert base < DELAY_MS, base  # the overlay itself adds little
 

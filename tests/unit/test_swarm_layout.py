@@ -110,6 +110,7 @@ def test_a_prosumer_host_service() -> None:
     template = spec.task_template("r1", "net-1")
     c = template["ContainerSpec"]
     assert c["Image"] == "172.17.0.1:5000/testbed/agent:1234"
+    assert c["Args"] == ["python", "-m", "agents", "prosumer"] and "Command" not in c
     assert c["CapabilityAdd"] == ["NET_ADMIN"]  # netem, never privileged
     assert "TESTBED_NETEM_DELAY_MS=5" in c["Env"] and "TESTBED_RUN_ID=r1" in c["Env"]
     assert {m["Target"]: m["ReadOnly"] for m in c["Mounts"]} == {

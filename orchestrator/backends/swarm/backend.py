@@ -48,9 +48,11 @@ from orchestrator.backends.docker.engine import (
     orchestrator_alive,
     orchestrator_label,
 )
-from orchestrator.backends.swarm import cluster, nodefaults
+from orchestrator.backends.swarm import cluster
+from orchestrator.backends.swarm.gateway import gateway_container
 from orchestrator.backends.swarm.logs import ServiceLogFollower
 from orchestrator.backends.swarm.network import create_overlay
+from orchestrator.backends.swarm.nodefaults import NodeFaults
 from orchestrator.backends.swarm.nodes import Node
 from orchestrator.backends.swarm.resources import (
     LABEL_SWARM_STATE,
@@ -92,7 +94,7 @@ class _Record:
     start_error: str | None = None
 
 
-class SwarmBackend(Backend):
+class SwarmBackend(NodeFaults, Backend):
     name = "swarm"
 
     def __init__(
@@ -200,6 +202,8 @@ class SwarmBackend(Backend):
         record = _Record(spec, unit.log_file, self.layout.node_of(unit.name))
         record.future = self._pool.submit(self._create, record)
         self._records[unit.name] = record
+        if unit.role == "clock":  # the fault injector's way to its sockets (gateway.py)
+            self._pool.submit(self._create, self._gateway(record))
 
     def service_spec(self, unit: Unit) -> ServiceSpec:
         assert self.layout is not None and self.bundle is not None and self.plan is not None
@@ -229,6 +233,21 @@ class SwarmBackend(Backend):
             ports=self.layout.ports(unit.name, container),
             stop_grace_seconds=STOP_TIMEOUT_SECONDS,
         )
+
+    def _gateway(self, clock: _Record) -> _Record:
+        assert self.layout is not None
+        ports = self.layout.clock_ports
+        container = gateway_container("clock", ports)
+        labels = {k: v for k, v in clock.spec.labels.items() if k != LABEL_METRICS_PORT}
+        labels.update({"testbed.unit": container.unit, "testbed.role": "gateway"})
+        spec = ServiceSpec(
+            container,
+            self.images["agent"],
+            labels,
+            constraints=clock.spec.constraints,
+            ports={p: p for p in ports},
+        )
+        return _Record(spec, clock.log_file.with_name(f"{container.unit}.log"), clock.node)
 
     def _create(self, record: _Record) -> str:
         import docker.errors
@@ -403,23 +422,6 @@ class SwarmBackend(Backend):
         if record.follower is not None:  # the old task's stream ends here; a new one follows
             record.follower.saved = True
             record.follower = ServiceLogFollower(self.client, record.service_id, record.log_file)
-
-    def drain_node(self, node: str) -> tuple[str, ...]:
-        return self._lose_node(node, nodefaults.drain, "drained")
-
-    def stop_node(self, node: str) -> tuple[str, ...]:
-        return self._lose_node(node, nodefaults.stop_engine, "stopped")
-
-    def _lose_node(self, node: str, action: Any, what: str) -> tuple[str, ...]:
-        """The units pinned to `node`, lost with it (nodefaults.py)."""
-        self._settle(raise_errors=False)
-        node_id, hostname = action(self.client, node)
-        lost = [n for n, r in self._records.items() if r.node.id == node_id and not r.done]
-        for name in lost:
-            record = self._records[name]
-            record.lost_node = hostname
-            self._finish(record, None, f"its node {hostname} was {what} by a fault")
-        return tuple(lost)
 
     def enable_faults(self, netem_units: Sequence[str]) -> None:
         self._netem_units = frozenset(netem_units)

@@ -79,6 +79,7 @@ class Layout:
     user_constraints: dict[str, tuple[str, ...]] = field(default_factory=dict)
     metrics_ports: dict[str, int] = field(default_factory=dict)
     chain_port: int = 0
+    clock_ports: tuple[int, int] = (CLOCK_PUB_PORT, CLOCK_PULL_PORT)  # pub, pull
 
     def node_of(self, unit: str) -> Node:
         return self.units.get(unit, self.manager)
@@ -112,8 +113,8 @@ class Layout:
             chain=Address("chain", CHAIN_PORT),
             chain_local=Address(self.manager.address, self.chain_port),
             dso=Address("dso", DSO_PORT),
-            clock_pub=Address("clock", CLOCK_PUB_PORT),
-            clock_pull=Address("clock", CLOCK_PULL_PORT),
+            clock_pub=Address("clock", self.clock_ports[0]),
+            clock_pull=Address("clock", self.clock_ports[1]),
             agents=agents,
         )
         return placement(addresses, bundle)
@@ -163,9 +164,9 @@ def plan_layout(client: Any, plan: Plan, deployment: DeploymentConfig) -> Layout
     layout.units.update(spread({"services": services}, {"services": service_nodes}, load))
     for unit in services:
         layout.user_constraints[unit] = tuple(settings.services)
-    ports = free_ports(len(plan.agents) + 1, ANY)
-    layout.chain_port = ports[0]
-    layout.metrics_ports = {a.name: p for a, p in zip(plan.agents, ports[1:], strict=True)}
+    ports = free_ports(len(plan.agents) + 3, ANY)
+    layout.chain_port, layout.clock_ports = ports[0], (ports[1], ports[2])
+    layout.metrics_ports = {a.name: p for a, p in zip(plan.agents, ports[3:], strict=True)}
     return layout
 
 

@@ -13,10 +13,13 @@ node, a rejected task)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from orchestrator.backends.docker.logs import LogFollower
+
+HEADER_BYTES = 8
 
 
 class ServiceLogFollower(LogFollower):
@@ -33,11 +36,8 @@ class ServiceLogFollower(LogFollower):
 
     def _follow(self) -> None:
         try:
-            stream = self.client.api.service_logs(
-                self.container_id, follow=True, stdout=True, stderr=True
-            )
             with open(self.path, "ab") as out:
-                for chunk in stream:
+                for chunk in frames(service_logs(self.client, self.container_id, follow=True)):
                     if self.saved:
                         return
                     out.write(chunk)
@@ -53,13 +53,11 @@ class ServiceLogFollower(LogFollower):
     def save(self) -> None:
         """The service's whole log (every task of it), then the notes."""
         try:
-            data = self.client.api.service_logs(
-                self.container_id, follow=False, stdout=True, stderr=True
-            )
+            data = b"".join(frames(service_logs(self.client, self.container_id)))
         except Exception:
             return  # keep what the stream wrote
-        if not isinstance(data, bytes):
-            data = b"".join(data)
+        if data.startswith(b"Error grabbing logs"):
+            return  # a node is unreachable: keep what the stream wrote
         self.saved = True
         streamed = self.path.stat().st_size if self.path.exists() else 0
         if len(data) <= streamed - sum(len(n) + 1 for n in self.notes):
@@ -70,3 +68,27 @@ class ServiceLogFollower(LogFollower):
     def finish(self, timeout: float = 5.0) -> None:
         if self.started:
             self._thread.join(timeout)
+
+
+def service_logs(client: Any, service_id: str, *, follow: bool = False) -> Any:
+    """The raw response of GET /services/{id}/logs (stdout and stderr). The SDK's
+    service_logs drops the stderr lines here, where the images' entrypoint and
+    Python's logging write."""
+    api = client.api
+    params = {"stdout": 1, "stderr": 1, "follow": int(follow)}
+    response = api._get(api._url("/services/{0}/logs", service_id), params=params, stream=True)
+    api._raise_for_status(response)
+    return response
+
+
+def frames(response: Any) -> Iterator[bytes]:
+    """The payloads of a multiplexed log stream (8-byte headers: stream, size)."""
+    raw = response.raw
+    while True:
+        header = raw.read(HEADER_BYTES)
+        if len(header) < HEADER_BYTES:
+            return
+        size = int.from_bytes(header[4:8], "big")
+        payload = raw.read(size) if size else b""
+        if payload:
+            yield payload

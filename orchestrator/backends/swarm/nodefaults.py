@@ -15,6 +15,7 @@ ID prefix).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from orchestrator.backends.base import BackendError
@@ -59,3 +60,31 @@ def stop_engine(client: Any, name: str) -> tuple[str, str]:
         )
     containers[0].stop(timeout=STOP_SECONDS)
     return node_id, hostname
+
+
+class NodeFaults:
+    """The swarm backend's drain_node/stop_node: the units pinned to the node
+    are lost with it, reported exited with `lost_node` (its hostname)."""
+
+    client: Any
+    _records: dict[str, Any]  # backend.py's _Record by unit
+
+    def _finish(self, record: Any, code: int | None, note: str | None) -> None:
+        raise NotImplementedError  # the backend's
+
+    def drain_node(self, node: str) -> tuple[str, ...]:
+        return self._lose_node(node, drain, "drained")
+
+    def stop_node(self, node: str) -> tuple[str, ...]:
+        return self._lose_node(node, stop_engine, "stopped")
+
+    def _lose_node(
+        self, node: str, action: Callable[[Any, str], tuple[str, str]], what: str
+    ) -> tuple[str, ...]:
+        node_id, hostname = action(self.client, node)
+        lost = [n for n, r in self._records.items() if r.node.id == node_id and not r.done]
+        for name in lost:
+            record = self._records[name]
+            record.lost_node = hostname
+            self._finish(record, None, f"its node {hostname} was {what} by a fault")
+        return tuple(lost)

@@ -58,7 +58,7 @@ class ServiceSpec:
         c = self.container
         container: dict[str, Any] = {
             "Image": self.image,
-            "Command": list(c.command),
+            "Args": list(c.command),  # the image's entrypoint stays (it applies netem)
             "Hostname": c.unit,
             "Env": [f"{k}={v}" for k, v in c.env(run_id).items()],
             "Labels": dict(self.labels),
