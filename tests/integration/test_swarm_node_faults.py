@@ -1,11 +1,10 @@
 """Node faults on the real 3-node swarm lab (tests/swarm_support.py): a worker's
-engine lost mid-run without a scheduled fault (the test kills its node
-container): exit 3 naming the node and the prosumer host it carried, the run
-torn down and, once the node is back, nothing labelled with the run left on any
-node. And the node operations a scheduled `drain`/`stop` uses (nodefaults.py)
-against the real manager. (A scheduled node fault in a swarm run needs the
-fault injector to reach the clock, which the swarm backend does not publish
-yet; the injector's side is tested in tests/unit/test_faults_node.py.)
+engine stopped mid-run, scheduled (`faults:` action stop: the run goes on
+without the prosumer host it carried and ends 0) and not scheduled (the test
+kills its node container: exit 3 naming the node and the host). Either way the
+run tears down and, once the node is back, nothing labelled with the run is
+left on any node. And the node operations a scheduled `drain` / `stop` uses
+(nodefaults.py) against the real manager.
 
 The stopped worker is started again after each test (the session's other swarm
 tests need it). Run under `flock /tmp/swarm-dev.lock`.
@@ -25,7 +24,7 @@ import pytest
 
 from orchestrator.backends.base import BackendError
 from orchestrator.backends.swarm import nodefaults
-from orchestrator.run import EXIT_AGENT_FAILED
+from orchestrator.run import EXIT_AGENT_FAILED, EXIT_OK, RunOptions, run
 from orchestrator.swarm import Lab
 from tests.conformance.oracle import SMOKE
 from tests.conformance.targets import SwarmTarget
@@ -36,7 +35,7 @@ from tests.swarm_support import docker_engine, docker_images, swarm_images, swar
 __all__ = ["docker_engine", "docker_images", "swarm_images", "swarm_lab"]  # fixtures used below
 
 RUN_SECONDS = 600.0  # generous: a busy 2-core machine, three engines
-NODE_SECONDS = 180.0  # a stopped node seen Down, a started one Ready again
+NODE_SECONDS = 300.0  # a stopped node seen Down, a killed one Ready again (its dockerd recovers)
 LONG = ["market.first_interval=40", "market.last_interval=70"]
 
 
@@ -75,6 +74,31 @@ def hosts_on(bundle: Path, worker: str) -> list[str]:
 def nothing_left(target: SwarmTarget, run_id: str) -> None:
     """Once every node is back: nothing of the run on the manager or any worker."""
     wait_for("the run's leftovers to go", lambda: not target.leftovers(run_id), NODE_SECONDS)
+
+
+def test_a_scheduled_node_stop_loses_its_host_and_the_run_goes_on(
+    target: SwarmTarget, swarm_lab: Lab, docker_engine: Any, tmp_path: Path
+) -> None:
+    victim = swarm_lab.workers[0]
+    fault = f"faults=[{{at_interval: 51, action: stop, node: {victim}, note: scheduled}}]"
+    overrides = [*target.smoke_overrides, fault]
+    result = run(RunOptions(spec=SMOKE, overrides=overrides, out=tmp_path / "results"))
+    assert result.exit_code == EXIT_OK, result.outcome
+    lost = hosts_on(result.bundle, victim)
+    assert len(lost) == 1  # the default placement spread the two hosts over the workers
+    faults = result.summary["faults"]
+    assert faults["lost_with_nodes"] == {victim: lost}
+    assert faults["actions_applied"] == 1 and faults["crashed"] == []
+    assert set(lost) <= set(faults["down_at_end"])
+    (record,) = [
+        json.loads(line)
+        for line in (result.bundle / "faults.jsonl").read_text().splitlines()
+        if '"node"' in line
+    ]
+    assert (record["action"], record["node"], record["ok"]) == ("stop", victim, True)
+    assert record["clock_interval"] == 51 and record["note"] == "scheduled"
+    start_worker(docker_engine, swarm_lab, victim)
+    nothing_left(target, result.bundle.name)
 
 
 def test_an_unscheduled_node_loss_is_exit_3_naming_node_and_host(
