@@ -74,6 +74,20 @@ log = logging.getLogger("testbed.run")
 KEY_SECRET_ENV = "TESTBED_KEY_SECRET_FILE"  # the --key-secret-file of a run that names none
 
 
+def lost_node(status: Mapping[str, UnitStatus], exempt: set[str]) -> AgentFailed | None:
+    """A cluster node lost without a scheduled fault (its units exited with
+    `lost_node`, none of them exempt): the failure naming it and its units."""
+    lost: dict[str, list[str]] = {}
+    for name, st in status.items():
+        if st.state == "exited" and st.lost_node and name not in exempt:
+            lost.setdefault(st.lost_node, []).append(name)
+    if not lost:
+        return None
+    node = min(lost)
+    units = sorted(lost[node])
+    return AgentFailed(f"node {node}", None, why=f"lost (down or drained), with {', '.join(units)}")
+
+
 @dataclass(frozen=True)
 class RunOptions:
     spec: Path
@@ -304,13 +318,15 @@ class Run:
         early_exit: dict[str, float] = {}
         while True:
             status = self._sample()
+            exempt = self.events.exempt()  # Prometheus; agents a fault killed
+            if lost := lost_node(status, exempt):
+                raise lost
             clock = status["clock"]
             if clock.state == "exited":
                 if clock.returncode == 0:
                     self.mark("clock finished")
                     return
                 raise self._failed("clock", clock.returncode)
-            exempt = self.events.exempt()  # Prometheus; agents a fault killed
             for name, st in status.items():
                 if st.state != "exited" or name == "clock" or name in exempt:
                     continue

@@ -84,6 +84,9 @@ class UnitStatus:
     pid: int | None = None
     returncode: int | None = None
     rss_bytes: int | None = None
+    # Exited because the cluster node it ran on was lost (swarm: the node is
+    # Down or drained): that node's name, so the run names node and units.
+    lost_node: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +179,16 @@ class Backend(ABC):
         """Emulate this link on unit `name`'s egress from now on (all zero: none);
         returns how (e.g. "kernel" or "userspace"), for the fault log."""
         raise self._unsupported("netem")
+
+    def drain_node(self, node: str) -> tuple[str, ...]:
+        """Drain cluster node `node` (its tasks stop, nothing more is placed
+        there); returns the run's units that ran on it, lost to the run."""
+        raise self._unsupported("drain")
+
+    def stop_node(self, node: str) -> tuple[str, ...]:
+        """Stop the engine of cluster node `node` (the lab: `docker stop` of the
+        node's container); returns the run's units that ran on it, lost to the run."""
+        raise self._unsupported("stop")
 
     def enable_faults(self, netem_units: Sequence[str]) -> None:
         """Called before `prepare`: units whose link a fault will change (docker

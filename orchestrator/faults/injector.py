@@ -29,10 +29,12 @@ from agents.common.transport import Reporter, Subscriber
 from orchestrator.backends.base import Backend, Placement
 from orchestrator.faults.timeline import PRESENCE, FaultPlan, Step
 from orchestrator.plan import Plan
+from orchestrator.spec.faults import NODE_ACTIONS
 
 log = logging.getLogger("testbed.faults")
 
 SETTLE_SECONDS = 0.05  # let queued control messages leave before release
+VITAL = ("chain", "clock")  # a node fault that takes them ends the run (not exempt)
 
 
 def orchestrator_endpoint(endpoint: str, clock_metrics_url: str) -> str:
@@ -127,6 +129,9 @@ class Injector:
 
     # -- applying ----------------------------------------------------------------------
     def apply(self, step: Step, why: str = "planned") -> None:
+        if step.action in NODE_ACTIONS:
+            self.apply_node(step)
+            return
         for unit in step.units:
             record: dict[str, Any] = {
                 **step.describe(),
@@ -152,6 +157,42 @@ class Injector:
             self.records.append(record)
             state = "ok" if record["ok"] else f"failed: {record['error']}"
             self.say(f"fault: {step.action} {unit} at interval {self.current} ({state})")
+
+    def apply_node(self, step: Step) -> None:
+        """Drain or stop cluster node `step.target`: the units that ran on it are
+        lost to the run as if killed (the clock stops expecting them), except
+        the chain and the clock (the market cannot go on without them: their
+        loss ends the run as a failure)."""
+        record: dict[str, Any] = {
+            **step.describe(),
+            "node": step.target,
+            "unit": None,
+            "why": "planned",
+            "time": time.time(),
+            "clock_interval": self.current,
+        }
+        try:
+            if step.action == "drain":
+                lost = self.backend.drain_node(step.target)
+            else:
+                lost = self.backend.stop_node(step.target)
+            record["lost"] = sorted(lost)
+            for unit in sorted(set(lost) - set(VITAL)):
+                self.down.add(unit)
+                if unit in self.watched:
+                    self.control.send(Expect(unit, False))
+            record["ok"] = True
+        except Exception as exc:  # recorded; the run goes on
+            record["ok"] = False
+            record["error"] = f"{type(exc).__name__}: {exc}"
+        record["applied_seconds"] = round(time.time() - record["time"], 3)
+        self.records.append(record)
+        state = "ok" if record["ok"] else f"failed: {record['error']}"
+        units = ", ".join(record.get("lost") or []) or "no units of the run"
+        self.say(
+            f"fault: {step.action} node {step.target} at interval {self.current} "
+            f"(lost: {units}; {state})"
+        )
 
     def _do(self, step: Step, unit: str) -> str | None:
         """Apply `step` to `unit`; what the backend says about it (netem: how)."""
@@ -193,6 +234,19 @@ class Injector:
         for action, units in (("resume", self.paused), ("heal", self.cut), ("netem", self.shaped)):
             for unit in sorted(units):
                 self.apply(Step(-1, action, unit, (unit,), span_end=True), why="end of run")
+
+    def unheard(self) -> list[dict[str, Any]]:
+        """Records of the steps never applied because the clock's broadcast never
+        reached the orchestrator (no tick, no finalization seen): an unreachable
+        clock must not look like a run without faults."""
+        if self.current is not None or self.started is not None:
+            return []
+        why = f"not applied: nothing received from the clock at {self.sub.endpoint}"
+        return [
+            {**step.describe(), "unit": None, "why": "planned", "time": None, "ok": False}
+            | {"clock_interval": None, "error": why}
+            for step in [*self.pending, *self.pending_seconds]
+        ]
 
     def close(self) -> None:
         if not self.closed:

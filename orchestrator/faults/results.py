@@ -60,13 +60,14 @@ def fault_summary(
         "actions_planned": len(applied),
         "actions_applied": sum(1 for r in applied if r.get("ok")),
         "actions_failed": [
-            f"{r['action']} {r['unit']}: {r.get('error')}" for r in applied if not r.get("ok")
+            f"{r['action']} {_what(r)}: {r.get('error')}" for r in applied if not r.get("ok")
         ],
         "timeline": [
             {
                 k: r.get(k)
                 for k in ("action", "unit", "at_interval", "at_seconds", "clock_interval", "ok")
             }
+            | ({"node": r["node"], "lost": r.get("lost")} if r.get("node") else {})
             for r in applied
         ],
         "adversaries_configured": sum(1 for r in rows if r["source"] == "config"),
@@ -76,9 +77,19 @@ def fault_summary(
         "killed_by_faults": sorted(
             {r["unit"] for r in applied if r["action"] == "kill" and r.get("ok")}
         ),
+        # node faults: the units each drained or stopped node took with it
+        "lost_with_nodes": {
+            r["node"]: r.get("lost") or [] for r in applied if r.get("node") and r.get("ok")
+        },
         "down_at_end": sorted(down),
         "crashed": sorted(crashed),
     }
+
+
+def _what(record: Mapping[str, Any]) -> str:
+    if record.get("node") or record.get("action") in ("drain", "stop"):
+        return f"node {record.get('node') or record.get('target')}"
+    return str(record.get("unit") or record.get("target"))
 
 
 def _get(summary: Mapping[str, Any], *path: str) -> float | None:

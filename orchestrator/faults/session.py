@@ -86,6 +86,10 @@ class RunFaults:
         injector = self.injector
         records = injector.records if injector is not None else []
         if injector is not None:
+            unheard = injector.unheard()
+            records = [*records, *unheard]
+            for record in unheard:
+                self.say(f"fault: {record['action']} {record['target']}: {record['error']}")
             injector.close()
         down = self.down
         rows = write_fault_log(self.bundle, records, self.faults.configured)

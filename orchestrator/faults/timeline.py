@@ -25,7 +25,7 @@ from agents.common.errors import ConfigError
 from agents.common.typed import from_plain
 from orchestrator.errors import TestbedError
 from orchestrator.plan import Plan
-from orchestrator.spec.faults import SPAN_END, FaultConfig, FaultNetem
+from orchestrator.spec.faults import NODE_ACTIONS, SPAN_END, FaultConfig, FaultNetem
 
 ALL_HOSTS, ALL_SOLVERS = "prosumers", "solvers"
 # How an action changes what the lockstep clock waits for (prosumer hosts, solvers).
@@ -36,6 +36,8 @@ PRESENCE = {
     "restart": True,
     "resume": True,
     "heal": True,
+    "drain": False,  # the units that were on the node
+    "stop": False,
 }
 
 
@@ -50,9 +52,9 @@ class Step:
     """One action on some units at one moment (exactly one of at_interval, at_seconds)."""
 
     entry: int  # index in the spec's faults list
-    action: str  # kill | restart | pause | resume | partition | heal | netem
-    target: str
-    units: tuple[str, ...]
+    action: str  # kill | restart | pause | resume | partition | heal | netem | drain | stop
+    target: str  # drain/stop: the cluster node
+    units: tuple[str, ...]  # drain/stop: none (the backend says which were on the node)
     at_interval: int | None = None
     at_seconds: float | None = None
     netem: FaultNetem | None = None  # action netem; None: back to no emulation
@@ -151,6 +153,11 @@ def build_timeline(faults: Sequence[FaultConfig], plan: Plan) -> FaultPlan:
             }
             misbehaviour.setdefault(host, []).append(entry)
             configured.append({"entry": i, "agent": host, **entry})
+            continue
+        if fault.action in NODE_ACTIONS:
+            assert fault.node is not None
+            when = (fault.at_interval, fault.at_seconds)
+            steps.append(Step(i, fault.action, fault.node, (), *when, note=fault.note))
             continue
         assert fault.target is not None
         units = resolve_target(fault.target, plan)

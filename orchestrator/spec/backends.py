@@ -26,6 +26,7 @@ from orchestrator.spec.swarm import SwarmConfig
 
 PROCESS = frozenset({"kill", "restart", "pause", "resume"})
 NETWORK = frozenset({"partition", "heal", "netem"})
+NODE = frozenset({"drain", "stop"})  # a cluster node drained or its engine stopped (swarm)
 SWARM_FAULTS = frozenset({"kill", "restart"})  # what a manager can do to a service
 
 
@@ -73,7 +74,7 @@ ENTRIES: tuple[BackendEntry, ...] = (
     BackendEntry("docker", "docker:DockerBackend", PROCESS | NETWORK, prometheus="image"),
     BackendEntry("ssh", "ssh:SshBackend", PROCESS, hosts_need_address=True, settings=SshConfig),
     BackendEntry(
-        "swarm", "swarm:SwarmBackend", SWARM_FAULTS, prometheus="swarm", settings=SwarmConfig
+        "swarm", "swarm:SwarmBackend", SWARM_FAULTS | NODE, prometheus="swarm", settings=SwarmConfig
     ),
 )
 

@@ -16,7 +16,7 @@ from typing import Any
 from market.verify import ViolationKind
 from orchestrator.spec.backends import BACKENDS
 from orchestrator.spec.document import Document, KeyPath, Problem
-from orchestrator.spec.faults import CONFIG_ACTIONS, NOT_KILLABLE, SPAN_END
+from orchestrator.spec.faults import CONFIG_ACTIONS, NODE_ACTIONS, NOT_KILLABLE, SPAN_END
 from orchestrator.spec.validate import did_you_mean
 
 SERVICES = ("dso", "clock", "recorder")
@@ -72,6 +72,11 @@ def fault_problems(
         _check_keys(ctx, fault)
         target = fault.get("target")
         action = fault["action"]
+        _check_supported(ctx, action, backend, supported)
+        if action in NODE_ACTIONS:
+            if target is not None:
+                ctx.add(f"action {action} names a node (key 'node'), not a target", "target")
+            continue
         if target is None:
             if action != "prosumer":
                 ctx.add("missing required key 'target'")
@@ -94,14 +99,19 @@ def fault_problems(
                 "(pause/resume it instead)",
                 "action",
             )
-        if action not in CONFIG_ACTIONS and supported is not None and action not in supported:
-            ok = ", ".join(sorted(supported)) or "none"
-            ctx.add(
-                f"action {action} is not supported by the {backend} backend "
-                f"(it supports: {ok}; plus solver and prosumer)",
-                "action",
-            )
     return problems
+
+
+def _check_supported(
+    ctx: _Context, action: str, backend: str, supported: frozenset[str] | None
+) -> None:
+    if action not in CONFIG_ACTIONS and supported is not None and action not in supported:
+        ok = ", ".join(sorted(supported)) or "none"
+        ctx.add(
+            f"action {action} is not supported by the {backend} backend "
+            f"(it supports: {ok}; plus solver and prosumer)",
+            "action",
+        )
 
 
 class _Context:
@@ -164,6 +174,8 @@ def _check_when(ctx: _Context, fault: dict[str, Any], first: int, last: int) -> 
 def _check_keys(ctx: _Context, fault: dict[str, Any]) -> None:
     action = fault["action"]
     needs = {
+        "drain": ("node",),
+        "stop": ("node",),
         "netem": ("netem",),
         "solver": ("behaviour",),
         "prosumer": ("prosumer", "misbehaviour"),
@@ -181,6 +193,8 @@ def _check_keys(ctx: _Context, fault: dict[str, Any]) -> None:
     for key, owner in owners.items():
         if key in fault and action != owner:
             ctx.add(f"only valid with action {owner}", key)
+    if "node" in fault and action not in NODE_ACTIONS:
+        ctx.add(f"only valid with action {' or '.join(NODE_ACTIONS)}", "node")
     if action == "netem" and "netem" in fault and not any(fault["netem"].values()):
         ctx.add("sets nothing (give latency_ms, jitter_ms and/or loss_percent)", "netem")
     if action == "solver" and "behaviour" in fault:

@@ -11,10 +11,13 @@ from typing import Any
 # Actions the orchestrator applies through the backend (injector.py).
 PROCESS_ACTIONS = ("kill", "restart", "pause", "resume")
 NETWORK_ACTIONS = ("partition", "heal", "netem")
+# Actions on a cluster node (swarm): its tasks moved away, or its engine stopped.
+NODE_ACTIONS = ("drain", "stop")
 # Actions rendered into the agents' configs (the agents misbehave themselves).
 CONFIG_ACTIONS = ("solver", "prosumer")
-ACTIONS = (*PROCESS_ACTIONS, *NETWORK_ACTIONS, *CONFIG_ACTIONS)
-# A span (until_interval / for_intervals / for_seconds) ends with this action.
+ACTIONS = (*PROCESS_ACTIONS, *NETWORK_ACTIONS, *NODE_ACTIONS, *CONFIG_ACTIONS)
+# A span (until_interval / for_intervals / for_seconds) ends with this action
+# (node actions take none: a lost node's units do not come back in the run).
 SPAN_END = {
     "kill": "restart",
     "pause": "resume",
@@ -73,6 +76,12 @@ FAULT: dict[str, Any] = {
             "'prosumers' / 'solvers' for all of them.",
         },
         "action": {"enum": list(ACTIONS), "description": "What happens to the target."},
+        "node": {
+            "type": "string",
+            "minLength": 1,
+            "description": "action drain/stop: a cluster node (swarm: its hostname as "
+            "`docker node ls` shows it, or its ID); every unit on it is lost to the run.",
+        },
         "netem": FAULT_NETEM,
         "behaviour": {
             "enum": list(SOLVER_BEHAVIOURS),
@@ -114,6 +123,7 @@ class FaultConfig:
 
     action: str
     target: str | None = None
+    node: str | None = None  # drain/stop: the cluster node
     at_interval: int | None = None
     at_seconds: float | None = None
     until_interval: int | None = None

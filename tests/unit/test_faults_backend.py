@@ -83,15 +83,18 @@ def test_the_base_backend_refuses_what_it_cannot_do() -> None:
 @pytest.mark.parametrize("name", BACKEND_NAMES)
 def test_registry_fault_actions_are_the_ones_the_backend_implements(name: str) -> None:
     """An action listed in the registry is overridden by the backend's class; the
-    others are the base class's refusal (heal is partition(cut=False))."""
+    others are the base class's refusal (heal is partition(cut=False); node
+    actions drain and stop are drain_node and stop_node)."""
     from orchestrator.backends import backend_class
     from orchestrator.backends.base import Backend
 
     cls = backend_class(name)
+    methods = {a: a for a in ("kill", "restart", "pause", "resume", "partition", "netem")}
+    methods |= {"drain": "drain_node", "stop": "stop_node"}
     implemented = {
         action
-        for action in ("kill", "restart", "pause", "resume", "partition", "netem")
-        if getattr(cls, action) is not getattr(Backend, action)
+        for action, method in methods.items()
+        if getattr(cls, method) is not getattr(Backend, method)
     }
     listed = backend_entry(name).fault_actions
     assert implemented == listed - {"heal"}

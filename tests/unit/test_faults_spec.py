@@ -107,8 +107,8 @@ def test_problems_are_positioned_and_named() -> None:
 def test_schema_errors_come_first_with_suggestions() -> None:
     assert problems(spec_text("  - {at_interval: 50, target: dso, action: kil}\n")) == [
         "exp.yaml:8:44: faults[0].action: must be one of 'kill', 'restart', 'pause', "
-        "'resume', 'partition', 'heal', 'netem', 'solver', 'prosumer', got string 'kil'; "
-        "did you mean 'kill'?",
+        "'resume', 'partition', 'heal', 'netem', 'drain', 'stop', 'solver', 'prosumer', "
+        "got string 'kil'; did you mean 'kill'?",
     ]
 
 

@@ -52,6 +52,7 @@ from orchestrator.backends.swarm import cluster
 from orchestrator.backends.swarm.gateway import gateway_container
 from orchestrator.backends.swarm.logs import ServiceLogFollower
 from orchestrator.backends.swarm.network import create_overlay
+from orchestrator.backends.swarm.nodefaults import NodeFaults
 from orchestrator.backends.swarm.nodes import Node
 from orchestrator.backends.swarm.resources import (
     LABEL_SWARM_STATE,
@@ -88,11 +89,12 @@ class _Record:
     exit_code: int | None = None
     done: bool = False
     seen_task: bool = False
+    lost_node: str | None = None  # the hostname of the node it was lost with
     follower: ServiceLogFollower | None = None
     start_error: str | None = None
 
 
-class SwarmBackend(Backend):
+class SwarmBackend(NodeFaults, Backend):
     name = "swarm"
 
     def __init__(
@@ -290,7 +292,9 @@ class SwarmBackend(Backend):
             if record.service_id is None:
                 out[name] = UnitStatus(name, "missing")
             elif record.done:
-                out[name] = UnitStatus(name, "exited", None, record.exit_code)
+                out[name] = UnitStatus(
+                    name, "exited", None, record.exit_code, lost_node=record.lost_node
+                )
             else:
                 out[name] = self._unit_status(name, record, tasks.get(record.service_id), lost)
         return out
@@ -310,8 +314,9 @@ class SwarmBackend(Backend):
         if follower is not None and not follower.started and task["Status"].get("ContainerStatus"):
             follower.start()
         if state in RUNNING and node in lost:
+            record.lost_node = lost[node]
             self._finish(record, None, f"its node {lost[node]} is down (engine stopped or gone)")
-            return UnitStatus(name, "exited", None, None)
+            return UnitStatus(name, "exited", None, None, lost_node=lost[node])
         if state in RUNNING:
             return UnitStatus(name, "running")
         container = task.get("Status", {}).get("ContainerStatus") or {}
