@@ -34,7 +34,13 @@ from typing import Any
 
 import yaml
 
-from orchestrator.backends.docker.engine import LABEL_ROLE, LABEL_RUN, LABEL_UNIT
+from orchestrator.backends.docker.engine import (  # the labels the relabelling reads
+    DOCKER_SOCKET,
+    LABEL_METRICS_PORT,
+    LABEL_ROLE,
+    LABEL_RUN,
+    LABEL_UNIT,
+)
 from orchestrator.observability.targets import (
     JOB,
     MAX_SCRAPE_TIMEOUT_SECONDS,
@@ -43,10 +49,6 @@ from orchestrator.observability.targets import (
 )
 from orchestrator.plan import Plan
 
-# The service label with the port an agent serves /metrics on (the others the
-# relabelling reads are the docker backend's: engine.py).
-LABEL_METRICS_PORT = "testbed.metrics_port"
-DOCKER_SOCKET = "/var/run/docker.sock"
 # How often Prometheus asks the manager for tasks (a rescheduled task is found
 # within this; the API call is cheap, one list of the run's tasks).
 REFRESH_SECONDS = 5.0

@@ -30,6 +30,10 @@ LABEL_ROLE = "testbed.role"
 LABEL_ORCHESTRATOR = "testbed.orchestrator"
 LABEL_SPEC = "testbed.spec"
 LABEL_STATE = "testbed.state"
+# A swarm service's port its agent serves /metrics on (Prometheus's swarm discovery
+# reads it: observability/swarmsd.py), and the engine socket that discovery mounts.
+LABEL_METRICS_PORT = "testbed.metrics_port"
+DOCKER_SOCKET = "/var/run/docker.sock"
 API_TIMEOUT_SECONDS = 120
 MAX_POOL_SIZE = 128  # one streaming connection per container's log follower
 

@@ -42,6 +42,8 @@ from orchestrator.backends.base import (
 from orchestrator.backends.docker.backend import exit_code
 from orchestrator.backends.docker.containers import Mount, unit_spec
 from orchestrator.backends.docker.engine import (
+    DOCKER_SOCKET,
+    LABEL_METRICS_PORT,
     LABEL_ORCHESTRATOR,
     LABEL_RUN,
     LABEL_SPEC,
@@ -61,7 +63,6 @@ from orchestrator.backends.swarm.resources import (
 )
 from orchestrator.backends.swarm.services import ServiceSpec, service_name
 from orchestrator.hosts import PROFILES, Netem
-from orchestrator.observability.swarmsd import DOCKER_SOCKET, LABEL_METRICS_PORT
 from orchestrator.placement import local_out_dirs
 from orchestrator.plan import Plan
 from orchestrator.results.bundle import Bundle
