@@ -87,3 +87,11 @@ def start_cli(*args: str, env: dict[str, str], **popen: Any) -> subprocess.Popen
         preexec_fn=_default_sigint,
         **(options | popen),
     )
+
+
+# The swarm lab is a session fixture used by several folders (conformance,
+# integration): defined once here, so a session makes one lab, not one per module
+# that imports it (at the end: tests/swarm_support.py imports from this module).
+from tests.swarm_support import swarm_images, swarm_lab  # noqa: E402
+
+__all__ = ["swarm_images", "swarm_lab"]

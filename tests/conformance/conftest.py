@@ -22,10 +22,9 @@ from tests.conformance.targets import DockerTarget, SshTarget, SwarmTarget, Targ
 from tests.conftest import require_tool
 from tests.integration.docker_support import docker_engine, docker_images
 from tests.integration.ssh_support import SshLab, ssh_lab
-from tests.swarm_support import swarm_images, swarm_lab
 
 # fixtures used below
-__all__ = ["docker_engine", "docker_images", "ssh_lab", "swarm_images", "swarm_lab"]
+__all__ = ["docker_engine", "docker_images", "ssh_lab"]  # swarm_lab: tests/conftest.py
 
 BACKENDS = ["local", "docker", "ssh", "swarm"]
 

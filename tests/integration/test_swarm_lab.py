@@ -26,9 +26,9 @@ from orchestrator.swarm import Lab
 from orchestrator.swarm.nodes import LABEL_LAB, cgroup_subtrees
 from orchestrator.swarm.registry import docker0_address
 from tests.integration.docker_support import wait_for
-from tests.swarm_support import LAB_LOG, docker_engine, free_port, swarm_lab
+from tests.swarm_support import LAB_LOG, docker_engine, free_port
 
-__all__ = ["docker_engine", "swarm_lab"]
+__all__ = ["docker_engine"]  # swarm_lab: tests/conftest.py (one lab per session)
 
 PORT = 8000
 SERVE = ["python3", "-m", "http.server", str(PORT)]

@@ -30,9 +30,12 @@ from tests.conformance.oracle import SMOKE
 from tests.conformance.targets import SwarmTarget
 from tests.conftest import start_cli
 from tests.integration.docker_support import bundle_of, wait_for
-from tests.swarm_support import docker_engine, docker_images, swarm_images, swarm_lab
+from tests.swarm_support import docker_engine, docker_images
 
-__all__ = ["docker_engine", "docker_images", "swarm_images", "swarm_lab"]  # fixtures used below
+__all__ = [
+    "docker_engine",
+    "docker_images",
+]  # fixtures used below (swarm_lab: tests/conftest.py)
 
 RUN_SECONDS = 600.0  # generous: a busy 2-core machine, three engines
 NODE_SECONDS = 300.0  # a stopped node seen Down, a killed one Ready again (its dockerd recovers)

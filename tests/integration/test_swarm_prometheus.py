@@ -37,9 +37,12 @@ from orchestrator.scenario import build_scenario
 from orchestrator.spec import parse_spec
 from orchestrator.swarm import Lab
 from tests.integration.docker_support import wait_for
-from tests.swarm_support import docker_engine, docker_images, swarm_images, swarm_lab
+from tests.swarm_support import docker_engine, docker_images
 
-__all__ = ["docker_engine", "docker_images", "swarm_images", "swarm_lab"]  # fixtures used below
+__all__ = [
+    "docker_engine",
+    "docker_images",
+]  # fixtures used below (swarm_lab: tests/conftest.py)
 
 SPEC = """\
 name: swarmsd

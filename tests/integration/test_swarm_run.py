@@ -27,9 +27,9 @@ from orchestrator.swarm import Lab
 from tests.conformance.oracle import SMOKE, finalizations
 from tests.conformance.targets import SwarmTarget
 from tests.integration.docker_support import bundle_of, wait_for
-from tests.swarm_support import docker_engine, docker_images, swarm_images, swarm_lab
+from tests.swarm_support import docker_engine, docker_images
 
-__all__ = ["docker_engine", "docker_images", "swarm_images", "swarm_lab"]
+__all__ = ["docker_engine", "docker_images"]  # swarm_lab, swarm_images: tests/conftest.py
 
 PORT = 8000
 DELAY_MS = 40
