@@ -31,15 +31,28 @@ def test_proc_cpu_of_a_gone_process_is_none() -> None:
     assert proc_cpu(proc.pid) is None
 
 
+# The children's parent, sampled as the root: the pytest process may have other
+# children of its own (a session's runs), which are no part of this test.
+PARENT = """\
+import subprocess, sys
+sys.stdin.readline()  # the sampler is running
+code = sys.argv[1]
+# `-c code agents dso --config ...`: argv the classifier reads as the DSO
+dso = subprocess.Popen([sys.executable, "-c", code, "agents", "dso", "--config", "dso.json"])
+other = subprocess.Popen([sys.executable, "-c", code])
+sys.exit(dso.wait() or other.wait())
+"""
+
+
 def test_children_are_counted_per_role_after_they_exit() -> None:
     code = BURN.format(s=SECONDS)
-    with CpuSampler(period=0.05) as sampler:
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, code], stdin=subprocess.PIPE)
+    assert parent.stdin is not None
+    with CpuSampler(period=0.05, root=parent.pid) as sampler:
         started = time.time()
-        # `-c code agents dso --config ...`: argv the classifier reads as the DSO
-        argv = [sys.executable, "-c", code, "agents", "dso", "--config", "dso.json"]
-        dso = subprocess.Popen(argv)
-        other = subprocess.Popen([sys.executable, "-c", code])
-        assert dso.wait(timeout=120) == 0 and other.wait(timeout=120) == 0
+        parent.stdin.write(b"go\n")
+        parent.stdin.close()
+        assert parent.wait(timeout=120) == 0
         ended = time.time()
     report = sampler.report()
     # at most one sampling period of each child's CPU is missed at its end

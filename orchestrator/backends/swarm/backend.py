@@ -438,6 +438,7 @@ class SwarmBackend(NodeFaults, Backend):
                 self._save_logs()
                 found = swarm_resources(self.client, self.run_id).get(self.run_id)
                 report = remove_swarm_resources(self.client, found) if found else []
+                self._wait_tasks_gone()
                 self._finish_logs()
                 failed = [f"{i.what}: {i.action}" for i in report if i.action.startswith("failed")]
                 if failed:
@@ -447,6 +448,12 @@ class SwarmBackend(NodeFaults, Backend):
             if self.registry is not None:
                 self.registry.stop()
             shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def _wait_tasks_gone(self, seconds: float = 30.0) -> None:
+        """A removed service's task containers stop after it (bounded wait)."""
+        deadline, label = time.monotonic() + seconds, {"label": f"{LABEL_RUN}={self.run_id}"}
+        while self.client.containers.list(all=True, filters=label) and time.monotonic() < deadline:
+            time.sleep(POLL_SECONDS)  # then `testbed clean` finds what is still there
 
     def _save_logs(self) -> None:
         followers = [r.follower for r in self._records.values() if r.follower is not None]

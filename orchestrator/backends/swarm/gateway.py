@@ -15,7 +15,8 @@ from orchestrator.backends.docker.containers import ContainerSpec
 UNIT = "clock-gateway"
 
 FORWARDER = """\
-import asyncio, sys
+import asyncio, signal, sys
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stopped at once, not after the grace period
 target, ports = sys.argv[1], [int(p) for p in sys.argv[2:]]
 async def pipe(reader, writer):
     try:
