@@ -3,7 +3,8 @@
 # Usage: scripts/setup.sh [--tests]   (--tests adds what only the test suite needs:
 #                                      Docker Engine + debootstrap for the docker backend,
 #                                      chromium and tmux for tests/e2e/test_report_view.py,
-#                                      docker-registry for the swarm lab's private registry)
+#                                      docker-registry for the swarm lab's private registry,
+#                                      stress-ng to load the machine in the observability tests)
 #   - system packages (as root on Debian/Ubuntu; otherwise says what is missing)
 #   - .venv with the pinned Python dependencies and the project (editable)
 #   - node_modules with the pinned solc and anvil
@@ -32,6 +33,8 @@ if $FOR_TESTS; then
   # a person's view of a run: the report in a headless browser, the terminal in tmux
   SYSTEM_TOOLS[chromium]=chromium
   SYSTEM_TOOLS[tmux]=tmux
+  # both cores busy while the observability tests run (tests/integration/test_observability.py)
+  SYSTEM_TOOLS[stress-ng]=stress-ng
   # the CNCF distribution registry the swarm lab serves images from (not started as a
   # service here: orchestrator/swarm/registry.py runs it with its own TLS config)
   SYSTEM_TOOLS[docker-registry]=docker-registry

@@ -35,17 +35,29 @@ SMOKE = REPO / "topologies" / "smoke.yaml"
 SCRAPE = 0.8
 
 
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunResult, Path]]:
+# Every test runs over two runs: on the machine as it is, and with both cores
+# busy (stress-ng --cpu 2 for the whole run): metrics must be complete on a
+# loaded machine too (a CI machine shares its cores).
+@pytest.fixture(scope="module", params=["as-is", "stress-ng"])
+def smoke(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[RunResult, Path]]:
     require_tool("anvil")
     require_tool("prometheus")
     root = tmp_path_factory.mktemp("observability")
     state = root / "state"
     old = os.environ.get("TESTBED_STATE_DIR")
     os.environ["TESTBED_STATE_DIR"] = str(state)
+    stress = None
+    if request.param == "stress-ng":
+        argv = [require_tool("stress-ng"), "--cpu", "2", "--timeout", "900s", "--quiet"]
+        stress = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
     try:
         result = run(RunOptions(spec=SMOKE, out=root / "results"))
     finally:
+        if stress is not None:  # its workers end with it (by our own pid)
+            stress.terminate()
+            stress.wait(timeout=60)
         if old is None:
             os.environ.pop("TESTBED_STATE_DIR", None)
         else:
