@@ -161,6 +161,31 @@ def signals_as_interrupts() -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """A Ctrl-C (or SIGTERM, SIGHUP) during the block takes effect at its end:
+    starting a process and recording it must not be split by an interrupt, or
+    the teardown would not know the process it has to stop."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    arrived: list[int] = []
+    old = {s: signal.signal(s, lambda signum, _frame: arrived.append(signum)) for s in sigs}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+    if arrived:  # as the handler the block deferred would have
+        signum = signal.Signals(arrived[0])
+        handler = old[signum]
+        if callable(handler):
+            handler(signum, None)
+        elif handler == signal.SIG_DFL:
+            raise Interrupted(signum)
+
+
+@contextlib.contextmanager
 def interrupts_ignored() -> Iterator[None]:
     """During teardown a second Ctrl-C must not leave processes behind: the
     teardown is bounded (SIGTERM, then SIGKILL after a timeout) and finishes."""

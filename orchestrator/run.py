@@ -39,6 +39,7 @@ from orchestrator.lifecycle import (
     Outcome,
     close_logger,
     file_logger,
+    interrupts_deferred,
     interrupts_ignored,
     log_tail,
     outcome_of,
@@ -302,8 +303,9 @@ class Run:
         self.events.bringing_up.fire(where)
 
     def _start(self, unit: Unit) -> None:
-        self.backend.start(unit)
-        self.started.append(unit.name)
+        with interrupts_deferred():  # a started unit is always one the teardown stops
+            self.backend.start(unit)
+            self.started.append(unit.name)
 
     def _chain_alive(self) -> bool:
         state = self.backend.status().get("chain")

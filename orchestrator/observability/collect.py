@@ -27,7 +27,7 @@ from typing import Any
 from orchestrator.backends.base import Backend, Placement, Unit
 from orchestrator.backends.local import HOST, free_ports
 from orchestrator.hooks import Events
-from orchestrator.lifecycle import log_tail
+from orchestrator.lifecycle import interrupts_deferred, log_tail
 from orchestrator.observability.exporter import DatasetExporter, dataset_energy
 from orchestrator.observability.server import (
     PrometheusApi,
@@ -106,8 +106,9 @@ class RunMetrics:
         config.write_text(self.config)
         listen = f"{self.listen_host}:{port}"
         argv = prometheus_argv(binary, config=str(config), tsdb=str(self.tsdb), listen=listen)
-        self.backend.start(Unit(self.unit, "prometheus", tuple(argv), self.log_file))
-        self.started_at = time.time()
+        with interrupts_deferred():  # started and recorded, or neither (see stop)
+            self.backend.start(Unit(self.unit, "prometheus", tuple(argv), self.log_file))
+            self.started_at = time.time()
         self.api = PrometheusApi(f"http://{listen}")
         self.api.wait_ready(START_TIMEOUT_SECONDS, self._alive)
         return self.api.url
