@@ -450,9 +450,9 @@ class SwarmBackend(NodeFaults, Backend):
             shutil.rmtree(self.state_dir, ignore_errors=True)
 
     def _wait_tasks_gone(self, seconds: float = 30.0) -> None:
-        """A removed service's task containers stop after it (bounded wait)."""
+        """A removed service's task containers stop after it (bounded; inspects none)."""
         deadline, label = time.monotonic() + seconds, {"label": f"{LABEL_RUN}={self.run_id}"}
-        while self.client.containers.list(all=True, filters=label) and time.monotonic() < deadline:
+        while self.client.api.containers(all=True, filters=label) and time.monotonic() < deadline:
             time.sleep(POLL_SECONDS)  # then `testbed clean` finds what is still there
 
     def _save_logs(self) -> None:
