@@ -205,6 +205,8 @@ class Lab:
         lab's nodes, or services): leaving would take theirs down with it."""
         try:
             own = client.info()["Swarm"]["NodeID"]
+            if not own:  # this engine is in no swarm any more: nothing to leave
+                return
             others = [
                 n
                 for n in client.nodes.list()

@@ -156,7 +156,11 @@ def remove_node(client: Any, node: LabNode, problems: list[str]) -> None:
 
     node_ids = {node.node_id} if node.node_id else set()
     # a node whose join was cut short has no id in the state: find it by hostname
-    for entry in client.nodes.list():
+    try:
+        entries = client.nodes.list()
+    except docker.errors.APIError:  # this engine left the swarm: no node entries to remove
+        entries, node_ids = [], set()
+    for entry in entries:
         if entry.attrs.get("Description", {}).get("Hostname") == node.name:
             node_ids.add(entry.id)
     for node_id in sorted(i for i in node_ids if i):
