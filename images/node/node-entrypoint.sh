@@ -15,6 +15,8 @@ bip=${TESTBED_NODE_BIP:-192.168.240.1/24}
 pool=${TESTBED_NODE_POOL:-base=192.168.0.0/16,size=24}
 # mounts made by the node's containers (volumes, overlay2) propagate as on a host
 mount --make-rshared / 2>/dev/null || true
-rm -f /var/run/docker.pid
+# a restarted node (its engine stopped by a fault) keeps the old run state: dockerd's and
+# containerd's pid files and sockets there make containerd time out, and the node stays Down
+rm -rf /var/run/docker.pid /var/run/docker
 exec dockerd --host unix:///var/run/docker.sock --cgroup-parent "/$name" \
   --bip "$bip" --default-address-pool "$pool" "$@"
