@@ -24,7 +24,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from orchestrator.errors import TestbedError
 from orchestrator.placement import AgentPlacement as AgentPlacement  # part of the interface
@@ -194,3 +194,20 @@ class Backend(ABC):
         """Called before `prepare`: units whose link a fault will change (docker
         grants them CAP_NET_ADMIN)."""
         del netem_units  # other backends need no preparation
+
+
+def settle_starts(
+    records: Mapping[str, Any], names: Sequence[str] | None = None, *, raise_errors: bool = True
+) -> None:
+    """Wait for the queued starts (`record.future`) of `names` (default: all);
+    the first failure is raised after all have settled (docker, swarm)."""
+    errors: list[BaseException] = []
+    for name, record in records.items():
+        if (names is None or name in names) and record.future is not None:
+            try:
+                record.future.result()
+            except BaseException as exc:
+                errors.append(exc)
+            record.future = None
+    if errors and raise_errors:
+        raise errors[0]

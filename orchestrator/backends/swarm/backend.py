@@ -37,6 +37,7 @@ from orchestrator.backends.base import (
     Unit,
     UnitStatus,
     backend_state_root,
+    settle_starts,
     state_root,
 )
 from orchestrator.backends.docker.backend import exit_code
@@ -272,16 +273,8 @@ class SwarmBackend(NodeFaults, Backend):
         return record.service_id
 
     def _settle(self, names: Sequence[str] | None = None, *, raise_errors: bool = True) -> None:
-        errors: list[BaseException] = []
-        for name, record in self._records.items():
-            if (names is None or name in names) and record.future is not None:
-                try:
-                    record.future.result()
-                except BaseException as exc:
-                    errors.append(exc)
-                record.future = None
-        if errors and raise_errors:
-            raise errors[0]
+        """Wait for queued starts; the first failure is raised (after all settled)."""
+        settle_starts(self._records, names, raise_errors=raise_errors)
 
     # -- status ----------------------------------------------------------------
     def status(self) -> dict[str, UnitStatus]:
