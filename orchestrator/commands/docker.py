@@ -204,7 +204,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         return 0
     from orchestrator.backends.docker.compose import render_compose
     from orchestrator.backends.swarm.stack import render_stack
-    from orchestrator.observability.targets import run_scrape_interval
+    from orchestrator.scrapetargets import run_scrape_interval
 
     m = spec.market
     options = {

@@ -1,8 +1,9 @@
 """Observability of a run: a real Prometheus scraping every agent, its TSDB
 snapshot in the bundle, and `testbed metrics` to explore it afterwards.
 
-- targets.py: scrape targets and prometheus.yml rendered from the plan (pure;
-  every backend renders its config through it, with its own addresses).
+- scrape targets and prometheus.yml are rendered from the plan by
+  orchestrator.scrapetargets (pure, below the backends as well: every backend renders
+  its config through it, with its own addresses).
 - server.py: the Prometheus binary: command line, readiness, HTTP API
   (queries, target discovery, snapshots).
 - exporter.py: the orchestrator's own metrics (the dataset's production and

@@ -36,15 +36,15 @@ from orchestrator.observability.server import (
     prometheus_binary,
 )
 from orchestrator.observability.swarmsd import REFRESH_SECONDS, render_swarm_config
-from orchestrator.observability.targets import (
+from orchestrator.plan import Plan
+from orchestrator.results.bundle import Bundle
+from orchestrator.scrapetargets import (
     ScrapeTarget,
     agent_targets,
     orchestrator_target,
     render_config,
     run_scrape_interval,
 )
-from orchestrator.plan import Plan
-from orchestrator.results.bundle import Bundle
 from orchestrator.spec import Spec
 from orchestrator.spec.backends import backend_entry
 

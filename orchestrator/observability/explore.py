@@ -32,8 +32,8 @@ from orchestrator.observability.server import (
     prometheus_argv,
     require_binary,
 )
-from orchestrator.observability.targets import empty_config
 from orchestrator.results.bundle import read_json
+from orchestrator.scrapetargets import empty_config
 
 START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 10.0

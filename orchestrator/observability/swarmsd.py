@@ -11,7 +11,7 @@ exactly this run's agents:
   the port the agent serves /metrics on; the chain and Prometheus have none);
 - their address on the run's own network (the network labelled with the run
   id, not the ingress), with the port from that service label;
-- target labels as every backend has them (targets.py): `run_id`, `spec`,
+- target labels as every backend has them (orchestrator.scrapetargets): `run_id`, `spec`,
   `agent` (the service's `testbed.unit`), `role` (`testbed.role`), plus
   `node` (the swarm node's hostname: a handful of values, bounded).
 
@@ -41,13 +41,13 @@ from orchestrator.backends.docker.engine import (  # the labels the relabelling 
     LABEL_RUN,
     LABEL_UNIT,
 )
-from orchestrator.observability.targets import (
+from orchestrator.plan import Plan
+from orchestrator.scrapetargets import (
     JOB,
     MAX_SCRAPE_TIMEOUT_SECONDS,
     ScrapeTarget,
     duration,
 )
-from orchestrator.plan import Plan
 
 # How often Prometheus asks the manager for tasks (a rescheduled task is found
 # within this; the API call is cheap, one list of the run's tasks).

@@ -31,9 +31,9 @@ from orchestrator.observability.swarmsd import (
     LABEL_METRICS_PORT,
     render_swarm_config,
 )
-from orchestrator.observability.targets import orchestrator_target
 from orchestrator.plan import Plan, build_plan
 from orchestrator.scenario import build_scenario
+from orchestrator.scrapetargets import orchestrator_target
 from orchestrator.spec import parse_spec
 from orchestrator.swarm import Lab
 from tests.integration.docker_support import wait_for

@@ -12,7 +12,7 @@ import yaml
 
 from orchestrator.observability.collect import prometheus_config
 from orchestrator.observability.swarmsd import meta, render_swarm_config
-from orchestrator.observability.targets import agent_targets, orchestrator_target
+from orchestrator.scrapetargets import agent_targets, orchestrator_target
 from orchestrator.spec.backends import BACKENDS
 from tests.conftest import require_tool
 from tests.unit.test_observability_targets import small_plan

@@ -10,7 +10,9 @@ import yaml
 from agents.common.market import MarketConfig
 from orchestrator.datasets import ProsumerTrace, TraceOffer
 from orchestrator.observability.exporter import DatasetExporter, dataset_energy
-from orchestrator.observability.targets import (
+from orchestrator.plan import Plan, build_plan
+from orchestrator.progress import scrape
+from orchestrator.scrapetargets import (
     agent_targets,
     duration,
     orchestrator_target,
@@ -18,8 +20,6 @@ from orchestrator.observability.targets import (
     run_scrape_interval,
     scrape_interval,
 )
-from orchestrator.plan import Plan, build_plan
-from orchestrator.progress import scrape
 from orchestrator.spec import SolverConfig, load_spec
 from tests.conftest import REPO
 from tests.scenario_support import memory_scenario

@@ -114,7 +114,7 @@ def render_compose(
     """The compose file's text; with `out`, the whole project is written there
     (docker-compose.yaml, config/, out/, setup/deploy.py, prometheus/)."""
     from agents.chain.node import Anvil
-    from orchestrator.observability.targets import agent_targets, render_config
+    from orchestrator.scrapetargets import agent_targets, render_config
 
     run_id = plan.run_id
     labels = {LABEL_RUN: run_id, LABEL_SPEC: plan.spec_name, LABEL_ORCHESTRATOR: ORCHESTRATOR}

@@ -7,6 +7,10 @@ and an ssh backend (board addresses) render their configs the same way.
 Every series carries the target labels `run_id`, `spec`, `agent` and `role`
 (bounded: one value per agent process), so dashboards filter and group by
 them without the agents knowing anything about Prometheus.
+
+It sits beside plan.py, below both the backends (docker's compose export renders
+a prometheus.yml) and orchestrator.observability (the run's Prometheus), so
+either may import it.
 """
 
 from __future__ import annotations
