@@ -31,7 +31,7 @@ from orchestrator.commands.observe import (
     write_replay_plot,
 )
 from orchestrator.commands.runs import COMMANDS as RUN_COMMANDS
-from orchestrator.cost import Cost, available_memory_mb, check_fits
+from orchestrator.cost import Cost, available_memory_mb, check_fits, check_points_fit
 from orchestrator.datasets import (
     Dataset,
     format_kwh,
@@ -162,7 +162,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         f"{market.first_interval}..{market.last_interval}, L = {market.prediction_window}, "
         f"{market.clock} clock, {cost.backend} backend"
         + (f", sweep of {points} points" if points else "")
-        + f"\n  a run: {_mb(cost.memory_mb)} of memory, {cost.describe()}"
+        + f"\n  {'its largest point' if points else 'a run'}: {_mb(cost.memory_mb)} of memory, "
+        + cost.describe()
     )
     return 0
 
@@ -172,13 +173,15 @@ def _validated(args: argparse.Namespace) -> tuple[Spec, Scenario, int, Cost, lis
     what does not fit this machine; SpecError for that without --force."""
     spec = load_spec_args(args)
     scenario = build_scenario(spec)
-    points = 0
-    if spec.sweep:  # every point must validate on its own (cross-key checks included)
-        from orchestrator.sweeps.points import load_points  # lazy: CLI start-up time
+    if not spec.sweep:
+        cost, forced = check_fits(scenario, args.backend, force=args.force)
+        return spec, scenario, 0, cost, forced
+    # every point must validate on its own (cross-key checks included) and fit
+    from orchestrator.sweeps.points import load_points, point_scenarios  # lazy: start-up time
 
-        points = len(load_points(Path(args.spec), args.overrides, os.environ, spec))
-    cost, forced = check_fits(scenario, args.backend, force=args.force)
-    return spec, scenario, points, cost, forced
+    loaded = load_points(Path(args.spec), args.overrides, os.environ, spec)
+    cost, forced = check_points_fit(point_scenarios(loaded), args.backend, force=args.force)
+    return spec, scenario, len(loaded), cost, forced
 
 
 def _validate_json(args: argparse.Namespace) -> int:

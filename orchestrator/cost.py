@@ -18,6 +18,7 @@ running), sampling the peak RSS of every process of `testbed run` every 0.2 s:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -81,7 +82,10 @@ SERVICE_ROLES = frozenset({"dso", "clock", "solver"})  # ssh: on deployment.ssh.
 class Cost:
     """A run's estimate. `memory_mb` is on this machine; `host_memory_mb` is the
     largest prosumer host process (a container under docker, a board under ssh),
-    `host_limit_mb` the smallest memory limit a host profile gives it."""
+    `host_limit_mb` the smallest memory limit a host profile gives it. ssh with
+    `deployment.ssh.services_host`: `services_host_memory_mb` is all that board runs
+    (DSO, clock, solvers and its own prosumer host, if any), `services_host_limit_mb`
+    its profile's limit."""
 
     backend: str
     processes: int  # on this machine (docker: containers, plus the testbed process)
@@ -94,6 +98,8 @@ class Cost:
     host_memory_mb: float
     host_limit_mb: float | None
     wall_seconds: float
+    services_host_memory_mb: float = 0.0
+    services_host_limit_mb: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {k: round(v, 1) if isinstance(v, float) else v for k, v in asdict(self).items()}
@@ -103,6 +109,8 @@ class Cost:
         parts = sorted(self.memory_by_part_mb.items(), key=lambda kv: -kv[1])
         listed = ", ".join(f"{k} {_mb(v)}" for k, v in parts)
         where = f" here and {self.remote_processes} on the hosts" if self.remote_processes else ""
+        if self.services_host_memory_mb:
+            where += f" (the services host {_mb(self.services_host_memory_mb)})"
         return f"{self.processes} processes{where} ({listed}), about {_duration(self.wall_seconds)}"
 
 
@@ -126,6 +134,25 @@ def check_fits(
     if problems and not force:
         raise SpecError(problems)
     return cost, problems
+
+
+def check_points_fit(
+    points: Sequence[tuple[str, Scenario]], backend: str | None = None, *, force: bool = False
+) -> tuple[Cost, list[str]]:
+    """A sweep: every point estimated and checked on its own (a point may widen the
+    window, scale the dataset or change the hosts). (the largest point's estimate,
+    what does not fit as warnings when `force`); raises SpecError naming every point
+    that does not fit, each line led by the point's label, unless `force`."""
+    available = available_memory_mb()
+    costs: list[Cost] = []
+    problems: list[str] = []
+    for label, scenario in points:
+        cost = run_cost(scenario, backend)
+        costs.append(cost)
+        problems += [f"{label}: {p}" for p in refusals(scenario.spec, cost, available)]
+    if problems and not force:
+        raise SpecError(problems)
+    return max(costs, key=lambda c: c.memory_mb), problems
 
 
 def estimate(spec: Spec, plan: Plan, offers: int) -> Cost:
@@ -154,6 +181,7 @@ def estimate(spec: Spec, plan: Plan, offers: int) -> Cost:
     parts["testbed"] = ORCHESTRATOR_MB + offers * ORCHESTRATOR_MB_PER_OFFER
     market = spec.market
     intervals = market.last_interval - market.first_interval + 1
+    services_mb, services_limit = _services_host(spec, plan, offers)
     return Cost(
         backend=plan.backend,
         processes=len(local) + services + 1,
@@ -171,7 +199,29 @@ def estimate(spec: Spec, plan: Plan, offers: int) -> Cost:
             transactions,
             market.simulated_interval_seconds if market.clock == "wallclock" else 0,
         ),
+        services_host_memory_mb=services_mb,
+        services_host_limit_mb=services_limit,
     )
+
+
+def _services_host(spec: Spec, plan: Plan, offers: int) -> tuple[float, float | None]:
+    """ssh with a services_host: (the memory of every agent on that board, its
+    profile's limit); (0, None) otherwise."""
+    from orchestrator.hosts import expand_hosts  # plan -> scenario -> spec: not at import
+
+    deployment = spec.deployment
+    name = deployment.ssh.services_host if deployment.backend == "ssh" else None
+    if not name:
+        return 0.0, None
+    there = [
+        a
+        for a in plan.agents
+        if a.role in SERVICE_ROLES or (a.role == "prosumer" and a.host == name)
+    ]
+    mb = sum(agent_mb(a, offers, plan.prosumer_count) for a in there)
+    board = next((h for h in expand_hosts(deployment.hosts) if h.name == name), None)
+    limit = board.profile.memory_bytes if board is not None else None
+    return mb, limit / 2**20 if limit else None
 
 
 def agent_mb(agent: AgentPlan, offers: int, all_prosumers: int) -> float:
@@ -231,6 +281,15 @@ def refusals(spec: Spec, cost: Cost, available_mb: float | None) -> list[str]:
             f"{spec.where('deployment.hosts')}: a prosumer host needs about "
             f"{_mb(cost.host_memory_mb)}, more than its profile's {_mb(cost.host_limit_mb)}; "
             "spread the prosumers over more hosts (--force runs it anyway)"
+        )
+    limit = cost.services_host_limit_mb
+    if limit is not None and cost.services_host_memory_mb > limit:
+        out.append(
+            f"{spec.where('deployment.ssh.services_host')}: the services host "
+            f"{spec.deployment.ssh.services_host} needs about "
+            f"{_mb(cost.services_host_memory_mb)} (DSO, clock, solvers and its prosumers), "
+            f"more than its profile's {_mb(limit)}; leave the services on this machine or "
+            "give that host a larger profile (--force runs it anyway)"
         )
     return out
 

@@ -233,6 +233,7 @@ def cmd_run_sweep(args: argparse.Namespace) -> int:
             backend=args.backend,
             quiet_points=True,
             argv=tuple(sys.argv),
+            force=args.force,
         )
     )
     if args.json:

@@ -18,10 +18,13 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import SpecError
 from orchestrator.spec import Spec, load_spec
+
+if TYPE_CHECKING:
+    from orchestrator.scenario import Scenario
 
 PATH_KEYS = ("microgrid.dataset.path",)
 """Sweep values that are file paths: relative ones are relative to the spec
@@ -103,3 +106,11 @@ def load_points(
     if problems:
         raise SpecError(problems)
     return loaded
+
+
+def point_scenarios(loaded: Iterable[tuple[SweepPoint, Spec]]) -> list[tuple[str, Scenario]]:
+    """("sweep point N (label)", its scenario) for each point: what a point's run
+    would trade and cost (orchestrator.cost.check_points_fit)."""
+    from orchestrator.scenario import build_scenario  # reads the dataset: only when asked
+
+    return [(f"sweep point {p.index} ({p.label})", build_scenario(spec)) for p, spec in loaded]

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from orchestrator.results.bundle import new_run_id
 from orchestrator.spec import Spec, load_spec
 from orchestrator.sweeps.bound import Bounds
-from orchestrator.sweeps.points import SweepPoint, load_points
+from orchestrator.sweeps.points import SweepPoint, load_points, point_scenarios
 from orchestrator.sweeps.table import SweepTable
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ class SweepOptions:
     backend: str | None = None
     quiet_points: bool = False  # no per-interval lines of each run
     argv: Sequence[str] = ()
+    force: bool = False  # run even points `testbed validate` finds too large
 
 
 @dataclass
@@ -82,6 +83,10 @@ def run_sweep(options: SweepOptions) -> SweepResult:
     from orchestrator.run import RunOptions
 
     base, points = load_sweep(options)
+    if not options.force:  # every point's cost, before the first one starts
+        from orchestrator.cost import check_points_fit
+
+        check_points_fit(point_scenarios(points))
     sweep_id, directory = _directory(options, base, "sweep")
     table = SweepTable(base.name, sweep_id, "run", list(base.sweep or {}))
     files: dict[str, Path] = {}

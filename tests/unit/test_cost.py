@@ -5,6 +5,7 @@ tests/e2e/test_cli_limits.py."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,77 @@ def test_available_memory_is_read_from_meminfo(tmp_path: Path) -> None:
     assert c.available_memory_mb(meminfo) is None
     assert c.available_memory_mb(tmp_path / "none") is None
     assert (c.available_memory_mb() or 0) > 0  # this machine's
+
+
+def sweep_spec(tmp_path: Path, values: str) -> Path:
+    spec = tmp_path / "sweep.yaml"
+    spec.write_text(SMOKE.read_text() + f"\nsweep:\n  market.last_interval: {values}\n")
+    return spec
+
+
+def test_each_sweep_point_is_estimated_and_refused_on_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.sweeps.points import load_points, point_scenarios
+    from orchestrator.sweeps.runner import SweepOptions, run_sweep
+
+    spec_file = sweep_spec(tmp_path, "[50, 96]")
+    base = load_spec(spec_file, env={})
+    small, large = point_scenarios(load_points(spec_file, [], {}, base))
+    base_mb = c.run_cost(build_scenario(base)).memory_mb  # the base spec: 49..56
+    large_mb = c.run_cost(large[1]).memory_mb  # 49..96: six times the window
+    assert c.run_cost(small[1]).memory_mb < base_mb < large_mb
+    # memory enough for the base spec (all the estimate used to see), not for point 2
+    monkeypatch.setattr(c, "available_memory_mb", lambda: (base_mb + large_mb) / 2)
+    with pytest.raises(SpecError) as refused:
+        c.check_points_fit([small, large])
+    [line] = refused.value.problems
+    assert line.startswith("sweep point 2 (market.last_interval=96): --set market.last_interval=")
+    assert "market.last_interval: a run needs about" in line
+    cost, warnings = c.check_points_fit([small, large], force=True)
+    assert warnings == [line] and cost.memory_mb == large_mb  # the largest point reported
+    # `testbed run` of the sweep refuses before any point starts; --force runs it
+    out = tmp_path / "results"
+    with pytest.raises(SpecError) as run_refused:
+        run_sweep(SweepOptions(spec=spec_file, out=out, env={}))
+    assert run_refused.value.problems == [line] and not out.exists()
+
+
+def test_validate_of_a_sweep_reports_its_largest_point(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from orchestrator.cli import main
+
+    spec_file = sweep_spec(tmp_path, "[50, 96]")
+    large = build_scenario(load_spec(spec_file, ["sweep=null", "market.last_interval=96"], env={}))
+    large_mb = c.run_cost(large).memory_mb
+    monkeypatch.setattr(c, "available_memory_mb", lambda: large_mb - 1)
+    assert main(["validate", str(spec_file)]) == 2
+    assert "sweep point 2 (market.last_interval=96): " in capsys.readouterr().err
+    assert main(["validate", str(spec_file), "--force", "--json"]) == 0
+    facts = json.loads(capsys.readouterr().out)
+    assert facts["cost"]["memory_mb"] == round(large_mb, 1)
+    assert facts["warnings"][-1].startswith("sweep point 2 (market.last_interval=96): ")
+
+
+def test_ssh_services_host_carries_the_services_memory() -> None:
+    hosts = "deployment.hosts=[{name: b, address: 10.0.0.9, profile: bbb}]"
+    ssh = ("deployment.backend=ssh", hosts, "deployment.ssh.services_host=b")
+    cost, _ = smoke_cost(*ssh)
+    # the board runs the DSO, the clock, the solver and its prosumer host
+    assert cost.services_host_limit_mb == 512
+    expected = 3 * c.AGENT_MB + c.SOLVER_MB
+    assert cost.services_host_memory_mb == pytest.approx(expected, rel=0.05)
+    assert "dso" not in cost.memory_by_part_mb and "solver" not in cost.memory_by_part_mb
+    assert c.refusals(load_spec(SMOKE, ssh, env={}), cost, None) == []
+    solvers = "solvers=[" + ", ".join(f"{{name: s{i}, engine: highs}}" for i in range(5)) + "]"
+    heavy, _ = smoke_cost(*ssh, solvers)
+    assert heavy.services_host_memory_mb > 512
+    [line] = c.refusals(load_spec(SMOKE, [*ssh, solvers], env={}), heavy, None)
+    assert (
+        ": deployment.ssh.services_host: the services host b needs about "
+        f"{heavy.services_host_memory_mb:.0f} MB (DSO, clock, solvers and its prosumers), "
+        "more than its profile's 512 MB" in line
+    )
+    here, _ = smoke_cost(*ssh[:2])  # without a services_host the services stay here
+    assert here.services_host_memory_mb == 0 and "dso" in here.memory_by_part_mb
