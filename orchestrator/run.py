@@ -101,6 +101,7 @@ class RunOptions:
     argv: Sequence[str] = ()
     extensions: Sequence[Extension] = ()  # this run's own listeners (orchestrator.hooks)
     key_secret_file: Path | None = None  # None: $TESTBED_KEY_SECRET_FILE, else a random secret
+    rerun_of: Mapping[str, str] | None = None  # `testbed rerun`: the bundle it repeats
 
 
 @dataclass
@@ -156,6 +157,7 @@ def run(options: RunOptions) -> RunResult:
                     "source": "file" if key_secret is not None else "random",
                     "fingerprint": key_secret_fingerprint(plan.key_secret),
                 },
+                **({"rerun_of": dict(options.rerun_of)} if options.rerun_of else {}),
             },
         )
     )

@@ -276,7 +276,12 @@ def cmd_rerun(args: argparse.Namespace) -> int:
             raise UsageError(f"{message}; --force to run anyway")
         print(f"warning: {message} (--force)", file=sys.stderr)
     args.spec = spec_file
-    print(f"rerun of {manifest.get('run_id', bundle.name)}: {spec_file}", file=sys.stderr)
+    args.rerun_of = {
+        "run_id": str(manifest.get("run_id", bundle.name)),
+        "spec": str(manifest.get("spec_name", bundle.parent.name)),
+        "bundle": str(bundle.resolve()),
+    }
+    print(f"rerun of {args.rerun_of['run_id']}: {spec_file}", file=sys.stderr)
     code: int = args.run_handler(args)
     return code
 

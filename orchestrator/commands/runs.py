@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import textwrap
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -146,6 +147,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         progress=None if args.quiet else sys.stderr,
         argv=tuple(sys.argv),
         key_secret_file=args.key_secret_file,
+        rerun_of=getattr(args, "rerun_of", None),  # set by `testbed rerun`
     )
     result = run(options)
     baseline = None
@@ -157,7 +159,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         named = {"run_id": result.run_id, "spec": result.bundle.parent.name}
         print(json.dumps({**named, "bundle": str(result.bundle), **result.summary}, indent=2))
     else:
-        print(run_report(result))
+        print(run_report(result, options.rerun_of))
     if result.exit_code != 0:
         print(f"testbed run: {result.outcome.status}: {result.outcome.message}", file=sys.stderr)
     if baseline is not None and baseline.exit_code != 0:
@@ -166,10 +168,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-def run_report(result: RunResult) -> str:
+def run_report(result: RunResult, rerun_of: Mapping[str, str] | None = None) -> str:
     s = result.summary
     o = result.outcome
     lines = [f"{result.run_id}: {o.status} ({o.message.splitlines()[0] if o.message else ''})"]
+    if rerun_of:
+        lines.append(f"  rerun of {rerun_of['run_id']} ({rerun_of['bundle']})")
     if s:
         per = s.get("per_interval_kwh") or {}
         span = f" in intervals {min(per, key=int)}..{max(per, key=int)}" if per else ""
@@ -348,6 +352,7 @@ def cmd_results(args: argparse.Namespace) -> int:
         status = b.status or "incomplete"
         print(
             f"{b.run_id:<22} {b.spec_name:<16} {status:<13} {code:>4} {kwh:>9} {wall:>8}  {b.path}"
+            + (f" (rerun of {b.rerun_of})" if b.rerun_of else "")
         )
     return 0
 

@@ -96,6 +96,13 @@ def _name(data: rd.BundleData) -> str:
     return f"{spec} / {data.manifest.get('run_id', data.path.name)}"
 
 
+def _rerun_row(manifest: dict[str, Any]) -> list[list[str]]:
+    """The run a `testbed rerun` repeated (none for a first run); its run id and
+    spec, not its path (the report names no absolute path)."""
+    of = manifest.get("rerun_of") or {}
+    return [["Rerun of", f"{of.get('spec')} / {of.get('run_id')}"]] if of else []
+
+
 def _kwh(wh: float) -> str:
     return f"{wh / 1000:,.1f} kWh"
 
@@ -127,6 +134,7 @@ def key_numbers(data: rd.BundleData, energy: rd.EnergySeries) -> list[list[str]]
     rows = [
         ["Outcome", status + (f": {message[0]}" if message else "")],
         ["Wall time", f"{wall:.1f} s"],
+        *_rerun_row(data.manifest),
         ["Intervals", f"{w.first}..{w.last} ({span})"],
         ["Energy traded", _kwh(sum(energy.traded.values()))],
     ]

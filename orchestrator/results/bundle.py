@@ -153,6 +153,7 @@ class BundleInfo:
     exit_code: int | None
     total_energy_traded_kwh: float | None
     wall_seconds: float | None
+    rerun_of: str | None = None  # the run id a `testbed rerun` repeated
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -163,6 +164,7 @@ class BundleInfo:
             "exit_code": self.exit_code,
             "total_energy_traded_kwh": self.total_energy_traded_kwh,
             "wall_seconds": self.wall_seconds,
+            "rerun_of": self.rerun_of,
         }
 
 
@@ -180,6 +182,7 @@ def bundle_info(path: Path) -> BundleInfo | None:
         exit_code=outcome.get("exit_code"),
         total_energy_traded_kwh=summary.get("total_energy_traded_kwh"),
         wall_seconds=outcome.get("wall_seconds"),
+        rerun_of=(manifest.get("rerun_of") or {}).get("run_id"),
     )
 
 

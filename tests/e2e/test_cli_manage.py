@@ -180,6 +180,15 @@ def test_rerun_repeats_the_bundle_and_refuses_a_changed_dataset(watched: Watched
     rerun_spec = yaml.safe_load((Path(second["bundle"]) / "spec.yaml").read_text())
     assert rerun_spec["chain"]["block_time_seconds"] == 1  # the original --set
     assert second["per_interval_kwh"] == first["per_interval_kwh"]  # lockstep: the same trades
+    # the new bundle names the one it repeats: manifest, `results`, report
+    rerun_of = json.loads((Path(second["bundle"]) / "manifest.json").read_text())["rerun_of"]
+    assert rerun_of == {"run_id": first["run_id"], "spec": "managed",
+                        "bundle": str(watched.bundle.resolve())}  # fmt: skip
+    listed = json.loads(ok("results", str(out), "--json", env=watched.env))
+    assert [b["rerun_of"] for b in listed] == [first["run_id"]]
+    assert f"(rerun of {first['run_id']})" in ok("results", str(out), env=watched.env)
+    report = (Path(second["bundle"]) / "report.md").read_text()
+    assert f"Rerun of | managed / {first['run_id']}" in report
     trace = watched.traces / "prosumer_701.csv"
     trace.write_text(trace.read_text() + "96,96,1.5\n")  # one more offer
     refused = cli("rerun", str(watched.bundle), "--out", str(out), env=watched.env)
