@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import logging
 import signal
 import threading
@@ -24,9 +25,13 @@ READY_POLL_SECONDS = 0.2
 LOG_TAIL_LINES = 12
 
 
+EXIT_DEGRADED = 5  # the run ended, but offers were dropped: its numbers are incomplete
+
+
 @dataclass(frozen=True)
 class Outcome:
-    """How a run ended: status ok | agent_failed | not_ready | interrupted | error.
+    """How a run ended: status ok | degraded | agent_failed | not_ready | interrupted |
+    error (`degraded`: it ran to the end, but hosts dropped offers; see `degraded`).
     `signal`: the signal that ended it (also when it came after the last interval
     was finalized and the outcome is ok: a campaign stops on it all the same)."""
 
@@ -94,6 +99,20 @@ def settled(outcome: Outcome, events: Path, last_interval: int) -> Outcome:
         return outcome
     message = f"last interval finalized (then {outcome.message} while the agents finished)"
     return Outcome("ok", 0, message, outcome.signal)
+
+
+def degraded(outcome: Outcome, dropped: str, faults_scheduled: bool) -> Outcome:
+    """A run that ended ok although hosts dropped offers (`dropped`: what was lost,
+    by host and reason; empty: nothing) traded on a market other than the spec's:
+    `degraded`, exit EXIT_DEGRADED. With scheduled faults, losses are what the
+    experiment measures: still ok, and the message says what was lost."""
+    if outcome.status != "ok" or not dropped:
+        return outcome
+    if faults_scheduled:
+        message = f"{outcome.message}; {dropped} (during scheduled faults)"
+        return dataclasses.replace(outcome, message=message)
+    message = f"{outcome.message}, but {dropped}: the run's numbers are incomplete"
+    return dataclasses.replace(outcome, status="degraded", exit_code=EXIT_DEGRADED, message=message)
 
 
 def finalized_through(events: Path, last_interval: int) -> bool:

@@ -33,11 +33,13 @@ from orchestrator.errors import TestbedError
 from orchestrator.extensions import RUN_EXTENSIONS, Extension, RunContext
 from orchestrator.faults.timeline import FaultPlan
 from orchestrator.hooks import BringUp, Events
+from orchestrator.lifecycle import EXIT_DEGRADED as EXIT_DEGRADED
 from orchestrator.lifecycle import (
     AgentFailed,
     Interrupted,
     Outcome,
     close_logger,
+    degraded,
     file_logger,
     interrupts_deferred,
     interrupts_ignored,
@@ -52,6 +54,7 @@ from orchestrator.planning import key_secret_fingerprint, plan_run, read_key_sec
 from orchestrator.render import ChainInfo, redact_secrets, write_configs
 from orchestrator.reports.report import write_report
 from orchestrator.results.bundle import DEFAULT_RESULTS_DIR, Bundle, new_run_id
+from orchestrator.results.dropped import describe, dropped_offers
 from orchestrator.results.manifest import build_manifest, dataset_record
 from orchestrator.results.summary import run_summary
 from orchestrator.scenario import build_scenario
@@ -61,6 +64,7 @@ EXIT_OK = 0
 EXIT_ERROR = 1  # an error of the testbed itself (deploy failed, bug, ...)
 EXIT_AGENT_FAILED = 3  # an agent (or the chain) crashed or quit before the end
 EXIT_NOT_READY = 4  # an agent did not become ready in time
+# EXIT_DEGRADED = 5 (orchestrator.lifecycle): it ran to the end, but hosts dropped offers
 EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C); SIGTERM gives 143 (lifecycle.outcome_of)
 
 # Timing (module level so tests can shorten them).
@@ -200,6 +204,7 @@ class Run:
         self._log = file_logger(bundle.logs / "orchestrator.log", plan.run_id)
         backend.announce = self._announce
         self.events = Events(self._teardown_failed)
+        self.faults_scheduled = faults is not None and bool(faults.steps)
         self._attach(faults)
 
     def _attach(self, faults: FaultPlan | None) -> None:
@@ -236,7 +241,7 @@ class Run:
                 outcome = settled(outcome, self.bundle.events, self.plan.market.last_interval)
             finally:
                 with interrupts_ignored():
-                    summary = self.teardown(outcome)
+                    outcome, summary = self.teardown(outcome)
                     self._log.info("done: exit code %d", outcome.exit_code)
                     close_logger(self._log)
         return RunResult(self.bundle.path, self.plan.run_id, outcome, summary)
@@ -382,8 +387,9 @@ class Run:
         return Outcome("ok", EXIT_OK, "last interval finalized")
 
     # -- teardown ---------------------------------------------------------------------
-    def teardown(self, outcome: Outcome) -> dict[str, Any]:
-        """Every step runs whatever fails before (errors go to the manifest)."""
+    def teardown(self, outcome: Outcome) -> tuple[Outcome, dict[str, Any]]:
+        """Every step runs whatever fails before (errors go to the manifest). The
+        outcome returned is `degraded` when hosts dropped offers (lifecycle.degraded)."""
         self._log.info("teardown: %s (%s)", outcome.status, outcome.message)
         self.events.tear_down()
         self._attempt("stopping", lambda: self.events.stopping.fire(outcome))  # progress, faults
@@ -399,12 +405,16 @@ class Run:
             where = self.placement
             self._attempt("redact secrets", lambda: redact_secrets(self.plan, where))
         self.mark("stopped")
+        dropped: dict[str, Any] = {}
+        self._attempt("dropped offers", lambda: dropped.update(dropped_offers(self.bundle.path)))
+        outcome = degraded(outcome, describe(dropped), self.faults_scheduled)
         summary: dict[str, Any] = {}
-        self._attempt("summary", lambda: summary.update(self._summary(outcome)))
+        extra = {"dropped_offers": dropped} if dropped else {}
+        self._attempt("summary", lambda: summary.update(self._summary(outcome, extra)))
         self._attempt("cleanup", self.backend.cleanup)  # before the manifest: its errors go there
         self._attempt("manifest", lambda: self._final_manifest(outcome))
         self._attempt("report", lambda: write_report(self.bundle.path))
-        return summary
+        return outcome, summary
 
     def _attempt(self, what: str, fn: Callable[[], object]) -> None:
         began = time.monotonic()
@@ -423,8 +433,8 @@ class Run:
             self._sample()
             self.exit_codes.update(self.backend.stop(names))
 
-    def _summary(self, outcome: Outcome) -> dict[str, Any]:
-        extra: dict[str, Any] = {"wall_seconds": round(time.monotonic() - self._t0, 3)}
+    def _summary(self, outcome: Outcome, more: Mapping[str, Any]) -> dict[str, Any]:
+        extra: dict[str, Any] = {"wall_seconds": round(time.monotonic() - self._t0, 3), **more}
         self.events.summarizing.fire(extra, self.exit_codes)  # gas, faults
         summary = run_summary(
             self.plan,

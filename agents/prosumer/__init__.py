@@ -8,6 +8,7 @@ on 31 boards). Imports nothing heavy (no web3, no LP stack): the goal is under
 from __future__ import annotations
 
 import logging
+import os
 
 from agents.chain.client import MarketClient
 from agents.common import metrics
@@ -21,11 +22,13 @@ from agents.prosumer.host import ProsumerHost
 log = logging.getLogger("agents.prosumer")
 
 POLL_SECONDS = 0.5
+# seconds per try of a DSO request (3 tries); $TESTBED_DSO_TIMEOUT_SECONDS shortens it (tests)
+DSO_TIMEOUT_SECONDS = float(os.environ.get("TESTBED_DSO_TIMEOUT_SECONDS") or 30.0)
 
 
 def run(config: ProsumerHostConfig, shutdown: Shutdown) -> int:
     chain = MarketClient.connect(config)
-    dso = Requester(config.dso_endpoint)
+    dso = Requester(config.dso_endpoint, timeout=DSO_TIMEOUT_SECONDS)
     sub = Subscriber(config.clock_pub_endpoint)
     report = Reporter(config.clock_pull_endpoint)
     try:

@@ -19,6 +19,7 @@ usual (their offers are in the same batches; a reverted transaction affects only
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ from agents.prosumer.plan import AddressBatch, ProsumerPlan, anon_secret, offer_
 log = logging.getLogger("agents.prosumer")
 
 TX_CHUNK = 256  # transactions per JSON-RPC batch
+DROPPED_FILE = "dropped.jsonl"  # offers this host could not post (summary.json dropped_offers)
 
 
 @dataclass
@@ -188,6 +190,7 @@ class ProsumerHost:
             self.refused_total += len(addresses)
             metrics.OFFERS_REFUSED_TOTAL.labels(reason="dsoUnreachable").inc(offers)
             log.error("%s: %d offers not posted", exc, offers)
+            self._dropped("dsoUnreachable", offers, str(exc))
             return []
         if not isinstance(reply, BatchResult) or len(reply.results) != len(addresses):
             raise ProtocolError(f"DSO answered withdrawBatch with {reply}")
@@ -209,6 +212,11 @@ class ProsumerHost:
                     result.reason,
                 )
         return granted
+
+    def _dropped(self, reason: str, offers: int, detail: str) -> None:
+        with open(self.config.out_dir / DROPPED_FILE, "a") as out:  # one line, flushed
+            line = {"time": round(time.time(), 3), "interval": self.last_tick, "reason": reason}
+            out.write(json.dumps({**line, "offers": offers, "detail": detail}) + "\n")
 
     def _switch(self, t: int) -> None:
         """Record misbehaviours starting or ending at tick t."""
@@ -256,6 +264,7 @@ class ProsumerHost:
                 elif not x.addr.misbehaviour:
                     metrics.OFFERS_REFUSED_TOTAL.labels(reason="reverted").inc()
                     log.warning("postOffer from %s reverted", x.addr.signer.address)
+                    self._dropped("reverted", 1, f"postOffer from {x.addr.signer.address}")
                 if x.addr.misbehaviour:
                     self._record(x, t, bool(events), reasons.get(id(x), "reverted"))
         metrics.OFFERS_POSTED_TOTAL.inc(posted)

@@ -35,6 +35,9 @@ exit codes:
   2    invalid spec, dataset or command line (nothing was started)
   3    an agent or the chain crashed, or quit before the end
   4    an agent did not become ready in time
+  5    degraded: the last interval was finalized, but prosumer hosts dropped offers
+       (the DSO did not answer a withdraw request, or a postOffer reverted): the
+       numbers are incomplete; summary.json dropped_offers counts them by host
   130  interrupted by Ctrl-C (143: SIGTERM)
 Whatever the outcome, every process is stopped and the bundle keeps what was
 recorded (events/, logs/, summary.json, manifest.json)."""
@@ -197,6 +200,10 @@ def run_report(result: RunResult, rerun_of: Mapping[str, str] | None = None) -> 
                     f"p99 {waited['p99']:g}; offers matched without waiting: "
                     f"p50 {own['p50']:.2f} s, p99 {own['p99']:.2f} s"
                 )
+        if (s.get("dropped_offers") or {}).get("total"):
+            from orchestrator.results.dropped import describe
+
+            lines.append(f"  {describe(s['dropped_offers'])}")
         gas = s.get("gas") or {}
         if gas:
             parts = [f"{f} {g['count']} x {g['mean']:,.0f}" for f, g in gas.items()]

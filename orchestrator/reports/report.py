@@ -103,6 +103,13 @@ def _rerun_row(manifest: dict[str, Any]) -> list[list[str]]:
     return [["Rerun of", f"{of.get('spec')} / {of.get('run_id')}"]] if of else []
 
 
+def _dropped_row(dropped: dict[str, Any]) -> list[list[str]]:
+    """Offers the hosts could not post (summary.json dropped_offers), by host and reason."""
+    from orchestrator.results.dropped import describe
+
+    return [["Offers dropped (not posted)", describe(dropped)]] if dropped.get("total") else []
+
+
 def _kwh(wh: float) -> str:
     return f"{wh / 1000:,.1f} kWh"
 
@@ -149,6 +156,7 @@ def key_numbers(data: rd.BundleData, energy: rd.EnergySeries) -> list[list[str]]
     counts = [s.get(k, "-") for k in ("offers", "offers_traded", "offers_finalized")]
     rows += [
         ["Offers posted / traded / finalized", " / ".join(map(str, counts))],
+        *_dropped_row(s.get("dropped_offers") or {}),
         ["Offer to trade", _lat(s.get("offer_to_trade_seconds"))],
         [
             "Offer to trade, offers matched without waiting",

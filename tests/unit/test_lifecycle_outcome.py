@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from orchestrator.campaign import interrupted
-from orchestrator.lifecycle import Interrupted, Outcome, outcome_of, settled
+from orchestrator.lifecycle import Interrupted, Outcome, degraded, outcome_of, settled
+from orchestrator.results.dropped import DROPPED_FILE, describe, dropped_offers
 from orchestrator.run import RunResult
 
 HEADER = "interval,candidate_id,trades,energy_wh,block,time,block_timestamp,tx_hash\n"
@@ -33,3 +34,33 @@ def test_an_interrupt_after_the_last_interval_is_an_ok_run(tmp_path: Path) -> No
     # a campaign (sweep) still stops after the run the user interrupted
     assert interrupted(RunResult(tmp_path, "r", ok, {}))
     assert not interrupted(RunResult(tmp_path, "r", Outcome("ok", 0, "done"), {}))
+
+
+def test_dropped_offers_degrade_an_ok_run_unless_faults_were_scheduled(tmp_path: Path) -> None:
+    host = tmp_path / "agents" / "prosumers-2"
+    host.mkdir(parents=True)
+    (host / DROPPED_FILE).write_text(
+        '{"interval": 44, "reason": "dsoUnreachable", "offers": 1200, "detail": "x"}\n'
+        '{"interval": 45, "reason": "reverted", "offers": 1, "detail": "y"}\n{"interv'
+    )  # the last line cut short by a kill
+    dropped = dropped_offers(tmp_path)
+    assert dropped == {
+        "total": 1201,
+        "by_reason": {"dsoUnreachable": 1200, "reverted": 1},
+        "by_host": {"prosumers-2": {"dsoUnreachable": 1200, "reverted": 1}},
+    }
+    lost = describe(dropped)
+    assert lost == (
+        "1,201 offers dropped: prosumers-2 1,200 (DSO did not answer the withdraw "
+        "request), prosumers-2 1 (postOffer reverted)"
+    )
+    ok = Outcome("ok", 0, "last interval finalized")
+    assert degraded(ok, lost, faults_scheduled=False) == Outcome(
+        "degraded", 5, f"last interval finalized, but {lost}: the run's numbers are incomplete"
+    )
+    assert degraded(ok, lost, faults_scheduled=True) == Outcome(
+        "ok", 0, f"last interval finalized; {lost} (during scheduled faults)"
+    )
+    assert degraded(ok, describe(dropped_offers(tmp_path / "clean")), False) == ok
+    failed = Outcome("agent_failed", 3, "dso: exited with 1")
+    assert degraded(failed, lost, faults_scheduled=False) == failed
