@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import sys
-import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import yaml
 
 from market.types import Kind
 from orchestrator import __version__
-from orchestrator.commands import add_spec_arguments, validation_warnings
+from orchestrator.commands import add_command, add_spec_arguments, validation_warnings
 from orchestrator.commands.docker import COMMANDS as DOCKER_COMMANDS
 from orchestrator.commands.hosts import COMMANDS as HOSTS_COMMANDS
 from orchestrator.commands.lab import COMMANDS as LAB_COMMANDS
@@ -97,15 +96,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _command(subparsers: Subparsers, name: str, summary: str, examples: str) -> Any:
-    return subparsers.add_parser(
-        name,
-        help=summary,
-        description=f"{summary}\n\nexamples:\n{textwrap.indent(examples.strip(), '  ')}",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-
-
 def load_spec_args(args: argparse.Namespace) -> Spec:
     return load_spec(args.spec, args.overrides, env=os.environ)
 
@@ -114,7 +104,7 @@ def load_spec_args(args: argparse.Namespace) -> Spec:
 
 
 def register_validate(subparsers: Subparsers) -> None:
-    parser = _command(
+    parser = add_command(
         subparsers,
         "validate",
         "Check a spec and its dataset; run nothing.",
@@ -224,7 +214,7 @@ def _rounded(value: float | None) -> float | None:
 
 
 def register_schema(subparsers: Subparsers) -> None:
-    parser = _command(
+    parser = add_command(
         subparsers,
         "schema",
         "Print the spec's JSON Schema (Draft 2020-12).",
@@ -245,7 +235,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def register_replay(subparsers: Subparsers) -> None:
-    parser = _command(
+    parser = add_command(
         subparsers,
         "replay",
         "Run the market without chain or agents (deterministic): what would trade.",
@@ -333,7 +323,7 @@ def describe_dataset(scenario: Scenario) -> str:
 
 
 def register_dataset(subparsers: Subparsers) -> None:
-    parser = _command(
+    parser = add_command(
         subparsers,
         "dataset",
         "Make or inspect offer traces (TRANSAX format: prosumer_<ID>.csv).",
@@ -345,7 +335,7 @@ testbed dataset info /tmp/microgrid
     )
     parser.set_defaults(handler=lambda _args: _usage(parser))
     commands = parser.add_subparsers(title="dataset commands", metavar="COMMAND")
-    synth = _command(
+    synth = add_command(
         commands,
         "synth",
         "Write the seeded synthetic microgrid (11 feeders, 102 prosumers per scale).",
@@ -362,7 +352,7 @@ testbed dataset synth --seed 1 --battery --battery-capacity-kwh 60 --out /tmp/mg
     synth.add_argument("--battery-rate-kwh", type=float, default=10.0, metavar="KWH")
     synth.add_argument("--force", action="store_true", help="replace existing trace files")
     synth.set_defaults(handler=cmd_dataset_synth)
-    info = _command(
+    info = add_command(
         commands,
         "info",
         "Summarise a directory of TRANSAX traces.",

@@ -3,14 +3,42 @@
 from __future__ import annotations
 
 import argparse
+import textwrap
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from orchestrator.datasets import Dataset
     from orchestrator.spec import Spec
 
 MAX_WARNINGS = 20  # trace rows listed; the rest are counted
+
+
+def add_command(
+    subparsers: Any, name: str, summary: str, examples: str, epilog: str = ""
+) -> argparse.ArgumentParser:
+    """A command's parser: `summary` is its one-line help, and its --help shows the
+    summary, the `examples` (one command line each, comments allowed) and `epilog`
+    as written."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        name,
+        help=summary,
+        description=f"{summary}\n\nexamples:\n{textwrap.indent(examples.strip(), '  ')}",
+        epilog=epilog or None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
+
+
+def help_only(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    """The handler of a command group called without an action: its help, exit 2."""
+
+    def handler(_args: argparse.Namespace) -> int:
+        parser.print_help()
+        return 2
+
+    return handler
 
 
 def add_spec_arguments(parser: argparse.ArgumentParser) -> None:

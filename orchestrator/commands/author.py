@@ -8,12 +8,12 @@ import os
 import re
 import shlex
 import sys
-import textwrap
 from dataclasses import dataclass
 from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
+from orchestrator.commands import add_command
 from orchestrator.commands.prune import UsageError
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
@@ -38,12 +38,12 @@ def _feeder_list(text: str) -> tuple[int, ...]:
 
 def register_init(subparsers: Any) -> None:
     summary = "Write a commented starter spec (DIR/NAME.yaml), validated first."
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "init",
-        help=summary,
-        description=f"{summary}\n\nexamples:\n" + textwrap.indent(EXAMPLES.strip(), "  "),
-        epilog="Prosumer ids are feeder * 100 + n (n = 1..99): 703 is feeder 7's third.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        summary,
+        EXAMPLES,
+        "Prosumer ids are feeder * 100 + n (n = 1..99): 703 is feeder 7's third.",
     )
     parser.add_argument("dir", metavar="DIR", type=Path, nargs="?", default=Path("."))
     parser.add_argument("--name", default=DEFAULT_NAME, help=f"experiment name ({DEFAULT_NAME})")

@@ -12,22 +12,12 @@ import argparse
 import json
 import os
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from orchestrator.commands import add_spec_arguments
-
-
-def _command(subparsers: Any, name: str, summary: str, examples: str) -> Any:
-    return subparsers.add_parser(
-        name,
-        help=summary,
-        description=f"{summary}\n\nexamples:\n{textwrap.indent(examples.strip(), '  ')}",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+from orchestrator.commands import add_command, add_spec_arguments, help_only
 
 
 def _say(line: str) -> None:
@@ -38,7 +28,7 @@ def _say(line: str) -> None:
 
 
 def register_images(subparsers: Any) -> None:
-    parser = _command(
+    parser = add_command(
         subparsers,
         "images",
         "Build, list or remove the docker backend's images (agent, chain, prometheus).",
@@ -65,7 +55,7 @@ testbed images rm                    # every image the testbed built
     listing.set_defaults(handler=cmd_images_list)
     rm = sub.add_parser("rm", help="remove every image the testbed built")
     rm.set_defaults(handler=cmd_images_rm)
-    parser.set_defaults(handler=lambda _args: parser.print_help() or 2)
+    parser.set_defaults(handler=help_only(parser))
 
 
 def cmd_images_build(args: argparse.Namespace) -> int:
@@ -138,7 +128,7 @@ def cmd_images_rm(args: argparse.Namespace) -> int:
 
 
 def register_render(subparsers: Any) -> None:
-    parser = _command(
+    parser = add_command(
         subparsers,
         "render",
         "Print the resolved plan of a spec (agents, hosts, start order), or write the "

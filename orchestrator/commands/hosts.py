@@ -12,11 +12,10 @@ import argparse
 import json
 import os
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
-from orchestrator.commands import add_spec_arguments
+from orchestrator.commands import add_command, add_spec_arguments, help_only
 
 
 def register_hosts(subparsers: Any) -> None:
@@ -27,12 +26,7 @@ testbed hosts check topologies/ssh-smoke.yaml --json
 testbed hosts wheelhouse topologies/ssh-paper-c.yaml --host bbb-01 --out wheelhouse-armv7l
 testbed hosts requirements > wheelhouse/requirements.txt
 """
-    parser = subparsers.add_parser(
-        "hosts",
-        help=summary,
-        description=f"{summary}\n\nexamples:\n{textwrap.indent(examples.strip(), '  ')}",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = add_command(subparsers, "hosts", summary, examples)
     sub = parser.add_subparsers(title="actions", metavar="ACTION")
     check = sub.add_parser(
         "check",
@@ -61,7 +55,7 @@ testbed hosts requirements > wheelhouse/requirements.txt
     build.set_defaults(handler=cmd_hosts_wheelhouse)
     reqs = sub.add_parser("requirements", help="the boards' requirements.txt (pinned)")
     reqs.set_defaults(handler=cmd_hosts_requirements)
-    parser.set_defaults(handler=lambda _args: parser.print_help() or 2)
+    parser.set_defaults(handler=help_only(parser))
 
 
 def cmd_hosts_check(args: argparse.Namespace) -> int:

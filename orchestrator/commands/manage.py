@@ -8,11 +8,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import textwrap
 import time
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from orchestrator.commands import add_command
 from orchestrator.commands.author import register_init
 from orchestrator.commands.prune import UsageError
 from orchestrator.errors import TestbedError
@@ -21,16 +21,6 @@ from orchestrator.results.bundle import CONFIG_DIR, DEFAULT_RESULTS_DIR, LOGS_DI
 
 FOLLOW_POLL_SECONDS = 0.25  # `logs -f`: how often the log and the run are looked at
 CHUNK = 1 << 16
-
-
-def _command(subparsers: Any, name: str, summary: str, examples: str, epilog: str = "") -> Any:
-    return subparsers.add_parser(
-        name,
-        help=summary,
-        description=f"{summary}\n\nexamples:\n{textwrap.indent(examples.strip(), '  ')}",
-        epilog=epilog or None,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
 
 
 def resolve_bundle(text: str, results: Path = DEFAULT_RESULTS_DIR) -> Path:
@@ -51,7 +41,7 @@ def resolve_bundle(text: str, results: Path = DEFAULT_RESULTS_DIR) -> Path:
 
 
 def register_ps(subparsers: Any) -> None:
-    parser = _command(
+    parser = add_command(
         subparsers,
         "ps",
         "List the runs going on now (from the backends' recorded run state).",
@@ -117,7 +107,7 @@ def _progress(run: LiveRun) -> str:
 
 
 def register_logs(subparsers: Any) -> None:
-    parser = _command(
+    parser = add_command(
         subparsers,
         "logs",
         "Print or follow one agent's log of a run (a bundle or a run id).",
@@ -222,7 +212,7 @@ def _copy_from(log: Path, position: int, out: BinaryIO) -> int:
 
 
 def register_rerun(subparsers: Any) -> None:
-    parser = _command(
+    parser = add_command(
         subparsers,
         "rerun",
         "Run again what a bundle recorded: its resolved spec (seed, overrides, dataset).",
@@ -290,7 +280,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 
 
 def register_completion(subparsers: Any) -> None:
-    parser = _command(
+    parser = add_command(
         subparsers,
         "completion",
         "Print a shell completion script (bash, zsh or tcsh).",

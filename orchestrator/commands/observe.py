@@ -11,27 +11,20 @@ import argparse
 import json
 import os
 import sys
-import textwrap
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from orchestrator.commands import add_command
 
-def _command(subparsers: Any, name: str, summary: str, examples: str) -> Any:
-    description = f"{summary}\n\nexamples:\n{textwrap.indent(examples.strip(), '  ')}"
-    return subparsers.add_parser(
-        name,
-        help=summary,
-        description=description,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-
+if TYPE_CHECKING:
+    from orchestrator.sweeps.runner import SweepResult
 
 # -- metrics ------------------------------------------------------------------
 
 
 def register_metrics(subparsers: Any) -> None:
-    parser = _command(
+    parser = add_command(
         subparsers,
         "metrics",
         "Start a Prometheus on a bundle's metrics snapshot and print its address "
@@ -172,7 +165,7 @@ def _queries(api: Any, window: Any, exprs: list[str], as_json: bool) -> int:
 
 
 def register_report(subparsers: Any) -> None:
-    parser = _command(
+    parser = add_command(
         subparsers,
         "report",
         "Write a bundle's figures (paper Figures 6, 10, 11) and report.md/report.html.",
@@ -222,7 +215,7 @@ def is_sweep_args(args: argparse.Namespace) -> bool:
 
 def cmd_run_sweep(args: argparse.Namespace) -> int:
     """`testbed run` on a spec with `sweep:`: every point, a bundle each."""
-    from orchestrator.sweeps.runner import SweepOptions, print_result, run_sweep
+    from orchestrator.sweeps.runner import SweepOptions, run_sweep
 
     result = run_sweep(
         SweepOptions(
@@ -236,11 +229,7 @@ def cmd_run_sweep(args: argparse.Namespace) -> int:
             force=args.force,
         )
     )
-    if args.json:
-        print(json.dumps({"directory": str(result.directory), **result.table.as_dict()}, indent=2))
-    else:
-        print_result(result)
-    return result.exit_code
+    return _sweep_output(args, result)
 
 
 def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
@@ -262,7 +251,7 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
 def cmd_replay_sweep(args: argparse.Namespace) -> int:
     import shutil
 
-    from orchestrator.sweeps.runner import SweepOptions, print_result, replay_sweep
+    from orchestrator.sweeps.runner import SweepOptions, replay_sweep
 
     result = replay_sweep(
         SweepOptions(
@@ -273,11 +262,7 @@ def cmd_replay_sweep(args: argparse.Namespace) -> int:
     if args.plot and "fig9" in result.files:
         args.plot.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(result.files["fig9"], args.plot)
-    if args.json:
-        print(json.dumps({"directory": str(result.directory), **result.table.as_dict()}, indent=2))
-    else:
-        print_result(result)
-    return result.exit_code
+    return _sweep_output(args, result)
 
 
 def write_replay_plot(scenario: Any, summary: dict[str, Any], path: Path) -> Path:
@@ -289,3 +274,14 @@ def write_replay_plot(scenario: Any, summary: dict[str, Any], path: Path) -> Pat
 
 
 COMMANDS = [register_metrics, register_report]
+
+
+def _sweep_output(args: argparse.Namespace, result: SweepResult) -> int:
+    """A sweep's table on stdout (--json: with its directory); its exit code."""
+    from orchestrator.sweeps.runner import print_result
+
+    if args.json:
+        print(json.dumps({"directory": str(result.directory), **result.table.as_dict()}, indent=2))
+    else:
+        print_result(result)
+    return result.exit_code

@@ -11,14 +11,13 @@ import argparse
 import json
 import os
 import sys
-import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.backends import backend_class
 from orchestrator.backends.base import backend_state_root, state_root
-from orchestrator.commands import add_spec_arguments, spec_warnings
+from orchestrator.commands import add_command, add_spec_arguments, spec_warnings
 from orchestrator.commands.observe import COMMANDS as OBSERVE_COMMANDS  # metrics, report
 from orchestrator.commands.prune import UsageError, cmd_prune, parse_duration
 from orchestrator.results.bundle import DEFAULT_RESULTS_DIR, list_bundles, mark_killed
@@ -43,22 +42,11 @@ Whatever the outcome, every process is stopped and the bundle keeps what was
 recorded (events/, logs/, summary.json, manifest.json)."""
 
 
-def _command(subparsers: Any, name: str, summary: str, examples: str, epilog: str = "") -> Any:
-    description = f"{summary}\n\nexamples:\n{textwrap.indent(examples.strip(), '  ')}"
-    return subparsers.add_parser(
-        name,
-        help=summary,
-        description=description,
-        epilog=epilog or None,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-
-
 # -- run ----------------------------------------------------------------------
 
 
 def register_run(subparsers: Any) -> None:
-    parser = _command(
+    parser = add_command(
         subparsers,
         "run",
         "Bring up a testbed for a spec, run the market to the last interval, tear it "
@@ -220,7 +208,7 @@ def run_report(result: RunResult, rerun_of: Mapping[str, str] | None = None) -> 
 
 
 def register_clean(subparsers: Any) -> None:
-    parser = _command(
+    parser = add_command(
         subparsers,
         "clean",
         "Stop and remove what killed runs left behind (by recorded pid, never by name).",
@@ -280,7 +268,7 @@ ROW = "{:<22} {:<16} {:<13} {:>4} {:>9} {:>8}  {}"
 
 
 def register_results(subparsers: Any) -> None:
-    parser = _command(
+    parser = add_command(
         subparsers,
         "results",
         "List results bundles (newest last), or prune them.",
