@@ -165,6 +165,7 @@ def test_bundles_are_listed_with_their_outcome(tmp_path: Path) -> None:
         "exit_code": 0,
         "total_energy_traded_kwh": 89.8,
         "wall_seconds": 9.5,
+        "rerun_of": None,
     }
     assert listed[1].status is None
     assert [x.run_id for x in list_bundles(tmp_path / "smoke")] == [a.path.name]
