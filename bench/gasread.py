@@ -2,8 +2,9 @@
 
 A real run's chain (by default bench/scale.py's 10x paper-c in lockstep, intervals
 44..46), read at the end of the run while the node still runs, with the read before
-(`gas_from_full_blocks`: every full block and its receipts) and the read now
-(`gas_by_function`: receipts, and traces of the blocks with contract calls). For
+(`gas_from_full_blocks`: every full block and its receipts), every block's receipts
+and traces of the blocks with contract calls (`gas_by_function`), and the read a
+run makes now (`gas_of_run`: the recorder's events/gas.json and the blocks after). For
 each: wall seconds, the node's CPU seconds (anvil, from /proc), this process's CPU
 seconds (JSON decoding and the tally), requests and bytes received, and whether both
 give the same numbers. Wall time depends on the machine's load (printed beside it);
@@ -29,18 +30,15 @@ from typing import Any
 import psutil
 
 from agents.common import rpc as rpc_module
+from agents.recorder.gas import GAS_FILE, read_gas
 from bench.scale import DEFAULTS, SPEC
 from orchestrator.backends.base import Placement
 from orchestrator.extensions import RunContext
 from orchestrator.hooks import Events
-from orchestrator.results.gas import gas_by_function, gas_from_full_blocks
+from orchestrator.results.gas import gas_by_function, gas_from_full_blocks, gas_of_run
 from orchestrator.run import RunOptions, run
 
 REPO = Path(__file__).resolve().parent.parent
-READS: dict[str, Callable[[str, str | None], dict[str, Any]]] = {
-    "full_blocks_before": gas_from_full_blocks,
-    "receipts_and_traces_now": gas_by_function,
-}
 
 
 @contextmanager
@@ -91,12 +89,19 @@ class GasReadProbe:
         assert self.context is not None and self.rpc_url is not None
         chain = self.context.backend.status()["chain"]
         assert chain.pid is not None
-        blocks = int(rpc_module.JsonRpc(self.rpc_url).call("eth_blockNumber"), 16) + 1
+        url, contract = self.rpc_url, self.contract
+        recorded = self.context.bundle / "events" / GAS_FILE
+        reads: dict[str, Callable[[], dict[str, Any]]] = {
+            "full_blocks_before": lambda: gas_from_full_blocks(url, contract),
+            "all_blocks_receipts_and_traces": lambda: gas_by_function(url, contract),
+            "recorder_tally_and_the_rest_now": lambda: gas_of_run(url, str(contract), recorded),
+        }
+        blocks = int(rpc_module.JsonRpc(url).call("eth_blockNumber"), 16) + 1
         results = {}
-        for name, read in READS.items():
+        for name, read in reads.items():
             cpu0, own0, wall0 = node_cpu_seconds(chain.pid), time.process_time(), time.monotonic()
             with counted_requests() as counts:
-                results[name] = read(self.rpc_url, self.contract)
+                results[name] = read()
             self.report[name] = {
                 "wall_seconds": round(time.monotonic() - wall0, 2),
                 "node_cpu_seconds": round(node_cpu_seconds(chain.pid) - cpu0, 2),
@@ -104,10 +109,11 @@ class GasReadProbe:
                 **counts,
                 "load_average_1m": round(os.getloadavg()[0], 1),
             }
-        before, now = results.values()
+        before, *now = results.values()
         self.report["blocks"] = blocks
-        self.report["transactions"] = sum(int(g["count"]) for g in now.values())
-        self.report["same_numbers"] = before == now
+        self.report["blocks_the_recorder_read"] = (read_gas(recorded, str(contract)) or (0,))[0]
+        self.report["transactions"] = sum(int(g["count"]) for g in before.values())
+        self.report["same_numbers"] = all(before == other for other in now)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from agents.recorder.gas import GAS_FILE
 from orchestrator.backends.base import Backend, Placement
 from orchestrator.faults.session import RunFaults
 from orchestrator.faults.timeline import FaultPlan
@@ -23,7 +24,7 @@ from orchestrator.lifecycle import Outcome
 from orchestrator.observability.collect import RunMetricsHooks
 from orchestrator.plan import Plan
 from orchestrator.progress import CsvTail, Progress, StatusLine, bring_up_line
-from orchestrator.results.gas import gas_by_function
+from orchestrator.results.gas import gas_of_run
 from orchestrator.spec import Spec
 
 
@@ -161,10 +162,12 @@ def attach_finalizations(run: RunContext, events: Events) -> None:
 
 
 class ChainGas:
-    """summary.json `gas`: gas by contract function, from the chain's blocks."""
+    """summary.json `gas`: gas by contract function, from the chain's blocks (what the
+    recorder counted in events/gas.json, and the blocks after it)."""
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, bundle: Path) -> None:
         self.backend = backend
+        self.recorded = bundle / "events" / GAS_FILE
         self.rpc_url: str | None = None
         self.contract: str | None = None
         self.gas: dict[str, Any] = {}
@@ -185,7 +188,7 @@ class ChainGas:
         """While the chain still runs (the agents have stopped)."""
         chain = self.backend.status().get("chain")
         if self.rpc_url and self.contract and chain is not None and chain.state == "running":
-            self.gas = gas_by_function(self.rpc_url, self.contract)
+            self.gas = gas_of_run(self.rpc_url, self.contract, self.recorded)
 
     def add_summary(self, extra: dict[str, Any], _exit_codes: object) -> None:
         if self.gas:
@@ -201,7 +204,7 @@ def attach_metrics(run: RunContext, events: Events) -> None:
 
 
 def attach_gas(run: RunContext, events: Events) -> None:
-    ChainGas(run.backend).attach(events)
+    ChainGas(run.backend, run.bundle).attach(events)
 
 
 RUN_EXTENSIONS: tuple[Extension, ...] = (

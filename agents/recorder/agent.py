@@ -3,7 +3,8 @@
 Loop: every POLL_SECONDS read the new blocks (`ChainFollower`), append their rows to
 the CSVs in out_dir (flushed per row), and feed the latency histograms. The clock's
 `done` (or SIGTERM) ends it: it drains the chain up to the head once more, closes the
-CSVs and writes `recorder.json` (summary) and `latencies.csv` (per offer, Figure 11).
+CSVs and writes `recorder.json` (summary), `latencies.csv` (per offer, Figure 11) and
+`gas.json` (gas by contract function of the blocks it read, agents.recorder.gas).
 
 Prometheus: testbed_offer_to_trade_seconds and testbed_offer_to_finalization_seconds
 (observed once per offer, at its first accepted solution / first finalized trade).
@@ -18,6 +19,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from agents.chain.artifact import abi
 from agents.common import metrics
 from agents.common.config import AgentConfig
 from agents.common.errors import AgentError
@@ -26,6 +28,7 @@ from agents.common.rpc import JsonRpc
 from agents.common.shutdown import Shutdown
 from agents.common.transport import Subscriber
 from agents.recorder.follower import ChainFollower
+from agents.recorder.gas import GAS_FILE, GasCounter, function_selectors, write_gas
 from agents.recorder.records import (
     EventLog,
     OfferRow,
@@ -122,6 +125,9 @@ class Recorder:
         summary = summarize_events(self.out_dir, list(intervals))
         summary["blocks_read"] = self.follower.next_block
         write_json(self.out_dir / SUMMARY_FILE, summary)
+        if self.follower.gas is not None:
+            gas = self.follower.gas.tally
+            write_gas(self.out_dir / GAS_FILE, self.follower.address, self.follower.next_block, gas)
         offers, accepted, finals = load_latency_inputs(self.out_dir)
         write_latencies(
             self.out_dir / LATENCIES_FILE,
@@ -148,7 +154,8 @@ def _wait_for_done(sub: Subscriber | None, shutdown: Shutdown, timeout: float) -
 def run(config: AgentConfig, shutdown: Shutdown) -> int:
     """Record until the clock says `done` (or SIGTERM); exit code 0 either way."""
     rpc = JsonRpc(config.rpc_url)
-    recorder = Recorder(ChainFollower(rpc, config.contract_address), config.out_dir)
+    gas = GasCounter(rpc, function_selectors(abi()), config.contract_address)
+    recorder = Recorder(ChainFollower(rpc, config.contract_address, gas=gas), config.out_dir)
     sub = Subscriber(config.clock_pub_endpoint) if config.clock_pub_endpoint else None
     market = config.market
     log.info("recording %s into %s", config.contract_address, config.out_dir)

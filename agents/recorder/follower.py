@@ -26,6 +26,7 @@ from agents.common.abi import selector
 from agents.common.errors import AgentError
 from agents.common.metrics import BLOCK_TRANSACTIONS
 from agents.common.rpc import JsonRpc, RpcError
+from agents.recorder.gas import GasCounter
 from agents.recorder.records import (
     BlockStamp,
     FinalizationRow,
@@ -66,6 +67,7 @@ class _Blocks:
     logs: list[Mapping[str, Any]] = field(default_factory=list)
     receipts: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     reverted: list[str] = field(default_factory=list)
+    gas: list[tuple[str, int, bool]] = field(default_factory=list)  # (function, gas, ok)
 
 
 class ChainFollower:
@@ -78,6 +80,7 @@ class ChainFollower:
         *,
         start_block: int = 0,
         clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        gas: GasCounter | None = None,
     ) -> None:
         self.rpc = rpc
         self.contract_address = contract_address
@@ -85,6 +88,7 @@ class ChainFollower:
         self.next_block = start_block
         self.clock_ms = clock_ms
         self.offer_feeders: dict[int, int] = {}
+        self.gas = gas  # counts every block's transactions to the contract as it reads
 
     def poll(self) -> list[Row]:
         """Rows of the blocks mined since the previous poll (empty if none)."""
@@ -110,6 +114,8 @@ class ChainFollower:
             receipt = blocks.receipts[str(tx["hash"])]
             keyed.append((key, self._rejected(tx, receipt, blocks.stamps[block], seen_ms)))
         keyed.sort(key=lambda item: item[0])
+        if self.gas is not None:  # with next_block: a poll that fails counts nothing
+            self.gas.add(blocks.gas)
         self.next_block = last + 1
         return [row for _, row in keyed]
 
@@ -141,6 +147,8 @@ class ChainFollower:
                     out.receipts[str(receipt["transactionHash"])] = receipt
                     if _hex(receipt.get("status", "0x1")) == 0:
                         out.reverted.append(str(receipt["transactionHash"]))
+        if self.gas is not None:  # and their function selectors, from the blocks' traces
+            out.gas = self.gas.transactions(replies[len(numbers) :])
         return out
 
     # --- helpers ---------------------------------------------------------------------
