@@ -37,13 +37,14 @@ def run_worker(cases: int, seed: int) -> dict[str, Any]:
     from hypothesis import seed as hypothesis_seed
 
     from agents.chain.node import Anvil
-    from tests.integration.differential_cases import Case, check_case, deploy_env
+    from tests.integration.differential_cases import Case, check_case
     from tests.integration.differential_cases import cases as generated
+    from tests.integration.differential_env import deploy_env
 
     stats: Counter[str] = Counter()
     disagreements: list[dict[str, Any]] = []
     with Anvil() as anvil:
-        env = deploy_env(anvil.web3())
+        env = deploy_env(anvil.url)
 
         @hypothesis_seed(seed)
         @settings(

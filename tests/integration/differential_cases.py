@@ -17,36 +17,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from eth_account import Account
 from hypothesis import strategies as st
-from web3 import Web3
 
 from agents.chain import encoding
-from agents.chain.contract import MarketContract, deploy_market
 from agents.chain.errors import ContractRevert
-from agents.chain.events import TradeFinalized
-from agents.chain.node import latest_timestamp, mine, revert, rpc, snapshot
-from agents.chain.tx import PendingTx, Sender
-from agents.common.abi import keccak256
-from agents.common.market import MarketParams
 from agents.solver.onchain import contract_revert
 from market.rules import ONCHAIN
-from market.types import Feeder, Kind, Offer, Problem, Solution, Trade
+from market.types import Kind, Offer, Problem, Solution, Trade
 from market.verify import ViolationKind as V
 from market.verify import objective, verify
-
-LAST = 6  # delivery intervals 1..6 (clock starts at 0, T_clear = 1)
-HOUR = 3600
-U64 = encoding.MAX_ENERGY
-VARIANTS = (  # feeder limits (c_ext, c_int): each rule of (5)-(8) has a window of energies
-    (Feeder(1, 15, 1_000), Feeder(2, 1_000, 12), Feeder(3, 1_000, 1_000)),
-    (Feeder(1, 1_000, 10), Feeder(2, 10, 1_000), Feeder(3, 40, 40)),
-    (Feeder(1, 1_000, 1_000), Feeder(2, 1_000, 1_000), Feeder(3, 10, 1_000)),
-    (Feeder(1, U64, U64), Feeder(2, U64, U64), Feeder(3, U64, U64)),  # "limits": no bound
+from tests.integration.differential_env import (
+    LAST,
+    LIMITS,
+    U64,
+    VARIANTS,
+    Env,
+    Verdict,
+    prepare,
+    verdicts,
 )
-LIMITS = 3  # the variant whose posters hold uint64 energy and a huge balance
-TX_GAS = 3_000_000
-ENERGY_ASSET, MONEY_ASSET = 10**9, 10**15
+
 # (variant, seller's feeder, buyer's feeder): the one feeder rule a large trade breaks
 FEEDER_SETUPS: dict[V, tuple[tuple[int, int, int], ...]] = {
     V.FEEDER_EXT_OUT: ((0, 1, 3), (2, 3, 1), (1, 2, 3)),
@@ -77,65 +67,6 @@ EXTRA_MODES: tuple[str, ...] = (
     V.DUPLICATE,
 )
 assert set(ONCHAIN) == {V(m) for m in MODES + EXTRA_MODES if m in set(V)}  # every rule
-
-
-@dataclass
-class Env:
-    w3: Web3
-    markets: list[MarketContract]
-    posters: list[dict[tuple[int, Kind], Sender]]  # per variant: (feeder, kind) -> address
-    solver: Sender
-    clock: Sender
-    base: str  # snapshot id of the deployed markets
-    base_block: int
-    base_time: int  # its block's timestamp
-
-    def reset(self) -> None:
-        revert(self.w3, self.base)
-        # the node's clock back to the snapshot's: interval 1's deadline lies half an hour
-        # after it, however long the cases before took (a long run takes hours)
-        rpc(self.w3, "evm_setTime", self.base_time + 1)
-        self.base = snapshot(self.w3)
-        for posters in self.posters:
-            for sender in posters.values():
-                sender.set_nonce(0)  # they have sent nothing in the snapshot
-        self.solver.set_nonce(0)
-        self.clock.set_nonce(0)
-
-
-def _sender(w3: Web3, label: str) -> Sender:
-    return Sender(w3, Account.from_key(keccak256(label.encode())))
-
-
-def deploy_env(w3: Web3) -> Env:
-    """One market per variant, a poster per (feeder, kind) with assets, a snapshot."""
-    dso = _sender(w3, "differential/dso")
-    markets, posters = [], []
-    # Hour-long intervals, interval 1 open for half an hour: prepare() moves chain time to
-    # each deadline before finalizing (a snapshot's revert moves it back), and submissions
-    # come before the next deadline (submitSolution refuses after it: DeadlinePassed).
-    epoch = latest_timestamp(w3) - HOUR // 2
-    params = MarketParams(
-        first_interval=1, last_interval=LAST, t_clear=1, interval_seconds=HOUR, epoch=epoch
-    )
-    for v, feeders in enumerate(VARIANTS):
-        market = deploy_market(w3, dso, feeders, params)
-        energy, money = (U64, 1 << 200) if v == LIMITS else (ENERGY_ASSET, MONEY_ASSET)
-        senders: dict[tuple[int, Kind], Sender] = {}
-        pending: list[PendingTx] = []
-        for f in feeders:
-            for kind in Kind:
-                who = _sender(w3, f"differential/{v}/{f.id}/{kind.name}")
-                senders[f.id, kind] = who
-                pending.append(market.add_energy(dso, who.address, f.id, kind, energy, 1, LAST))
-                pending.append(market.add_financial_balance(dso, who.address, money))
-        for p in pending:
-            p.wait()
-        markets.append(market)
-        posters.append(senders)
-    solver, clock = _sender(w3, "differential/solver"), _sender(w3, "differential/clock")
-    base = snapshot(w3)
-    return Env(w3, markets, posters, solver, clock, base, w3.eth.block_number, latest_timestamp(w3))
 
 
 @dataclass(frozen=True)
@@ -351,35 +282,6 @@ def _feasible_part(
     return tuple(kept)
 
 
-def prepare(env: Env, case: Case) -> tuple[MarketContract, tuple[Trade, ...], int]:
-    """Posts the offers, submits and finalizes `case.first`; returns the market, the fixed
-    trades and what is left of the candidate's objective."""
-    market = env.markets[case.variant]
-    posters = env.posters[case.variant]
-    pending = [
-        market.post_offer(
-            posters[o.feeder, o.kind], o.kind, o.energy, o.start, o.end, o.price, gas=TX_GAS
-        )
-        for o in case.offers
-    ]
-    for p in pending:
-        p.wait()
-    words = encoding.encode_trades(case.first)
-    accepted = bool(words)  # it is feasible by construction: the contract must take it
-    if accepted:
-        market.submit_solution(env.solver, words, gas=TX_GAS).wait()
-    for interval in range(1, case.finalized + 1):
-        mine(env.w3, market.finalizable_at())
-        args = encoding.finalize_args(words, interval) if accepted else encoding.FinalizeArgs()
-        market.finalize(env.clock, args, gas=TX_GAS).wait()
-    fixed = tuple(t for t in case.first if accepted and t.interval <= case.finalized)
-    left = objective(Solution(case.first)) - objective(Solution(fixed)) if accepted else 0
-    if fixed:  # what was finalized on chain, as a recorder sees it, is the fixed part
-        events = market.events(env.base_block + 1, types=[TradeFinalized])
-        assert sorted(e.trade for e in events if isinstance(e, TradeFinalized)) == sorted(fixed)
-    return market, fixed, left
-
-
 @dataclass
 class Checked:
     """What one case showed: counters to add up, and the disagreements (none expected)."""
@@ -395,27 +297,33 @@ class Checked:
 def check_case(env: Env, case: Case) -> Checked:
     """The contract's verdicts on the case's solutions against market.verify's."""
     env.reset()
-    market, fixed, left = prepare(env, case)
+    accepted = prepare(env, case.variant, case.offers, case.first, case.finalized)
+    fixed = tuple(t for t in case.first if accepted and t.interval <= case.finalized)
+    left = objective(Solution(case.first)) - objective(Solution(fixed)) if accepted else 0
     out = Checked()
     free_from = case.finalized + 1
-    out.expect(market.next_finalize() == free_from, f"nextFinalize {market.next_finalize()}")
+    solutions = [Solution(trades) for _, trades in case.checks]
+    next_finalize, checked, submitted = verdicts(
+        env, case.variant, [encoding.encode_trades(s.trades) for s in solutions]
+    )
+    out.expect(next_finalize == free_from, f"nextFinalize {next_finalize}")
     problem = Problem(VARIANTS[case.variant], case.offers, fixed, free_from)
-    for _mode, trades in case.checks:
-        _check_solution(env, market, problem, Solution(trades), left, out)
+    for solution, got, submission in zip(solutions, checked, submitted, strict=True):
+        _check_solution(problem, solution, got, out)
+        if not isinstance(got, ContractRevert):
+            _check_submission(got, submission, left, out)
     if fixed:
         out.labels.append("with fixed trades")
     return out
 
 
-def _check_solution(
-    env: Env, market: MarketContract, problem: Problem, solution: Solution, left: int, out: Checked
-) -> None:
+def _check_solution(problem: Problem, solution: Solution, got: Verdict, out: Checked) -> None:
+    """checkSolution's verdict `got` against market.verify's (and the revert the solver
+    predicts, arguments included)."""
     expected = verify(problem, solution)
-    words = encoding.encode_trades(solution.trades)
     out.labels.append("checked")
-    try:
-        got = market.check_solution(words)
-    except ContractRevert as err:
+    if isinstance(got, ContractRevert):
+        err = got
         kinds = {v.kind for v in expected}
         out.expect(bool(expected), f"contract rejects a feasible solution: {err}")
         out.expect(err.violation in kinds, f"{err} not among {sorted(kinds)}")
@@ -430,17 +338,13 @@ def _check_solution(
         out.expect(not expected, f"contract accepts an infeasible solution: {expected}")
         out.expect(got == objective(solution), f"objective {got} != {objective(solution)}")
         out.labels.append("feasible")
-        _check_submission(env, market, words, got, left, out)
 
 
-def _check_submission(
-    env: Env, market: MarketContract, words: list[int], got: int, left: int, out: Checked
-) -> None:
+def _check_submission(got: int, submission: Verdict, left: int, out: Checked) -> None:
     """Submitting replaces the candidate iff it beats what is left of the first one."""
     better = got > left
-    try:
-        market.call("submitSolution", words, sender=env.solver.address)
-    except ContractRevert as err:
+    if isinstance(submission, ContractRevert):
+        err = submission
         out.expect(not better and err.name == "NotBetter", f"{(got, left)}: {err}")
         out.expect(
             err.params == {"objective": got, "candidateObjective": left},

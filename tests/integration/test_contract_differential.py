@@ -28,7 +28,8 @@ from hypothesis import HealthCheck, given, settings
 from agents.chain.node import Anvil
 from market.rules import ONCHAIN
 from tests.conftest import REPO, require_tool
-from tests.integration.differential_cases import Case, Env, cases, check_case, deploy_env
+from tests.integration.differential_cases import Case, cases, check_case
+from tests.integration.differential_env import Env, deploy_env
 from tests.integration.test_contract_workflow import (
     anvil_log_on_failure,  # noqa: F401
     node,  # noqa: F401
@@ -40,7 +41,9 @@ EVERY_KIND_AT_LEAST = 30
 
 @pytest.fixture(scope="module")
 def env(node: Anvil) -> Iterator[Env]:  # noqa: F811
-    yield deploy_env(node.web3())
+    deployed = deploy_env(node.url)
+    yield deployed
+    deployed.close()
 
 
 def test_contract_verdict_equals_market_verify(env: Env) -> None:
