@@ -22,7 +22,7 @@ from agents.chain import encoding
 from agents.chain.client import load_abi
 from agents.chain.contract import deploy_market
 from agents.chain.errors import ContractRevert, decode_revert
-from agents.chain.events import OfferPosted, TradeFinalized, decode_log
+from agents.chain.events import OfferPosted, TradeFinalized, decode_log, topic_of
 from agents.chain.node import connect, latest_timestamp
 from agents.chain.tx import PendingTx, Sender
 from agents.common.abi import keccak256
@@ -162,13 +162,17 @@ def _send(rpc: JsonRpc, raw: bytes) -> str:
 
 
 def _mined_events(rpc: JsonRpc, hashes: Sequence[str]) -> list[Any]:
-    """The market events of the transactions, in chain order; each must have succeeded."""
+    """The OfferPosted and TradeFinalized events of the transactions, in chain order; each
+    must have succeeded. (Only those are decoded: SolutionAccepted's words cost more.)"""
     receipts = rpc.batch([("eth_getTransactionReceipt", [h]) for h in hashes])
+    wanted = {"0x" + topic_of(t).hex() for t in (OfferPosted, TradeFinalized)}
     events = []
     for h, r in zip(hashes, receipts, strict=True):
         if isinstance(r, RpcError) or r is None or not succeeded(r):
             raise AssertionError(f"transaction {h} failed or was not mined: {r}")
-        events += [decode_log(log) for log in r["logs"]]
+        events += [
+            decode_log(log) for log in r["logs"] if log["topics"][:1] and log["topics"][0] in wanted
+        ]
     order = [(int(r["blockNumber"], 16), int(r["transactionIndex"], 16)) for r in receipts]
     if order != sorted(order):
         raise AssertionError(f"transactions mined out of the order sent: {order}")
