@@ -27,9 +27,10 @@ from hypothesis import HealthCheck, given, settings
 
 from agents.chain.node import Anvil
 from market.rules import ONCHAIN
+from market.types import Kind, Offer, Trade
 from tests.conftest import REPO, require_tool
 from tests.integration.differential_cases import MODES, Case, cases, check_case
-from tests.integration.differential_env import Env, deploy_env
+from tests.integration.differential_env import LAST, Env, deploy_env, prepare
 from tests.integration.test_contract_workflow import (
     anvil_log_on_failure,  # noqa: F401
     node,  # noqa: F401
@@ -79,6 +80,17 @@ def _check_cases(env: Env, mode: str, examples: int, stats: Counter[str]) -> Non
         stats[f"mode {case.mode}"] += 1
 
     check()
+
+
+def test_a_case_whose_transaction_reverts_fails(env: Env) -> None:
+    """prepare() reads every receipt of a case: a first solution the contract refuses (it
+    trades an offer never posted) fails the case instead of going unnoticed."""
+    env.reset()
+    offers = (Offer(1, 1, Kind.SELL, 10, 1, LAST, 1), Offer(2, 2, Kind.BUY, 10, 1, LAST, 5))
+    with pytest.raises(AssertionError, match="failed or was not mined"):
+        prepare(env, 0, offers, (Trade(1, 3, 2, 5, 2),), 1)
+    env.reset()
+    assert prepare(env, 0, offers, (Trade(1, 2, 2, 5, 2),), 1)  # the same, valid: accepted
 
 
 def test_the_long_runs_bench_prints_cases_per_second_and_agreement() -> None:
