@@ -3,6 +3,7 @@ pragma solidity 0.8.28;
 
 import {SolutionVerifier, UnknownOffer} from "./SolutionVerifier.sol";
 import {MarketBase} from "./MarketBase.sol";
+import {GrantSignature} from "./GrantSignature.sol";
 
 /// @title The transactive energy market of Eisele et al. 2020 (sections 4.2-4.3, 5.2, 6.3-6.4).
 /// @notice Units: energy in Wh per interval, prices in micro-units per kWh, money = Wh * price.
@@ -34,6 +35,8 @@ contract Market is MarketBase {
     uint16 public immutable maxOpenOffers;
     uint32 public immutable settleChunk;
     uint64 public immutable minImprovement;
+    /// EIP-712 domain of the DSO's signed grants (GrantSignature.sol).
+    bytes32 public immutable domainSeparator;
 
     modifier onlyDso() {
         if (msg.sender != dso) revert NotDso();
@@ -81,6 +84,7 @@ contract Market is MarketBase {
         maxOpenOffers = maxOpenOffers_;
         settleChunk = settleChunk_;
         minImprovement = minImprovement_;
+        domainSeparator = GrantSignature.domainSeparator(address(this));
         _offers.push(0);
         _state = uint256(startInterval_) + tClear_;
     }
@@ -161,7 +165,7 @@ contract Market is MarketBase {
     /// @notice Posts a selling or buying offer from an anonymous address, reserving the energy
     /// permission it needs and, for a buy offer, energy * price money units.
     function postOffer(Kind kind, uint64 energy, uint16 start, uint16 end, uint64 price)
-        external
+        public
         returns (uint32 offerId)
     {
         if (energy == 0) revert ZeroAmount();
@@ -181,9 +185,13 @@ contract Market is MarketBase {
         if (start < heldStart || end > heldEnd) revert OutsidePermission(kind, start, end, heldStart, heldEnd);
         if (energy > held) revert InsufficientEnergyAsset(kind, energy, held);
         _accounts[msg.sender] = acc - (uint256(energy) << shift) + (1 << 208);
-        if (kind == Kind.BUY) {
-            uint256 cost = uint256(energy) * price;
-            uint256 balance = _balance(msg.sender);
+        uint256 bonus;
+        assembly {
+            bonus := tload(0)
+        }
+        uint256 cost = kind == Kind.BUY ? uint256(energy) * price : 0;
+        if (cost != bonus) {
+            uint256 balance = _balance(msg.sender) + bonus;
             if (cost > balance) revert InsufficientBalance(cost, balance);
             _balances[msg.sender] = balance - cost + 1;
         }
@@ -196,6 +204,81 @@ contract Market is MarketBase {
         );
         _ownerWords[id] = uint256(uint160(msg.sender)) | (uint256(energy) << 160);
         emit OfferPosted(offerId, uint32(acc >> 224), kind, energy, start, end, price, msg.sender);
+    }
+
+    /// @notice postOffer from an address not linked yet, with the grant the DSO signed for it off
+    /// chain (GrantSignature.sol: the grant word and `money`, (r, vs) its signature for the
+    /// sender, so nobody else can use it) instead of its addEnergy/addFinancialBalance
+    /// transactions. The grant is applied as issue() would (AssetAdded, FinancialAdded) and links
+    /// the address for good, so it is used once (then AlreadyLinked). The granted money pays a
+    /// buy offer's reservation first (passed to postOffer in transient slot 0): an exact grant
+    /// writes no balance slot.
+    function postSignedOffer(
+        Kind kind,
+        uint64 energy,
+        uint16 start,
+        uint16 end,
+        uint64 price,
+        uint256 grant,
+        uint256 money,
+        bytes32 r,
+        bytes32 vs
+    ) external returns (uint32 offerId) {
+        _accounts[msg.sender] = _applyGrant(grant, money, r, vs, true);
+        assembly {
+            tstore(0, money)
+        }
+        offerId = postOffer(kind, energy, start, end, price);
+        assembly {
+            tstore(0, 0)
+        }
+    }
+
+    /// @notice Gives an unused signed grant back to the DSO (EnergyDeposited,
+    /// FinancialDeposited), e.g. when its offer was refused: the address is linked, so the
+    /// grant cannot be used afterwards.
+    function returnGrant(uint256 grant, uint256 money, bytes32 r, bytes32 vs) external {
+        uint256 acc = _applyGrant(grant, money, r, vs, false);
+        _accounts[msg.sender] = acc;
+        _depositAll(msg.sender, acc, money);
+    }
+
+    /// The sender's account word with the signed grant applied (not stored). Checks, in this
+    /// order: MalformedGrant(0), InvalidGrantSignature, AlreadyLinked, UnknownFeeder, then per
+    /// granted permission BadRange and RangeFinalized (with `checkRanges`), ZeroAmount if
+    /// nothing is granted.
+    function _applyGrant(uint256 grant, uint256 money, bytes32 r, bytes32 vs, bool checkRanges)
+        private
+        returns (uint256 acc)
+    {
+        if (grant >> 224 != 0) revert MalformedGrant(0);
+        address signer = GrantSignature.signer(domainSeparator, msg.sender, grant, money, r, vs);
+        if (signer != dso) revert InvalidGrantSignature();
+        acc = _accounts[msg.sender];
+        if (acc & M16 != 0) revert AlreadyLinked(msg.sender);
+        uint32 feeder = uint32(grant);
+        uint256 index1 = _feederIndex1[feeder];
+        if (index1 == 0) revert UnknownFeeder(feeder);
+        acc |= index1 | (uint256(feeder) << 224);
+        uint16 next = uint16(_state & M16);
+        bool granted = money != 0;
+        for (uint256 k = 0; k < 2; k++) {
+            uint256 perm = (grant >> (32 + 96 * k)) & ((1 << 96) - 1);
+            uint64 energy = uint64(perm);
+            if (energy == 0) continue;
+            (uint16 start, uint16 end) = (uint16(perm >> 64), uint16(perm >> 80));
+            if (checkRanges) {
+                if (start > end || start < firstDeliveryInterval() || end > lastInterval) {
+                    revert BadRange(start, end);
+                }
+                if (end < next) revert RangeFinalized(end, next);
+            }
+            acc |= perm << _permShift(Kind(k));
+            granted = true;
+            emit AssetAdded(msg.sender, feeder, Kind(k), energy, start, end);
+        }
+        if (!granted) revert ZeroAmount();
+        if (money != 0) emit FinancialAdded(msg.sender, money);
     }
 
     /// @notice After every interval of an offer is finalized, deposits its untraded energy back to

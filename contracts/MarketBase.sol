@@ -56,6 +56,8 @@ abstract contract MarketBase {
     error OfferTooSmall(uint64 energy, uint64 minimum);
     error TooManyOpenOffers(address anon, uint16 limit);
     error MalformedGrant(uint256 index);
+    error InvalidGrantSignature();
+    error AlreadyLinked(address anon);
     // --------------------------------------------------------- errors: clock
     error NotStarted();
     error MarketClosed();

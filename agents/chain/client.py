@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agents.chain.encoding import Grant, encode_grants, finalize_args
+from agents.chain.encoding import Grant, SignedGrant, encode_grants, finalize_args
 from agents.chain.errors import decode_revert
 from agents.common import metrics
 from agents.common.config import AgentConfig
@@ -38,6 +38,8 @@ GAS = {
     "addEnergy": 300_000,
     "addFinancialBalance": 200_000,
     "postOffer": 400_000,
+    "postSignedOffer": 400_000,
+    "returnGrant": 300_000,
     "closeOffer": 200_000,
     "issue": 15_000_000,  # the DSO's batch: ISSUE_GAS_PER_GRANT each when a Call says so
     "closeOffers": 15_000_000,
@@ -142,6 +144,19 @@ class MarketClient:
 
     def post_offer(self, kind: int, energy: int, start: int, end: int, price: int) -> Call:
         return Call("postOffer", self.contract.encode("postOffer", kind, energy, start, end, price))
+
+    def post_signed_offer(
+        self, kind: int, energy: int, start: int, end: int, price: int, grant: SignedGrant
+    ) -> Call:
+        """postOffer from a fresh address with the grant the DSO signed for it."""
+        args = (grant.word, grant.money, grant.r, grant.vs)
+        data = self.contract.encode("postSignedOffer", kind, energy, start, end, price, *args)
+        return Call("postSignedOffer", data)
+
+    def return_grant(self, grant: SignedGrant) -> Call:
+        """Give an unused signed grant back (its assets deposited to the DSO)."""
+        data = self.contract.encode("returnGrant", grant.word, grant.money, grant.r, grant.vs)
+        return Call("returnGrant", data)
 
     def close_offer(self, offer_id: int) -> Call:
         return Call("closeOffer", self.contract.encode("closeOffer", offer_id))

@@ -183,6 +183,38 @@ class MarketContract:
     ) -> PendingTx:
         return self._send(anon, "postOffer", int(kind), energy, start, end, price, gas=gas)
 
+    def post_signed_offer(
+        self,
+        anon: Sender,
+        kind: Kind,
+        energy: int,
+        start: int,
+        end: int,
+        price: int,
+        grant: encoding.SignedGrant,
+        *,
+        gas: int | None = None,
+    ) -> PendingTx:
+        """postOffer from a fresh address with the grant the DSO signed for it."""
+        args = (grant.word, grant.money, grant.r, grant.vs)
+        return self._send(
+            anon, "postSignedOffer", int(kind), energy, start, end, price, *args, gas=gas
+        )
+
+    def return_grant(
+        self, anon: Sender, grant: encoding.SignedGrant, *, gas: int | None = None
+    ) -> PendingTx:
+        """Give an unused signed grant back to the DSO (EnergyDeposited, FinancialDeposited)."""
+        args = (grant.word, grant.money, grant.r, grant.vs)
+        return self._send(anon, "returnGrant", *args, gas=gas)
+
+    def sign_grant(
+        self, dso: Sender | LocalAccount, grant: encoding.SignedGrant
+    ) -> encoding.SignedGrant:
+        """`grant` signed by `dso` for this market."""
+        account = dso.account if isinstance(dso, Sender) else dso
+        return grant.signed(account.key, int(self.w3.eth.chain_id), self.address)
+
     def close_offer(self, anon: Sender, offer_id: int, *, gas: int | None = None) -> PendingTx:
         return self._send(anon, "closeOffer", offer_id, gas=gas)
 
