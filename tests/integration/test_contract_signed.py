@@ -13,6 +13,7 @@ from dataclasses import replace
 
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
+from web3.types import RPCEndpoint
 
 from agents.chain.encoding import SignedGrant
 from agents.chain.events import (
@@ -51,7 +52,7 @@ def _grant(
 def _balance_slot_written(h: Harness, tx_hash: bytes, anon: str) -> bool:
     """Whether the transaction wrote the balance mapping's slot of `anon` (prestate diff)."""
     trace = h.w3.provider.make_request(
-        "debug_traceTransaction",
+        RPCEndpoint("debug_traceTransaction"),
         [tx_hash.hex(), {"tracer": "prestateTracer", "tracerConfig": {"diffMode": True}}],
     )
     post = trace["result"]["post"].get(h.market.address.lower(), {}).get("storage", {})
@@ -61,7 +62,7 @@ def _balance_slot_written(h: Harness, tx_hash: bytes, anon: str) -> bool:
     return slot in post
 
 
-def test_a_signed_grant_posts_an_offer_once_and_only_from_its_address(harness: Harness) -> None:
+def test_a_signed_grant_posts_an_offer_once_and_only_from_its_address(harness: Harness) -> None:  # noqa: F811
     h, m = harness, harness.market
     seller, buyer, stranger = h.sender(), h.sender(), h.sender()
     sell = _grant(h, seller, feeder=1, sell=400)
@@ -101,7 +102,7 @@ def test_a_signed_grant_posts_an_offer_once_and_only_from_its_address(harness: H
     assert m.account(seller.address).sell.energy == 0
 
 
-def test_a_grant_changed_or_signed_by_anyone_else_is_refused(harness: Harness) -> None:
+def test_a_grant_changed_or_signed_by_anyone_else_is_refused(harness: Harness) -> None:  # noqa: F811
     h, m = harness, harness.market
     who = h.sender()
     good = _grant(h, who, sell=100)
@@ -133,7 +134,7 @@ def test_a_grant_changed_or_signed_by_anyone_else_is_refused(harness: Harness) -
     m.post_signed_offer(who, Kind.SELL, 50, FIRST, LAST, 1, good).wait()
 
 
-def test_a_signed_grant_keeps_the_checks_of_issue_and_post_offer(harness: Harness) -> None:
+def test_a_signed_grant_keeps_the_checks_of_issue_and_post_offer(harness: Harness) -> None:  # noqa: F811
     h, m = harness, harness.market
 
     def try_post(grant: SignedGrant, kind: Kind, energy: int, price: int = 10):
@@ -171,7 +172,7 @@ def test_a_signed_grant_keeps_the_checks_of_issue_and_post_offer(harness: Harnes
     assert m.balance_of(a[4]) == 50
 
 
-def test_a_signed_grant_for_finalized_intervals_is_refused(harness: Harness) -> None:
+def test_a_signed_grant_for_finalized_intervals_is_refused(harness: Harness) -> None:  # noqa: F811
     h, m = harness, harness.market
     who = h.sender()
     early = m.sign_grant(h.dso, SignedGrant(who.address, 1, (10, FIRST, FIRST)))
@@ -184,7 +185,7 @@ def test_a_signed_grant_for_finalized_intervals_is_refused(harness: Harness) -> 
     )
 
 
-def test_an_unused_grant_goes_back_to_the_dso_once(harness: Harness) -> None:
+def test_an_unused_grant_goes_back_to_the_dso_once(harness: Harness) -> None:  # noqa: F811
     h, m = harness, harness.market
     who = h.sender()
     g = _grant(h, who, sell=70, buy=30, money=30 * 20)
@@ -200,7 +201,7 @@ def test_an_unused_grant_goes_back_to_the_dso_once(harness: Harness) -> None:
     reverts(h, lambda: m.return_grant(who, g, gas=REVERT_GAS), "AlreadyLinked", who.address)
 
 
-def test_signed_offers_trade_settle_and_close_like_issued_ones(harness: Harness) -> None:
+def test_signed_offers_trade_settle_and_close_like_issued_ones(harness: Harness) -> None:  # noqa: F811
     h, m = harness, harness.market
     seller, buyer = h.sender(), h.sender()
     m.post_signed_offer(
