@@ -214,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, scenario in (
             ("single_calls", offer_life.single),
             ("batched", offer_life.batched),
+            ("signed", offer_life.signed),
         ):
             snap = snapshot(w3)
             lives[name] = scenario(market, dso, clock, args.pairs, FIRST)

@@ -11,6 +11,9 @@ for their owners), the interval finalized, the offers closed, everything deposit
   transaction, each address posts its offer, and the clock's `closeOffers` closes them
   all, which also deposits what each owner has left (its share of both batched calls is
   counted per offer).
+- `signed`: the testbed's route: the DSO signs each address's grant off chain (no DSO
+  transaction), the address posts its offer with it (postSignedOffer), the clock's
+  `closeOffers` closes them all.
 
 A life is what its calls cost, 21k base included; the trade's share of submitSolution and
 finalize is counted apart (bench/gas.py's solutions, bench/liveness.py).
@@ -24,7 +27,7 @@ from typing import Any
 from eth_account import Account
 
 from agents.chain.contract import MarketContract
-from agents.chain.encoding import MONEY, Grant
+from agents.chain.encoding import MONEY, Grant, SignedGrant
 from agents.chain.node import mine
 from agents.chain.tx import PendingTx, Sender
 from agents.common.abi import keccak256
@@ -156,4 +159,52 @@ def batched(
         "buy_offer_life": calls["issue_per_buy_offer"]
         + calls["post_offer_buy"]
         + calls["close_offers_per_buy_offer"],
+    }
+
+
+def signed(
+    market: MarketContract, dso: Sender, clock: Sender, pairs: int, t: int
+) -> dict[str, Any]:
+    """The DSO signs each address's grant off chain (no DSO transaction): each address
+    posts its offer with it (postSignedOffer), the clock's closeOffers closes them all."""
+    sellers = [_key(market, f"signed/s/{i}") for i in range(pairs)]
+    buyers = [_key(market, f"signed/b/{i}") for i in range(pairs)]
+    first = market.offer_count() + 1
+    sell_post = _gas(
+        [
+            market.post_signed_offer(
+                w, Kind.SELL, ENERGY, t, t, SELL_PRICE,
+                market.sign_grant(dso, SignedGrant(w.address, 1, (ENERGY, t, t))),
+            )
+            for w in sellers
+        ]
+    )  # fmt: skip
+    buy_post = _gas(
+        [
+            market.post_signed_offer(
+                w, Kind.BUY, ENERGY, t, t, BUY_PRICE,
+                market.sign_grant(
+                    dso, SignedGrant(w.address, 2, buy=(ENERGY, t, t), money=ENERGY * BUY_PRICE)
+                ),
+            )
+            for w in buyers
+        ]
+    )  # fmt: skip
+    sell_ids = list(range(first, first + pairs))
+    buy_ids = list(range(first + pairs, first + 2 * pairs))
+    _trade_and_finalize(market, clock, sell_ids, buy_ids, t)
+    close_sell = market.close_offers(clock, sell_ids, gas=GAS).gas_used
+    close_buy = market.close_offers(clock, buy_ids, gas=GAS).gas_used
+    left = sum(market.balance_of(w.address) for w in sellers + buyers)
+    calls = {
+        "post_signed_offer_sell": _median(sell_post),
+        "post_signed_offer_buy": _median(buy_post),
+        "close_offers_per_sell_offer": round(close_sell / pairs),
+        "close_offers_per_buy_offer": round(close_buy / pairs),
+    }
+    return {
+        "calls": calls,
+        "money_left_on_chain": left,
+        "sell_offer_life": calls["post_signed_offer_sell"] + calls["close_offers_per_sell_offer"],
+        "buy_offer_life": calls["post_signed_offer_buy"] + calls["close_offers_per_buy_offer"],
     }
