@@ -6,7 +6,8 @@ buy offer traded with one sell offer (at a price between their limits, so both k
 for their owners), the interval finalized, the offers closed, everything deposited back.
 
 - `single`: one transaction per call, as the paper names them: addEnergy,
-  addFinancialBalance (buyers), postOffer, closeOffer, depositFinancial.
+  addFinancialBalance (buyers), postOffer, closeOffer, depositFinancial (0 when closeOffer
+  of the owner's last open offer left nothing to deposit, as it does now).
 - `batched`: the DSO's `issue` grants every address its permission and money in one
   transaction, each address posts its offer, and the clock's `closeOffers` closes them
   all, which also deposits what each owner has left (its share of both batched calls is
@@ -93,9 +94,9 @@ def single(
             for w, i in zip(sellers + buyers, sell_ids + buy_ids, strict=True)
         ]
     )
-    deposit = _gas(
-        [market.deposit_financial(w, market.balance_of(w.address)) for w in sellers + buyers]
-    )
+    # closeOffer of an owner's last open offer deposits what it holds: nothing is left
+    left = [(w, market.balance_of(w.address)) for w in sellers + buyers]
+    deposit = _gas([market.deposit_financial(w, b) for w, b in left if b]) or [0]
     calls = {
         "add_energy": _median(energy),
         "add_financial_balance": _median(money),

@@ -159,6 +159,11 @@ def finalize_args(candidate_words: Sequence[int], interval: int) -> FinalizeArgs
     return FinalizeArgs()
 
 
+def close_entry(offer_id: int, owner: str) -> int:
+    """An entry of closeOffers: offer id << 160 | its owner (OfferPosted's poster)."""
+    return _check("offer id", offer_id, MAX_OFFER_ID) << 160 | int(owner, 16)
+
+
 # ------------------------------------------------------------------ the DSO's grants
 MONEY = 2  # a grant's `what` for money (0 and 1 are Kind.SELL and Kind.BUY: energy)
 
