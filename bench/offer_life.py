@@ -36,6 +36,7 @@ from market.types import Kind, Solution, Trade
 
 SELL_PRICE, BUY_PRICE, TRADE_PRICE, ENERGY = 100, 300, 200, 1_000
 GAS = 15_000_000  # limit of a batched call
+BLOCK_GAS = 30_000_000
 
 
 def _key(market: MarketContract, label: str) -> Sender:
@@ -203,9 +204,12 @@ def signed(
         "close_offers_per_sell_offer": round(close_sell / pairs),
         "close_offers_per_buy_offer": round(close_buy / pairs),
     }
+    sell = calls["post_signed_offer_sell"] + calls["close_offers_per_sell_offer"]
+    buy = calls["post_signed_offer_buy"] + calls["close_offers_per_buy_offer"]
     return {
         "calls": calls,
         "money_left_on_chain": left,
-        "sell_offer_life": calls["post_signed_offer_sell"] + calls["close_offers_per_sell_offer"],
-        "buy_offer_life": calls["post_signed_offer_buy"] + calls["close_offers_per_buy_offer"],
+        "sell_offer_life": sell,
+        "buy_offer_life": buy,
+        "offer_lives_per_block": BLOCK_GAS // max(sell, buy),
     }
