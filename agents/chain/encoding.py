@@ -29,7 +29,6 @@ from typing import Any
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_abi.packed import encode_packed
-from eth_account import Account
 from eth_utils import keccak, to_checksum_address
 
 from agents.chain.errors import EncodingError
@@ -274,6 +273,8 @@ class SignedGrant:
 
     def signed(self, key: bytes | str, chain_id: int, market: str) -> SignedGrant:
         """This grant with the signature of `key` (the DSO's) for the market `market`."""
+        from eth_account import Account  # the DSO's only: prosumer hosts stay lean without it
+
         signature = Account.sign_typed_data(key, full_message=self.typed_data(chain_id, market))
         v = signature.v - 27 if signature.v >= 27 else signature.v
         vs = signature.s | v << 255
