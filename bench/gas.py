@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             first_interval=FIRST,
             last_interval=last,
             t_clear=1,
-            interval_seconds=60,
+            interval_seconds=3600,  # an hour: posting 1,100 offers on a loaded host stays inside it
             epoch=latest_timestamp(w3) + 10,
         )
         market = deploy_market(w3, dso, FEEDERS, params)
@@ -214,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, scenario in (
             ("single_calls", offer_life.single),
             ("batched", offer_life.batched),
+            ("signed", offer_life.signed),
         ):
             snap = snapshot(w3)
             lives[name] = scenario(market, dso, clock, args.pairs, FIRST)

@@ -161,7 +161,7 @@ def flood(market: MarketContract, dso: Sender, n: int, owners: int | None) -> di
         "largest_chunk_in_a_block": int((BLOCK_GAS_LIMIT - overhead) // per_trade)
         if per_trade
         else None,
-        "every_offer_closed": all(market.offer(o.id).closed for o in offers),
+        "every_offer_closed": all(market.call("offer", o.id)[-1] for o in offers),
         "buyers_money_left_after_close": left,
         "offer_life_gas": {
             "issue_per_offer": round(posted["issue_gas_per_offer"]),

@@ -6,11 +6,15 @@ buy offer traded with one sell offer (at a price between their limits, so both k
 for their owners), the interval finalized, the offers closed, everything deposited back.
 
 - `single`: one transaction per call, as the paper names them: addEnergy,
-  addFinancialBalance (buyers), postOffer, closeOffer, depositFinancial.
+  addFinancialBalance (buyers), postOffer, closeOffer, depositFinancial (0 when closeOffer
+  of the owner's last open offer left nothing to deposit, as it does now).
 - `batched`: the DSO's `issue` grants every address its permission and money in one
   transaction, each address posts its offer, and the clock's `closeOffers` closes them
   all, which also deposits what each owner has left (its share of both batched calls is
   counted per offer).
+- `signed`: the testbed's route: the DSO signs each address's grant off chain (no DSO
+  transaction), the address posts its offer with it (postSignedOffer), the clock's
+  `closeOffers` closes them all.
 
 A life is what its calls cost, 21k base included; the trade's share of submitSolution and
 finalize is counted apart (bench/gas.py's solutions, bench/liveness.py).
@@ -24,7 +28,7 @@ from typing import Any
 from eth_account import Account
 
 from agents.chain.contract import MarketContract
-from agents.chain.encoding import MONEY, Grant
+from agents.chain.encoding import MONEY, Grant, SignedGrant
 from agents.chain.node import mine
 from agents.chain.tx import PendingTx, Sender
 from agents.common.abi import keccak256
@@ -32,6 +36,7 @@ from market.types import Kind, Solution, Trade
 
 SELL_PRICE, BUY_PRICE, TRADE_PRICE, ENERGY = 100, 300, 200, 1_000
 GAS = 15_000_000  # limit of a batched call
+BLOCK_GAS = 30_000_000
 
 
 def _key(market: MarketContract, label: str) -> Sender:
@@ -90,9 +95,9 @@ def single(
             for w, i in zip(sellers + buyers, sell_ids + buy_ids, strict=True)
         ]
     )
-    deposit = _gas(
-        [market.deposit_financial(w, market.balance_of(w.address)) for w in sellers + buyers]
-    )
+    # closeOffer of an owner's last open offer deposits what it holds: nothing is left
+    left = [(w, market.balance_of(w.address)) for w in sellers + buyers]
+    deposit = _gas([market.deposit_financial(w, b) for w, b in left if b]) or [0]
     calls = {
         "add_energy": _median(energy),
         "add_financial_balance": _median(money),
@@ -156,4 +161,55 @@ def batched(
         "buy_offer_life": calls["issue_per_buy_offer"]
         + calls["post_offer_buy"]
         + calls["close_offers_per_buy_offer"],
+    }
+
+
+def signed(
+    market: MarketContract, dso: Sender, clock: Sender, pairs: int, t: int
+) -> dict[str, Any]:
+    """The DSO signs each address's grant off chain (no DSO transaction): each address
+    posts its offer with it (postSignedOffer), the clock's closeOffers closes them all."""
+    sellers = [_key(market, f"signed/s/{i}") for i in range(pairs)]
+    buyers = [_key(market, f"signed/b/{i}") for i in range(pairs)]
+    first = market.offer_count() + 1
+    sell_post = _gas(
+        [
+            market.post_signed_offer(
+                w, Kind.SELL, ENERGY, t, t, SELL_PRICE,
+                market.sign_grant(dso, SignedGrant(w.address, 1, (ENERGY, t, t))),
+            )
+            for w in sellers
+        ]
+    )  # fmt: skip
+    buy_post = _gas(
+        [
+            market.post_signed_offer(
+                w, Kind.BUY, ENERGY, t, t, BUY_PRICE,
+                market.sign_grant(
+                    dso, SignedGrant(w.address, 2, buy=(ENERGY, t, t), money=ENERGY * BUY_PRICE)
+                ),
+            )
+            for w in buyers
+        ]
+    )  # fmt: skip
+    sell_ids = list(range(first, first + pairs))
+    buy_ids = list(range(first + pairs, first + 2 * pairs))
+    _trade_and_finalize(market, clock, sell_ids, buy_ids, t)
+    close_sell = market.close_offers(clock, sell_ids, gas=GAS).gas_used
+    close_buy = market.close_offers(clock, buy_ids, gas=GAS).gas_used
+    left = sum(market.balance_of(w.address) for w in sellers + buyers)
+    calls = {
+        "post_signed_offer_sell": _median(sell_post),
+        "post_signed_offer_buy": _median(buy_post),
+        "close_offers_per_sell_offer": round(close_sell / pairs),
+        "close_offers_per_buy_offer": round(close_buy / pairs),
+    }
+    sell = calls["post_signed_offer_sell"] + calls["close_offers_per_sell_offer"]
+    buy = calls["post_signed_offer_buy"] + calls["close_offers_per_buy_offer"]
+    return {
+        "calls": calls,
+        "money_left_on_chain": left,
+        "sell_offer_life": sell,
+        "buy_offer_life": buy,
+        "offer_lives_per_block": BLOCK_GAS // max(sell, buy),
     }

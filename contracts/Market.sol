@@ -3,26 +3,16 @@ pragma solidity 0.8.28;
 
 import {SolutionVerifier, UnknownOffer} from "./SolutionVerifier.sol";
 import {MarketBase} from "./MarketBase.sol";
+import {GrantSignature} from "./GrantSignature.sol";
 
 /// @title The transactive energy market of Eisele et al. 2020 (sections 4.2-4.3, 5.2, 6.3-6.4).
 /// @notice Units: energy in Wh per interval, prices in micro-units per kWh, money = Wh * price.
-///
-/// Time. Delivery intervals firstDeliveryInterval() .. lastInterval are traded. Clock interval k
-/// runs from epoch + (k - startInterval) * intervalSeconds for intervalSeconds; when it has ended,
-/// finalize() fixes delivery interval k + tClear (paper 4.3). startInterval is the first clock
-/// interval, so the first delivery interval is startInterval + tClear.
-///
-/// Solutions are packed one trade per uint256 word, strictly increasing:
-///   bits 192..207 interval | 160..191 seller offer id | 128..159 buyer offer id |
-///   64..127 energy (Wh)     | 0..63 price; bits 208..255 must be zero.
-/// The sort key (interval, seller, buyer) is word >> 128, so "strictly increasing words by key"
-/// rules out duplicates and groups trades by interval (cheap per-interval feeder checks).
-///
-/// The candidate is not kept in storage (one slot per trade would cost ~22k gas): the contract
-/// stores a hash chain over its interval segments, and the words are published in
-/// SolutionAccepted. node(segment j) = keccak256(words of segment j ++ uint256(interval of
-/// segment j+1, 0 if none) ++ node(segment j+1), 0 if none). finalize() takes the segment of
-/// the interval it finalizes plus the next link and checks it against the stored head.
+/// contracts/README.md describes time (clock interval k ends at epoch + (k - startInterval + 1)
+/// * intervalSeconds; then finalize() fixes delivery interval k + tClear), the trade words of a
+/// solution (interval 192..207 | seller 160..191 | buyer 128..159 | energy 64..127 | price
+/// 0..63, strictly increasing) and the candidate, kept as a hash chain over its interval
+/// segments (node_j = keccak256(words of segment j ++ interval of segment j+1 ++ node_j+1)) whose
+/// words are published in SolutionAccepted; finalize() takes a segment and its next link.
 contract Market is MarketBase {
     address public immutable dso;
     uint64 public immutable intervalSeconds;
@@ -34,6 +24,8 @@ contract Market is MarketBase {
     uint16 public immutable maxOpenOffers;
     uint32 public immutable settleChunk;
     uint64 public immutable minImprovement;
+    /// EIP-712 domain of the DSO's signed grants (GrantSignature.sol).
+    bytes32 public immutable domainSeparator;
 
     modifier onlyDso() {
         if (msg.sender != dso) revert NotDso();
@@ -81,6 +73,7 @@ contract Market is MarketBase {
         maxOpenOffers = maxOpenOffers_;
         settleChunk = settleChunk_;
         minImprovement = minImprovement_;
+        domainSeparator = GrantSignature.domainSeparator(address(this));
         _offers.push(0);
         _state = uint256(startInterval_) + tClear_;
     }
@@ -136,7 +129,7 @@ contract Market is MarketBase {
         if (index1 == 0) revert UnknownFeeder(feeder);
         uint256 acc = _accounts[anon];
         uint256 linked = acc & M16;
-        if (linked == 0) acc |= index1 | (uint256(feeder) << 224);
+        if (linked == 0) acc |= index1;
         else if (linked != index1) revert FeederMismatch(anon, _feederId(linked - 1), feeder);
         uint256 shift = _permShift(kind);
         uint256 perm = (acc >> shift) & ((1 << 96) - 1);
@@ -161,7 +154,7 @@ contract Market is MarketBase {
     /// @notice Posts a selling or buying offer from an anonymous address, reserving the energy
     /// permission it needs and, for a buy offer, energy * price money units.
     function postOffer(Kind kind, uint64 energy, uint16 start, uint16 end, uint64 price)
-        external
+        public
         returns (uint32 offerId)
     {
         if (energy == 0) revert ZeroAmount();
@@ -180,107 +173,167 @@ contract Market is MarketBase {
         uint16 heldEnd = uint16(perm >> 80);
         if (start < heldStart || end > heldEnd) revert OutsidePermission(kind, start, end, heldStart, heldEnd);
         if (energy > held) revert InsufficientEnergyAsset(kind, energy, held);
-        _accounts[msg.sender] = acc - (uint256(energy) << shift) + (1 << 208);
-        if (kind == Kind.BUY) {
-            uint256 cost = uint256(energy) * price;
-            uint256 balance = _balance(msg.sender);
+        uint256 id = _offers.length;
+        acc = acc - (uint256(energy) << shift) + (1 << 208);
+        if (acc >> 224 == 0 && id <= M32) acc |= id << 224; // its first offer: no owner word
+        else _ownerWords[id] = uint160(msg.sender);
+        _accounts[msg.sender] = acc;
+        uint256 bonus;
+        assembly {
+            bonus := tload(0)
+        }
+        uint256 cost = kind == Kind.BUY ? uint256(energy) * price : 0;
+        if (cost != bonus) {
+            uint256 balance = _balance(msg.sender) + bonus;
             if (cost > balance) revert InsufficientBalance(cost, balance);
             _balances[msg.sender] = balance - cost + 1;
         }
-        uint256 id = _offers.length;
         if (id > M32) revert TooManyOffers();
         offerId = uint32(id);
         _offers.push(
             uint256(energy) | (uint256(price) << 64) | (uint256(start) << 128) | (uint256(end) << 144)
                 | ((index1 - 1) << 160) | (uint256(kind) << 176)
         );
-        _ownerWords[id] = uint256(uint160(msg.sender)) | (uint256(energy) << 160);
-        emit OfferPosted(offerId, uint32(acc >> 224), kind, energy, start, end, price, msg.sender);
+        emit OfferPosted(offerId, _feederId(index1 - 1), kind, energy, start, end, price, msg.sender);
+    }
+
+    /// @notice postOffer from an address not linked yet, with the grant the DSO signed for it off
+    /// chain (GrantSignature.sol: the grant word and `money`, (r, vs) its signature for the
+    /// sender, so nobody else can use it) instead of its addEnergy/addFinancialBalance
+    /// transactions. The grant is applied as issue() would (AssetAdded, FinancialAdded) and links
+    /// the address for good, so it is used once (then AlreadyLinked). The granted money pays a
+    /// buy offer's reservation first (passed to postOffer in transient slot 0): an exact grant
+    /// writes no balance slot.
+    function postSignedOffer(
+        Kind kind,
+        uint64 energy,
+        uint16 start,
+        uint16 end,
+        uint64 price,
+        uint256 grant,
+        uint256 money,
+        bytes32 r,
+        bytes32 vs
+    ) external returns (uint32 offerId) {
+        _accounts[msg.sender] = _applyGrant(grant, money, r, vs, true);
+        assembly {
+            tstore(0, money)
+        }
+        offerId = postOffer(kind, energy, start, end, price);
+        assembly {
+            tstore(0, 0)
+        }
+    }
+
+    /// @notice Gives an unused signed grant back to the DSO (EnergyDeposited,
+    /// FinancialDeposited), e.g. when its offer was refused: the address is linked, so the
+    /// grant cannot be used afterwards.
+    function returnGrant(uint256 grant, uint256 money, bytes32 r, bytes32 vs) external {
+        uint256 acc = _applyGrant(grant, money, r, vs, false);
+        _accounts[msg.sender] = acc;
+        _depositAll(msg.sender, acc, money);
+    }
+
+    /// The sender's account word with the signed grant applied (not stored). Checks, in this
+    /// order: MalformedGrant(0), InvalidGrantSignature, AlreadyLinked, UnknownFeeder, then per
+    /// granted permission BadRange and RangeFinalized (with `checkRanges`), ZeroAmount if
+    /// nothing is granted.
+    function _applyGrant(uint256 grant, uint256 money, bytes32 r, bytes32 vs, bool checkRanges)
+        private
+        returns (uint256 acc)
+    {
+        if (grant >> 224 != 0) revert MalformedGrant(0);
+        address signer = GrantSignature.signer(domainSeparator, msg.sender, grant, money, r, vs);
+        if (signer != dso) revert InvalidGrantSignature();
+        acc = _accounts[msg.sender];
+        if (acc & M16 != 0) revert AlreadyLinked(msg.sender);
+        uint32 feeder = uint32(grant);
+        uint256 index1 = _feederIndex1[feeder];
+        if (index1 == 0) revert UnknownFeeder(feeder);
+        acc |= index1;
+        uint16 next = uint16(_state & M16);
+        bool granted = money != 0;
+        for (uint256 k = 0; k < 2; k++) {
+            uint256 perm = (grant >> (32 + 96 * k)) & ((1 << 96) - 1);
+            uint64 energy = uint64(perm);
+            if (energy == 0) continue;
+            (uint16 start, uint16 end) = (uint16(perm >> 64), uint16(perm >> 80));
+            if (checkRanges) {
+                if (start > end || start < firstDeliveryInterval() || end > lastInterval) {
+                    revert BadRange(start, end);
+                }
+                if (end < next) revert RangeFinalized(end, next);
+            }
+            acc |= perm << _permShift(Kind(k));
+            granted = true;
+            emit AssetAdded(msg.sender, feeder, Kind(k), energy, start, end);
+        }
+        if (!granted) revert ZeroAmount();
+        if (money != 0) emit FinancialAdded(msg.sender, money);
     }
 
     /// @notice After every interval of an offer is finalized, deposits its untraded energy back to
     /// the DSO (EnergyDeposited) and credits the money its settled trades left in it (a seller's
     /// energy * price, a buyer's energy * (its price - the trade price)) and, for a buy offer,
-    /// what it reserved for its untraded energy.
+    /// what it reserved for its untraded energy. An owner left with no open offer deposits
+    /// everything it holds, as with closeOffers.
     function closeOffer(uint32 offerId) external {
         if (offerId == 0 || offerId >= _offers.length) revert UnknownOffer(offerId);
-        if (address(uint160(_ownerWords[offerId])) != msg.sender) revert NotOfferOwner(offerId);
+        if (!_owns(msg.sender, offerId)) revert NotOfferOwner(offerId);
         uint256 o = _offers[offerId];
-        if ((o >> 184) & 0xff != 0) revert OfferAlreadyClosed(offerId);
-        (, uint256 money) = _close(offerId, o);
-        if (money != 0) _credit(msg.sender, money);
+        if ((o >> 184) & 1 != 0) revert OfferAlreadyClosed(offerId);
+        _deposit(msg.sender, _close(offerId, o, msg.sender));
     }
 
     /// @notice closeOffer for many offers at once, by anyone (the clock after each interval): one
-    /// transaction, not one per offer. Offers already closed are skipped. An owner left with no
+    /// transaction, not one per offer. Each entry is offer id << 160 | its owner (OfferPosted's
+    /// poster; NotOfferOwner if not). Offers already closed are skipped. An owner left with no
     /// open offer also deposits back its unused permissions and its free balance, as its
     /// depositEnergy and depositFinancial would (the DSO credits the prosumer behind it).
-    function closeOffers(uint32[] calldata offerIds) external {
+    function closeOffers(uint256[] calldata offers) external {
         uint256 count = _offers.length;
-        for (uint256 i = 0; i < offerIds.length; i++) {
-            uint32 id = offerIds[i];
-            if (id == 0 || id >= count) revert UnknownOffer(id);
+        for (uint256 i = 0; i < offers.length; i++) {
+            uint256 id = offers[i] >> 160;
+            address owner = address(uint160(offers[i]));
+            if (id == 0 || id >= count) revert UnknownOffer(uint32(id));
             uint256 o = _offers[id];
-            if ((o >> 184) & 0xff != 0) continue;
-            (address owner, uint256 money) = _close(id, o);
-            uint256 acc = _accounts[owner];
-            if ((acc >> 208) & M16 == 0) _depositAll(owner, acc, money);
-            else if (money != 0) _credit(owner, money);
+            if ((o >> 184) & 1 != 0) continue;
+            if (!_owns(owner, id)) revert NotOfferOwner(uint32(id));
+            _deposit(owner, _close(id, o, owner));
         }
     }
 
-    /// Closes an ended offer: returns its owner and the money to credit it (OfferClosed.refund).
-    function _close(uint32 offerId, uint256 o) private returns (address owner, uint256 money) {
+    /// `money` of a closed offer to its owner: deposited with everything it holds if it has no
+    /// open offer left (no balance slot written), else credited.
+    function _deposit(address owner, uint256 money) private {
+        uint256 acc = _accounts[owner];
+        if ((acc >> 208) & M16 == 0) _depositAll(owner, acc, money);
+        else if (money != 0) _credit(owner, money);
+    }
+
+    /// Whether `who` posted offer `id` (named by its account word or by the offer's owner word).
+    function _owns(address who, uint256 id) private view returns (bool) {
+        if (_accounts[who] >> 224 == id) return true;
+        uint256 w = _ownerWords[id];
+        return w != 0 && address(uint160(w)) == who;
+    }
+
+    /// Closes an ended offer of `owner`: returns the money to credit it (OfferClosed.refund).
+    function _close(uint256 offerId, uint256 o, address owner) private returns (uint256 money) {
         uint16 next = uint16(_state & M16);
         uint16 end = uint16(o >> 144);
-        if (end >= next) revert OfferStillOpen(offerId, end, next);
-        owner = address(uint160(_ownerWords[offerId]));
+        if (end >= next) revert OfferStillOpen(uint32(offerId), end, next);
         uint64 left = uint64(o);
         Kind kind = Kind((o >> 176) & 0xff);
         money = (o >> 192) + (kind == Kind.BUY ? uint256(left) * uint64(o >> 64) : 0);
-        _offers[offerId] = (o & ~M64 & ~(M64 << 192)) | (uint256(1) << 184);
+        if ((o >> 185) & 1 != 0) {
+            money += _overflow[offerId];
+            delete _overflow[offerId];
+        }
+        _offers[offerId] = (o & ~M64 & ~(M64 << 192) & ~(uint256(1) << 185)) | (uint256(1) << 184);
         _accounts[owner] -= 1 << 208; // one open offer fewer (it counted since postOffer)
         if (left != 0) emit EnergyDeposited(owner, kind, left, uint16(o >> 128), end);
-        emit OfferClosed(offerId, left, money);
-    }
-
-    /// Deposits an address's unused permissions, free balance and `money` (its slot cleared).
-    function _depositAll(address owner, uint256 acc, uint256 money) private {
-        uint256 kept = acc;
-        for (uint256 k = 0; k < 2; k++) {
-            uint256 shift = _permShift(Kind(k));
-            uint256 perm = acc >> shift;
-            if (uint64(perm) != 0) {
-                emit EnergyDeposited(owner, Kind(k), uint64(perm), uint16(perm >> 64), uint16(perm >> 80));
-                kept &= ~(M64 << shift);
-            }
-        }
-        if (kept != acc) _accounts[owner] = kept;
-        uint256 stored = _balances[owner];
-        if (stored > 1) money += stored - 1;
-        if (money != 0) emit FinancialDeposited(owner, money);
-        if (stored != 0) _balances[owner] = 0;
-    }
-
-    /// @notice Deposits `energy` Wh of the sender's unused permission of `kind` back to the DSO.
-    function depositEnergy(Kind kind, uint64 energy) external {
-        if (energy == 0) revert ZeroAmount();
-        uint256 acc = _accounts[msg.sender];
-        uint256 shift = _permShift(kind);
-        uint256 perm = acc >> shift;
-        uint64 held = uint64(perm);
-        if (energy > held) revert InsufficientEnergyAsset(kind, energy, held);
-        _accounts[msg.sender] = acc - (uint256(energy) << shift);
-        emit EnergyDeposited(msg.sender, kind, energy, uint16(perm >> 64), uint16(perm >> 80));
-    }
-
-    /// @notice Deposits `amount` of the sender's free financial balance back to the DSO.
-    function depositFinancial(uint256 amount) external {
-        if (amount == 0) revert ZeroAmount();
-        uint256 balance = _balance(msg.sender);
-        if (amount > balance) revert InsufficientBalance(amount, balance);
-        _balances[msg.sender] = balance - amount + 1;
-        emit FinancialDeposited(msg.sender, amount);
+        emit OfferClosed(uint32(offerId), left, money);
     }
 
     // ============================================================== solutions
@@ -420,12 +473,12 @@ contract Market is MarketBase {
 
     /// Offer word `o` with `money` added to the money it keeps until closed (bits 192..255): the
     /// slot settlement writes anyway, no owner or balance slot per trade. Money that would not
-    /// fit is credited to the owner at once.
+    /// fit goes to _overflow (bit 185 set), credited when the offer is closed.
     function _keep(uint256 o, uint256 id, uint256 money) private returns (uint256) {
         uint256 sum = (o >> 192) + money;
         if (sum >> 64 == 0) return (o & ~(M64 << 192)) | (sum << 192);
-        _credit(address(uint160(_ownerWords[id])), money);
-        return o;
+        _overflow[id] += money;
+        return o | (uint256(1) << 185);
     }
 
     function _credit(address anon, uint256 amount) private {

@@ -3,7 +3,7 @@ pragma solidity 0.8.28;
 
 import {UnknownOffer} from "./SolutionVerifier.sol";
 
-/// @title Types, events, errors, storage and views of Market.sol (its comment says how they are
+/// @title Types, events, errors, storage, views and deposits of Market.sol (its comment says how they are
 /// used); kept apart so that each file stays short.
 abstract contract MarketBase {
     enum Kind {
@@ -56,6 +56,8 @@ abstract contract MarketBase {
     error OfferTooSmall(uint64 energy, uint64 minimum);
     error TooManyOpenOffers(address anon, uint16 limit);
     error MalformedGrant(uint256 index);
+    error InvalidGrantSignature();
+    error AlreadyLinked(address anon);
     // --------------------------------------------------------- errors: clock
     error NotStarted();
     error MarketClosed();
@@ -69,11 +71,12 @@ abstract contract MarketBase {
     uint256 internal constant M32 = 0xffffffff;
     uint256 internal constant M64 = 0xffffffffffffffff;
     // offer word: remaining 0..63 | price 64..127 | start 128..143 | end 144..159 |
-    //             feeder index 160..175 | kind 176..183 | closed 184..191 |
+    //             feeder index 160..175 | kind 176..183 | closed 184 | money in _overflow 185 |
     //             money settled and not yet credited 192..255 (Market._keep)
-    // owner word: owner 0..159 | energy posted 160..223
+    // owner word: owner 0..159, for an offer that is not its owner's first (the first is
+    //             named by its owner's account word: one slot less per one-offer address)
     // account word: feeder index + 1 0..15 | SELL permission 16..111 | BUY permission 112..207,
-    //               open offers 208..223, feeder id 224..255,
+    //               open offers 208..223, id of its first offer 224..255,
     //               a permission being energy 0..63 | start 64..79 | end 80..95 (relative)
     // feeder word: id 0..31 | cExt 32..95 | cInt 96..159
     // state word: nextFinalize 0..15 | head interval 16..31 | candidate id 32..63 |
@@ -86,36 +89,37 @@ abstract contract MarketBase {
     // closeOffers); settlement writes none (the money stays in the offers until closed).
     mapping(address => uint256) internal _balances;
     uint256[] internal _offers; // index = offer id; index 0 is a placeholder
-    // offer id => owner word; a mapping, not an array: postOffer writes no second length
+    // offer id => owner word (not for an owner's first offer); a mapping, not an array
     mapping(uint256 => uint256) internal _ownerWords;
     bytes32 internal _headHash;
     uint256 internal _state;
     // chunked finalize of interval nextFinalize: Wh settled so far << 32 | trades settled so far
     uint256 internal _cursor;
+    // offer id => settled money beyond the 64 bits of its offer word, until it is closed
+    mapping(uint256 => uint256) internal _overflow;
 
     // ================================================================== views
     function offerCount() external view returns (uint256) {
         return _offers.length - 1;
     }
 
+    /// @notice An offer's state; its owner and the energy it was posted with are in its
+    /// OfferPosted event (poster, energy).
     function offer(uint32 offerId)
         external
         view
-        returns (uint32 feeder, Kind kind, uint64 energy, uint64 remaining, uint16 start, uint16 end, uint64 price,
-            address owner, bool closed)
+        returns (uint32 feeder, Kind kind, uint64 remaining, uint16 start, uint16 end, uint64 price, bool closed)
     {
         if (offerId == 0 || offerId >= _offers.length) revert UnknownOffer(offerId);
         uint256 o = _offers[offerId];
         return (
             _feederId((o >> 160) & M16),
             Kind((o >> 176) & 0xff),
-            uint64(_ownerWords[offerId] >> 160),
             uint64(o),
             uint16(o >> 128),
             uint16(o >> 144),
             uint64(o >> 64),
-            address(uint160(_ownerWords[offerId])),
-            (o >> 184) & 0xff != 0
+            (o >> 184) & 1 != 0
         );
     }
 
@@ -150,6 +154,46 @@ abstract contract MarketBase {
             uint256 f = _feeders[i];
             (ids[i], cExt[i], cInt[i]) = (uint32(f), uint64(f >> 32), uint64(f >> 96));
         }
+    }
+
+    // ============================================================== deposits
+    /// Deposits an address's unused permissions, free balance and `money` (its slot cleared).
+    function _depositAll(address owner, uint256 acc, uint256 money) internal {
+        uint256 kept = acc;
+        for (uint256 k = 0; k < 2; k++) {
+            uint256 shift = _permShift(Kind(k));
+            uint256 perm = acc >> shift;
+            if (uint64(perm) != 0) {
+                emit EnergyDeposited(owner, Kind(k), uint64(perm), uint16(perm >> 64), uint16(perm >> 80));
+                kept &= ~(M64 << shift);
+            }
+        }
+        if (kept != acc) _accounts[owner] = kept;
+        uint256 stored = _balances[owner];
+        if (stored > 1) money += stored - 1;
+        if (money != 0) emit FinancialDeposited(owner, money);
+        if (stored != 0) _balances[owner] = 0;
+    }
+
+    /// @notice Deposits `energy` Wh of the sender's unused permission of `kind` back to the DSO.
+    function depositEnergy(Kind kind, uint64 energy) external {
+        if (energy == 0) revert ZeroAmount();
+        uint256 acc = _accounts[msg.sender];
+        uint256 shift = _permShift(kind);
+        uint256 perm = acc >> shift;
+        uint64 held = uint64(perm);
+        if (energy > held) revert InsufficientEnergyAsset(kind, energy, held);
+        _accounts[msg.sender] = acc - (uint256(energy) << shift);
+        emit EnergyDeposited(msg.sender, kind, energy, uint16(perm >> 64), uint16(perm >> 80));
+    }
+
+    /// @notice Deposits `amount` of the sender's free financial balance back to the DSO.
+    function depositFinancial(uint256 amount) external {
+        if (amount == 0) revert ZeroAmount();
+        uint256 balance = _balance(msg.sender);
+        if (amount > balance) revert InsufficientBalance(amount, balance);
+        _balances[msg.sender] = balance - amount + 1;
+        emit FinancialDeposited(msg.sender, amount);
     }
 
     // ============================================================== internals

@@ -34,6 +34,7 @@ SOURCES = (
     "Market.sol",
     "MarketBase.sol",
     "SolutionVerifier.sol",
+    "GrantSignature.sol",
 )  # contracts/<name>, imported as "./<name>"
 CONTRACT = "Market"
 SETTINGS: dict[str, Any] = {

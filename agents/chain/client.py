@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agents.chain.encoding import Grant, encode_grants, finalize_args
+from agents.chain.encoding import Grant, SignedGrant, close_entry, encode_grants, finalize_args
 from agents.chain.errors import decode_revert
 from agents.common import metrics
 from agents.common.config import AgentConfig
@@ -38,6 +38,8 @@ GAS = {
     "addEnergy": 300_000,
     "addFinancialBalance": 200_000,
     "postOffer": 400_000,
+    "postSignedOffer": 400_000,
+    "returnGrant": 300_000,
     "closeOffer": 200_000,
     "issue": 15_000_000,  # the DSO's batch: ISSUE_GAS_PER_GRANT each when a Call says so
     "closeOffers": 15_000_000,
@@ -109,7 +111,8 @@ class MarketClient:
         self.address = contract.address
         self.main = main  # the agent's own account (DSO, clock), if it has one
         self.candidate_words: list[int] = []
-        self.ending: dict[int, list[int]] = {}  # last interval -> offers not closed by us
+        # last interval -> (offer id, poster) of the offers not closed by us
+        self.ending: dict[int, list[tuple[int, str]]] = {}
         self._scanned = 0
 
     @classmethod
@@ -143,6 +146,19 @@ class MarketClient:
     def post_offer(self, kind: int, energy: int, start: int, end: int, price: int) -> Call:
         return Call("postOffer", self.contract.encode("postOffer", kind, energy, start, end, price))
 
+    def post_signed_offer(
+        self, kind: int, energy: int, start: int, end: int, price: int, grant: SignedGrant
+    ) -> Call:
+        """postOffer from a fresh address with the grant the DSO signed for it."""
+        args = (grant.word, grant.money, grant.r, grant.vs)
+        data = self.contract.encode("postSignedOffer", kind, energy, start, end, price, *args)
+        return Call("postSignedOffer", data)
+
+    def return_grant(self, grant: SignedGrant) -> Call:
+        """Give an unused signed grant back (its assets deposited to the DSO)."""
+        data = self.contract.encode("returnGrant", grant.word, grant.money, grant.r, grant.vs)
+        return Call("returnGrant", data)
+
     def close_offer(self, offer_id: int) -> Call:
         return Call("closeOffer", self.contract.encode("closeOffer", offer_id))
 
@@ -151,10 +167,11 @@ class MarketClient:
         data = self.contract.encode("issue", encode_grants(grants))
         return Call("issue", data, 100_000 + ISSUE_GAS_PER_GRANT * len(grants))
 
-    def close_offers(self, offer_ids: Sequence[int]) -> Call:
-        """closeOffer of ended offers by anyone; owners left with none open deposit all."""
-        data = self.contract.encode("closeOffers", list(offer_ids))
-        return Call("closeOffers", data, 100_000 + CLOSE_GAS_PER_OFFER * len(offer_ids))
+    def close_offers(self, offers: Sequence[tuple[int, str]]) -> Call:
+        """closeOffer of ended offers (id, owner) by anyone; owners left with none open
+        deposit all."""
+        data = self.contract.encode("closeOffers", [close_entry(i, o) for i, o in offers])
+        return Call("closeOffers", data, 100_000 + CLOSE_GAS_PER_OFFER * len(offers))
 
     def deposit_energy(self, kind: int, energy: int) -> Call:
         return Call("depositEnergy", self.contract.encode("depositEnergy", kind, energy))
@@ -288,7 +305,8 @@ class MarketClient:
                 if name == "SolutionAccepted":
                     self.candidate_words = [int(w) for w in args["trades"]]
                 else:
-                    self.ending.setdefault(int(args["end"]), []).append(int(args["offerId"]))
+                    entry = (int(args["offerId"]), str(args["poster"]))
+                    self.ending.setdefault(int(args["end"]), []).append(entry)
             self._scanned = head + 1
 
     def close_ended(self, interval: int) -> int:
@@ -297,7 +315,7 @@ class MarketClient:
         owners left with no open offer deposit everything back. Returns how many were
         closed. Never raises: an owner can still close its own offers."""
         ends = [end for end in self.ending if end <= interval]
-        ids = sorted(i for end in ends for i in self.ending.pop(end))
+        ids = sorted(e for end in ends for e in self.ending.pop(end))
         if not ids or self.main is None:
             return 0
         chunks = [ids[i : i + CLOSE_CHUNK] for i in range(0, len(ids), CLOSE_CHUNK)]

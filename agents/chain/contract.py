@@ -32,7 +32,7 @@ from web3.types import BlockIdentifier
 from agents.chain import encoding
 from agents.chain.artifact import abi, bytecode
 from agents.chain.errors import ChainError
-from agents.chain.events import ChainEvent, SolutionAccepted, decode_log, topic_of
+from agents.chain.events import ChainEvent, OfferPosted, SolutionAccepted, decode_log, topic_of
 from agents.chain.node import latest_timestamp
 from agents.chain.tx import RECEIPT_TIMEOUT, PendingTx, Sender, revert_from_exception
 from agents.common.market import MarketParams
@@ -183,14 +183,60 @@ class MarketContract:
     ) -> PendingTx:
         return self._send(anon, "postOffer", int(kind), energy, start, end, price, gas=gas)
 
+    def post_signed_offer(
+        self,
+        anon: Sender,
+        kind: Kind,
+        energy: int,
+        start: int,
+        end: int,
+        price: int,
+        grant: encoding.SignedGrant,
+        *,
+        gas: int | None = None,
+    ) -> PendingTx:
+        """postOffer from a fresh address with the grant the DSO signed for it."""
+        args = (grant.word, grant.money, grant.r, grant.vs)
+        return self._send(
+            anon, "postSignedOffer", int(kind), energy, start, end, price, *args, gas=gas
+        )
+
+    def return_grant(
+        self, anon: Sender, grant: encoding.SignedGrant, *, gas: int | None = None
+    ) -> PendingTx:
+        """Give an unused signed grant back to the DSO (EnergyDeposited, FinancialDeposited)."""
+        args = (grant.word, grant.money, grant.r, grant.vs)
+        return self._send(anon, "returnGrant", *args, gas=gas)
+
+    def sign_grant(
+        self, dso: Sender | LocalAccount, grant: encoding.SignedGrant
+    ) -> encoding.SignedGrant:
+        """`grant` signed by `dso` for this market."""
+        account = dso.account if isinstance(dso, Sender) else dso
+        return grant.signed(account.key, int(self.w3.eth.chain_id), self.address)
+
     def close_offer(self, anon: Sender, offer_id: int, *, gas: int | None = None) -> PendingTx:
         return self._send(anon, "closeOffer", offer_id, gas=gas)
 
     def close_offers(
         self, sender: Sender, offer_ids: Sequence[int], *, gas: int | None = None
     ) -> PendingTx:
-        """closeOffer of ended offers by anyone; owners left with no open offer deposit all."""
-        return self._send(sender, "closeOffers", list(offer_ids), gas=gas)
+        """closeOffer of ended offers by anyone; owners left with no open offer deposit all.
+        Each offer goes with its owner (its OfferPosted poster)."""
+        owners = self.posters(offer_ids)
+        entries = [encoding.close_entry(i, owners.get(i, "0x" + "00" * 20)) for i in offer_ids]
+        return self._send(sender, "closeOffers", entries, gas=gas)
+
+    def posters(self, offer_ids: Sequence[int]) -> dict[int, str]:
+        """Offer id -> the address that posted it (OfferPosted events)."""
+        wanted = sorted({i for i in offer_ids if 0 < i <= encoding.MAX_OFFER_ID})
+        out: dict[int, str] = {}
+        for i in range(0, len(wanted), 500):
+            topics = [i.to_bytes(32, "big") for i in wanted[i : i + 500]]
+            for e in self.events(0, "latest", [OfferPosted], topics):
+                if isinstance(e, OfferPosted):
+                    out[e.offer_id] = e.poster
+        return out
 
     def deposit_energy(
         self, anon: Sender, kind: Kind, energy: int, *, gas: int | None = None
@@ -277,10 +323,14 @@ class MarketContract:
         return int(self.call("offerCount"))
 
     def offer(self, offer_id: int) -> OfferState:
-        f, kind, energy, remaining, start, end, price, owner, closed = self.call("offer", offer_id)
-        owner = Web3.to_checksum_address(owner)
+        """The offer's state (the view) with its energy and owner (its OfferPosted event)."""
+        f, kind, remaining, start, end, price, closed = self.call("offer", offer_id)
+        cid = offer_id.to_bytes(32, "big")
+        (posted,) = [e for e in self.events(0, "latest", [OfferPosted], [cid])]
+        assert isinstance(posted, OfferPosted)
+        owner = Web3.to_checksum_address(posted.poster)
         return OfferState(
-            offer_id, f, Kind(kind), energy, remaining, start, end, price, owner, closed
+            offer_id, f, Kind(kind), posted.energy, remaining, start, end, price, owner, closed
         )
 
     def account(self, anon: str) -> AccountState:

@@ -13,16 +13,23 @@ over the candidate's interval segments (node = keccak256(segment words ++ next s
 interval ++ next node)); `finalize_args` computes what finalize() needs from the words the
 contract published in SolutionAccepted.
 
-No web3 here (eth-abi and eth-utils only): lean agents use it with their own JSON-RPC client.
+The DSO's grants: `Grant` (on chain, its batched `issue`) and `SignedGrant` (signed off chain
+with eth-account's EIP-712 typed data, checked by postSignedOffer).
+
+No web3 here (eth-abi, eth-utils, eth-account): lean agents use it with their own JSON-RPC
+client.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
 from eth_abi.packed import encode_packed
-from eth_utils import keccak
+from eth_utils import keccak, to_checksum_address
 
 from agents.chain.errors import EncodingError
 from market.types import Solution, Trade
@@ -151,6 +158,11 @@ def finalize_args(candidate_words: Sequence[int], interval: int) -> FinalizeArgs
     return FinalizeArgs()
 
 
+def close_entry(offer_id: int, owner: str) -> int:
+    """An entry of closeOffers: offer id << 160 | its owner (OfferPosted's poster)."""
+    return _check("offer id", offer_id, MAX_OFFER_ID) << 160 | int(owner, 16)
+
+
 # ------------------------------------------------------------------ the DSO's grants
 MONEY = 2  # a grant's `what` for money (0 and 1 are Kind.SELL and Kind.BUY: energy)
 
@@ -177,3 +189,122 @@ def encode_grants(grants: Iterable[Grant]) -> list[int]:
         head = int(g.anon, 16) | g.feeder << 160 | g.what << 192 | g.start << 200 | g.end << 216
         words += [head, g.amount]
     return words
+
+
+# ------------------------------------------------- the DSO's signed grants (EIP-712)
+GRANT_DOMAIN_NAME, GRANT_DOMAIN_VERSION = "te-testbed market", "1"
+GRANT_TYPES = {
+    "Grant": [
+        {"name": "anon", "type": "address"},
+        {"name": "feeder", "type": "uint32"},
+        {"name": "sellEnergy", "type": "uint64"},
+        {"name": "sellStart", "type": "uint16"},
+        {"name": "sellEnd", "type": "uint16"},
+        {"name": "buyEnergy", "type": "uint64"},
+        {"name": "buyStart", "type": "uint16"},
+        {"name": "buyEnd", "type": "uint16"},
+        {"name": "money", "type": "uint256"},
+    ]
+}
+NO_PERMISSION = (0, 0, 0)  # (energy, start, end)
+
+
+@dataclass(frozen=True)
+class SignedGrant:
+    """What the DSO grants one anonymous address, signed off chain (contracts/
+    GrantSignature.sol): its feeder, a SELL and a BUY permission (energy, start, end; energy 0:
+    none) and money. `r`, `vs`: the DSO's EIP-712 signature in EIP-2098 compact form (empty
+    until signed). The address posts its first offer with it (postSignedOffer) or gives it back
+    (returnGrant); the contract refuses it from any other sender and a second time."""
+
+    anon: str
+    feeder: int
+    sell: tuple[int, int, int] = NO_PERMISSION
+    buy: tuple[int, int, int] = NO_PERMISSION
+    money: int = 0
+    r: bytes = b""
+    vs: bytes = b""
+
+    @property
+    def word(self) -> int:
+        """feeder 0..31 | SELL permission 32..127 | BUY permission 128..223."""
+        word = _check("feeder", self.feeder, MAX_OFFER_ID)
+        for shift, (energy, start, end) in ((32, self.sell), (128, self.buy)):
+            perm = (
+                _check("energy", energy, MAX_ENERGY)
+                | _check("start", start, MAX_INTERVAL) << 64
+                | _check("end", end, MAX_INTERVAL) << 80
+            )
+            word |= perm << shift
+        return word
+
+    def typed_data(self, chain_id: int, market: str) -> dict[str, Any]:
+        """The EIP-712 message the DSO signs (eth-account's `full_message` form)."""
+        (se, ss, send), (be, bs, bend) = self.sell, self.buy
+        return {
+            "types": {
+                "EIP712Domain": [
+                    {"name": "name", "type": "string"},
+                    {"name": "version", "type": "string"},
+                    {"name": "chainId", "type": "uint256"},
+                    {"name": "verifyingContract", "type": "address"},
+                ],
+                **GRANT_TYPES,
+            },
+            "primaryType": "Grant",
+            "domain": {
+                "name": GRANT_DOMAIN_NAME,
+                "version": GRANT_DOMAIN_VERSION,
+                "chainId": chain_id,
+                "verifyingContract": to_checksum_address(market),
+            },
+            "message": {
+                "anon": to_checksum_address(self.anon),
+                "feeder": self.feeder,
+                "sellEnergy": se,
+                "sellStart": ss,
+                "sellEnd": send,
+                "buyEnergy": be,
+                "buyStart": bs,
+                "buyEnd": bend,
+                "money": self.money,
+            },
+        }
+
+    def signed(self, key: bytes | str, chain_id: int, market: str) -> SignedGrant:
+        """This grant with the signature of `key` (the DSO's) for the market `market`."""
+        from eth_account import Account  # the DSO's only: prosumer hosts stay lean without it
+
+        signature = Account.sign_typed_data(key, full_message=self.typed_data(chain_id, market))
+        v = signature.v - 27 if signature.v >= 27 else signature.v
+        vs = signature.s | v << 255
+        return replace(self, r=signature.r.to_bytes(32, "big"), vs=vs.to_bytes(32, "big"))
+
+    def hex(self) -> str:
+        """Wire form (agents.common.protocol AssetsAdded.grant): the ABI words of
+        (anon, grant word, money, r, vs) as hex."""
+        return abi_encode(
+            ["address", "uint256", "uint256", "bytes32", "bytes32"],
+            [to_checksum_address(self.anon), self.word, self.money, self.r, self.vs],
+        ).hex()
+
+    @classmethod
+    def from_hex(cls, text: str) -> SignedGrant:
+        try:
+            anon, word, money, r, vs = abi_decode(
+                ["address", "uint256", "uint256", "bytes32", "bytes32"], bytes.fromhex(text)
+            )
+        except Exception as exc:
+            raise EncodingError(f"not a signed grant: {exc}") from exc
+        perms = [(word >> s) & MAX_ENERGY for s in (32, 128)]
+        starts = [(word >> s) & MAX_INTERVAL for s in (96, 192)]
+        ends = [(word >> s) & MAX_INTERVAL for s in (112, 208)]
+        return cls(
+            str(anon),
+            word & MAX_OFFER_ID,
+            (perms[0], starts[0], ends[0]),
+            (perms[1], starts[1], ends[1]),
+            int(money),
+            bytes(r),
+            bytes(vs),
+        )

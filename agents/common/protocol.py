@@ -15,7 +15,7 @@ Orchestrator -> clock PULL (fault injection, orchestrator/faults/):
 DSO REQ/REP:
     bootstrap{} -> bootstrapInfo{contract_address, chain_id, market{...}}
     withdrawAssets{prosumer, anon, feeder, assets[], amount}
-        -> assetsAdded{anon, ...} | failedWithdrawal{anon, reason}
+        -> assetsAdded{anon, grant} | failedWithdrawal{anon, reason}
     withdrawBatch{requests[withdrawAssets]} -> batchResult{results[...]}
     any malformed request -> error{reason}
 
@@ -154,8 +154,12 @@ class WithdrawAssets(Message):
 
 @dataclass(frozen=True)
 class AssetsAdded(Message):
+    """The withdrawal was granted: issued on chain (`grant` empty) or signed off chain for
+    the address (`grant`: agents.chain.encoding.SignedGrant.hex(), for postSignedOffer)."""
+
     TYPE: ClassVar[str] = "assetsAdded"
     anon: str
+    grant: str = ""
 
 
 @dataclass(frozen=True)
@@ -286,7 +290,7 @@ def _field(msg_type: str, name: str, value: Any) -> Any:
     return _int(value, where)
 
 
-_STR_FIELDS = frozenset({"host", "solver", "anon", "reason", "contract_address", "peer"})
+_STR_FIELDS = frozenset({"host", "solver", "anon", "reason", "contract_address", "peer", "grant"})
 
 
 def _list(value: Any, where: str) -> list[Any]:

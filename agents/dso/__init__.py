@@ -35,7 +35,9 @@ def run(config: DsoConfig, shutdown: Shutdown) -> int:
     chain = MarketClient.connect(config, config.private_key)
     if chain.main is None:
         raise AgentError("dso needs private_key")
-    service = DsoService(config, Accounts.from_config(config), chain, chain.main)
+    service = DsoService(
+        config, Accounts.from_config(config), chain, chain.main, grant_key=config.private_key
+    )
     dispatcher = service.dispatcher()
     router = Router(config.dso_endpoint)
     sub = Subscriber(config.clock_pub_endpoint)

@@ -1,7 +1,13 @@
-"""The DSO's request handling: bootstrap, withdrawals (checked, then issued on chain
-together in batched `issue` calls of up to ISSUE_REQUESTS requests, paced to the node
-by send_and_wait, requests and grants in an order shuffled with the DSO's own random
-source), and crediting deposits from chain events."""
+"""The DSO's request handling: bootstrap, withdrawals, and crediting deposits from chain
+events.
+
+A checked withdrawal to an address the DSO has not granted anything before is answered
+with a grant signed off chain (agents.chain.encoding.SignedGrant, EIP-712, when the
+service has the DSO's key `grant_key`): no DSO transaction at all; the address posts its
+first offer with it (postSignedOffer), which applies it on chain once. Any other
+withdrawal is issued on chain in batched `issue` calls of up to ISSUE_REQUESTS requests,
+paced to the node by send_and_wait, requests and grants in an order shuffled with the
+DSO's own random source."""
 
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ import time
 from dataclasses import dataclass
 
 from agents.chain.client import Call, MarketClient
-from agents.chain.encoding import MONEY
+from agents.chain.encoding import MONEY, SignedGrant
 from agents.chain.encoding import Grant as ChainGrant
 from agents.common import metrics
 from agents.common.config import DsoConfig
@@ -62,6 +68,7 @@ class DsoService:
         chain: MarketClient,
         signer: Signer,
         rng: random.Random | None = None,
+        grant_key: str | None = None,
     ) -> None:
         self.config = config
         # the DSO's own random source: the order of a batch's asset transactions
@@ -73,6 +80,8 @@ class DsoService:
         self.next_block = 0  # first block not yet scanned for deposits
         self.granted = 0
         self.refused = 0
+        self.grant_key = grant_key  # None: every withdrawal is issued on chain
+        self.signed: dict[WithdrawAssets, str] = {}  # request -> its signed grant (hex)
 
     def dispatcher(self) -> Dispatcher:
         d = Dispatcher()
@@ -136,14 +145,18 @@ class DsoService:
         pending: list[_Pending] = []
         for i, req in enumerate(requests):
             if self.accounts.is_duplicate(req):
-                results[i] = AssetsAdded(req.anon)
+                results[i] = AssetsAdded(req.anon, self.signed.get(req, ""))
                 continue
+            fresh = req.anon.lower() not in self.accounts.owner
             try:
                 grant = self.accounts.withdraw(req)
             except Refused as exc:
                 results[i] = self._refuse(req, str(exc))
                 continue
-            pending.append(_Pending(i, grant, chain_grants(req)))
+            if fresh and self.grant_key is not None:
+                results[i] = self._sign(req)
+            else:
+                pending.append(_Pending(i, grant, chain_grants(req)))
         started = time.perf_counter()
         try:
             failed, sent = self._issue(pending)
@@ -167,6 +180,18 @@ class DsoService:
             time.perf_counter() - started,
         )
         return [r for r in results if r is not None]
+
+    def _sign(self, req: WithdrawAssets) -> AssetsAdded:
+        """The checked request's assets as a grant signed for its address, off chain."""
+        assert self.grant_key is not None
+        perms = {kind: (energy, start, end) for kind, energy, start, end in permissions(req)}
+        grant = SignedGrant(
+            req.anon, req.feeder, perms.get(0, (0, 0, 0)), perms.get(1, (0, 0, 0)), req.amount
+        ).signed(self.grant_key, self.config.chain_id, self.config.contract_address)
+        self.signed[req] = grant.hex()
+        metrics.WITHDRAWALS_TOTAL.inc()
+        self.granted += 1
+        return AssetsAdded(req.anon, self.signed[req])
 
     def _issue(self, pending: list[_Pending]) -> tuple[set[int], int]:
         """Issue every request's grants in batched calls; a call that reverts (any grant in

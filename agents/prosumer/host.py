@@ -4,11 +4,14 @@ On tick(t): for every prosumer, the offers entering the prediction window are
 grouped into anonymous addresses (plan.py); one `withdrawBatch` asks the DSO for
 their assets; the granted offers are posted with `postOffer`, all signed locally
 and sent in JSON-RPC batches; then `posted` goes to the clock.
+An address's assets come as a grant the DSO signed off chain (posted with its first offer,
+postSignedOffer) or issued by the DSO on chain.
 After finalized(i), when idle: every address whose offers all end <= i closes those the
 clock has not closed already (the clock's batched `closeOffers` also deposits an address's
 permissions and money once none of its offers is open; `closeOffer`: untraded energy back
 to the DSO, buy reservations released), returns unused permissions (`depositEnergy`) and
-its money (`depositFinancial`) if anything is left.
+its money (`depositFinancial`) if anything is left, and gives back a signed grant it could
+not use (`returnGrant`: its offer was refused).
 After the last interval it reports `settled`.
 
 Misbehaving prosumers (config `misbehaviour`, agents.prosumer.misbehave) post offers the
@@ -27,6 +30,7 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from agents.chain.client import Call, MarketClient
+from agents.chain.encoding import SignedGrant
 from agents.chain.errors import decode_revert
 from agents.common import metrics
 from agents.common.actionlog import ActionLog
@@ -59,6 +63,7 @@ class AnonAddress:
     closed: bool = False
     misbehaviour: str | None = None  # the prosumer's action at this tick, if any
     refused: str | None = None  # the DSO's failedWithdrawal reason
+    grant: SignedGrant | None = None  # the DSO's signed grant, posted with the first offer
 
 
 @dataclass(frozen=True)
@@ -197,6 +202,7 @@ class ProsumerHost:
         granted = []
         for addr, result in zip(addresses, reply.results, strict=True):
             if isinstance(result, AssetsAdded):
+                addr.grant = SignedGrant.from_hex(result.grant) if result.grant else None
                 granted.append(addr)
             elif isinstance(result, FailedWithdrawal):
                 self.refused_total += 1
@@ -238,7 +244,7 @@ class ProsumerHost:
         next_finalize: int | None = None
         out = []
         for a in addresses:
-            for o in a.batch.offers:
+            for i, o in enumerate(a.batch.offers):
                 price = offer_price(o, prices)
                 if a.misbehaviour is None:
                     args = misbehave.PostArgs(int(o.kind), o.energy, o.start, o.end, price)
@@ -246,7 +252,11 @@ class ProsumerHost:
                     if next_finalize is None:
                         next_finalize = int(self.chain.view("nextFinalize")[0])
                     args = misbehave.distort(a.misbehaviour, o, a.batch, price, next_finalize)
-                call = self.chain.post_offer(args.kind, args.energy, args.start, args.end, price)
+                post = (args.kind, args.energy, args.start, args.end, price)
+                if i == 0 and a.grant is not None:  # the grant goes with the first offer
+                    call = self.chain.post_signed_offer(*post, a.grant)
+                else:
+                    call = self.chain.post_offer(*post)
                 out.append(Attempt(a, call, args))
         return out
 
@@ -347,6 +357,8 @@ class ProsumerHost:
         states = self.chain.accounts([a.signer.address for a in due])
         deposits: list[tuple[Signer, Call]] = []
         for addr, state in zip(due, states, strict=True):
+            if addr.grant is not None and not state.linked:  # its signed grant was not used
+                deposits.append((addr.signer, self.chain.return_grant(addr.grant)))
             if state.sell_energy:
                 deposits.append((addr.signer, self.chain.deposit_energy(0, state.sell_energy)))
             if state.buy_energy:

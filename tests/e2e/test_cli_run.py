@@ -74,7 +74,7 @@ def test_smoke_run_finalizes_exactly_what_replay_finalizes(
     assert summary["offers"] == expected["dataset"]["offers"]
     for key in ("p50", "p95", "p99", "max"):
         assert summary["offer_to_trade_seconds"][key] is not None
-    assert {"postOffer", "submitSolution", "finalize"} <= set(summary["gas"])
+    assert {"postSignedOffer", "submitSolution", "finalize"} <= set(summary["gas"])
 
     bundle = Path(summary["bundle"])
     assert bundle == only_bundle(out) and bundle.parent.name == "smoke"

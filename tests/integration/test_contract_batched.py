@@ -141,11 +141,12 @@ def test_close_offers_by_anyone_credits_and_deposits_what_owners_have_left(
     # the keeper still has k2 open: k1's refund is credited, nothing deposited
     assert m.balance_of(keeper.address) == 50_000 - 20 * 150 + 10 * 150
     assert all(e.anon != keeper.address for e in deposited)
-    # the buyer closed its own offer: credited (its limit - the trade price and the untraded)
-    assert m.balance_of(buyer.address) == 100_000 - 80 * 120
+    # the buyer closed its own, last open offer: everything it held went back (its balance,
+    # its limit - the trade price and the untraded), as closeOffers does
+    assert m.balance_of(buyer.address) == 0
 
 
-def test_money_too_large_to_keep_in_an_offer_is_credited_at_settlement(harness: Harness) -> None:  # noqa: F811
+def test_money_too_large_to_keep_in_an_offer_is_kept_apart_until_closed(harness: Harness) -> None:  # noqa: F811
     h, m = harness, harness.market
     price = 1 << 62  # 8 Wh at 2^62 is 2^65: more than an offer word keeps (64 bits)
     seller = h.anon(1, Kind.SELL, 10)
@@ -154,11 +155,16 @@ def test_money_too_large_to_keep_in_an_offer_is_credited_at_settlement(harness: 
     b = h.post(buyer, Kind.BUY, 10, FIRST, FIRST, price)
     m.submit_solution(h.sender(), [Trade(s, b, FIRST, 8, price)]).wait()
     h.finalize_through(FIRST)
-    assert m.balance_of(seller.address) == 8 * price  # at once
+    assert m.balance_of(seller.address) == 0  # kept for the offer (_overflow)
+    start = h.w3.eth.block_number + 1
     m.close_offer(seller, s).wait()
     m.close_offer(buyer, b).wait()
-    assert m.balance_of(seller.address) == 8 * price
-    assert m.balance_of(buyer.address) == 2 * price
+    deposited = [e for e in m.events(start) if isinstance(e, FinancialDeposited)]
+    assert deposited == [
+        FinancialDeposited(seller.address, 8 * price),
+        FinancialDeposited(buyer.address, 2 * price),
+    ]
+    assert m.balance_of(seller.address) == m.balance_of(buyer.address) == 0
 
 
 PROSUMERS: list[dict[str, Any]] = [

@@ -186,16 +186,18 @@ def test_whole_workflow_assets_offers_solution_finalization_settlement_deposits(
     assert m.candidate().remaining_objective == 0
 
     # After its last interval is finalized an offer is closed: the unsold energy goes back
-    # to the DSO and the buyer's unspent reservation is released.
+    # to the DSO and the buyer's unspent reservation is released; an owner closing its last
+    # open offer deposits everything it holds (no depositFinancial transaction).
+    closing = h.w3.eth.block_number + 1
     m.close_offer(seller, 1).wait()
     m.close_offer(buyer, 2).wait()
     assert m.offer(1).closed and m.offer(1).remaining == 0
-    assert m.balance_of(seller.address) == 80 * 120 + 50 * 130
     buyer_money = 70_000 + 80 * 30 + 50 * 20 + 70 * 150
-    assert m.balance_of(buyer.address) == buyer_money
-    m.deposit_energy(seller, Kind.SELL, 100).wait()
-    m.deposit_financial(seller, 80 * 120 + 50 * 130).wait()
-    m.deposit_financial(buyer, buyer_money).wait()
+    deposited = [e for e in m.events(closing) if isinstance(e, FinancialDeposited)]
+    assert deposited == [
+        FinancialDeposited(seller.address, 80 * 120 + 50 * 130),
+        FinancialDeposited(buyer.address, buyer_money),
+    ]
     assert m.balance_of(seller.address) == m.balance_of(buyer.address) == 0
     assert m.account(seller.address).sell.energy == 0
 
@@ -217,9 +219,10 @@ def test_whole_workflow_assets_offers_solution_finalization_settlement_deposits(
         "EnergyDeposited",
         "OfferClosed",
         "EnergyDeposited",
+        "FinancialDeposited",
+        "EnergyDeposited",
         "OfferClosed",
         "EnergyDeposited",
-        "FinancialDeposited",
         "FinancialDeposited",
     ]
     by = {name: [e for e in events if type(e).__name__ == name] for name in set(kinds)}
@@ -237,8 +240,9 @@ def test_whole_workflow_assets_offers_solution_finalization_settlement_deposits(
     assert intervals == [(3, 0, 0), (4, 1, 80), (5, 1, 50), (6, 0, 0)]
     assert by["EnergyDeposited"] == [
         EnergyDeposited(seller.address, Kind.SELL, 170, 3, 5),  # offer 1's unsold energy
-        EnergyDeposited(buyer.address, Kind.BUY, 70, 4, 6),  # offer 2's unbought energy
         EnergyDeposited(seller.address, Kind.SELL, 100, FIRST, LAST),  # never offered
+        EnergyDeposited(buyer.address, Kind.BUY, 70, 4, 6),  # offer 2's unbought energy
+        EnergyDeposited(buyer.address, Kind.BUY, 100, FIRST, LAST),  # never offered
     ]
     assert OfferClosed(2, 70, 70 * 150 + 80 * 30 + 50 * 20) in by["OfferClosed"]
     assert FinancialDeposited(buyer.address, buyer_money) in by["FinancialDeposited"]
@@ -259,8 +263,10 @@ def test_no_candidate_finalizes_nothing_and_a_late_candidate_still_counts(harnes
     m.submit_solution(h.sender(), [Trade(1, 2, 5, 30, 10), Trade(1, 2, 6, 20, 10)]).wait()
     h.finalize_through(LAST)
     assert m.offer(1).remaining == m.offer(2).remaining == 50
-    m.close_offer(s, 1).wait()
-    assert m.balance_of(s.address) == 500
+    start = h.w3.eth.block_number + 1
+    m.close_offer(s, 1).wait()  # its last open offer: the takings go back to the DSO
+    assert FinancialDeposited(s.address, 500) in m.events(start)
+    assert m.balance_of(s.address) == 0
 
 
 def test_clock_views(harness: Harness) -> None:
