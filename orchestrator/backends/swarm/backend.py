@@ -55,7 +55,7 @@ from orchestrator.backends.swarm import cluster
 from orchestrator.backends.swarm.gateway import gateway_container
 from orchestrator.backends.swarm.logs import ServiceLogFollower
 from orchestrator.backends.swarm.network import create_overlay
-from orchestrator.backends.swarm.nodefaults import NodeFaults
+from orchestrator.backends.swarm.nodefaults import NodeFaults, check_fault_nodes
 from orchestrator.backends.swarm.nodes import Node
 from orchestrator.backends.swarm.resources import (
     LABEL_SWARM_STATE,
@@ -121,6 +121,7 @@ class SwarmBackend(NodeFaults, Backend):
 
     @classmethod
     def create(cls, run_id: str, spec: Spec) -> Backend:
+        check_fault_nodes(spec)  # before anything starts: nodefaults.py
         return cls(run_id, deployment=spec.deployment)
 
     # -- prepare ---------------------------------------------------------------
