@@ -191,9 +191,9 @@ class SwarmBackend(NodeFaults, Backend):
         (self.bundle / "swarm.json").write_text(json.dumps(info, indent=2) + "\n")
 
     def orchestrator_host(self) -> str:
-        """The manager's address: containers on every node reach this machine there."""
+        """This machine's address towards the manager: the nodes reach it there."""
         assert self.layout is not None, "prepare() first"
-        return self.layout.manager.address
+        return cluster.address_towards(self.layout.manager.address)
 
     # -- start -----------------------------------------------------------------
     def start(self, unit: Unit) -> None:
