@@ -149,6 +149,12 @@ testbed render topologies/smoke.yaml --format stack --out /srv/nfs/smoke-stack
         help="compose, stack: write the project here (docker-compose.yaml or stack.yaml, "
         "config/, setup/, prometheus/); without it the compose or stack file is printed",
     )
+    parser.add_argument(
+        "--prometheus-port",
+        type=int,
+        default=9090,
+        help="stack: the port Prometheus publishes on the manager (default 9090)",
+    )
     parser.set_defaults(handler=cmd_render)
 
 
@@ -159,7 +165,9 @@ def _plan(args: argparse.Namespace) -> Any:
     from orchestrator.spec import load_spec
 
     spec = load_spec(args.spec, args.overrides, env=os.environ)
-    plan, _ = plan_run(build_scenario(spec), spec.deployment.backend, new_run_id())
+    # a stack file is the swarm backend's services, whatever backend the spec names
+    backend = "swarm" if args.format == "stack" else spec.deployment.backend
+    plan, _ = plan_run(build_scenario(spec), backend, new_run_id())
     return spec, plan
 
 
@@ -204,7 +212,10 @@ def cmd_render(args: argparse.Namespace) -> int:
         "out": args.out,
     }
     if args.format == "stack":
-        text = render_stack(plan, planned_images(), spec.deployment, **options)
+        images = stack_images(spec.deployment.swarm.registry)
+        text = render_stack(
+            plan, images, spec.deployment, prometheus_port=args.prometheus_port, **options
+        )
     else:
         text = render_compose(plan, planned_images(), **options)
     if args.out is None:
@@ -230,6 +241,29 @@ def planned_images() -> dict[str, str]:
         _say("note: images not built yet (testbed images build); tags below are placeholders")
         return {k: f"testbed/{k}:unbuilt" for k in KINDS}
     return tags
+
+
+def stack_images(setting: str) -> dict[str, str]:
+    """The images a stack names. With a registry named in deployment.swarm.registry
+    (host:port) they are built if missing, pushed there, and named by their
+    content-hash tags in it; otherwise (auto, none, start: render starts nothing
+    that outlives it) the local tags, which every node must then have."""
+    from orchestrator.backends.docker.backend import image_overrides
+    from orchestrator.backends.docker.engine import connect
+    from orchestrator.images import KINDS, ensure_images
+    from orchestrator.swarm.registry import Registry
+
+    if setting in ("auto", "none", "start"):
+        if setting != "none":
+            _say(
+                "note: the stack names the local images; --set deployment.swarm.registry="
+                "HOST:PORT pushes them to a registry every node pulls from"
+            )
+        return planned_images()
+    client = connect()
+    built = ensure_images(client, say=_say, overrides=image_overrides())
+    local = {kind: built.of(kind) for kind in KINDS}
+    return Registry.given(setting).push_images(client, local, _say)
 
 
 COMMANDS = [register_images, register_render]

@@ -57,7 +57,8 @@ def scale_warnings(document: Document, full: dict[str, Any]) -> list[str]:
 def positions(document: Document, full: dict[str, Any]) -> dict[str, str]:
     """Where the dataset's references are written (dotted path -> file:line:col),
     for the errors that only loading the dataset finds, and the keys a run's cost
-    is blamed on (orchestrator.cost) (`Spec.where`)."""
+    is blamed on (orchestrator.cost), and the node names of node faults (the swarm
+    backend checks them against its nodes) (`Spec.where`)."""
     dataset = full["microgrid"]["dataset"]
     paths: list[KeyPath] = [BASE, (*BASE, "path"), (*BASE, "scale")]
     paths += [("market", "last_interval"), ("deployment", "hosts")]
@@ -66,4 +67,6 @@ def positions(document: Document, full: dict[str, Any]) -> dict[str, str]:
         paths += [(*BASE, key, i) for i in range(len(dataset.get(key) or ()))]
     overrides = full["microgrid"]["feeders"].get("overrides") or ()
     paths += [("microgrid", "feeders", "overrides", i, "id") for i in range(len(overrides))]
+    faults = full.get("faults") or ()  # node names: checked against the swarm's nodes
+    paths += [("faults", i, "node") for i, f in enumerate(faults) if "node" in f]
     return {dotted(path): str(document.origin(path)) for path in paths}

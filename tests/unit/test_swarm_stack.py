@@ -40,7 +40,16 @@ def test_render_stack_writes_a_project_for_docker_stack_deploy(tmp_path: Path) -
         "node.labels.rack==a",
     ]
     assert host["deploy"]["resources"]["limits"] == {"memory": "512M", "cpus": "0.5"}
-    assert host["deploy"]["restart_policy"] == {"condition": "on-failure", "delay": "3s"}
+    assert host["deploy"]["restart_policy"] == {"condition": "none"}  # a crash ends the run
+    # start order: behind setup/start.py, after the contract and the solvers' tier
+    gate, agent = host["command"][: host["command"].index("--")], host["command"][-6:]
+    assert gate[:3] == ["python", "/testbed/setup/start.py", "/testbed/config/bbb-01.json"]
+    assert gate[3:] == ["--after", "solver-1"]
+    assert agent == ["python", "-m", "agents", "prosumer", "--config", gate[2]]
+    assert f"{out.resolve()}/setup:/testbed/setup:ro" in host["volumes"]
+    assert "healthcheck" not in host  # an agent waiting to start is not unhealthy
+    recorder = services["recorder"]["command"]
+    assert recorder[3] == "--" and recorder[2] == "/testbed/config/recorder.json"
     assert host["cap_add"] == ["NET_ADMIN"]
     assert host["labels"]["testbed.orchestrator"] == "stack"
     assert host["deploy"]["labels"]["testbed.unit"] == "bbb-01"
@@ -51,5 +60,6 @@ def test_render_stack_writes_a_project_for_docker_stack_deploy(tmp_path: Path) -
     # the project around it: configs, the deploy step, Prometheus' config
     assert (out / "config" / "bbb-01.json").is_file()
     assert (out / "setup" / "deploy.py").is_file()
+    assert (out / "setup" / "start.py").read_text().startswith('"""The start order')
     assert (out / "prometheus" / "prometheus.yml").is_file()
     assert not (out / "docker-compose.yaml").exists()

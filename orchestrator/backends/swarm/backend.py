@@ -55,7 +55,7 @@ from orchestrator.backends.swarm import cluster
 from orchestrator.backends.swarm.gateway import gateway_container
 from orchestrator.backends.swarm.logs import ServiceLogFollower
 from orchestrator.backends.swarm.network import create_overlay
-from orchestrator.backends.swarm.nodefaults import NodeFaults
+from orchestrator.backends.swarm.nodefaults import NodeFaults, check_fault_nodes
 from orchestrator.backends.swarm.nodes import Node
 from orchestrator.backends.swarm.resources import (
     LABEL_SWARM_STATE,
@@ -121,6 +121,7 @@ class SwarmBackend(NodeFaults, Backend):
 
     @classmethod
     def create(cls, run_id: str, spec: Spec) -> Backend:
+        check_fault_nodes(spec)  # before anything starts: nodefaults.py
         return cls(run_id, deployment=spec.deployment)
 
     # -- prepare ---------------------------------------------------------------
@@ -190,9 +191,9 @@ class SwarmBackend(NodeFaults, Backend):
         (self.bundle / "swarm.json").write_text(json.dumps(info, indent=2) + "\n")
 
     def orchestrator_host(self) -> str:
-        """The manager's address: containers on every node reach this machine there."""
+        """This machine's address towards the manager: the nodes reach it there."""
         assert self.layout is not None, "prepare() first"
-        return self.layout.manager.address
+        return cluster.address_towards(self.layout.manager.address)
 
     # -- start -----------------------------------------------------------------
     def start(self, unit: Unit) -> None:

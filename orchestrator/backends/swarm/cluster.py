@@ -6,6 +6,7 @@ runs whose orchestrator died."""
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,29 @@ def manager_url(manager: str | None) -> str:
     return manager or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
 
 
+def tls_options(url: str) -> dict[str, Any]:
+    """A tcp:// manager's TLS settings from the environment, as the docker CLI
+    reads them (DOCKER_TLS_VERIFY, DOCKER_CERT_PATH): `tcp://10.0.0.1:2376`."""
+    from docker.utils import kwargs_from_env
+
+    if not url.startswith(("tcp://", "https://")):
+        return {}
+    tls = kwargs_from_env().get("tls")
+    return {"tls": tls} if tls else {}
+
+
+def address_towards(host: str) -> str:
+    """This machine's address on its route to `host` (the local end of a UDP
+    socket connected there: nothing is sent): where the manager's nodes reach
+    the orchestrator, whether it runs on the manager or not."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect((host, 9))
+            return str(probe.getsockname()[0])
+    except OSError:  # no route (or no IPv4 address): the manager's, as before
+        return host
+
+
 def connect_manager(manager: str | None, timeout: float = API_TIMEOUT_SECONDS) -> Any:
     """A docker.DockerClient of a swarm manager (pinged; BackendError if this
     engine is no manager of an active swarm)."""
@@ -54,7 +78,11 @@ def connect_manager(manager: str | None, timeout: float = API_TIMEOUT_SECONDS) -
     url = manager_url(manager)
     try:
         client = docker.DockerClient(
-            base_url=url, timeout=int(timeout), max_pool_size=MAX_POOL_SIZE, use_ssh_client=False
+            base_url=url,
+            timeout=int(timeout),
+            max_pool_size=MAX_POOL_SIZE,
+            use_ssh_client=False,
+            **tls_options(url),
         )
         info = client.info()
     except (docker.errors.DockerException, OSError) as exc:
