@@ -59,12 +59,20 @@ class Miner:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start(self) -> Miner:
-        """Automine off, chain time frozen between the clock's timestamps, large
-        blocks, then mine."""
+    def configure(self) -> None:
+        """Automine off, chain time frozen between the clock's timestamps, large blocks."""
         self.rpc.call("evm_setAutomine", [False])
         self.rpc.call("anvil_setBlockTimestampInterval", [0])
         self.rpc.call("evm_setBlockGasLimit", [hex(BLOCK_GAS_LIMIT)])
+
+    def release(self) -> None:
+        """The node's own time and automine back."""
+        self.rpc.call("anvil_removeBlockTimestampInterval")
+        self.rpc.call("evm_setAutomine", [True])
+
+    def start(self) -> Miner:
+        """Configure the node, then mine from a thread."""
+        self.configure()
         self._thread = threading.Thread(target=self._run, name="miner", daemon=True)
         self._thread.start()
         log.info("mining on demand (automine off, chain time moved by the clock only)")
@@ -78,8 +86,7 @@ class Miner:
         self._thread.join()
         self._thread = None
         try:
-            self.rpc.call("anvil_removeBlockTimestampInterval")
-            self.rpc.call("evm_setAutomine", [True])
+            self.release()
         except AgentError as exc:
             log.warning("giving the node its automine back failed: %s", exc)
         finally:
