@@ -46,11 +46,12 @@ ORCHESTRATOR_MB = 260.0
 ORCHESTRATOR_MB_PER_OFFER = 0.025
 """The `testbed` process itself (matplotlib for the report): 260.5 (smoke), 335 (3,060)."""
 CHAIN_MB = 34.0
-CHAIN_MB_PER_TRANSACTION = 0.016
+CHAIN_MB_PER_TRANSACTION = 0.022
 """anvil keeps every block, receipt and log in memory and, since the lockstep clock mines
 on demand (agents/miner.py), the last 8 states (agents/chain/node.py STATES_KEPT): a
 full day of ten times the paper in lockstep (bench/scale.py, intervals 1..96, 97,971
-transactions in 730 blocks) peaked at 1,505 MB (0.0154 MB a transaction). With 256
+transactions in 730 blocks) had anvil at 1,505 MB after the last interval and at
+2,112 MB at its peak, during the end-of-run reads (0.0216 MB a transaction). With 256
 kept states and a block per transaction it was 0.047-0.062 MB a transaction and
 ~30 GB for that day."""
 CHAIN_LAUNCHER_MB = 167.0
@@ -73,9 +74,9 @@ START_SECONDS_PER_PROCESS = 0.5
 LOCKSTEP_SECONDS_PER_INTERVAL = 2.0
 TRANSACTIONS_PER_SECOND = 37.0
 """What a lockstep run gets through on this machine, other jobs running: a full day of
-10x the paper (bench/scale.py, on-demand mining) took 2,795 s from the first to the
-last interval for 97,971 transactions (load average 25-87): (2,795 - 96 * 2) s /
-97,971 = 37.6 transactions a second, the rest of each interval's work (solving,
+10x the paper (bench/scale.py, on-demand mining) took 2,741 s from the first to the
+last finalization for 97,971 transactions (1-minute load average 17-129): (2,741 -
+96 * 2) s / 97,971 = 38 transactions a second, the rest of each interval's work (solving,
 finalizing, the agents' rounds) included."""
 
 
