@@ -52,6 +52,7 @@ from agents.common.protocol import (
 )
 from agents.common.shutdown import Shutdown
 from agents.common.transport import Collector, Publisher
+from agents.miner import Miner, start_if_automining
 
 log = logging.getLogger("agents.clock")
 
@@ -296,7 +297,10 @@ def run(config: ClockConfig, shutdown: Shutdown) -> int:
     chain = MarketClient.connect(config, config.private_key)
     publisher = Publisher(config.clock_pub_endpoint)
     collector = Collector(config.clock_pull_endpoint)
+    miner: Miner | None = None
     try:
+        if config.market.clock == "lockstep":  # chain time is ours: blocks on demand
+            miner = start_if_automining(config.rpc_url)
         metrics.mark_ready()
         log.info(
             "%s clock: intervals %d..%d, hosts %s, solvers %s",
@@ -308,6 +312,8 @@ def run(config: ClockConfig, shutdown: Shutdown) -> int:
         )
         return Clock(config, chain, publisher, collector, shutdown).run()
     finally:
+        if miner is not None:
+            miner.stop()
         publisher.close()
         collector.close()
         chain.close()

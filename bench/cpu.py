@@ -14,6 +14,9 @@ Prometheus, and whatever they start) and adds the seconds up per component:
   the sampling itself (reported apart);
 - anything else under its nearest classified ancestor.
 
+Every sample also adds up resident memory per component (the peak is reported)
+and reads the 1-minute load average.
+
 A process's last sample counts after it exits (up to one period of its CPU may be
 missed at its very end). Children that a process waited for are not added from
 cutime/cstime, so nothing is counted twice. The machine's own busy seconds
@@ -34,6 +37,7 @@ from typing import Any
 import psutil
 
 TICK = os.sysconf("SC_CLK_TCK")
+PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20
 PERIOD_SECONDS = 1.0
 ROLES = ("dso", "prosumer", "solver", "clock", "recorder")
 
@@ -60,6 +64,14 @@ def proc_cpu(pid: int) -> tuple[float, int] | None:
         return None
     fields = raw[raw.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / TICK, int(fields[19])
+
+
+def proc_rss_mb(pid: int) -> float:
+    """Resident memory of `pid` in MB (0 if gone)."""
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_MB
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def machine_busy_seconds() -> float:
@@ -101,6 +113,10 @@ class CpuSampler:
     _busy0: float = 0.0
     _owners: dict[tuple[int, float], tuple[str, str]] = field(default_factory=dict)
     own_cpu: float = 0.0  # CPU seconds the sampling itself took (in the orchestrator)
+    # the largest resident memory seen per component (its processes summed), and of all
+    peak_rss_mb: dict[str, float] = field(default_factory=dict)
+    peak_rss_mb_all: float = 0.0
+    load_averages: list[float] = field(default_factory=list)  # 1-minute, per sample
 
     def __enter__(self) -> CpuSampler:
         self._busy0 = machine_busy_seconds()
@@ -144,6 +160,7 @@ class CpuSampler:
 
     def sample(self) -> None:
         started = time.thread_time()
+        rss: dict[str, float] = defaultdict(float)
         for pid, component, unit in self._walk():
             got = proc_cpu(pid)
             if got is None:
@@ -151,6 +168,11 @@ class CpuSampler:
             cpu, start = got
             entry = self._procs.setdefault((pid, start), _Proc(component, unit))
             entry.cpu = cpu
+            rss[component] += proc_rss_mb(pid)
+        for component, mb in rss.items():
+            self.peak_rss_mb[component] = max(self.peak_rss_mb.get(component, 0.0), mb)
+        self.peak_rss_mb_all = max(self.peak_rss_mb_all, sum(rss.values()))
+        self.load_averages.append(os.getloadavg()[0])
         totals: dict[str, float] = defaultdict(float)
         for p in self._procs.values():
             totals[p.component] += p.cpu
@@ -192,4 +214,10 @@ class CpuSampler:
             "machine_cores": os.cpu_count(),
             "processes": dict(sorted(processes.items())),
             "top_units": {u: round(v, 1) for u, v in top},
+            "peak_rss_mb": {c: round(v, 1) for c, v in sorted(self.peak_rss_mb.items())},
+            "peak_rss_mb_all": round(self.peak_rss_mb_all, 1),
+            "load_average_1min": {
+                "mean": round(sum(self.load_averages) / len(self.load_averages), 1),
+                "max": round(max(self.load_averages), 1),
+            },
         }

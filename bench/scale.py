@@ -14,6 +14,7 @@ run and per interval, which do not depend on how loaded the shared machine is.
     .venv/bin/python bench/scale.py --set deployment.prosumers_per_host=34
     .venv/bin/python bench/scale.py --set market.first_interval=1 --set market.last_interval=96
     .venv/bin/python bench/scale.py --states-kept 8   # anvil's --prune-history (memory)
+    .venv/bin/python bench/scale.py --mining automine # as before agents/miner.py
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ import argparse
 import csv
 import itertools
 import json
+import os
 import re
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from agents import miner
 from agents.chain import node
 from bench.cpu import CpuSampler
 from bench.run import replay_of
@@ -57,6 +60,13 @@ def tick_split(logs: Path) -> dict[str, dict[str, float]]:
             row["withdraw_s_max"] = max(row["withdraw_s_max"], float(m[3]))
             row["post_s_max"] = max(row["post_s_max"], float(m[4]))
     return out
+
+
+def blocks_per_interval(events: Path) -> dict[str, int]:
+    """Blocks mined between consecutive finalizations (the first from the one before)."""
+    with (events / "finalizations.csv").open(newline="") as fh:
+        rows = sorted(csv.DictReader(fh), key=lambda r: int(r["interval"]))
+    return {b["interval"]: int(b["block"]) - int(a["block"]) for a, b in itertools.pairwise(rows)}
 
 
 def finalized_at(events: Path) -> list[tuple[str, float]]:
@@ -108,6 +118,7 @@ def bench(spec: Path, overrides: list[str], out: Path) -> dict[str, Any]:
     txs = sum(g.get("count", 0) for g in (s.get("gas") or {}).values())
     market = replay_of(spec, overrides)
     per_interval = interval_seconds(result.bundle / "events")
+    blocks = blocks_per_interval(result.bundle / "events")
     return {
         "status": result.outcome.status,
         "exit_code": result.exit_code,
@@ -116,6 +127,10 @@ def bench(spec: Path, overrides: list[str], out: Path) -> dict[str, Any]:
         "seconds_per_interval_mean_after_first": (
             round(sum(per_interval.values()) / len(per_interval), 2) if per_interval else None
         ),
+        "blocks_per_interval": blocks,
+        "blocks_per_interval_mean": round(sum(blocks.values()) / len(blocks), 1)
+        if blocks
+        else None,
         "transactions": txs,
         "tx_per_second_to_node": round(txs / wall, 1),
         "offers": s.get("offers"),
@@ -139,6 +154,7 @@ def bench(spec: Path, overrides: list[str], out: Path) -> dict[str, Any]:
         "cpu": cpu_split(sampler, result.bundle / "events"),
         "overrides": overrides,
         "anvil_states_kept": node.STATES_KEPT,
+        "lockstep_mining": os.environ.get(miner.MODE_ENV, "on-demand"),
         "bundle": str(result.bundle),
     }
 
@@ -157,7 +173,15 @@ def main(argv: list[str] | None = None) -> int:
         help="states anvil keeps in memory (each is a copy of the whole state: at 10x "
         "the default took anvil past 8 GB by interval 30)",
     )
+    parser.add_argument(
+        "--mining",
+        choices=("on-demand", "automine"),
+        default="on-demand",
+        help="lockstep: the clock mines a block when transactions wait (agents/miner.py), "
+        "or the node automines (a block per transaction, plus the senders' kicks)",
+    )
     args = parser.parse_args(argv)
+    os.environ[miner.MODE_ENV] = args.mining  # inherited by the clock process
     node.STATES_KEPT = args.states_kept  # read when the run builds anvil's command line
     report = bench(args.spec, [*DEFAULTS, *args.extra], args.out)
     print(json.dumps(report, indent=2))

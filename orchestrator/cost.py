@@ -13,6 +13,7 @@ running), sampling the peak RSS of every process of `testbed run` every 0.2 s:
   paper-c, lockstep, 44..47     102 prosumers, 408 offers,   2,026 transactions, one host
   paper-c x10, lockstep, 44..46 1,020 prosumers, 3,060 offers, 15,158 transactions, one host
   paper-c x10, lockstep, 44..51 1,020 prosumers, 8,250 offers, 40,744 transactions, 4 hosts
+  paper-c x10, lockstep, 1..96  1,020 prosumers, 96,303 offers, 97,971 transactions, 8 hosts
 """
 
 from __future__ import annotations
@@ -46,16 +47,20 @@ ORCHESTRATOR_MB = 260.0
 ORCHESTRATOR_MB_PER_OFFER = 0.025
 """The `testbed` process itself (matplotlib for the report): 260.5 (smoke), 335 (3,060)."""
 CHAIN_MB = 34.0
-CHAIN_MB_PER_TRANSACTION = 0.062
-"""anvil keeps every block, receipt and log in memory (only states are pruned):
-33.5 MB after 255 transactions, 128 MB after 2,026, 880 MB after 15,158, 2,561 MB after
-40,744 (0.047, 0.056, 0.062 MB each; the largest is taken). So a day of ten times the
-paper (96,303 offers, ~480,000 transactions) needs ~30 GB for the node alone."""
+CHAIN_MB_PER_TRANSACTION = 0.022
+"""anvil keeps every block, receipt and log in memory and, since the lockstep clock mines
+on demand (agents/miner.py), the last 8 states (agents/chain/node.py STATES_KEPT): a
+full day of ten times the paper in lockstep (bench/scale.py, intervals 1..96, 97,971
+transactions in 730 blocks) had anvil at 1,505 MB after the last interval and at
+2,112 MB at its peak, during the end-of-run reads (0.0216 MB a transaction). With 256
+kept states and a block per transaction it was 0.047-0.062 MB a transaction and
+~30 GB for that day."""
 CHAIN_LAUNCHER_MB = 167.0
 """The npm package's node wrapper that starts anvil (local and ssh backends)."""
-TRANSACTIONS_PER_OFFER = 5.0
-"""Asset, offer, solution, finalization and deposit transactions per offer:
-255 / 55 = 4.6 (smoke), 2,026 / 408 = 5.0, 15,158 / 3,060 = 4.95."""
+TRANSACTIONS_PER_OFFER = 1.1
+"""Every offer is a postOffer; assets (batched `issue`), solutions, finalizations and
+closes add little: 97,971 / 96,303 = 1.02 (10x, a day), 5,191 / 5,100 = 1.02 (10x,
+40..44), 93 / 55 = 1.69 (smoke, where memory hardly matters)."""
 PROMETHEUS_MB = 49.0
 """Prometheus with a run's few targets: 48.7-52.8."""
 CONTAINER_MB = 6.0
@@ -68,11 +73,12 @@ report's figures): smoke takes 36 s in all, 19 s of them from start to last inte
 START_SECONDS_PER_PROCESS = 0.5
 """An agent interpreter takes ~1 s of CPU to start, two cores start two at a time."""
 LOCKSTEP_SECONDS_PER_INTERVAL = 2.0
-TRANSACTIONS_PER_SECOND = 120.0
-"""What the node takes from a run's agents on this machine: lockstep, 8 intervals of
-smoke in 19 s; 3 intervals of paper-c x10 (15,158 transactions) in 111 s (137 tx/s),
-8 intervals (40,744 transactions, 4 hosts) in 362 s (112 tx/s); bench/scale.py
-found 171 tx/s on a quieter machine."""
+TRANSACTIONS_PER_SECOND = 37.0
+"""What a lockstep run gets through on this machine, other jobs running: a full day of
+10x the paper (bench/scale.py, on-demand mining) took 2,741 s from the first to the
+last finalization for 97,971 transactions (1-minute load average 17-129): (2,741 -
+96 * 2) s / 97,971 = 38 transactions a second, the rest of each interval's work (solving,
+finalizing, the agents' rounds) included."""
 
 
 SERVICE_ROLES = frozenset({"dso", "clock", "solver"})  # ssh: on deployment.ssh.services_host

@@ -155,13 +155,18 @@ class JsonRpc:
             self._conn = None
 
     def automine(self) -> bool:
-        """True if the node is anvil in automine mode (asked once)."""
-        if self._automine is None:
-            try:
-                self._automine = bool(self.call("anvil_getAutomine"))
-            except AgentError:
-                self._automine = False
-        return self._automine
+        """True if the node is anvil in automine mode now (asked every time: a
+        lockstep clock turns it off and mines on demand, agents/miner.py); a node
+        that does not know the call (not anvil) is asked only once."""
+        if self._automine is False:
+            return False
+        try:
+            return bool(self.call("anvil_getAutomine"))
+        except RpcError:
+            self._automine = False
+        except AgentError:
+            pass
+        return False
 
 
 @dataclass(frozen=True)

@@ -64,3 +64,6 @@ def test_children_are_counted_per_role_after_they_exit() -> None:
     assert window["dso"] >= SECONDS - 0.1
     assert window["machine_busy"] >= window["dso"] + window["other"] - 0.1
     assert sampler.between(ended + 60, ended + 120)["dso"] == 0.0
+    # a Python interpreter is resident in more than 5 MB; all of them in more than one
+    assert 5 < report["peak_rss_mb"]["dso"] < report["peak_rss_mb_all"]
+    assert report["load_average_1min"]["max"] >= report["load_average_1min"]["mean"] > 0
