@@ -7,7 +7,9 @@ after the images are pushed, `prepull` creates a global job (Engine API 1.41)
 running `true` in the agent image: every node pulls it at once, while the
 orchestrator starts the chain and deploys the contract. A task that needs the
 image while the pull goes on joins that download (the engine shares it).
-The job carries the run's labels, so cleanup and `testbed clean` remove it.
+The job's service carries the run's labels, so cleanup and `testbed clean`
+remove it (and the swarm its exited containers; they carry no run label, so
+no check of a node's containers takes them for the run's leftovers).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ def prepull(client: Any, run_id: str, image: str, labels: Mapping[str, str]) -> 
     tagged = {**labels, LABEL_UNIT: UNIT, LABEL_ROLE: UNIT}
     created = client.api.create_service(
         {
-            "ContainerSpec": {"Image": image, "Args": ["true"], "Labels": tagged},
+            "ContainerSpec": {"Image": image, "Args": ["true"]},  # labelled: the service
             "RestartPolicy": {"Condition": "none"},
         },
         name=service_name(run_id, UNIT),
