@@ -203,7 +203,7 @@ def main() -> int:
         nodes: Any = None
         swarm_figures: dict[str, Any] = {}
         if args.backend == "swarm":
-            from bench.swarmbench import NodeMemory, swarm_session
+            from bench.swarmbench import NodeMemory, swarm_session, swarm_watch
 
             session = stack.enter_context(swarm_session(client, images, args.lab, args.workers))
             out, extra, swarm_figures = session.out, session.overrides, session.figures
@@ -216,17 +216,22 @@ def main() -> int:
         argv += [args.backend, "--out", str(out), "--json", "--quiet", *sets]
         sampler = MemorySampler(client, out).start()
         started = time.time()
-        proc = subprocess.run(argv, capture_output=True, text=True, cwd=REPO, check=False)
+        pipe = subprocess.PIPE
+        proc = subprocess.Popen(argv, stdout=pipe, stderr=pipe, text=True, cwd=REPO)
+        watch = swarm_watch(client, session.lab, proc.pid, sampler) if nodes is not None else None
+        _, stderr = proc.communicate()
         wall = time.time() - started
         sampler.stop()
-        if nodes is not None:
-            nodes.stop()
-            swarm_figures["memory_of_workers"] = nodes.report()
         bundles = sorted(out.glob("*/*/manifest.json"))
         bundle = bundles[-1].parent if bundles else None
         manifest = json.loads((bundle / "manifest.json").read_text()) if bundle else {}
         summary = json.loads((bundle / "summary.json").read_text()) if bundle else {}
         ready = ready_at(bundle / "logs" / "orchestrator.log") if bundle else None
+        if nodes is not None:
+            nodes.stop()
+            swarm_figures["memory_of_workers"] = nodes.report()
+        if watch is not None:
+            swarm_figures.update(watch.report(started, ready, bundle))
     run_info: dict[str, Any] = {
         "exit_code": proc.returncode,
         "status": summary.get("status"),
@@ -235,7 +240,7 @@ def main() -> int:
         "offers": summary.get("offers"),
     }
     if proc.returncode != 0:
-        run_info["stderr"] = proc.stderr[-2000:]
+        run_info["stderr"] = stderr[-2000:]
     result = {
         "topology": {
             "spec": str(args.spec.relative_to(REPO)),

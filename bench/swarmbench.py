@@ -132,3 +132,37 @@ class NodeMemory:
             "peak_mb_by_worker": {w: round(p / MB, 1) for w, p in self.peaks.items()},
             "samples": self.samples,
         }
+
+
+class SwarmWatch:
+    """CPU seconds by process class and the tasks' timeline of one run (swarmcpu.py)."""
+
+    def __init__(self, client: Any, lab: Lab, run_pid: int, memory: Any) -> None:
+        from bench.swarmcpu import CpuByClass, Timeline
+
+        self.memory = memory  # bringup.MemorySampler: it finds the run id
+        self.timeline = Timeline(client).start()
+        self.cpu = CpuByClass(client, lab.workers, lambda: run_pid).start()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._find_run, daemon=True)
+        self._thread.start()
+
+    def _find_run(self) -> None:
+        while self.memory.run_id is None and not self._stop.wait(0.5):
+            pass
+        self.timeline.run_id = self.memory.run_id
+
+    def report(self, started: float, ready: float | None, bundle: Path | None) -> dict[str, Any]:
+        self._stop.set()
+        self.cpu.stop()
+        self.timeline.stop()
+        logs = bundle / "logs" if bundle else None
+        return {
+            "cpu_seconds_to_ready": self.cpu.report(started, ready) if ready else None,
+            "cpu_seconds_whole_run": self.cpu.report(),
+            "tasks_timeline": self.timeline.report(started, logs),
+        }
+
+
+def swarm_watch(client: Any, lab: Lab, run_pid: int, memory: Any) -> SwarmWatch:
+    return SwarmWatch(client, lab, run_pid, memory)

@@ -12,6 +12,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -22,6 +23,7 @@ from orchestrator.placement import AgentPlacement
 from orchestrator.progress import scrape
 
 READY_POLL_SECONDS = 0.2
+READY_SCRAPE_PARALLELISM = 32  # agents' /metrics scraped at once while waiting for ready
 LOG_TAIL_LINES = 12
 
 
@@ -227,34 +229,65 @@ def wait_ready(
     on_poll: Callable[[int], object] | None = None,
 ) -> None:
     """Until every agent's /metrics shows `testbed_agent_ready 1`. An agent that
-    exits meanwhile raises AgentFailed; the timeout raises NotReady naming each
-    agent that is not ready, why, and the end of its log. `on_poll(n)` after
-    every poll: n of the agents are ready."""
+    exits meanwhile raises AgentFailed; `timeout` seconds in which no agent
+    became ready raise NotReady naming each agent that is not ready, why, and
+    the end of its log (a tier of hundreds of hosts on a few cores comes up
+    slowly but steadily: it is given the time as long as it moves). Every poll
+    scrapes the pending agents at once (READY_SCRAPE_PARALLELISM): one after the
+    other, hundreds of endpoints not answering yet would each cost a scrape
+    timeout, and a poll round minutes. `on_poll(n)` after every poll: n of the
+    agents are ready."""
     pending = dict(agents)
     why: dict[str, str] = {}
-    deadline = time.monotonic() + timeout
-    while pending:
-        status = backend.status()
-        for name, where in list(pending.items()):
-            st = status.get(name)
-            if st is not None and st.state == "exited":
-                raise AgentFailed(name, st.returncode, log_tail(where.log_file), None)
-            metrics = scrape(where.metrics_url)
-            if metrics is None:
-                why[name] = f"metrics endpoint {where.metrics_url} not answering"
-            elif metrics.get("testbed_agent_ready") == 1.0:
-                del pending[name]
-            else:
-                why[name] = "testbed_agent_ready is 0 (not connected yet)"
-        if on_poll is not None:
-            on_poll(len(agents) - len(pending))
-        if not pending:
-            return
-        if time.monotonic() > deadline:
-            lines = [f"agents not ready after {timeout:g} s:"]
+    started = time.monotonic()
+    deadline = started + timeout
+    with ThreadPoolExecutor(READY_SCRAPE_PARALLELISM, thread_name_prefix="ready") as pool:
+        while pending:
+            status = backend.status()
             for name, where in pending.items():
-                tail = log_tail(where.log_file, 3)
-                lines.append(f"  {name}: {why.get(name, 'no answer')}")
-                lines += [f"    | {line}" for line in tail.splitlines()]
-            raise NotReady("\n".join(lines))
-        time.sleep(READY_POLL_SECONDS)
+                st = status.get(name)
+                if st is not None and st.state == "exited":
+                    raise AgentFailed(name, st.returncode, log_tail(where.log_file), None)
+            names = list(pending)
+            urls = [pending[n].metrics_url for n in names]
+            for name, url, metrics in zip(names, urls, pool.map(_scrape, urls), strict=True):
+                if metrics is None:
+                    why[name] = f"metrics endpoint {url} not answering"
+                elif metrics.get("testbed_agent_ready") == 1.0:
+                    del pending[name]
+                    deadline = time.monotonic() + timeout  # it moves: more time
+                else:
+                    why[name] = "testbed_agent_ready is 0 (not connected yet)"
+            if on_poll is not None:
+                on_poll(len(agents) - len(pending))
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                raise NotReady(_not_ready(pending, why, timeout, len(agents), started))
+            time.sleep(READY_POLL_SECONDS)
+
+
+def _scrape(url: str) -> dict[str, float] | None:
+    return scrape(url)  # looked up at each call (tests replace it)
+
+
+def _not_ready(
+    pending: Mapping[str, AgentPlacement],
+    why: Mapping[str, str],
+    timeout: float,
+    total: int,
+    started: float,
+) -> str:
+    head = f"agents not ready after {timeout:g} s:"
+    if len(pending) < total:
+        elapsed = time.monotonic() - started
+        head = (
+            f"agents not ready after {timeout:g} s without progress "
+            f"({total - len(pending)} of {total} ready in {elapsed:.0f} s):"
+        )
+    lines = [head]
+    for name, where in pending.items():
+        tail = log_tail(where.log_file, 3)
+        lines.append(f"  {name}: {why.get(name, 'no answer')}")
+        lines += [f"    | {line}" for line in tail.splitlines()]
+    return "\n".join(lines)

@@ -16,6 +16,7 @@ from agents.common.config import ProsumerHostConfig
 from agents.common.errors import ProtocolError
 from agents.common.protocol import Bootstrap, BootstrapInfo, Done, Finalized, Tick
 from agents.common.shutdown import Shutdown
+from agents.common.startup import until_reachable
 from agents.common.transport import Reporter, Requester, Subscriber
 from agents.prosumer.host import ProsumerHost
 
@@ -27,7 +28,10 @@ DSO_TIMEOUT_SECONDS = float(os.environ.get("TESTBED_DSO_TIMEOUT_SECONDS") or 30.
 
 
 def run(config: ProsumerHostConfig, shutdown: Shutdown) -> int:
-    chain = MarketClient.connect(config)
+    # start-up (helper bringup): the chain's name may not resolve yet on a busy swarm
+    chain = until_reachable(
+        "chain", lambda: MarketClient.connect(config), stop=lambda: shutdown.requested
+    )
     dso = Requester(config.dso_endpoint, timeout=DSO_TIMEOUT_SECONDS)
     sub = Subscriber(config.clock_pub_endpoint)
     report = Reporter(config.clock_pull_endpoint)

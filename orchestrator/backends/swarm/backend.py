@@ -57,6 +57,7 @@ from orchestrator.backends.swarm.logs import ServiceLogFollower
 from orchestrator.backends.swarm.network import create_overlay
 from orchestrator.backends.swarm.nodefaults import NodeFaults, check_fault_nodes
 from orchestrator.backends.swarm.nodes import Node
+from orchestrator.backends.swarm.prepull import prepull
 from orchestrator.backends.swarm.resources import (
     LABEL_SWARM_STATE,
     remove_swarm_resources,
@@ -144,6 +145,8 @@ class SwarmBackend(NodeFaults, Backend):
         self.network_id, subnet = create_overlay(
             self.client, f"testbed-{self.run_id}", self.run_id, self._labels()
         )
+        if self._registry_address is not None:  # fresh nodes pull while the chain starts
+            prepull(self.client, self.run_id, self.images["agent"], self._labels())
         self._outs = local_out_dirs(plan, self.bundle)
         self._write_info(subnet)
         return self.layout.placement(plan, self.bundle)
