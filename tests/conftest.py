@@ -11,10 +11,13 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from agents.chain.node import Anvil
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -52,6 +55,17 @@ def require_tool(name: str) -> str:
     require(path is not None, f"executable {name!r}")
     assert path is not None
     return path
+
+
+@pytest.fixture
+def anvil() -> Iterator[Anvil]:
+    """A fresh automining anvil for one test (modules needing other options define their own)."""
+    require_tool("anvil")
+    node = Anvil().start()
+    try:
+        yield node
+    finally:
+        node.stop()
 
 
 @pytest.fixture

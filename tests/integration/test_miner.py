@@ -5,7 +5,6 @@ clock set, and the node automines again when the miner stops."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -16,16 +15,6 @@ from tests.conftest import require_tool
 
 TO = "0x" + "33" * 20
 DEADLINE_SECONDS = 60.0
-
-
-@pytest.fixture
-def anvil() -> Iterator[Anvil]:
-    require_tool("anvil")
-    node = Anvil().start()
-    try:
-        yield node
-    finally:
-        node.stop()
 
 
 def _head(rpc: JsonRpc) -> int:

@@ -6,25 +6,11 @@ time, every receipt returned in order."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-
-import pytest
 
 from agents.chain.node import Anvil
 from agents.common.rpc import JsonRpc, Signer, send_and_wait, succeeded
-from tests.conftest import require_tool
 
 TO = "0x" + "22" * 20
-
-
-@pytest.fixture
-def anvil() -> Iterator[Anvil]:
-    require_tool("anvil")
-    node = Anvil().start()
-    try:
-        yield node
-    finally:
-        node.stop()
 
 
 def test_one_sender_burst_is_paced_and_receipts_come_in_order(anvil: Anvil) -> None:
