@@ -153,9 +153,7 @@ class Injector:
             except Exception as exc:  # recorded; the run goes on
                 record["ok"] = False
                 record["error"] = f"{type(exc).__name__}: {exc}"
-            record["applied_seconds"] = round(time.time() - record["time"], 3)
-            self.records.append(record)
-            state = "ok" if record["ok"] else f"failed: {record['error']}"
+            state = self._record(record)
             self.say(f"fault: {step.action} {unit} at interval {self.current} ({state})")
 
     def apply_node(self, step: Step) -> None:
@@ -185,14 +183,19 @@ class Injector:
         except Exception as exc:  # recorded; the run goes on
             record["ok"] = False
             record["error"] = f"{type(exc).__name__}: {exc}"
-        record["applied_seconds"] = round(time.time() - record["time"], 3)
-        self.records.append(record)
-        state = "ok" if record["ok"] else f"failed: {record['error']}"
+        state = self._record(record)
         units = ", ".join(record.get("lost") or []) or "no units of the run"
         self.say(
             f"fault: {step.action} node {step.target} at interval {self.current} "
             f"(lost: {units}; {state})"
         )
+
+    def _record(self, record: dict[str, Any]) -> str:
+        """Keep an applied fault's record (with how long applying took); its state
+        for the log line: "ok" or "failed: why"."""
+        record["applied_seconds"] = round(time.time() - record["time"], 3)
+        self.records.append(record)
+        return "ok" if record["ok"] else f"failed: {record['error']}"
 
     def _do(self, step: Step, unit: str) -> str | None:
         """Apply `step` to `unit`; what the backend says about it (netem: how)."""
