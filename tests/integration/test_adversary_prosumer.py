@@ -13,6 +13,7 @@ deposited back at the end; behaviour.jsonl and the metrics say the same.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -87,26 +88,35 @@ class Reports(list[Message]):
         self.append(msg)
 
 
-@pytest.fixture
-def setup(node: Anvil, tmp_path: Path) -> Iterator[tuple[ProsumerHost, MarketClient, MarketParams]]:  # noqa: F811
-    w3 = node.web3()
+Market = tuple[ProsumerHost, MarketClient, MarketParams, DsoService]
+
+
+@contextmanager
+def market_with_host(
+    anvil: Anvil, out_dir: Path, run_id: str, key_prefix: str, *, signed: bool
+) -> Iterator[Market]:
+    """A fresh market on `anvil`, the DSO service and one host of PROSUMERS with
+    MISBEHAVIOUR in-process, and a client for the test's clock (keys `_key(key_prefix
+    + "dso")`, `+ "clock"`). `signed`: the DSO signs fresh addresses' grants off chain
+    (test_contract_signed_hosts) instead of issuing them on chain."""
+    w3 = anvil.web3()
     params = MarketParams(
         first_interval=FIRST, last_interval=LAST, prediction_window=WINDOW, t_clear=T_CLEAR,
         interval_seconds=SECONDS, epoch=latest_timestamp(w3),
     )  # fmt: skip
+    dso_key = _key(f"{key_prefix}dso")
     address = deploy_market(
         w3,
-        Sender(w3, Account.from_key(_key("dso"))),
+        Sender(w3, Account.from_key(dso_key)),
         tuple(Feeder(f["id"], f["c_ext"], f["c_int"]) for f in FEEDERS),
         params,
     ).address
     common = {
-        "run_id": "adv", "name": "x", "rpc_url": node.url, "contract_address": address,
-        "chain_id": 31337, "out_dir": str(tmp_path),
-        "market": to_plain(params),
+        "run_id": run_id, "name": "x", "rpc_url": anvil.url, "contract_address": address,
+        "chain_id": 31337, "out_dir": str(out_dir), "market": to_plain(params),
     }  # fmt: skip
     dso_cfg = parse_config(
-        {**common, "role": "dso", "name": "dso", "private_key": _key("dso"), "feeders": FEEDERS,
+        {**common, "role": "dso", "name": "dso", "private_key": dso_key, "feeders": FEEDERS,
          "prosumers": DSO_PROSUMERS,
          "initial_balance": {p["id"]: 10_000_000 for p in DSO_PROSUMERS}}
     )  # fmt: skip
@@ -117,15 +127,24 @@ def setup(node: Anvil, tmp_path: Path) -> Iterator[tuple[ProsumerHost, MarketCli
     assert isinstance(dso_cfg, DsoConfig) and isinstance(host_cfg, ProsumerHostConfig)
     dso_chain = MarketClient.connect(dso_cfg, dso_cfg.private_key)
     assert dso_chain.main is not None
-    service = DsoService(dso_cfg, Accounts.from_config(dso_cfg), dso_chain, dso_chain.main)
+    service = DsoService(
+        dso_cfg, Accounts.from_config(dso_cfg), dso_chain, dso_chain.main,
+        grant_key=dso_key if signed else None,
+    )  # fmt: skip
     host_chain = MarketClient.connect(host_cfg)
-    clock = MarketClient.connect(host_cfg, _key("clock"))
+    clock = MarketClient.connect(host_cfg, _key(f"{key_prefix}clock"))
     host = ProsumerHost(host_cfg, host_chain, InProcessDso(service), Reports())
     try:
-        yield host, clock, params
+        yield host, clock, params, service
     finally:
         for chain in (dso_chain, host_chain, clock):
             chain.close()
+
+
+@pytest.fixture
+def setup(node: Anvil, tmp_path: Path) -> Iterator[tuple[ProsumerHost, MarketClient, MarketParams]]:  # noqa: F811
+    with market_with_host(node, tmp_path, "adv", "", signed=False) as (host, clock, params, _):
+        yield host, clock, params
 
 
 def _refused(reason: str) -> float:
