@@ -17,7 +17,8 @@ The DSO's grants: `Grant` (on chain, its batched `issue`) and `SignedGrant` (sig
 with eth-account's EIP-712 typed data, checked by postSignedOffer).
 
 No web3 here (eth-abi, eth-utils, eth-account): lean agents use it with their own JSON-RPC
-client.
+client. Those libraries are imported where they are used, so a prosumer host gets ready
+without loading them (about 0.2 CPU-s of its start, bench/hoststart.py).
 """
 
 from __future__ import annotations
@@ -25,11 +26,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
-
-from eth_abi import decode as abi_decode
-from eth_abi import encode as abi_encode
-from eth_abi.packed import encode_packed
-from eth_utils import keccak, to_checksum_address
 
 from agents.chain.errors import EncodingError
 from market.types import Solution, Trade
@@ -107,6 +103,9 @@ def segments(words: Sequence[int]) -> list[tuple[int, list[int]]]:
 
 
 def _node(words: Sequence[int], next_interval: int, next_hash: bytes) -> bytes:
+    from eth_abi.packed import encode_packed
+    from eth_utils import keccak
+
     packed = encode_packed(["uint256[]", "uint256", "bytes32"], [words, next_interval, next_hash])
     return keccak(packed)
 
@@ -240,6 +239,8 @@ class SignedGrant:
 
     def typed_data(self, chain_id: int, market: str) -> dict[str, Any]:
         """The EIP-712 message the DSO signs (eth-account's `full_message` form)."""
+        from eth_utils import to_checksum_address
+
         (se, ss, send), (be, bs, bend) = self.sell, self.buy
         return {
             "types": {
@@ -283,6 +284,9 @@ class SignedGrant:
     def hex(self) -> str:
         """Wire form (agents.common.protocol AssetsAdded.grant): the ABI words of
         (anon, grant word, money, r, vs) as hex."""
+        from eth_abi import encode as abi_encode
+        from eth_utils import to_checksum_address
+
         return abi_encode(
             ["address", "uint256", "uint256", "bytes32", "bytes32"],
             [to_checksum_address(self.anon), self.word, self.money, self.r, self.vs],
@@ -290,6 +294,8 @@ class SignedGrant:
 
     @classmethod
     def from_hex(cls, text: str) -> SignedGrant:
+        from eth_abi import decode as abi_decode
+
         try:
             anon, word, money, r, vs = abi_decode(
                 ["address", "uint256", "uint256", "bytes32", "bytes32"], bytes.fromhex(text)

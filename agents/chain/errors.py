@@ -1,7 +1,8 @@
 """Chain errors, and the contract's revert data decoded into names, arguments and the
 `market.verify` violation kind they stand for.
 
-No web3 here (lean agents decode reverts too): the ABI codec is agents.common.abi.
+No web3 here (lean agents decode reverts too): the ABI codec is agents.common.abi,
+imported when a revert is decoded (a prosumer host gets ready without it: bench/hoststart.py).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from functools import cache
 from typing import Any
 
 from agents.chain.artifact import load_artifact
-from agents.common.abi import decode, keccak256
 from agents.common.errors import AgentError
 from market.rules import KIND_OF_ERROR, MALFORMED_ERRORS, ViolationKind
 
@@ -57,6 +57,8 @@ class _ErrorAbi:
 
 @cache
 def _errors_by_selector() -> dict[bytes, _ErrorAbi]:
+    from agents.common.abi import keccak256
+
     table = {
         keccak256(b"Error(string)")[:4]: _ErrorAbi("Error", ("message",), ("string",)),
         keccak256(b"Panic(uint256)")[:4]: _ErrorAbi("Panic", ("code",), ("uint256",)),
@@ -101,6 +103,8 @@ def decode_revert(data: bytes | str | None, function: str | None = None) -> Cont
     """Decode revert data (bytes or 0x-hex) of the market contract."""
     if isinstance(data, str):
         data = bytes.fromhex(data.removeprefix("0x"))
+    from agents.common.abi import decode
+
     raw = data or b""
     err = _errors_by_selector().get(raw[:4])
     if err is None:

@@ -9,6 +9,11 @@ must stay small: web3 alone costs ~60 MB RSS).
   at gas price 0 (the testbed chain runs with base fee 0).
 - `send_and_wait`: send raw transactions in bounded batches, at most
   MAX_IN_FLIGHT unmined at a time, polling receipts in batches until all are mined.
+
+The Ethereum libraries (eth-abi, eth-utils, eth-keys, rlp: about 0.2 CPU-s to import,
+most of a prosumer host's start) are imported when first used, not with this module: a
+host gets ready (metrics, chain reachable, DSO bootstrap) without them and loads them
+at its first tick (bench/hoststart.py measures both).
 """
 
 from __future__ import annotations
@@ -19,22 +24,14 @@ import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
-from eth_typing import ABIEvent, ABIFunction
-from eth_utils import (
-    event_abi_to_log_topic,
-    function_abi_to_4byte_selector,
-    get_abi_input_types,
-    get_abi_output_types,
-    keccak,
-)
-
-from agents.common.abi import Key, decode_event
-from agents.common.abi import decode as abi_decode
-from agents.common.abi import encode as abi_encode
 from agents.common.errors import AgentError
+
+if TYPE_CHECKING:
+    from agents.common.abi import Key
 
 # receipt polling backs off from the first to the last delay (the node is shared)
 RECEIPT_POLL_SECONDS = (0.01, 0.1)
@@ -186,37 +183,65 @@ class _Event:
 
 class Contract:
     """Encode calls and decode results/logs of one contract from its ABI (eth-abi, with
-    selectors and topics from eth-utils)."""
+    selectors and topics from eth-utils). The tables are built at first use: a prosumer
+    host connects (and gets ready) before it encodes anything."""
 
     def __init__(self, address: str, abi: Iterable[Mapping[str, Any]]) -> None:
         self.address = address
-        self.functions: dict[str, _Fn] = {}
-        self.events: dict[bytes, _Event] = {}
-        self.event_topics: dict[str, bytes] = {}
-        for item in abi:
+        self.abi = list(abi)
+
+    @cached_property
+    def functions(self) -> dict[str, _Fn]:
+        from eth_typing import ABIFunction
+        from eth_utils import (
+            function_abi_to_4byte_selector,
+            get_abi_input_types,
+            get_abi_output_types,
+        )
+
+        out = {}
+        for item in self.abi:
             if item.get("type") == "function":
                 fn = cast(ABIFunction, item)
-                self.functions[item["name"]] = _Fn(
+                out[item["name"]] = _Fn(
                     function_abi_to_4byte_selector(fn),
                     tuple(get_abi_input_types(fn)),
                     tuple(get_abi_output_types(fn)),
                 )
-            elif item.get("type") == "event":
+        return out
+
+    @cached_property
+    def events(self) -> dict[bytes, _Event]:
+        """Events by topic 0."""
+        from eth_typing import ABIEvent
+        from eth_utils import event_abi_to_log_topic, get_abi_input_types
+
+        out = {}
+        for item in self.abi:
+            if item.get("type") == "event":
                 event = cast(ABIEvent, item)
-                topic = event_abi_to_log_topic(event)
-                self.events[topic] = _Event(
+                out[event_abi_to_log_topic(event)] = _Event(
                     item["name"],
                     tuple(p["name"] for p in item["inputs"]),
                     tuple(get_abi_input_types(event)),
                     tuple(bool(p.get("indexed")) for p in item["inputs"]),
                 )
-                self.event_topics[item["name"]] = topic
+        return out
+
+    @cached_property
+    def event_topics(self) -> dict[str, bytes]:
+        """Topic 0 by event name."""
+        return {ev.name: topic for topic, ev in self.events.items()}
 
     def encode(self, fn: str, *args: Any) -> bytes:
+        from agents.common.abi import encode as abi_encode
+
         f = self.functions[fn]
         return f.selector + abi_encode(f.inputs, args)
 
     def decode_output(self, fn: str, data: str | bytes) -> tuple[Any, ...]:
+        from agents.common.abi import decode as abi_decode
+
         raw = bytes.fromhex(data[2:]) if isinstance(data, str) else data
         return abi_decode(self.functions[fn].outputs, raw)
 
@@ -226,6 +251,8 @@ class Contract:
         ev = self.events.get(topics[0]) if topics else None
         if ev is None:
             return None
+        from agents.common.abi import decode_event
+
         data = bytes.fromhex(str(log["data"])[2:])
         values = decode_event(ev.types, ev.indexed, topics[1:], data)
         return ev.name, dict(zip(ev.names, values, strict=True))
@@ -235,7 +262,9 @@ class Signer:
     """A private key with a locally tracked nonce (one sender per Signer)."""
 
     def __init__(self, key: str | bytes, chain_id: int, nonce: int = 0) -> None:
-        self.key = Key(key)
+        from agents.common.abi import Key
+
+        self.key: Key = Key(key)
         self.address: str = self.key.address
         self.chain_id = chain_id
         self.nonce = nonce
@@ -275,6 +304,8 @@ def send_and_wait(
     """
     if not raws:
         return []
+    from eth_utils import keccak
+
     waiter = _Receipts(rpc, timeout)
     hashes: list[str] = []
     while True:

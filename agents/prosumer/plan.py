@@ -17,7 +17,6 @@ import hashlib
 import hmac
 from dataclasses import dataclass, field, replace
 
-from agents.common.abi import SECP256K1_N
 from agents.common.config import Prices, ProsumerSpec, TraceOffer
 from agents.common.protocol import Asset, WithdrawAssets
 from market.types import Kind
@@ -30,6 +29,8 @@ def anon_secret(
     HMAC keyed with the run's `key_secret` (the orchestrator's per-run secret; empty
     only in tests that build a host by hand); `generation` > 0 for a restarted host
     (its addresses must be new ones)."""
+    from agents.common.abi import SECP256K1_N  # eth-keys: imported at the first tick
+
     salt = 0
     run = "" if generation == 0 else f"g{generation}/"
     while True:
