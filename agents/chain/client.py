@@ -131,6 +131,14 @@ class MarketClient:
     def close(self) -> None:
         self.rpc.close()
 
+    def load_codec(self) -> None:
+        """Import the ABI codec and signing libraries and build the contract's tables now
+        rather than at the first call that needs them (agents.common.rpc imports them
+        lazily)."""
+        import agents.common.abi  # noqa: F401 - the import is the point
+
+        _ = self.contract.functions, self.contract.events
+
     # --- calldata ----------------------------------------------------------------
     def add_energy(
         self, anon: str, feeder: int, kind: int, energy: int, start: int, end: int

@@ -38,7 +38,8 @@ ADDRESS = "0x" + "ab" * 20
 
 # What a host does from exec to ready (agents.__main__ and agents.prosumer.run): import
 # its modules, connect the market client (its contract tables), build its state; then
-# what it does first at a tick: encode a postOffer and sign it.
+# what it does first at a tick (or, in wallclock mode, before it reports ready: load the
+# codec): encode a postOffer and sign it.
 PROBE = f"""
 import json, sys
 from pathlib import Path
@@ -50,12 +51,15 @@ heavy = {HEAVY!r}
 def loaded():
     return sorted({{m.split(".")[0] for m in sys.modules}} & set(heavy))
 ready = loaded()
+client.load_codec()
+codec = loaded()
 call = client.post_offer(1, 500, 4, 6, 20)
 from agents.common.rpc import Signer
 from agents.prosumer.plan import anon_secret
 signer = Signer(anon_secret(7, 101, 0, 0, b"k"), 31337)
 raw = signer.sign("{ADDRESS}", call.data, 400000)
-print(json.dumps({{"ready": ready, "tick": loaded(), "data": call.data.hex(), "raw": raw.hex()}}))
+out = {{"ready": ready, "codec": codec, "tick": loaded(), "data": call.data.hex()}}
+print(json.dumps({{**out, "raw": raw.hex()}}))
 """
 
 
@@ -65,8 +69,10 @@ def test_host_is_ready_without_the_ethereum_libraries() -> None:
     )
     result = json.loads(out.stdout)
     assert result["ready"] == []
-    # the first tick's encoding and signing load them, and give the usual bytes
-    assert {"eth_abi", "eth_utils", "coincurve", "rlp"} <= set(result["tick"])
+    # load_codec (a wallclock host, before ready) or the first tick's encoding and
+    # signing load them, and give the usual bytes
+    assert {"eth_abi", "eth_utils", "eth_keys", "coincurve", "rlp"} <= set(result["codec"])
+    assert set(result["tick"]) >= set(result["codec"])
     fn = next(i for i in market_abi() if i.get("type") == "function" and i["name"] == "postOffer")
     expected = function_abi_to_4byte_selector(fn) + eth_abi_encode(
         get_abi_input_types(fn), [1, 500, 4, 6, 20]
