@@ -102,6 +102,6 @@ def redact_secrets(plan: Plan, placement: Placement) -> list[Path]:
         data = json.loads(path.read_text())
         if data.get("key_secret") not in (None, "", REDACTED):
             data["key_secret"] = REDACTED
-            path.write_text(json.dumps(data, indent=1) + "\n")
+            path.write_text(json.dumps(data, separators=(",", ":")) + "\n")  # as to_json
             changed.append(path)
     return changed

@@ -26,3 +26,7 @@ class LockstepTimeout(AgentError):
 
 class PeerTimeout(AgentError):
     """A request to a peer (e.g. the DSO) got no reply in time."""
+
+
+class StopRequested(AgentError):
+    """The agent was asked to stop (SIGTERM) while it waited for a peer's reply."""

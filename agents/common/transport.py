@@ -7,9 +7,12 @@ loops can poll their `Shutdown`. Binders: the clock (PUB, PULL) and the DSO
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import zmq
 
-from agents.common.errors import PeerTimeout, ProtocolError
+from agents.common.errors import PeerTimeout, ProtocolError, StopRequested
 from agents.common.protocol import Dispatcher, Message, decode, encode
 
 LINGER_MS = 2000  # let queued reports leave on close
@@ -120,14 +123,26 @@ class Router(_Socket):
         self.sock.send_multipart([*envelope, body])
 
 
+STOP_POLL_SECONDS = 0.5  # how often a Requester waiting for a reply checks `stop`
+
+
 class Requester:
     """REQ client with timeout and retries (a timed-out REQ socket is replaced,
-    the "lazy pirate" pattern). Requests must therefore be idempotent."""
+    the "lazy pirate" pattern). Requests must therefore be idempotent. `stop`: while
+    waiting, StopRequested as soon as it returns True (an agent told to stop does not
+    wait out the timeouts of a peer that is stopping too)."""
 
-    def __init__(self, endpoint: str, timeout: float = 30.0, retries: int = 3) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        timeout: float = 30.0,
+        retries: int = 3,
+        stop: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.endpoint = endpoint
         self.timeout = timeout
         self.retries = retries
+        self.stop = stop
         self._sock: _Socket | None = None
 
     def request(self, msg: Message) -> Message:
@@ -136,7 +151,7 @@ class Requester:
             if self._sock is None:
                 self._sock = _Socket(zmq.REQ, self.endpoint, bind=False)
             self._sock.sock.send(data)
-            reply = self._sock._recv(self.timeout)
+            reply = self._await_reply(self._sock, msg)
             if reply is not None:
                 return decode(reply)
             self._sock.sock.setsockopt(zmq.LINGER, 0)
@@ -146,6 +161,16 @@ class Requester:
             f"no reply from {self.endpoint} to {msg.TYPE} after "
             f"{self.retries} x {self.timeout:.0f} s"
         )
+
+    def _await_reply(self, sock: _Socket, msg: Message) -> bytes | None:
+        deadline = time.monotonic() + self.timeout
+        while True:
+            left = deadline - time.monotonic()
+            reply = sock._recv(max(0.0, min(left, STOP_POLL_SECONDS)))
+            if reply is not None or left <= STOP_POLL_SECONDS:
+                return reply
+            if self.stop():
+                raise StopRequested(f"stopped while waiting for {self.endpoint} ({msg.TYPE})")
 
     def close(self) -> None:
         if self._sock is not None:

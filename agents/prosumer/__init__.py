@@ -20,7 +20,7 @@ import os
 from agents.chain.client import MarketClient
 from agents.common import metrics
 from agents.common.config import ProsumerHostConfig
-from agents.common.errors import ProtocolError
+from agents.common.errors import ProtocolError, StopRequested
 from agents.common.protocol import Bootstrap, BootstrapInfo, Done, Finalized, Tick
 from agents.common.shutdown import Shutdown
 from agents.common.startup import until_reachable
@@ -39,7 +39,9 @@ def run(config: ProsumerHostConfig, shutdown: Shutdown) -> int:
     chain = until_reachable(
         "chain", lambda: MarketClient.connect(config), stop=lambda: shutdown.requested
     )
-    dso = Requester(config.dso_endpoint, timeout=DSO_TIMEOUT_SECONDS)
+    dso = Requester(
+        config.dso_endpoint, timeout=DSO_TIMEOUT_SECONDS, stop=lambda: shutdown.requested
+    )
     sub = Subscriber(config.clock_pub_endpoint)
     report = Reporter(config.clock_pull_endpoint)
     try:
@@ -75,6 +77,9 @@ def run(config: ProsumerHostConfig, shutdown: Shutdown) -> int:
             elif isinstance(msg, Done):
                 host.settle()
                 break
+        return 0
+    except StopRequested as exc:  # SIGTERM while the DSO (stopping too) did not answer
+        log.info("%s", exc)
         return 0
     finally:
         sub.close()

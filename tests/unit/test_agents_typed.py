@@ -56,6 +56,16 @@ def test_round_trip_through_json() -> None:
     assert from_plain(Outer, {"name": "o", "kind": 0}) == Outer(name="o", kind=Kind.SELL)
 
 
+def test_plain_data_has_plain_types_and_one_compact_line() -> None:
+    plain = to_plain(SAMPLE)
+    assert type(plain["kind"]) is int  # an IntEnum member becomes its value
+    assert type(plain["items"][0]["n"]) is int and plain["items"][1] == {"n": 2, "x": 0.0}
+    assert to_plain(Inner) is Inner  # a class is not data
+    text = to_json(SAMPLE)
+    assert text.count("\n") == 1 and ", " not in text  # json's C encoder, no indent
+    assert json.loads(text) == json.loads(json.dumps(plain, indent=1))
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
