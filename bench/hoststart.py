@@ -18,6 +18,10 @@ the machine's load (the 1-minute load average is printed beside the wall times).
 - `first_tick_import`: the CPU seconds of importing, after that, what a host first
   needs when the clock's first tick comes (ABI codec, signing): a start that gets
   ready sooner by importing later shows here what it moved.
+- `scrape`: what one read of a ready host's /metrics costs (Prometheus' scrapes, down to
+  every 0.5 s in short runs, and the orchestrator's readiness polls): the host's and
+  this process's CPU milliseconds per read (`orchestrator.progress.scrape`, as the
+  readiness wait reads it), and the body's bytes.
 - `--image TAG` (or `--image current`, the agent image of this tree, built if
   missing): the same host in the agent image on the local engine (`docker run
   --network host`, the image's entrypoint), its Python's CPU from /proc through the
@@ -41,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,6 +59,7 @@ READY_LINE = re.compile(r"\d+ prosumers, \d+ offers")
 START_TIMEOUT_SECONDS = 120.0  # generous: the machine is shared
 STOP_TIMEOUT_SECONDS = 30.0
 TICK = os.sysconf("SC_CLK_TCK")
+SCRAPES = 200  # reads of a ready host's /metrics (scrape cost)
 HOST_IMPORTS = "import agents.__main__, agents.prosumer"
 # what the first tick needs beyond the start: the call encoder, signing, log decoding
 FIRST_TICK_IMPORTS = (
@@ -205,6 +211,35 @@ def host_start(bed: Testbed, i: int) -> dict[str, float]:
     return {"cpu_s": cpu, "wall_s": wall}
 
 
+def scrape_cost(bed: Testbed, reads: int = SCRAPES) -> dict[str, float]:
+    """CPU milliseconds per /metrics read of a ready host: its own and the reader's."""
+    from orchestrator.progress import scrape
+
+    path = bed.write_config(bed.host, bed.host.name, bed.tmp / "scraped")
+    port = json.loads(path.read_text())["metrics_port"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agents", "prosumer", "--config", str(path)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}/metrics"
+    try:
+        assert proc.stderr is not None
+        if not await_line(proc.stderr, READY_LINE, []):
+            raise SystemExit("host exited before ready")
+        host, reader = cpu_seconds(proc.pid), time.process_time()
+        for _ in range(reads):
+            scrape(url)
+        host, reader = cpu_seconds(proc.pid) - host, time.process_time() - reader
+        with urllib.request.urlopen(url, timeout=30) as response:
+            size = len(response.read())
+    finally:
+        stop(proc)
+    per = 1000 / reads
+    host_ms, reader_ms = round(host * per, 2), round(reader * per, 2)
+    return {"reads": reads, "host_ms": host_ms, "reader_ms": reader_ms, "bytes": size}
+
+
 def container_start(bed: Testbed, image: str, i: int) -> dict[str, float]:
     """The same host in the agent image on the local engine (host network)."""
     name = f"{bed.host.name}-docker{i}"
@@ -283,6 +318,7 @@ def measure(scale: int, runs: int, image: str | None) -> dict[str, Any]:
             starts = [host_start(bed, i) for i in range(runs)]
             out["host_config_bytes"] = config_bytes
             out["process"] = summary(starts)
+            out["scrape"] = scrape_cost(bed)
             if image:
                 docker = [container_start(bed, image, i) for i in range(runs)]
                 out["container"] = {"image": image, **summary(docker)}

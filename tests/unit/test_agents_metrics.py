@@ -4,12 +4,21 @@ its final values."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import urllib.request
 from collections.abc import Callable
 
-from agents.common.metrics import ScrapeLog, await_final_scrape, serve_metrics
+from prometheus_client import REGISTRY, generate_latest
+
+from agents.common.metrics import (
+    OWNED_HISTOGRAMS,
+    ScrapeLog,
+    await_final_scrape,
+    export_owned,
+    serve_metrics,
+)
 
 PROMETHEUS = "Prometheus/2.42.0+ds"
 
@@ -91,3 +100,22 @@ def test_no_wait_when_never_scraped_or_when_stopped() -> None:
     started = time.monotonic()
     assert await_final_scrape(lambda: True, log) is False  # SIGTERM: no waiting
     assert time.monotonic() - started < 25  # not the 30 s bound
+
+
+def test_each_role_exports_only_the_histograms_it_owns() -> None:
+    owned = {
+        "recorder": ("testbed_offer_to_trade_seconds", "testbed_block_transactions"),
+        "solver": ("testbed_solver_solve_seconds",),
+    }
+    try:
+        for role in ("prosumer", "recorder", "solver", "prosumer"):
+            export_owned(role)
+            text = generate_latest(REGISTRY).decode()
+            for owner, names in owned.items():
+                for name in names:
+                    assert (f"{name}_count " in text) == (owner == role), (role, name)
+            assert "testbed_offers_posted_total" in text  # counters stay for every role
+    finally:  # every histogram back in the registry, as other tests of this process expect
+        for histogram in (h for hs in OWNED_HISTOGRAMS.values() for h in hs):
+            with contextlib.suppress(ValueError):
+                REGISTRY.register(histogram)
