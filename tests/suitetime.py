@@ -17,8 +17,9 @@ fixtures it sets up or tears down count for it) records:
 - load1: the 1-minute load average at the test's end, and machine_busy: busy
   seconds of all cores over the test (everyone's, to say how loaded it was).
 
-`--suitetime-report PATH` (default .pytest_cache/suitetime.json) names the file;
-bench/suitetime.py summarises one or more of them per module.
+`--suitetime-report PATH` (default .pytest_cache/suitetime.json) names the file
+(under pytest-xdist, one per worker: suitetime-gw0.json, ...); bench/suitetime.py
+summarises one or more of them per module.
 """
 
 from __future__ import annotations
@@ -199,6 +200,9 @@ class SuiteTime:
         self.path = Path(config.getoption("suitetime_report") or DEFAULT_REPORT)
         if not self.path.is_absolute():
             self.path = Path(config.rootpath) / self.path
+        worker = getattr(config, "workerinput", {}).get("workerid")  # pytest-xdist
+        if worker:  # one file per worker: bench/suitetime.py reads them together
+            self.path = self.path.with_name(f"{self.path.stem}-{worker}{self.path.suffix}")
         self.tree = TreeCpu()
         self.records: list[dict[str, Any]] = []
         self.started = time.time()
