@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from agents.chain.node import Anvil
+from tests import suitetime
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -55,6 +56,14 @@ def require_tool(name: str) -> str:
     require(path is not None, f"executable {name!r}")
     assert path is not None
     return path
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    suitetime.pytest_addoption(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    suitetime.register(config)  # wall and CPU seconds per test: .pytest_cache/suitetime.json
 
 
 @pytest.fixture

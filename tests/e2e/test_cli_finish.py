@@ -8,11 +8,13 @@ an empty Figure 10."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import time
 from pathlib import Path
 
 from tests.conftest import start_cli
+from tests.e2e.conftest import CliRun
 from tests.e2e.test_cli_run import SMOKE, cli, env, rows
 
 __all__ = ["env"]  # the fixture, used by name
@@ -96,11 +98,13 @@ def test_ctrl_c_while_starting_tears_down_at_once_and_the_start_shows_progress(
     assert "all agents ready" not in log and "teardown: interrupted (SIGINT)" in log
 
 
-def test_report_refuses_a_producer_that_is_not_one(tmp_path: Path, env: dict[str, str]) -> None:
-    out = tmp_path / "results"
-    done = cli("run", str(SMOKE), "--quiet", "--out", str(out), env=env)
-    assert done.returncode == 0, done.stderr
-    [bundle] = list(out.glob("smoke/*"))
+def test_report_refuses_a_producer_that_is_not_one(
+    smoke_cli_run: CliRun, tmp_path: Path, env: dict[str, str]
+) -> None:
+    assert smoke_cli_run.done.returncode == 0, smoke_cli_run.done.stderr
+    [made] = list(smoke_cli_run.out.glob("smoke/*"))
+    bundle = tmp_path / "results" / "smoke" / made.name
+    shutil.copytree(made, bundle)  # a copy: the session's run is shared, and fig10 changes below
     fig10 = bundle / "figures" / "fig10-producer-sales.png"
     before = fig10.read_bytes()
     unknown = cli("report", str(bundle), "--producer", "999", env=env)

@@ -24,6 +24,7 @@ from tests.conftest import require_tool, start_cli
 from tests.e2e.test_cli_run import cli
 
 DEADLINE_SECONDS = 240.0  # a smoke-sized run on a busy 2-core machine takes well under
+BLOCK_SECONDS = 0.5  # the watched run's (and its reruns') block time
 
 
 @dataclass
@@ -69,9 +70,10 @@ def watched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Watched]:
     ok("init", str(root / "exp"), "--name", "managed", "--prosumers", "6",
        "--feeders", "1,7", "--dataset", str(traces), env=env)  # fmt: skip
     spec = root / "exp" / "managed.yaml"
-    # lockstep finalizes 8 intervals in about a second on automine; a 1 s block time
-    # keeps the run going long enough for ps to see it progress (rerun keeps it too)
-    slow = ["--set", "chain.block_time_seconds=1"]
+    # lockstep finalizes 8 intervals in about a second on automine; a block every
+    # BLOCK_SECONDS (several blocks per interval) keeps the run going long enough for
+    # ps to see it progress (rerun keeps it too)
+    slow = ["--set", f"chain.block_time_seconds={BLOCK_SECONDS}"]
     run = start_cli("run", str(spec), *slow, "--out", str(out), env=env)
     try:
         rows = poll("testbed ps lists the run", lambda: _ps(env))
@@ -178,7 +180,7 @@ def test_rerun_repeats_the_bundle_and_refuses_a_changed_dataset(watched: Watched
     second = json.loads(again.stdout)
     assert second["run_id"] != first["run_id"] and second["spec"] == "managed"
     rerun_spec = yaml.safe_load((Path(second["bundle"]) / "spec.yaml").read_text())
-    assert rerun_spec["chain"]["block_time_seconds"] == 1  # the original --set
+    assert rerun_spec["chain"]["block_time_seconds"] == BLOCK_SECONDS  # the original --set
     assert second["per_interval_kwh"] == first["per_interval_kwh"]  # lockstep: the same trades
     # the new bundle names the one it repeats: manifest, `results`, report
     rerun_of = json.loads((Path(second["bundle"]) / "manifest.json").read_text())["rerun_of"]

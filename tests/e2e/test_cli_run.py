@@ -52,11 +52,9 @@ def only_bundle(out: Path) -> Path:
     return bundles[0]
 
 
-def test_smoke_run_finalizes_exactly_what_replay_finalizes(
-    tmp_path: Path, env: dict[str, str]
-) -> None:
-    out = tmp_path / "results"
-    done = cli("run", str(SMOKE), "--json", "--out", str(out), env=env)
+def test_smoke_run_finalizes_exactly_what_replay_finalizes(smoke_cli_run: Any) -> None:
+    # the session's `testbed run smoke.yaml --json` (tests/e2e/conftest.py)
+    done, out, env = smoke_cli_run.done, smoke_cli_run.out, smoke_cli_run.env
     assert done.returncode == 0, done.stderr
     summary: dict[str, Any] = json.loads(done.stdout)
     replayed = cli("replay", str(SMOKE), "--json", env=env)
