@@ -109,29 +109,32 @@ def one_round(client: Any, lab: Lab, worker: str, ref: str, n: int, publish: boo
         )
         return str(made["ID"])
 
-    start = meter.read()
-    with ThreadPoolExecutor(4) as pool:
-        ids = list(pool.map(create, specs))
-    deadline = time.monotonic() + TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        states = [t["Status"]["State"] for t in client.api.tasks(filters={"service": ids})]
-        assert not {"failed", "rejected"} & set(states), states
-        if states.count("running") == n:
-            break
-        time.sleep(POLL_SECONDS)
-    running = meter.read()
-    found = swarm_resources(client, run)[run]
-    found.networks = []  # removed below, once the containers are gone
-    remove_swarm_resources(client, found)
-    while time.monotonic() < deadline:
-        code, out = lab.node_docker(
-            client, worker, "ps", "-aq", "--filter", f"label={LABEL_RUN}={run}"
-        )
-        if code == 0 and not out.strip():
-            break
-        time.sleep(POLL_SECONDS)
-    gone = meter.read()
-    remove_swarm_resources(client, swarm_resources(client, run)[run])
+    try:
+        start = meter.read()
+        with ThreadPoolExecutor(4) as pool:
+            ids = list(pool.map(create, specs))
+        deadline = time.monotonic() + TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            states = [t["Status"]["State"] for t in client.api.tasks(filters={"service": ids})]
+            assert not {"failed", "rejected"} & set(states), states
+            if states.count("running") == n:
+                break
+            time.sleep(POLL_SECONDS)
+        running = meter.read()
+        found = swarm_resources(client, run)[run]
+        found.networks = []  # removed below, once the containers are gone
+        remove_swarm_resources(client, found)
+        while time.monotonic() < deadline:
+            code, out = lab.node_docker(
+                client, worker, "ps", "-aq", "--filter", f"label={LABEL_RUN}={run}"
+            )
+            if code == 0 and not out.strip():
+                break
+            time.sleep(POLL_SECONDS)
+        gone = meter.read()
+    finally:  # whatever failed: nothing of the round is left
+        for found in swarm_resources(client, run).values():
+            remove_swarm_resources(client, found)
     return {"up": Meter.delta(start, running), "down": Meter.delta(running, gone)}
 
 
