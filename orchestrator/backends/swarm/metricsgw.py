@@ -9,7 +9,8 @@ publish nothing. One small HTTP service on the manager, attached to the run's
 network and publishing one port there, answers `GET /<unit>/metrics` with
 that unit's /metrics, fetched over the network by its name (an unknown unit:
 404; one that does not answer yet: 502, which a scrape reads as "not
-answering"). The chain, the DSO, the clock, the solvers and the recorder keep
+answering"). A unit's address is looked up once (the manager's engine answers
+the network's DNS) and again only after a failed fetch. The chain, the DSO, the clock, the solvers and the recorder keep
 their own published ports (a handful; the fault injector finds the clock's
 node by its metrics address).
 """
@@ -26,20 +27,26 @@ ROLE = "gateway"
 FETCH_TIMEOUT_SECONDS = 5.0
 
 SERVER = """\
-import json, signal, sys, urllib.request
+import json, signal, socket, sys, urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stopped at once
 listen, ports, timeout = int(sys.argv[1]), json.loads(sys.argv[2]), float(sys.argv[3])
 fetch = urllib.request.build_opener(urllib.request.ProxyHandler({})).open
+found = {}  # unit -> its address: the engine's DNS is asked once, not every poll
+def address(unit):
+    if unit not in found:
+        found[unit] = socket.getaddrinfo(unit, None, socket.AF_INET, socket.SOCK_STREAM)[0][4][0]
+    return found[unit]
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         unit, _, rest = self.path.strip('/').partition('/')
         if rest != 'metrics' or unit not in ports:
             return self.send_error(404)
         try:
-            with fetch(f'http://{unit}:{ports[unit]}/metrics', timeout=timeout) as r:
+            with fetch(f'http://{address(unit)}:{ports[unit]}/metrics', timeout=timeout) as r:
                 body, kind = r.read(), r.headers.get('Content-Type', 'text/plain')
         except (OSError, ValueError) as exc:
+            found.pop(unit, None)  # a new task may have a new address
             return self.send_error(502, str(exc)[:200])
         self.send_response(200)
         self.send_header('Content-Type', kind)
