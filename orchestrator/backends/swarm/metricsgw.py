@@ -10,9 +10,9 @@ network and publishing one port there, answers `GET /<unit>/metrics` with
 that unit's /metrics, fetched over the network by its name (an unknown unit:
 404; one that does not answer yet: 502, which a scrape reads as "not
 answering"). A unit's address is looked up once (the manager's engine answers
-the network's DNS) and again only after a failed fetch. The chain, the DSO, the clock, the solvers and the recorder keep
-their own published ports (a handful; the fault injector finds the clock's
-node by its metrics address).
+the network's DNS) and again only after a failed fetch. The chain, the DSO,
+the clock, the solvers and the recorder keep their own published ports (a
+handful; the fault injector finds the clock's node by its metrics address).
 """
 
 from __future__ import annotations
