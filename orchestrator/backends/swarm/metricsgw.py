@@ -21,10 +21,11 @@ import json
 from collections.abc import Mapping
 
 from orchestrator.backends.docker.containers import ContainerSpec
+from orchestrator.progress import SCRAPE_TIMEOUT_SECONDS
 
 UNIT = "metrics-gateway"
 ROLE = "gateway"
-FETCH_TIMEOUT_SECONDS = 5.0
+FETCH_TIMEOUT_SECONDS = SCRAPE_TIMEOUT_SECONDS  # the orchestrator waits no longer
 
 SERVER = """\
 import json, signal, socket, sys, urllib.request
@@ -55,9 +56,12 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
     def log_message(self, *_):
         pass
-ThreadingHTTPServer.daemon_threads = True
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    def handle_error(self, request, client_address):
+        pass  # the scraper gave up (its timeout) before the answer: nothing to say
 print('metrics of', len(ports), 'units on port', listen, flush=True)
-ThreadingHTTPServer(('0.0.0.0', listen), Handler).serve_forever()
+Server(('0.0.0.0', listen), Handler).serve_forever()
 """
 
 
