@@ -59,6 +59,7 @@ class AgentAddress:
     scrape_host: str  # the orchestrator reaches that port at this host
     config_path: str  # its config file, in its own view
     out_dir: str  # its output folder, in its own view
+    scrape_url: str | None = None  # where its /metrics is read, if not scrape_host:port
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +91,7 @@ def placement(addresses: Addresses, bundle: Path) -> Placement:
             name=name,
             metrics_host=a.bind.host,
             metrics_port=a.bind.port,
-            metrics_url=http(Address(a.scrape_host, a.bind.port)) + "/metrics",
+            metrics_url=a.scrape_url or http(Address(a.scrape_host, a.bind.port)) + "/metrics",
             config_path=a.config_path,
             config_file=layout.config_file(name),
             out_dir=a.out_dir,

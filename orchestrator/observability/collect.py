@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -122,14 +123,24 @@ class RunMetrics:
     def wait_discovered(self) -> None:
         """Until Prometheus scrapes every target (call before the market
         starts). A failure is announced, not raised."""
+        self.wait_targets(self.expected_targets())
+
+    def expected_targets(self) -> int:
+        """How many targets Prometheus can scrape now (0: none is running)."""
         if self.api is None:
-            return
+            return 0
         expected = len(self.targets)
         if backend_entry(self.backend.name).prometheus == "swarm":
             # discovered from the swarm's tasks: the units not started yet (the
             # last tier starts after this) cannot be found
             started = set(self.backend.status())
             expected -= sum(1 for a in self.plan.agents if a.name not in started)
+        return expected
+
+    def wait_targets(self, expected: int) -> None:
+        """Until Prometheus scrapes `expected` targets (announced if it does not)."""
+        if self.api is None:
+            return
         try:
             self.api.wait_targets(expected, DISCOVERY_TIMEOUT_SECONDS)
         except PrometheusError as exc:
@@ -323,10 +334,12 @@ class RunMetricsHooks:
         self.bundle = bundle
         self.announce = announce
         self.metrics: RunMetrics | None = None
+        self._discovery: threading.Thread | None = None
 
     def attach(self, events: Events) -> None:
         events.started.add_listener(self.start, name="metrics")
         events.market_starting.add_listener(self.wait_discovered, name="metrics")
+        events.all_ready.add_listener(self.discovered, name="metrics")
         events.add_exempt(self.units)  # auxiliary: its exit does not end the run
         events.agents_stopped.add_listener(self.finish, name="metrics snapshot")
 
@@ -336,8 +349,26 @@ class RunMetricsHooks:
         )
 
     def wait_discovered(self) -> None:
-        if self.metrics is not None:
-            self.metrics.wait_discovered()  # scraping before the market starts
+        """Prometheus scrapes the started agents before the market starts. On a
+        swarm, Prometheus finds them within one refresh of the swarm's tasks,
+        and the last tier's hosts take seconds to start there: the wait goes on
+        while they start (joined when all are ready), instead of before."""
+        if self.metrics is None:
+            return
+        if backend_entry(self.backend.name).prometheus != "swarm":
+            self.metrics.wait_discovered()
+            return
+        expected = self.metrics.expected_targets()  # the backend's status: this thread only
+        self._discovery = threading.Thread(
+            target=self.metrics.wait_targets, args=(expected,), name="metrics-discovery"
+        )
+        self._discovery.daemon = True
+        self._discovery.start()
+
+    def discovered(self) -> None:
+        if self._discovery is not None:
+            self._discovery.join()
+            self._discovery = None
 
     def units(self) -> set[str]:
         return {self.metrics.unit} if self.metrics is not None else set()

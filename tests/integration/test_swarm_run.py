@@ -159,6 +159,11 @@ def test_a_worker_lost_mid_run_is_named_and_nothing_is_left(
         return bundle if finalizations(bundle) >= 1 else None
 
     bundle = wait_for("the first finalized interval", started, timeout=RUN_SECONDS)
+    # the hosts publish no port: their readiness came through the one metrics gateway
+    services = docker_engine.api.services(filters={"label": f"testbed.run={bundle.name}"})
+    ports = {s["Spec"]["Labels"]["testbed.unit"]: _published(s) for s in services}
+    assert {h: ports[h] for h in swarm_target.hosts} == {h: [] for h in swarm_target.hosts}
+    assert len(ports["metrics-gateway"]) == 1 and ports["dso"], ports
     placement = json.loads((bundle / "swarm.json").read_text())["placement"]
     host = swarm_target.hosts[0]
     node = placement[host]
@@ -184,6 +189,10 @@ def test_a_worker_lost_mid_run_is_named_and_nothing_is_left(
         lambda: not swarm_target.leftovers(result.run_id),
         timeout=180,
     )
+
+
+def _published(service: dict[str, Any]) -> list[int]:
+    return [p["PublishedPort"] for p in service["Spec"].get("EndpointSpec", {}).get("Ports", [])]
 
 
 def _ready(client: Any, hostname: str) -> bool:

@@ -23,8 +23,7 @@ import json
 import shutil
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -46,17 +45,18 @@ from orchestrator.backends.docker.engine import (
     DOCKER_SOCKET,
     LABEL_METRICS_PORT,
     LABEL_ORCHESTRATOR,
+    LABEL_ROLE,
     LABEL_RUN,
     LABEL_SPEC,
+    LABEL_UNIT,
     orchestrator_alive,
     orchestrator_label,
 )
-from orchestrator.backends.swarm import cluster
+from orchestrator.backends.swarm import cluster, metricsgw
 from orchestrator.backends.swarm.gateway import gateway_container
 from orchestrator.backends.swarm.logs import ServiceLogFollower
 from orchestrator.backends.swarm.network import create_overlay
 from orchestrator.backends.swarm.nodefaults import NodeFaults, check_fault_nodes
-from orchestrator.backends.swarm.nodes import Node
 from orchestrator.backends.swarm.prepull import prepull
 from orchestrator.backends.swarm.resources import (
     LABEL_SWARM_STATE,
@@ -64,6 +64,7 @@ from orchestrator.backends.swarm.resources import (
     swarm_resources,
 )
 from orchestrator.backends.swarm.services import ServiceSpec, service_name
+from orchestrator.backends.swarm.tasks import RUNNING, Listing, Record
 from orchestrator.hosts import PROFILES, Netem
 from orchestrator.placement import local_out_dirs
 from orchestrator.plan import Plan
@@ -76,25 +77,6 @@ API_PARALLELISM = 8  # services scaled down, logs saved at once (calls to the ma
 POLL_SECONDS = 0.2
 STOP_MARGIN_SECONDS = 20.0  # the manager's own round trips to the nodes
 LOGS_SECONDS = 5.0  # for every log stream to end after its service is removed
-RUNNING = frozenset(
-    {"new", "allocated", "pending", "assigned", "accepted", "preparing", "ready", "starting"}
-) | {"running"}
-NODE_LOST = frozenset({"down", "disconnected", "unknown"})
-
-
-@dataclass
-class _Record:
-    spec: ServiceSpec
-    log_file: Path
-    node: Node
-    future: Future[str] | None = None
-    service_id: str | None = None
-    exit_code: int | None = None
-    done: bool = False
-    seen_task: bool = False
-    lost_node: str | None = None  # the hostname of the node it was lost with
-    follower: ServiceLogFollower | None = None
-    start_error: str | None = None
 
 
 class SwarmBackend(NodeFaults, Backend):
@@ -115,10 +97,11 @@ class SwarmBackend(NodeFaults, Backend):
         self._registry_address: str | None = None  # where the nodes pull from (None: no registry)
         self._orchestrator = orchestrator_label()
         self._state = str(self.root.resolve())
-        self._records: dict[str, _Record] = {}
+        self._records: dict[str, Record] = {}
         self._outs: dict[str, Path] = {}
         self._pool = ThreadPoolExecutor(START_PARALLELISM, thread_name_prefix="swarm-start")
         self._netem_units: frozenset[str] = frozenset()
+        self._listing = Listing(None)  # the manager's tasks (prepare connects)
 
     @classmethod
     def create(cls, run_id: str, spec: Spec) -> Backend:
@@ -132,6 +115,7 @@ class SwarmBackend(NodeFaults, Backend):
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._write_state()
         self.client = cluster.connect_manager(self.deployment.swarm.manager)
+        self._listing = Listing(self.client)
         self.layout = cluster.plan_layout(self.client, plan, self.deployment)
         images = cluster.images_for_nodes(
             self.client, self.deployment.swarm.registry, self.layout, self.state_dir, self.announce
@@ -147,6 +131,7 @@ class SwarmBackend(NodeFaults, Backend):
         )
         if self._registry_address is not None:  # fresh nodes pull while the chain starts
             prepull(self.client, self.run_id, self.images["agent"], self._labels())
+        self._start_metrics_gateway()  # on the manager, while the chain starts
         self._outs = local_out_dirs(plan, self.bundle)
         self._write_info(subnet)
         return self.layout.placement(plan, self.bundle)
@@ -205,7 +190,7 @@ class SwarmBackend(NodeFaults, Backend):
         if unit.name in self._records:
             raise BackendError(f"{unit.name}: already started in run {self.run_id}")
         spec = self.service_spec(unit)
-        record = _Record(spec, unit.log_file, self.layout.node_of(unit.name))
+        record = Record(spec, unit.log_file, self.layout.node_of(unit.name))
         record.future = self._pool.submit(self._create, record)
         self._records[unit.name] = record
         if unit.role == "clock":  # the fault injector's way to its sockets (gateway.py)
@@ -240,7 +225,7 @@ class SwarmBackend(NodeFaults, Backend):
             stop_grace_seconds=STOP_TIMEOUT_SECONDS,
         )
 
-    def _gateway(self, clock: _Record) -> _Record:
+    def _gateway(self, clock: Record) -> Record:
         assert self.layout is not None
         ports = self.layout.clock_ports
         container = gateway_container("clock", ports)
@@ -253,9 +238,29 @@ class SwarmBackend(NodeFaults, Backend):
             constraints=clock.spec.constraints,
             ports={p: p for p in ports},
         )
-        return _Record(spec, clock.log_file.with_name(f"{container.unit}.log"), clock.node)
+        return Record(spec, clock.log_file.with_name(f"{container.unit}.log"), clock.node)
 
-    def _create(self, record: _Record) -> str:
+    def _start_metrics_gateway(self) -> None:
+        """The prosumer hosts' /metrics through one service on the manager (metricsgw.py)."""
+        assert self.layout is not None and self.bundle is not None
+        units = self.layout.gateway_units()
+        if not units:
+            return
+        container = metricsgw.gateway_container(self.layout.gateway_port, units)
+        labels = {**self._labels(), LABEL_UNIT: container.unit, LABEL_ROLE: container.role}
+        spec = ServiceSpec(
+            container,
+            self.images["agent"],
+            labels,
+            constraints=(f"node.id=={self.layout.manager.id}",),
+            ports=dict(container.published),
+        )
+        log = Bundle(self.bundle).log_file(container.unit)
+        record = Record(spec, log, self.layout.manager)
+        record.future = self._pool.submit(self._create, record)
+        self._records[container.unit] = record
+
+    def _create(self, record: Record) -> str:
         import docker.errors
 
         assert self.network_id is not None
@@ -283,8 +288,7 @@ class SwarmBackend(NodeFaults, Backend):
     # -- status ----------------------------------------------------------------
     def status(self) -> dict[str, UnitStatus]:
         self._settle()
-        tasks = self._tasks()
-        lost = self._lost_nodes() if any(not r.done for r in self._records.values()) else {}
+        tasks, lost = self._listing.current(self._records.values())
         out: dict[str, UnitStatus] = {}
         for name, record in self._records.items():
             if record.service_id is None:
@@ -298,7 +302,7 @@ class SwarmBackend(NodeFaults, Backend):
         return out
 
     def _unit_status(
-        self, name: str, record: _Record, task: dict[str, Any] | None, lost: dict[str, str]
+        self, name: str, record: Record, task: dict[str, Any] | None, lost: dict[str, str]
     ) -> UnitStatus:
         if task is None and record.seen_task:
             self._finish(record, None, "its task is gone")  # removed by the manager
@@ -325,34 +329,13 @@ class SwarmBackend(NodeFaults, Backend):
         self._finish(record, exit_code(int(code)) if code is not None else None, note)
         return UnitStatus(name, "exited", None, record.exit_code)
 
-    def _finish(self, record: _Record, code: int | None, note: str | None) -> None:
+    def _finish(self, record: Record, code: int | None, note: str | None) -> None:
         record.done, record.exit_code = True, code
         if record.follower is not None and not record.follower.started:
             record.follower.save()  # it ended before a status saw it run: its log now
         if note and record.follower is not None:
             where = f"{record.spec.unit} on node {record.node.hostname}"
             record.follower.note(f"testbed: {where}: {note}")
-
-    def _tasks(self) -> dict[str, dict[str, Any]]:
-        """{service id: its newest task}."""
-        ids = [r.service_id for r in self._records.values() if r.service_id and not r.done]
-        if not ids:
-            return {}
-        newest: dict[str, dict[str, Any]] = {}
-        for task in self.client.api.tasks(filters={"service": ids}):
-            sid = task.get("ServiceID")
-            if sid not in newest or _order(task) > _order(newest[sid]):
-                newest[sid] = task
-        return newest
-
-    def _lost_nodes(self) -> dict[str, str]:
-        """{node id: hostname} of the nodes the manager sees down."""
-        nodes = self.client.api.nodes()
-        return {
-            n["ID"]: n.get("Description", {}).get("Hostname", n["ID"])
-            for n in nodes
-            if n.get("Status", {}).get("State") in NODE_LOST
-        }
 
     # -- stop ------------------------------------------------------------------
     def stop(
@@ -384,6 +367,7 @@ class SwarmBackend(NodeFaults, Backend):
     def _scale(self, service_id: str, replicas: int) -> None:
         import docker.types
 
+        self._listing.invalidate()  # its tasks change now
         info = self.client.api.inspect_service(service_id)
         self.client.api.update_service(
             service_id,
@@ -488,9 +472,3 @@ class SwarmBackend(NodeFaults, Backend):
                 shutil.rmtree(run, ignore_errors=True)
                 report.append(Leftover(run.name, str(run), "removed state"))
         return report
-
-
-def _order(task: dict[str, Any]) -> tuple[bool, int]:
-    """The task a service is about: the one meant to run (after a restart), else
-    the last one updated."""
-    return task.get("DesiredState") == "running", int(task["Version"]["Index"])

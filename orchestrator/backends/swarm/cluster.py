@@ -29,6 +29,7 @@ from orchestrator.backends.docker.engine import (
     orchestrator_alive,
 )
 from orchestrator.backends.local import free_ports
+from orchestrator.backends.swarm import metricsgw
 from orchestrator.backends.swarm.nodes import Node, eligible, node_of, spread
 from orchestrator.backends.swarm.resources import remove_swarm_resources, swarm_resources
 from orchestrator.hosts import expand_hosts
@@ -108,6 +109,8 @@ class Layout:
     metrics_ports: dict[str, int] = field(default_factory=dict)
     chain_port: int = 0
     clock_ports: tuple[int, int] = (CLOCK_PUB_PORT, CLOCK_PULL_PORT)  # pub, pull
+    gateway_port: int = 0  # the metrics gateway's, on the manager (metricsgw.py)
+    behind_gateway: frozenset[str] = frozenset()  # units that publish no port (the hosts)
 
     def node_of(self, unit: str) -> Node:
         return self.units.get(unit, self.manager)
@@ -119,6 +122,8 @@ class Layout:
         """{container port: published port} on the unit's node (host mode)."""
         if container.role == "chain":
             return {CHAIN_PORT: self.chain_port}
+        if unit in self.behind_gateway:
+            return {}
         if unit in self.metrics_ports:
             port = self.metrics_ports[unit]
             return {port: port}
@@ -127,13 +132,15 @@ class Layout:
     def placement(self, plan: Plan, bundle: Path) -> Placement:
         """Agents bind their metrics on every interface of their container (the
         node's published port arrives on the container's gateway bridge, not on
-        the overlay); the orchestrator reaches them at their node's address."""
+        the overlay); the orchestrator reaches them at their node's address, the
+        prosumer hosts through the metrics gateway on the manager."""
         agents = {
             a.name: AgentAddress(
                 Address(ANY, self.metrics_ports[a.name]),
                 self.node_of(a.name).address,
                 f"{CONFIG_DIR}/{a.name}.json",
                 OUT_DIR,
+                self._gateway_url(a.name),
             )
             for a in plan.agents
         }
@@ -146,6 +153,15 @@ class Layout:
             agents=agents,
         )
         return placement(addresses, bundle)
+
+    def gateway_units(self) -> dict[str, int]:
+        """{unit: its metrics port} of the units the metrics gateway serves."""
+        return {u: p for u, p in self.metrics_ports.items() if u in self.behind_gateway}
+
+    def _gateway_url(self, unit: str) -> str | None:
+        if unit not in self.behind_gateway:
+            return None
+        return metricsgw.metrics_url(self.manager.address, self.gateway_port, unit)
 
 
 def host_groups(plan: Plan, deployment: DeploymentConfig) -> dict[str, list[str]]:
@@ -192,9 +208,11 @@ def plan_layout(client: Any, plan: Plan, deployment: DeploymentConfig) -> Layout
     layout.units.update(spread({"services": services}, {"services": service_nodes}, load))
     for unit in services:
         layout.user_constraints[unit] = tuple(settings.services)
-    ports = free_ports(len(plan.agents) + 3, ANY)
+    ports = free_ports(len(plan.agents) + 4, ANY)
     layout.chain_port, layout.clock_ports = ports[0], (ports[1], ports[2])
-    layout.metrics_ports = {a.name: p for a, p in zip(plan.agents, ports[3:], strict=True)}
+    layout.gateway_port = ports[3]
+    layout.metrics_ports = {a.name: p for a, p in zip(plan.agents, ports[4:], strict=True)}
+    layout.behind_gateway = frozenset(a.name for a in plan.by_role("prosumer"))
     return layout
 
 

@@ -141,7 +141,7 @@ class NodeFaults:
     are lost with it, reported exited with `lost_node` (its hostname)."""
 
     client: Any
-    _records: dict[str, Any]  # backend.py's _Record by unit
+    _records: dict[str, Any]  # tasks.py's Record by unit
 
     def _finish(self, record: Any, code: int | None, note: str | None) -> None:
         raise NotImplementedError  # the backend's

@@ -1,0 +1,99 @@
+"""What the backend keeps per service, and what it asks the manager about tasks
+and nodes: one listing of the run's live services' tasks and one of the nodes
+(no per-service calls), reused for a while that grows with the number of live
+services: a listing's cost on the manager grows with them (every task's whole
+spec), and status() is called several times a second (the readiness wait,
+the run's watch), so a run of 310 hosts would keep the manager's engine busy
+listing. A scale of a service invalidates the listing."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from orchestrator.backends.swarm.logs import ServiceLogFollower
+from orchestrator.backends.swarm.nodes import Node
+from orchestrator.backends.swarm.services import ServiceSpec
+
+RUNNING = frozenset(
+    {"new", "allocated", "pending", "assigned", "accepted", "preparing", "ready", "starting"}
+) | {"running"}
+NODE_LOST = frozenset({"down", "disconnected", "unknown"})
+# a listing is reused for up to this many seconds per live service (310: 1.2 s;
+# a paper-scale run's 40 services: 0.16 s, less than its callers' poll period)
+LISTING_SECONDS_PER_SERVICE = 0.004
+
+
+@dataclass
+class Record:
+    """One service of the run, as the backend knows it."""
+
+    spec: ServiceSpec
+    log_file: Path
+    node: Node
+    future: Future[str] | None = None
+    service_id: str | None = None
+    exit_code: int | None = None
+    done: bool = False
+    seen_task: bool = False
+    lost_node: str | None = None  # the hostname of the node it was lost with
+    follower: ServiceLogFollower | None = None
+    start_error: str | None = None
+
+
+class Listing:
+    """The run's tasks and the lost nodes, as the manager last listed them."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.tasks: dict[str, dict[str, Any]] = {}
+        self.lost: dict[str, str] = {}
+        self._at = -math.inf
+
+    def current(
+        self, records: Iterable[Record]
+    ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+        """({service id: newest task}, {node id: hostname} of nodes down), listed
+        again when the last listing is older than its live services allow."""
+        live = [r for r in records if r.service_id and not r.done]
+        if time.monotonic() - self._at >= len(live) * LISTING_SECONDS_PER_SERVICE:
+            self.tasks = newest_tasks(self.client, live)
+            self.lost = lost_nodes(self.client) if live else {}
+            self._at = time.monotonic()
+        return self.tasks, self.lost
+
+    def invalidate(self) -> None:
+        self._at = -math.inf
+
+
+def newest_tasks(client: Any, records: Iterable[Record]) -> dict[str, dict[str, Any]]:
+    """{service id: its newest task} of the services not done yet (one call)."""
+    ids = [r.service_id for r in records if r.service_id and not r.done]
+    if not ids:
+        return {}
+    newest: dict[str, dict[str, Any]] = {}
+    for task in client.api.tasks(filters={"service": ids}):
+        sid = task.get("ServiceID")
+        if sid not in newest or _order(task) > _order(newest[sid]):
+            newest[sid] = task
+    return newest
+
+
+def lost_nodes(client: Any) -> dict[str, str]:
+    """{node id: hostname} of the nodes the manager sees down."""
+    return {
+        n["ID"]: n.get("Description", {}).get("Hostname", n["ID"])
+        for n in client.api.nodes()
+        if n.get("Status", {}).get("State") in NODE_LOST
+    }
+
+
+def _order(task: dict[str, Any]) -> tuple[bool, int]:
+    """The task a service is about: the one meant to run (after a restart), else
+    the last one updated."""
+    return task.get("DesiredState") == "running", int(task["Version"]["Index"])
