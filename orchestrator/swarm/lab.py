@@ -186,6 +186,8 @@ class Lab:
                 "a manager or no swarm at all"
             )
         client.swarm.reload()
+        if not self.initialised_swarm:
+            _heartbeat_hint(client.swarm.attrs, say)
         self.manager = _manager_address(swarm)
         self.save()
 
@@ -336,6 +338,16 @@ def _manager_address(swarm: dict[str, Any]) -> str:
             return str(manager["Addr"])
     address = swarm.get("NodeAddr") or socket.gethostbyname(socket.gethostname())
     return f"{address}:{SWARM_PORT}"
+
+
+def _heartbeat_hint(attrs: dict[str, Any], say: Say) -> None:
+    """A swarm the lab did not make keeps its heartbeat; say so if it is short."""
+    period = (attrs.get("Spec", {}).get("Dispatcher") or {}).get("HeartbeatPeriod") or 0
+    if period and period < HEARTBEAT_SECONDS * 1_000_000_000:
+        say(
+            f"the swarm's dispatcher heartbeat is {period / 1e9:g} s: under load a worker may "
+            f"be seen Down (`docker swarm update --dispatcher-heartbeat {HEARTBEAT_SECONDS}s`)"
+        )
 
 
 def _remove_empty(folder: Path) -> None:
