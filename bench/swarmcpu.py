@@ -6,7 +6,7 @@ Everything of the lab runs on this machine, so /proc and the cgroup tree see it 
   the sampled processes do not show: `other`), split by process from /proc;
   /<node>/<container id> (a lab of before: /docker/<container id>);
 - each worker's tasks: the cgroup subtree its dockerd puts containers under
-  (/<node>/tasks; before: /<node>), split into the prosumer hosts' Python and the rest;
+  (/<node>/containers; before: /<node>), split into the prosumer hosts' Python and the rest;
 - the manager's engine: this machine's dockerd and containerd and their shims
   (their own time plus the children they reaped: runc);
 - the run's containers on the manager, by role (chain, Prometheus, DSO, ...);
@@ -151,7 +151,7 @@ class CpuByClass:
         for worker, cid in self.workers.items():
             if (CPUACCT / worker / cid).is_dir():  # the node a subtree of its own
                 self._cgroup(f"{worker} engine", CPUACCT / worker / cid)
-                self._cgroup(f"{worker} tasks", CPUACCT / worker / "tasks")
+                self._cgroup(f"{worker} tasks", CPUACCT / worker / "containers")
             else:
                 self._cgroup(f"{worker} engine", CPUACCT / "docker" / cid)
                 self._cgroup(f"{worker} tasks", CPUACCT / worker)

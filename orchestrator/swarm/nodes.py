@@ -7,7 +7,7 @@ machine's swarm. What works on these machines (no --privileged, cgroup v1):
   node is a cgroup subtree /<node name> of its own, like a machine: the node
   container (its dockerd, containerd, shims) in /<node name>/<container id>
   with ENGINE_CPU_SHARES, and the containers its dockerd starts under
-  /<node name>/tasks with TASKS_CPU_SHARES (the entrypoint), so under load
+  /<node name>/containers with TASKS_CPU_SHARES (the entrypoint), so under load
   the engine is not starved by the tasks it starts (at 310 hosts the tasks'
   Python held the engines to ~0.5 containers started a second). The subtrees
   outlive the node container and are removed here, deepest first;
