@@ -56,7 +56,7 @@ from orchestrator.backends.swarm.gateway import gateway_container
 from orchestrator.backends.swarm.logs import ServiceLogFollower
 from orchestrator.backends.swarm.network import create_overlay
 from orchestrator.backends.swarm.nodefaults import NodeFaults, check_fault_nodes
-from orchestrator.backends.swarm.nodes import DownSince, Node
+from orchestrator.backends.swarm.nodes import Node
 from orchestrator.backends.swarm.prepull import prepull
 from orchestrator.backends.swarm.resources import (
     LABEL_SWARM_STATE,
@@ -118,7 +118,6 @@ class SwarmBackend(NodeFaults, Backend):
         self._records: dict[str, _Record] = {}
         self._outs: dict[str, Path] = {}
         self._pool = ThreadPoolExecutor(START_PARALLELISM, thread_name_prefix="swarm-start")
-        self._down = DownSince()  # a node is lost once down for its grace (nodes.py)
         self._netem_units: frozenset[str] = frozenset()
 
     @classmethod
@@ -347,14 +346,13 @@ class SwarmBackend(NodeFaults, Backend):
         return newest
 
     def _lost_nodes(self) -> dict[str, str]:
-        """{node id: hostname} of the nodes the manager has seen down for their grace."""
+        """{node id: hostname} of the nodes the manager sees down."""
         nodes = self.client.api.nodes()
-        down = {
+        return {
             n["ID"]: n.get("Description", {}).get("Hostname", n["ID"])
             for n in nodes
             if n.get("Status", {}).get("State") in NODE_LOST
         }
-        return self._down.lost(down, time.monotonic())
 
     # -- stop ------------------------------------------------------------------
     def stop(

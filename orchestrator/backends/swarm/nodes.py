@@ -128,27 +128,3 @@ def spread(
             load[best.id] = load.get(best.id, 0) + 1
             out[unit] = best
     return out
-
-
-# A node the manager sees down for less than this, whose tasks still report
-# running, is not yet lost: under load a live worker's heartbeats come late.
-LOST_GRACE_SECONDS = 15.0
-
-
-@dataclass
-class DownSince:
-    """When each node was first seen down (by the caller's clock), so that a
-    node is lost only once it stayed down for `grace` seconds."""
-
-    grace: float = LOST_GRACE_SECONDS
-    since: dict[str, float] = field(default_factory=dict)
-
-    def lost(self, down: Mapping[str, str], now: float) -> dict[str, str]:
-        """{node id: hostname} of the `down` nodes (as the manager lists them
-        now) that have been down for `grace` seconds; a node seen up again
-        starts over."""
-        for node_id in [n for n in self.since if n not in down]:
-            del self.since[node_id]
-        for node_id in down:
-            self.since.setdefault(node_id, now)
-        return {n: host for n, host in down.items() if now - self.since[n] >= self.grace}
