@@ -209,9 +209,12 @@ def test_a_node_reaps_its_shims_and_weighs_its_engine_above_its_containers(
             docker_engine, worker, "inspect", "-f", "{{.State.Pid}}", inner
         )
         assert code == 0, pid
-        cpu = _cgroup_of(int(pid), "cpu")
+        # the node's own pid namespace; the host's cgroup namespace (absolute paths)
+        inner_cgroups = node.exec_run(["cat", f"/proc/{pid}/cgroup"]).output.decode()
+        cpu = _cgroup_in(inner_cgroups, "cpu")
         assert cpu.startswith(f"/{worker}/containers/"), cpu
-        assert _cgroup_of(node.attrs["State"]["Pid"], "cpu") == f"/{worker}/{node.id}"
+        engine_cgroups = Path(f"/proc/{node.attrs['State']['Pid']}/cgroup").read_text()
+        assert _cgroup_in(engine_cgroups, "cpu") == f"/{worker}/{node.id}"
         shares = Path("/sys/fs/cgroup/cpu") / worker
         engine = int((shares / node.id / "cpu.shares").read_text())
         assert engine > int((shares / "containers" / "cpu.shares").read_text())
@@ -223,12 +226,13 @@ def test_a_node_reaps_its_shims_and_weighs_its_engine_above_its_containers(
         swarm_lab.node_docker(docker_engine, worker, "rm", "-f", inner)
 
 
-def _cgroup_of(pid: int, controller: str) -> str:
-    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+def _cgroup_in(proc_cgroup: str, controller: str) -> str:
+    """The path of `controller` in a /proc/<pid>/cgroup text."""
+    for line in proc_cgroup.splitlines():
         _, controllers, path = line.split(":", 2)
         if controller in controllers.split(","):
             return path
-    raise AssertionError(f"pid {pid}: no {controller} cgroup")
+    raise AssertionError(f"no {controller} cgroup in {proc_cgroup!r}")
 
 
 def _zombies(node: Any) -> list[str]:
