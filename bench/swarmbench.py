@@ -70,6 +70,8 @@ def swarm_session(
         overrides = [
             "deployment.backend=swarm",
             f"deployment.swarm.registry={lab.registry.address}",
+            # the hosts on this lab's workers, not on another lab's in the same swarm
+            f"deployment.swarm.prosumers=[node.labels.testbed.lab=={lab.id}]",
         ]
         figures["lab"] = {"id": lab.id, "workers": lab.workers, "made_for_the_bench": made}
         yield SwarmSession(lab, shared, overrides, figures)

@@ -4,8 +4,9 @@ Everything of the lab runs on this machine, so /proc and the cgroup tree see it 
 - each worker's engine side: its node container's cpuacct cgroup (dockerd,
   containerd, shims, docker-proxy, and the short-lived runc, iptables... which
   the sampled processes do not show: `other`), split by process from /proc;
+  /<node>/<container id> (a lab of before: /docker/<container id>);
 - each worker's tasks: the cgroup subtree its dockerd puts containers under
-  (/<node>), split into the prosumer hosts' Python and the rest;
+  (/<node>/containers; before: /<node>), split into the prosumer hosts' Python and the rest;
 - the manager's engine: this machine's dockerd and containerd and their shims
   (their own time plus the children they reaped: runc);
 - the run's containers on the manager, by role (chain, Prometheus, DSO, ...);
@@ -123,7 +124,7 @@ class CpuByClass:
 
     def _place(self, cgroup: str) -> str | None:
         for worker, cid in self.workers.items():
-            if cgroup.startswith(f"/docker/{cid}"):
+            if cgroup.startswith((f"/docker/{cid}", f"/{worker}/{cid}")):
                 return f"{worker} engine"
             if cgroup.startswith(f"/{worker}/"):
                 return f"{worker} tasks"
@@ -148,8 +149,12 @@ class CpuByClass:
             except psutil.Error:
                 pass
         for worker, cid in self.workers.items():
-            self._cgroup(f"{worker} engine", CPUACCT / "docker" / cid)
-            self._cgroup(f"{worker} tasks", CPUACCT / worker)
+            if (CPUACCT / worker / cid).is_dir():  # the node a subtree of its own
+                self._cgroup(f"{worker} engine", CPUACCT / worker / cid)
+                self._cgroup(f"{worker} tasks", CPUACCT / worker / "containers")
+            else:
+                self._cgroup(f"{worker} engine", CPUACCT / "docker" / cid)
+                self._cgroup(f"{worker} tasks", CPUACCT / worker)
         first = not self.series
         for proc in psutil.process_iter():
             try:
@@ -272,6 +277,7 @@ class Timeline:
         return {
             "prosumer_hosts": len(hosts),
             "seconds_from_run_start": {k: _quantiles(v) for k, v in cols.items()},
+            "running_per_second": _rate(cols["task starting"], cols["task running"]),
         }
 
 
@@ -287,6 +293,14 @@ def _ready_times(logs: Path) -> dict[str, float]:
         except OSError:
             continue
     return out
+
+
+def _rate(starting: list[float], running: list[float]) -> float | None:
+    """Tasks that reached running per second, from the first task starting to
+    the last one running (how fast the workers' engines bring containers up)."""
+    if not starting or not running or max(running) <= min(starting):
+        return None
+    return round(len(running) / (max(running) - min(starting)), 2)
 
 
 def _quantiles(values: list[float]) -> dict[str, float]:

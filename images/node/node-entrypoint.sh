@@ -3,9 +3,12 @@
 #
 # The lab starts the container without --privileged (refused on these machines):
 # every capability but SYS_RESOURCE, seccomp and AppArmor unconfined, the host's
-# cgroup namespace with /sys/fs/cgroup mounted read-write. So that the containers
-# of different nodes do not share cgroups, dockerd puts them under /<node name>
-# (the lab removes those subtrees when it removes the node).
+# cgroup namespace with /sys/fs/cgroup mounted read-write, under an init (docker-init
+# reaps the shims dockerd leaves). The node is a cgroup subtree /<node name> of its
+# own: this container sits in /<node name>/<id> (the lab's cgroup parent and CPU
+# weight), and dockerd puts the node's containers under /<node name>/containers, whose
+# cpu.shares is set here below the engine's (the lab removes those subtrees when it
+# removes the node).
 #
 # The node's eth0 is on this machine's docker0 (172.17.0.0/16, where the manager
 # and the registry are), so the node's own bridges take addresses elsewhere.
@@ -13,10 +16,16 @@ set -eu
 name=${TESTBED_NODE_NAME:-$(hostname)}
 bip=${TESTBED_NODE_BIP:-192.168.240.1/24}
 pool=${TESTBED_NODE_POOL:-base=192.168.0.0/16,size=24}
+# not "tasks": every cgroup v1 directory has a file of that name
+workload="/$name/containers"
+shares=${TESTBED_TASKS_CPU_SHARES:-1024}
+if [ -d /sys/fs/cgroup/cpu ] && mkdir -p "/sys/fs/cgroup/cpu$workload"; then
+  echo "$shares" > "/sys/fs/cgroup/cpu$workload/cpu.shares" || true
+fi
 # mounts made by the node's containers (volumes, overlay2) propagate as on a host
 mount --make-rshared / 2>/dev/null || true
 # a restarted node (its engine stopped by a fault) keeps the old run state: dockerd's and
 # containerd's pid files and sockets there make containerd time out, and the node stays Down
 rm -rf /var/run/docker.pid /var/run/docker
-exec dockerd --host unix:///var/run/docker.sock --cgroup-parent "/$name" \
+exec dockerd --host unix:///var/run/docker.sock --cgroup-parent "$workload" \
   --bip "$bip" --default-address-pool "$pool" "$@"

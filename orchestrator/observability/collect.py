@@ -131,8 +131,8 @@ class RunMetrics:
             return 0
         expected = len(self.targets)
         if backend_entry(self.backend.name).prometheus == "swarm":
-            # discovered from the swarm's tasks: the units not started yet (the
-            # last tier starts after this) cannot be found
+            # discovered from the swarm's tasks: a unit not started cannot be found
+            # (the hosts' services are created meanwhile: this wait overlaps them)
             started = set(self.backend.status())
             expected -= sum(1 for a in self.plan.agents if a.name not in started)
         return expected

@@ -7,7 +7,9 @@ containers running their own dockerd, and a private registry they pull from.
     lab.down(client)       # removes exactly what up() made
 
 `up` makes this engine a swarm manager if it is not one (and remembers that it
-did), builds the node image (images/node/, offline base + Debian's docker.io),
+did; its dispatcher heartbeat is then HEARTBEAT_SECONDS, not Docker's 5 s, so a
+worker slow under load is not taken for lost; a swarm that exists is left as
+it is), builds the node image (images/node/, offline base + Debian's docker.io),
 starts the nodes, joins them with the swarm's worker token, labels them
 `testbed.lab=<id>` and `testbed.role=prosumers`, and bind-mounts each `shared`
 folder at the same path into every node: the results folder the bundle lives in
@@ -52,6 +54,11 @@ from orchestrator.swarm.registry import DEFAULT_PORT, Registry, docker0_address
 NAME_PREFIX = "testbed-lab-"
 WORKER_ROLE = "prosumers"
 SWARM_PORT = 2377
+# A worker's agent sends the manager a heartbeat this often; the manager marks it
+# Down after missing about three (swarmkit's grace multiplier). Docker's 5 s saw a
+# live worker Down under load 150 (10x on 310 hosts); a node really lost is then
+# seen Down after ~60 s instead of ~15 s.
+HEARTBEAT_SECONDS = 20
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
 
 Say = Callable[[str], None]
@@ -164,7 +171,11 @@ class Lab:
         state = swarm.get("LocalNodeState")
         if state == "inactive":
             address = docker0_address(client)
-            client.swarm.init(advertise_addr=address, listen_addr=f"0.0.0.0:{SWARM_PORT}")
+            client.swarm.init(
+                advertise_addr=address,
+                listen_addr=f"0.0.0.0:{SWARM_PORT}",
+                dispatcher_heartbeat_period=HEARTBEAT_SECONDS * 1_000_000_000,  # ns
+            )
             self.initialised_swarm = True
             self.save()
             say(f"lab {self.id}: this engine is now a swarm manager ({address})")
@@ -175,6 +186,8 @@ class Lab:
                 "a manager or no swarm at all"
             )
         client.swarm.reload()
+        if not self.initialised_swarm:
+            _heartbeat_hint(client.swarm.attrs, say)
         self.manager = _manager_address(swarm)
         self.save()
 
@@ -325,6 +338,16 @@ def _manager_address(swarm: dict[str, Any]) -> str:
             return str(manager["Addr"])
     address = swarm.get("NodeAddr") or socket.gethostbyname(socket.gethostname())
     return f"{address}:{SWARM_PORT}"
+
+
+def _heartbeat_hint(attrs: dict[str, Any], say: Say) -> None:
+    """A swarm the lab did not make keeps its heartbeat; say so if it is short."""
+    period = (attrs.get("Spec", {}).get("Dispatcher") or {}).get("HeartbeatPeriod") or 0
+    if period and period < HEARTBEAT_SECONDS * 1_000_000_000:
+        say(
+            f"the swarm's dispatcher heartbeat is {period / 1e9:g} s: under load a worker may "
+            f"be seen Down (`docker swarm update --dispatcher-heartbeat {HEARTBEAT_SECONDS}s`)"
+        )
 
 
 def _remove_empty(folder: Path) -> None:

@@ -190,6 +190,56 @@ def _retrying(script: str) -> str:
     )
 
 
+def test_a_node_reaps_its_shims_and_weighs_its_engine_above_its_containers(
+    docker_engine: Any, swarm_lab: Lab, pushed: str
+) -> None:
+    """The node container runs under an init (the shims of exited containers are
+    reaped, not left as zombies) and is a cgroup subtree of its own: the engine's
+    container beside /<node>/containers, with a larger CPU weight."""
+    worker = swarm_lab.workers[0]
+    node = docker_engine.containers.get(worker)
+    for _ in range(3):  # each leaves an exited shim behind
+        code, out = swarm_lab.node_docker(docker_engine, worker, "run", "--rm", pushed, "true")
+        assert code == 0, out
+    code, out = swarm_lab.node_docker(docker_engine, worker, "run", "-d", pushed, "sleep", "600")
+    assert code == 0, out
+    inner = out.splitlines()[-1]
+    try:
+        code, pid = swarm_lab.node_docker(
+            docker_engine, worker, "inspect", "-f", "{{.State.Pid}}", inner
+        )
+        assert code == 0, pid
+        # the node's own pid namespace; the host's cgroup namespace (absolute paths)
+        inner_cgroups = node.exec_run(["cat", f"/proc/{pid}/cgroup"]).output.decode()
+        cpu = _cgroup_in(inner_cgroups, "cpu")
+        assert cpu.startswith(f"/{worker}/containers/"), cpu
+        engine_cgroups = Path(f"/proc/{node.attrs['State']['Pid']}/cgroup").read_text()
+        assert _cgroup_in(engine_cgroups, "cpu") == f"/{worker}/{node.id}"
+        shares = Path("/sys/fs/cgroup/cpu") / worker
+        engine = int((shares / node.id / "cpu.shares").read_text())
+        assert engine > int((shares / "containers" / "cpu.shares").read_text())
+        wait_for("exited shims reaped", lambda: _zombies(node) == [], 60)
+        assert node.exec_run(["ps", "-o", "comm=", "-p", "1"]).output.decode().strip() == (
+            "docker-init"
+        )
+    finally:
+        swarm_lab.node_docker(docker_engine, worker, "rm", "-f", inner)
+
+
+def _cgroup_in(proc_cgroup: str, controller: str) -> str:
+    """The path of `controller` in a /proc/<pid>/cgroup text."""
+    for line in proc_cgroup.splitlines():
+        _, controllers, path = line.split(":", 2)
+        if controller in controllers.split(","):
+            return path
+    raise AssertionError(f"no {controller} cgroup in {proc_cgroup!r}")
+
+
+def _zombies(node: Any) -> list[str]:
+    out = node.exec_run(["ps", "-eo", "stat=,comm="]).output.decode()
+    return [line for line in out.splitlines() if line.strip().startswith("Z")]
+
+
 def test_down_leaves_nothing(
     docker_engine: Any, swarm_lab: Lab, pushed: str, tmp_path: Path
 ) -> None:

@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from orchestrator.swarm.lab import Lab, LabNode, _manager_address, lab_ids
+from orchestrator.swarm.lab import (
+    HEARTBEAT_SECONDS,
+    Lab,
+    LabNode,
+    _heartbeat_hint,
+    _manager_address,
+    lab_ids,
+)
 from orchestrator.swarm.nodes import cgroup_subtrees, remove_cgroups
 from orchestrator.swarm.registry import (
     Registry,
@@ -103,3 +110,15 @@ def test_start_refuses_an_address_in_use(tmp_path: Path) -> None:
         with pytest.raises(RegistryError, match="in use"):
             Registry.start(None, tmp_path, host="127.0.0.1", port=port)
     assert list(tmp_path.iterdir()) == [], "nothing made, no CA placed"
+
+
+def test_a_swarm_the_lab_did_not_make_keeps_its_heartbeat_with_a_hint() -> None:
+    said: list[str] = []
+    docker_default = {"Spec": {"Dispatcher": {"HeartbeatPeriod": 5_000_000_000}}}
+    _heartbeat_hint(docker_default, said.append)
+    assert len(said) == 1 and "is 5 s" in said[0]
+    assert f"--dispatcher-heartbeat {HEARTBEAT_SECONDS}s" in said[0]
+    said.clear()
+    _heartbeat_hint({"Spec": {"Dispatcher": {"HeartbeatPeriod": 20_000_000_000}}}, said.append)
+    _heartbeat_hint({"Spec": {}}, said.append)
+    assert said == []
