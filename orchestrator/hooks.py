@@ -108,8 +108,9 @@ class Events:
     - `contract_deployed(address)`: the market contract is on the chain.
     - `tier_ready(tier, placement)`: a tier of agents reported ready (the
       recorder, the DSO, the clock, the solvers, the prosumer hosts).
-    - `market_starting()`: the last tier (the prosumers) is starting (its
-      units started, not yet ready): before the market starts.
+    - `market_starting()`: before the last tier (the prosumers) starts. A
+      listener that waits delays the hosts: on a swarm the metrics hooks wait
+      for Prometheus's discovery in a thread, joined at `all_ready`.
     - `all_ready()`: every agent is ready; the watch begins.
     - `tick(status)`: every poll of the watch (and of the wait for the agents
       to finish), with the backend's status of every unit.

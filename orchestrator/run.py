@@ -280,14 +280,14 @@ class Run:
         tiers = self.plan.tiers()
         ready, self._agents_t0 = 0, time.monotonic()
         for i, tier in enumerate(tiers, 1):
+            if tier is tiers[-1]:
+                self.events.market_starting.fire()
             polled = partial(self._tier_polled, tier[0].role, ready, (i, len(tiers)))
             polled(0)
             for agent in tier:
                 where = placement.agents[agent.name]
                 command = ("python", "-m", "agents", agent.role, "--config", where.config_path)
                 self._start(Unit(agent.name, agent.role, command, where.log_file))
-            if tier is tiers[-1]:  # its listeners' waits overlap the hosts' start-up
-                self.events.market_starting.fire()
             wait_ready(
                 self.backend,
                 {a.name: placement.agents[a.name] for a in tier},
