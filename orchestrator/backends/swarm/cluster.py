@@ -28,7 +28,6 @@ from orchestrator.backends.docker.engine import (
     DockerUnavailable,
     orchestrator_alive,
 )
-from orchestrator.backends.local import free_ports
 from orchestrator.backends.swarm.nodes import Node, eligible, node_of, spread
 from orchestrator.backends.swarm.resources import remove_swarm_resources, swarm_resources
 from orchestrator.hosts import expand_hosts
@@ -38,6 +37,7 @@ from orchestrator.spec.model import DeploymentConfig
 from orchestrator.spec.swarm import PROSUMER_LABEL, PROSUMER_LABEL_VALUE
 
 ANY = "0.0.0.0"
+PROBE_API_VERSION = "1.24"  # any: only GET /version (unversioned) is asked with it
 MANAGER_ROLES = ("chain", "prometheus")  # the orchestrator's side: on the manager it talks to
 DEFAULT_GROUP = "prosumers"  # the planner's default hosts (prosumers-01, ...)
 
@@ -69,6 +69,30 @@ def address_towards(host: str) -> str:
         return host
 
 
+def docker_client(url: str, timeout: float, tls: Any = None) -> Any:
+    """A docker.DockerClient of the engine at `url` (`tls`: a docker.tls.TLSConfig).
+
+    With TLS, the client's CA must be the one that verifies the engine: requests
+    (under the SDK) would otherwise take $REQUESTS_CA_BUNDLE or $CURL_CA_BUNDLE,
+    which many machines set to the system's CAs, over it for every call. So the
+    client ignores those variables (trust_env off) and asks the engine for its
+    API version itself, which the SDK would do before that could be switched off."""
+    import docker
+
+    options: dict[str, Any] = {"base_url": url, "timeout": int(timeout), "use_ssh_client": False}
+    if tls is None:
+        return docker.DockerClient(max_pool_size=MAX_POOL_SIZE, **options)
+    probe = docker.APIClient(tls=tls, version=PROBE_API_VERSION, **options)
+    probe.trust_env = False
+    try:
+        version = str(probe.version(api_version=False)["ApiVersion"])
+    finally:
+        probe.close()
+    client = docker.DockerClient(tls=tls, version=version, max_pool_size=MAX_POOL_SIZE, **options)
+    client.api.trust_env = False
+    return client
+
+
 def connect_manager(manager: str | None, timeout: float = API_TIMEOUT_SECONDS) -> Any:
     """A docker.DockerClient of a swarm manager (pinged; BackendError if this
     engine is no manager of an active swarm)."""
@@ -77,13 +101,7 @@ def connect_manager(manager: str | None, timeout: float = API_TIMEOUT_SECONDS) -
 
     url = manager_url(manager)
     try:
-        client = docker.DockerClient(
-            base_url=url,
-            timeout=int(timeout),
-            max_pool_size=MAX_POOL_SIZE,
-            use_ssh_client=False,
-            **tls_options(url),
-        )
+        client = docker_client(url, timeout, tls_options(url).get("tls"))
         info = client.info()
     except (docker.errors.DockerException, OSError) as exc:
         raise DockerUnavailable(f"no Docker Engine answers at {url} ({exc})") from exc
@@ -106,7 +124,9 @@ class Layout:
     units: dict[str, Node] = field(default_factory=dict)
     user_constraints: dict[str, tuple[str, ...]] = field(default_factory=dict)
     metrics_ports: dict[str, int] = field(default_factory=dict)
+    # published on the nodes, picked there before anything starts (ports.py)
     chain_port: int = 0
+    prometheus_port: int = 0
     clock_ports: tuple[int, int] = (CLOCK_PUB_PORT, CLOCK_PULL_PORT)  # pub, pull
 
     def node_of(self, unit: str) -> Node:
@@ -192,10 +212,7 @@ def plan_layout(client: Any, plan: Plan, deployment: DeploymentConfig) -> Layout
     layout.units.update(spread({"services": services}, {"services": service_nodes}, load))
     for unit in services:
         layout.user_constraints[unit] = tuple(settings.services)
-    ports = free_ports(len(plan.agents) + 3, ANY)
-    layout.chain_port, layout.clock_ports = ports[0], (ports[1], ports[2])
-    layout.metrics_ports = {a.name: p for a, p in zip(plan.agents, ports[3:], strict=True)}
-    return layout
+    return layout  # its ports are picked on the nodes: ports.pick_ports
 
 
 @dataclass
