@@ -33,7 +33,7 @@ from orchestrator.backends.base import state_root
 from orchestrator.backends.docker.engine import LABEL_RUN
 from orchestrator.backends.swarm.resources import KINDS, name_of, swarm_resources
 from orchestrator.images import ImageSet
-from orchestrator.run import EXIT_OK, RunOptions, run
+from orchestrator.run import EXIT_ERROR, EXIT_OK, RunOptions, run
 from orchestrator.swarm.nodes import node_docker
 from orchestrator.swarm.registry import docker0_address
 from orchestrator.swarm.remotelab import RemoteLab
@@ -164,7 +164,7 @@ def test_a_results_root_the_nodes_lack_stops_the_run_before_anything_starts(
     started = time.time()
     local_only = tmp_path / "results-here-only"  # not mounted into any node
     result = run(RunOptions(spec=SMOKE, overrides=overrides(remote_lab), out=local_only))
-    assert result.exit_code != EXIT_OK
+    assert result.exit_code == EXIT_ERROR, result.outcome
     message = result.outcome.message
     assert f"has no {result.bundle}" in message, message
     assert any(node.name in message for node in remote_lab.nodes), message

@@ -27,7 +27,7 @@ import json
 import secrets
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,14 +78,20 @@ class NodePorts:
     layout: Layout | None
     images: dict[str, str]
     bundle: Path | None
+    announce: Callable[[str], None]
 
     def _labels(self) -> dict[str, str]:
         raise NotImplementedError  # the backend's
 
     def _pick_ports(self, plan: Plan) -> None:
         assert self.layout is not None and self.bundle is not None
-        image, labels = self.images["agent"], self._labels()
+        image, labels, started = self.images["agent"], self._labels(), time.monotonic()
         pick_ports(self.client, self.layout, plan, image, self.bundle, labels)
+        nodes = len(needs(self.layout, plan))
+        self.announce(
+            f"swarm: {self.bundle} shared and ports free on {nodes} node(s), "
+            f"checked in {time.monotonic() - started:.1f} s"
+        )
 
     def prometheus_site(self, bundle: Path) -> PrometheusSite:
         """On the manager, at the port picked there; its data in the shared bundle."""
