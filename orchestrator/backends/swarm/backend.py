@@ -321,9 +321,10 @@ class SwarmBackend(NodeFaults, NodePorts, Backend):
             return UnitStatus(name, "running")
         container = task.get("Status", {}).get("ContainerStatus") or {}
         code = container.get("ExitCode")
-        note = None
-        if state in ("rejected", "orphaned") or code is None:
-            note = f"task {state}: {task.get('Status', {}).get('Err') or 'no exit code'}"
+        err, note = str(task.get("Status", {}).get("Err") or ""), None
+        started_not = bool(err) and "non-zero exit" not in err  # e.g. its port taken on the node
+        if state in ("rejected", "orphaned") or code is None or started_not:
+            note = f"task {state}: {err or 'no exit code'}"
         self._finish(record, exit_code(int(code)) if code is not None else None, note)
         return UnitStatus(name, "exited", None, record.exit_code)
 

@@ -7,9 +7,10 @@ ports on the clock's node, every agent's metrics port on its node. They must be
 free on *that* node, which need not be this machine (an orchestrator on a
 laptop, the manager elsewhere). So one short job per node (a replicated job
 pinned there, on the node's host network, in the agent image) binds as many
-sockets as the node will publish to port 0, the node's kernel picks free ports,
-and the job writes them into the run's bundle and exits; the services then
-publish exactly those (as free then as any port picked up front can be).
+sockets as the node will publish to free ports below the node's ephemeral range
+(which outgoing connections draw their source ports from: an image pull's
+connections could take one meanwhile), writes them into the run's bundle and
+exits; the services then publish exactly those.
 
 The same job checks the results root: it mounts the bundle at its own path, as
 the agents' output folders and Prometheus' data are mounted, reads a token this
@@ -48,7 +49,7 @@ EXIT_NO_TOKEN, EXIT_OTHER_FOLDER = 3, 4
 PROMETHEUS_DATA = "metrics/prometheus-data"  # in the bundle (shared): its snapshot is read here
 
 SCRIPT = """\
-import json, os, socket, sys
+import json, os, random, socket, sys
 token_file, answer, expected, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 try:
     with open(token_file) as f:
@@ -59,10 +60,24 @@ except OSError as exc:
 if found != expected:
     print(f'{token_file} holds another token: not the folder the orchestrator wrote', flush=True)
     sys.exit(4)
+# below the node's ephemeral range: no outgoing connection takes them as its source port
+try:
+    with open('/proc/sys/net/ipv4/ip_local_port_range') as f:
+        low = int(f.read().split()[0])
+except (OSError, ValueError, IndexError):
+    low = 32768
+candidates = list(range(10000 if low > 12000 else 1024, low))
+random.shuffle(candidates)
 held = []
-for _ in range(count):
+for port in [*candidates, *[0] * count]:  # the ephemeral range (port 0) only if need be
+    if len(held) == count:
+        break
     s = socket.socket()
-    s.bind(('0.0.0.0', 0))
+    try:
+        s.bind(('0.0.0.0', port))
+    except OSError:
+        s.close()
+        continue
     held.append(s)
 ports = [s.getsockname()[1] for s in held]
 with open(answer + '.tmp', 'w') as f:
