@@ -147,7 +147,8 @@ def test_a_run_with_the_manager_on_another_engine_equals_replay(
     # Prometheus ran on the manager node and answered there; its data came back
     metrics = json.loads((result.bundle / "metrics" / "prometheus.json").read_text())
     assert metrics["live_url"].startswith(f"http://{remote_lab.address}:")
-    assert metrics["targets_scraped"] >= len(agents)
+    assert metrics["targets_scraped"] > 0 and metrics["series"] > 0  # (it finds the tasks
+    # itself: a short run's last hosts may end before it sees them)
     assert metrics["blocks"] or (result.bundle / "metrics" / "tsdb").is_dir()
     assert not (result.bundle / "metrics" / "prometheus-data").exists()
     wait_for(
