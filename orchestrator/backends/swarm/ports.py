@@ -164,10 +164,16 @@ def pick_ports(
                 client, plan.run_id, image, bundle, folder, token, nodes[node_id], len(keys), labels
             )
         tasks = _wait_done(client, jobs, nodes)
-        picked = {
-            node_id: _answer(client, jobs[node_id], tasks[node_id], nodes[node_id], folder, bundle)
-            for node_id in wanted
-        }
+        picked, problems = {}, []
+        for node_id in wanted:  # every node's problem, one line each
+            try:
+                picked[node_id] = _answer(
+                    client, jobs[node_id], tasks[node_id], nodes[node_id], folder, bundle
+                )
+            except BackendError as exc:
+                problems.append(str(exc))
+        if problems:
+            raise BackendError("\n".join(problems))
     finally:
         for job in jobs.values():
             with contextlib.suppress(Exception):  # labelled: cleanup removes what is left
