@@ -15,6 +15,8 @@ shared results root (bind-mounted into every node: NFS's stand-in).
   engine or its nodes.
 - A results root the nodes do not have stops the run before anything starts,
   naming the node and the path.
+- `testbed clean` after the orchestrator was SIGKILLed mid-run removes what
+  the run left on that manager: services, network, secrets, configs.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ from orchestrator.swarm.nodes import node_docker
 from orchestrator.swarm.registry import docker0_address
 from orchestrator.swarm.remotelab import RemoteLab
 from tests.conformance.oracle import SMOKE, SMOKE_LAST, finalized_by_content, replayed
-from tests.conformance.targets import BBB_HOSTS
+from tests.conformance.targets import BBB_HOSTS, Target
+from tests.conformance.test_backend_conformance import cli, start_long_run, wait_first_finalized
 from tests.conftest import require
 from tests.integration.docker_support import docker_engine, docker_images, wait_for
 from tests.swarm_support import free_port
@@ -109,6 +112,23 @@ def leftovers(client: Any, lab: RemoteLab, docker_engine: Any, run_id: str) -> s
     return found
 
 
+class RemoteTarget(Target):
+    """The remote lab as the conformance suite's helpers see a backend."""
+
+    name = "swarm"
+
+    def __init__(self, state: Path, lab: RemoteLab, client: Any, engine: Any) -> None:
+        super().__init__(state)
+        self.lab, self.client, self.engine = lab, client, engine
+
+    @property
+    def overrides(self) -> list[str]:
+        return overrides(self.lab)
+
+    def leftovers(self, run_id: str) -> set[str]:
+        return leftovers(self.client, self.lab, self.engine, run_id)
+
+
 def created(client: Any, kind: str, run_id: str, since: float) -> list[str]:
     """Names of the `kind` objects (secret, config) the manager created for the run."""
     events = client.events(
@@ -177,3 +197,24 @@ def test_a_results_root_the_nodes_lack_stops_the_run_before_anything_starts(
         lambda: not leftovers(remote, remote_lab, docker_engine, result.bundle.name),
         timeout=120,
     )
+
+
+def test_clean_after_sigkill_removes_what_the_run_left_on_that_manager(
+    remote_lab: RemoteLab, remote: Any, docker_engine: Any, shared_root: Path, state_dir: Path
+) -> None:
+    target = RemoteTarget(state_dir, remote_lab, remote, docker_engine)
+    out, logs = shared_root / "killed", state_dir / "logs"
+    logs.mkdir(parents=True)
+    proc = start_long_run(target, out, logs)
+    try:
+        run_id = wait_first_finalized(proc, out, logs).name
+    finally:
+        proc.kill()  # SIGKILL: the orchestrator dies without any teardown
+        proc.wait()
+    left = target.leftovers(run_id)
+    for kind in ("service ", "network ", "secret ", "config "):
+        assert any(item.startswith(kind) for item in left), f"no {kind!r} left: {sorted(left)}"
+    report = json.loads(cli(target, "clean", "--json"))["cleaned"]
+    removed = {r["what"] for r in report if r["run_id"] == run_id and r["action"] == "removed"}
+    assert {item for item in left if not item.startswith("container ")} <= removed, report
+    wait_for("the run's leftovers to go", lambda: not target.leftovers(run_id), timeout=120)
