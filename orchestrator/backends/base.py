@@ -90,6 +90,16 @@ class UnitStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class PrometheusSite:
+    """Where a run's Prometheus unit listens, as the orchestrator reaches it,
+    and the folder it keeps its TSDB in (the orchestrator reads its snapshot there)."""
+
+    host: str
+    port: int
+    tsdb: Path
+
+
+@dataclass(frozen=True, slots=True)
 class Leftover:
     """Something a dead run left behind, as `clean_leftovers` reports it."""
 
@@ -144,6 +154,13 @@ class Backend(ABC):
         """The address at which units reach services of the orchestrator itself
         (e.g. its metrics exporter); the local backend's loopback by default."""
         return "127.0.0.1"
+
+    def prometheus_site(self, bundle: Path) -> PrometheusSite | None:
+        """Where the run's Prometheus listens and keeps its data, if the backend
+        decides (swarm: on the manager node, its data in the shared bundle);
+        None: a free port on this machine's loopback, the data in the run state."""
+        del bundle
+        return None
 
     def running(self) -> list[str]:
         return [n for n, s in self.status().items() if s.state == "running"]

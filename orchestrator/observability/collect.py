@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from orchestrator.backends.base import Backend, Placement, Unit
+from orchestrator.backends.base import Backend, Placement, PrometheusSite, Unit
 from orchestrator.backends.local import HOST, free_ports
 from orchestrator.hooks import Events
 from orchestrator.lifecycle import interrupts_deferred, log_tail
@@ -155,12 +155,15 @@ class RunMetrics:
             self.stop()
 
     def stop(self) -> None:
-        """Stop Prometheus and the exporter (no snapshot)."""
+        """Stop Prometheus and the exporter (no snapshot); its live data goes
+        when the backend kept it in the bundle (the snapshot is what stays)."""
         try:
             if self.unit in self.backend.status():
                 self.backend.stop([self.unit])
         finally:
             self.exporter.stop()
+            if self.tsdb.is_relative_to(self.dir.parent):
+                shutil.rmtree(self.tsdb, ignore_errors=True)
 
     def _snapshot(self) -> dict[str, Any]:
         assert self.api is not None
@@ -245,8 +248,9 @@ def start_run_metrics(
     Targets are each agent's metrics_host:metrics_port as placed by the
     backend (local: 127.0.0.1:port; docker: the container name on the run's
     network) and the orchestrator's exporter at `backend.orchestrator_host()`.
-    Prometheus listens on 127.0.0.1 (a docker backend publishes it there) and
-    keeps its TSDB in the backend's run state."""
+    Prometheus listens where `backend.prometheus_site` says (swarm: on the
+    manager node), by default on 127.0.0.1 (a docker backend publishes it
+    there) with its TSDB in the backend's run state."""
     config = spec.metrics.prometheus
     if not config.enabled:
         return None
@@ -278,6 +282,9 @@ def start_run_metrics(
     static = [orchestrator_target(plan, exporter_address)]
     interval = run_scrape_interval(config.scrape_interval_seconds, m)
     targets = [*agents, *static]
+    site = backend.prometheus_site(bundle) or PrometheusSite(
+        HOST, free_ports(1, HOST)[0], backend.state_dir / "prometheus"
+    )
     metrics = RunMetrics(
         plan=plan,
         backend=backend,
@@ -286,11 +293,12 @@ def start_run_metrics(
         config=prometheus_config(kind, plan, agents, static, interval),
         exporter=exporter,
         interval_seconds=interval,
-        tsdb=backend.state_dir / "prometheus",
+        tsdb=site.tsdb,
+        listen_host=site.host,
         announce=announce,
     )
     try:
-        url = metrics.start(binary, free_ports(1, HOST)[0])
+        url = metrics.start(binary, site.port)
     except PrometheusError as exc:
         metrics.stop()
         announce(f"metrics: {exc}; running without metrics")

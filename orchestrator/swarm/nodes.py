@@ -71,9 +71,19 @@ class LabNode:
 
 
 def start_node(
-    client: Any, node: LabNode, image: str, labels: Mapping[str, str], shared: Sequence[str]
+    client: Any,
+    node: LabNode,
+    image: str,
+    labels: Mapping[str, str],
+    shared: Sequence[str],
+    *,
+    entrypoint: Sequence[str] | None = None,
+    args: Sequence[str] = (),
+    read_only: Mapping[str, str] | None = None,
 ) -> None:
-    """Create the node's volume and start its container (its dockerd starts)."""
+    """Create the node's volume and start its container (its dockerd starts).
+    `entrypoint`/`args`: instead of the image's, and dockerd's extra arguments;
+    `read_only`: {folder here: path in the node} mounted read-only."""
     client.volumes.create(node.volume, labels=dict(labels))
     mounts: dict[str, dict[str, str]] = {
         node.volume: {"bind": "/var/lib/docker", "mode": "rw"},
@@ -83,6 +93,8 @@ def start_node(
     for folder in shared:  # the same path on every node, as NFS would give
         Path(folder).mkdir(parents=True, exist_ok=True)
         mounts[folder] = {"bind": folder, "mode": "rw"}
+    for folder, inside in (read_only or {}).items():
+        mounts[folder] = {"bind": inside, "mode": "ro"}
     CERTS_D.mkdir(parents=True, exist_ok=True)
     container = client.containers.run(
         image,
@@ -102,6 +114,8 @@ def start_node(
             "TESTBED_TASKS_CPU_SHARES": str(TASKS_CPU_SHARES),
         },
         labels=dict(labels),
+        entrypoint=list(entrypoint) if entrypoint is not None else None,
+        command=list(args) or None,
     )
     node.container = str(container.id)
 

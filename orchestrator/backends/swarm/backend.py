@@ -5,14 +5,10 @@ as on the other backends), on an attachable overlay network of the run where
 agents reach each other by unit name (dnsrr endpoints: no IPVS needed). The
 containers are the docker backend's (containers.py: image, command, mounts,
 profile limits, netem, labels); what the swarm adds is in services.py. Each
-service is pinned to a node chosen up front (nodes.py), so the orchestrator
-knows where the chain's JSON-RPC and every agent's metrics answer: ports
-published in host mode on the node that runs the task. The chain and
-Prometheus run on the manager the orchestrator talks to.
-
-The bundle: configs and output folders are bind-mounted from the results
-root, which must be the same path on every node (the lab bind-mounts it; a
-cluster of machines shares it over NFS: README.md here).
+service is pinned to a node chosen up front (nodes.py), its ports published
+in host mode there, picked on that node (ports.py). The chain and Prometheus
+run on the manager. Inputs (configs, keys) are secrets and configs (files.py);
+outputs are bind-mounted from the results root, shared with every node (NFS).
 """
 
 from __future__ import annotations
@@ -53,10 +49,12 @@ from orchestrator.backends.docker.engine import (
     orchestrator_label,
 )
 from orchestrator.backends.swarm import cluster, metricsgw
+from orchestrator.backends.swarm.files import create_files, inputs_of
 from orchestrator.backends.swarm.gateway import gateway_container
 from orchestrator.backends.swarm.logs import ServiceLogFollower
 from orchestrator.backends.swarm.network import create_overlay
 from orchestrator.backends.swarm.nodefaults import NodeFaults, check_fault_nodes
+from orchestrator.backends.swarm.ports import NodePorts
 from orchestrator.backends.swarm.prepull import prepull
 from orchestrator.backends.swarm.resources import (
     LABEL_SWARM_STATE,
@@ -79,7 +77,7 @@ STOP_MARGIN_SECONDS = 20.0  # the manager's own round trips to the nodes
 LOGS_SECONDS = 5.0  # for every log stream to end after its service is removed
 
 
-class SwarmBackend(NodeFaults, Backend):
+class SwarmBackend(NodeFaults, NodePorts, Backend):
     name = "swarm"
 
     def __init__(
@@ -131,6 +129,7 @@ class SwarmBackend(NodeFaults, Backend):
         )
         if self._registry_address is not None:  # fresh nodes pull while the chain starts
             prepull(self.client, self.run_id, self.images["agent"], self._labels())
+        self._pick_ports(plan)  # on the nodes, which must share the bundle with this machine
         self._start_metrics_gateway()  # on the manager, while the chain starts
         self._outs = local_out_dirs(plan, self.bundle)
         self._write_info(subnet)
@@ -216,6 +215,7 @@ class SwarmBackend(NodeFaults, Backend):
         if unit.role == "prometheus":  # it asks the manager for the run's tasks
             socket = Mount(DOCKER_SOCKET, DOCKER_SOCKET)
             container = dataclasses.replace(container, mounts=(*container.mounts, socket))
+        container, inputs = inputs_of(container)  # secrets and configs, not bind mounts
         return ServiceSpec(
             container,
             self.images[container.image_kind],
@@ -223,6 +223,7 @@ class SwarmBackend(NodeFaults, Backend):
             constraints=self.layout.constraints(unit.name),
             ports=self.layout.ports(unit.name, container),
             stop_grace_seconds=STOP_TIMEOUT_SECONDS,
+            files=inputs,
         )
 
     def _gateway(self, clock: Record) -> Record:
@@ -266,8 +267,9 @@ class SwarmBackend(NodeFaults, Backend):
         assert self.network_id is not None
         spec = record.spec
         try:
+            files = create_files(self.client, self.run_id, spec.unit, spec.files, self._labels())
             created = self.client.api.create_service(
-                spec.task_template(self.run_id, self.network_id),
+                spec.task_template(self.run_id, self.network_id, files),
                 name=service_name(self.run_id, spec.unit),
                 labels=dict(spec.labels),
                 mode={"replicated": {"Replicas": 1}},
@@ -323,9 +325,10 @@ class SwarmBackend(NodeFaults, Backend):
             return UnitStatus(name, "running")
         container = task.get("Status", {}).get("ContainerStatus") or {}
         code = container.get("ExitCode")
-        note = None
-        if state in ("rejected", "orphaned") or code is None:
-            note = f"task {state}: {task.get('Status', {}).get('Err') or 'no exit code'}"
+        err, note = str(task.get("Status", {}).get("Err") or ""), None
+        started_not = bool(err) and "non-zero exit" not in err  # e.g. its port taken on the node
+        if state in ("rejected", "orphaned") or code is None or started_not:
+            note = f"task {state}: {err or 'no exit code'}"
         self._finish(record, exit_code(int(code)) if code is not None else None, note)
         return UnitStatus(name, "exited", None, record.exit_code)
 

@@ -28,7 +28,6 @@ from orchestrator.backends.docker.engine import (
     DockerUnavailable,
     orchestrator_alive,
 )
-from orchestrator.backends.local import free_ports
 from orchestrator.backends.swarm import metricsgw
 from orchestrator.backends.swarm.nodes import Node, eligible, node_of, spread
 from orchestrator.backends.swarm.resources import remove_swarm_resources, swarm_resources
@@ -37,6 +36,7 @@ from orchestrator.placement import Address, Addresses, AgentAddress, Placement, 
 from orchestrator.plan import Plan
 from orchestrator.spec.model import DeploymentConfig
 from orchestrator.spec.swarm import PROSUMER_LABEL, PROSUMER_LABEL_VALUE
+from orchestrator.swarm.tls import docker_client
 
 ANY = "0.0.0.0"
 MANAGER_ROLES = ("chain", "prometheus")  # the orchestrator's side: on the manager it talks to
@@ -78,13 +78,7 @@ def connect_manager(manager: str | None, timeout: float = API_TIMEOUT_SECONDS) -
 
     url = manager_url(manager)
     try:
-        client = docker.DockerClient(
-            base_url=url,
-            timeout=int(timeout),
-            max_pool_size=MAX_POOL_SIZE,
-            use_ssh_client=False,
-            **tls_options(url),
-        )
+        client = docker_client(url, timeout, tls_options(url).get("tls"), MAX_POOL_SIZE)
         info = client.info()
     except (docker.errors.DockerException, OSError) as exc:
         raise DockerUnavailable(f"no Docker Engine answers at {url} ({exc})") from exc
@@ -107,7 +101,9 @@ class Layout:
     units: dict[str, Node] = field(default_factory=dict)
     user_constraints: dict[str, tuple[str, ...]] = field(default_factory=dict)
     metrics_ports: dict[str, int] = field(default_factory=dict)
+    # published on the nodes, picked there before anything starts (ports.py)
     chain_port: int = 0
+    prometheus_port: int = 0
     clock_ports: tuple[int, int] = (CLOCK_PUB_PORT, CLOCK_PULL_PORT)  # pub, pull
     gateway_port: int = 0  # the metrics gateway's, on the manager (metricsgw.py)
     behind_gateway: frozenset[str] = frozenset()  # units that publish no port (the hosts)
@@ -208,12 +204,8 @@ def plan_layout(client: Any, plan: Plan, deployment: DeploymentConfig) -> Layout
     layout.units.update(spread({"services": services}, {"services": service_nodes}, load))
     for unit in services:
         layout.user_constraints[unit] = tuple(settings.services)
-    ports = free_ports(len(plan.agents) + 4, ANY)
-    layout.chain_port, layout.clock_ports = ports[0], (ports[1], ports[2])
-    layout.gateway_port = ports[3]
-    layout.metrics_ports = {a.name: p for a, p in zip(plan.agents, ports[4:], strict=True)}
     layout.behind_gateway = frozenset(a.name for a in plan.by_role("prosumer"))
-    return layout
+    return layout  # its ports are picked on the nodes: ports.pick_ports
 
 
 @dataclass

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.backends.docker.containers import ContainerSpec
+from orchestrator.backends.swarm.files import InputFile
 
 NANOSECONDS = 1_000_000_000
 
@@ -33,6 +34,7 @@ class ServiceSpec:
     constraints: tuple[str, ...] = ()  # the user's, plus node.id== of the chosen node
     ports: Mapping[int, int] = field(default_factory=dict)  # target -> published (host mode)
     stop_grace_seconds: float = 10.0
+    files: tuple[InputFile, ...] = ()  # inputs as secrets and configs (files.py)
 
     @property
     def unit(self) -> str:
@@ -53,8 +55,11 @@ class ServiceSpec:
             limits["NanoCPUs"] = profile.nano_cpus
         return {"Limits": limits} if limits else {}
 
-    def task_template(self, run_id: str, network_id: str) -> dict[str, Any]:
-        """The service's TaskTemplate (Engine API 1.41: CapabilityAdd for netem)."""
+    def task_template(
+        self, run_id: str, network_id: str, files: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The service's TaskTemplate (Engine API 1.41: CapabilityAdd for netem);
+        `files`: the `Secrets` and `Configs` entries of its input files."""
         c = self.container
         container: dict[str, Any] = {
             "Image": self.image,
@@ -68,6 +73,7 @@ class ServiceSpec:
         }
         if c.cap_add:
             container["CapabilityAdd"] = list(c.cap_add)
+        container.update({k: list(v) for k, v in (files or {}).items() if v})
         return {
             "ContainerSpec": container,
             "Resources": self.resources(),
