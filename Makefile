@@ -7,6 +7,9 @@ VENV := .venv/bin
 RUN_SPEC ?= topologies/paper-c.yaml
 RUN_ARGS ?= --set market.clock=lockstep --set chain.block_time_seconds=0 --set deployment.prosumers_per_host=26
 PYTEST_ARGS ?=
+# the suite mostly waits on real runs: two workers (tests/conftest.py keeps each
+# lab's tests on one of them); PYTEST_WORKERS=0 runs it in one process
+PYTEST_WORKERS ?= 2
 
 .PHONY: setup setup-tests run test lint typecheck clean
 
@@ -29,7 +32,7 @@ typecheck: setup-tests
 	$(VENV)/mypy
 
 test: setup-tests lint typecheck
-	$(VENV)/pytest $(PYTEST_ARGS)
+	$(VENV)/pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 clean:
 	rm -rf .venv node_modules .setup .mypy_cache .ruff_cache .pytest_cache

@@ -66,6 +66,30 @@ def pytest_configure(config: pytest.Config) -> None:
     suitetime.register(config)  # wall and CPU seconds per test: .pytest_cache/suitetime.json
 
 
+# `make test` runs the suite on two pytest-xdist workers with `--dist loadgroup`.
+# Tests that share a session lab must run on one worker (each worker is its own
+# session: a second lab would double the work): every test that touches the swarm
+# lab is in group "swarm", every test of the ssh lab in group "ssh".
+LAB_GROUPS = (("swarm", "swarm_lab"), ("ssh", "ssh_lab"))
+
+
+def lab_group(nodeid: str, fixtures: list[str]) -> str | None:
+    """The xdist group of a test by the lab it uses (by fixture or by its id:
+    the conformance targets reach their lab through the backend parameter)."""
+    name = nodeid.rsplit("/", 1)[-1].lower()
+    for group, fixture in LAB_GROUPS:
+        if fixture in fixtures or group in name:
+            return group
+    return None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        group = lab_group(item.nodeid, list(getattr(item, "fixturenames", ())))
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture
 def anvil() -> Iterator[Anvil]:
     """A fresh automining anvil for one test (modules needing other options define their own)."""

@@ -8,7 +8,9 @@ every image is reused by its content-hash tag).
 
 from __future__ import annotations
 
+import fcntl
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +23,7 @@ from orchestrator.images import ImageSet, ensure_images
 from tests.conftest import require
 
 BUILD_LOG: list[str] = []
+BUILD_LOCK = Path(tempfile.gettempdir()) / "testbed-tests-images.lock"
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +42,12 @@ def docker_images(docker_engine: Any) -> Iterator[ImageSet]:
     before = os.environ.get("TESTBED_BASE_IMAGE")
     os.environ["TESTBED_BASE_IMAGE"] = "offline"  # the runs resolve the same base
     try:
-        yield ensure_images(docker_engine, say=BUILD_LOG.append, policy="offline")
+        # one build at a time: under pytest-xdist the other worker waits, then finds
+        # the images up to date instead of building the same ones beside it
+        with open(BUILD_LOCK, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            images = ensure_images(docker_engine, say=BUILD_LOG.append, policy="offline")
+        yield images
     finally:
         if before is None:
             os.environ.pop("TESTBED_BASE_IMAGE", None)
