@@ -38,7 +38,7 @@ from orchestrator.backends.base import (
 )
 from orchestrator.placement import Address, Addresses, AgentAddress, local_out_dirs, placement
 from orchestrator.plan import Plan
-from orchestrator.results.bundle import Bundle
+from orchestrator.results.bundle import Bundle, write_json
 
 HOST = "127.0.0.1"
 POLL_SECONDS = 0.05
@@ -137,12 +137,6 @@ def _reap(proc: subprocess.Popen[bytes]) -> int | None:
     return proc.wait()
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(path)
-
-
 class LocalBackend(Backend):
     name = "local"
 
@@ -163,7 +157,7 @@ class LocalBackend(Backend):
         every service and agent (all on loopback)."""
         self.pid_dir.mkdir(parents=True, exist_ok=True)
         me = psutil.Process()
-        _write_json(
+        write_json(
             self.state_dir / "run.json",
             {
                 "run_id": self.run_id,
@@ -214,7 +208,7 @@ class LocalBackend(Backend):
         self._units[unit.name] = unit
         created = _create_time(proc.pid) or time.time()
         self._create[unit.name] = created
-        _write_json(
+        write_json(
             self.pid_dir / f"{unit.name}.json",
             {
                 "name": unit.name,

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchestrator.results.bundle import write_json
 from orchestrator.swarm.nodeimage import node_image
 from orchestrator.swarm.nodes import (
     LABEL_LAB,
@@ -248,10 +249,7 @@ class RemoteLab:
             "shared": self.shared,
             "registry": self.registry.as_dict() if self.registry else None,
         }
-        self.state_file.parent.mkdir(parents=True, exist_ok=True)
-        scratch = self.state_file.with_suffix(".tmp")
-        scratch.write_text(json.dumps(data, indent=2) + "\n")
-        scratch.replace(self.state_file)
+        write_json(self.state_file, data)
 
     @classmethod
     def load(cls, state_dir: Path, lab_id: str) -> RemoteLab:
