@@ -83,6 +83,7 @@ def lab_group(nodeid: str, fixtures: list[str]) -> str | None:
     return None
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         group = lab_group(item.nodeid, list(getattr(item, "fixturenames", ())))
