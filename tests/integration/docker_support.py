@@ -58,7 +58,10 @@ def docker_images(docker_engine: Any) -> Iterator[ImageSet]:
 def labelled(client: Any, run_id: str) -> list[str]:
     """Every container, network and volume still labelled with `run_id`."""
     selector = {"label": f"{LABEL_RUN}={run_id}"}
-    found = [f"container {c.name}" for c in client.containers.list(all=True, filters=selector)]
+    found = [
+        f"container {c.name}"
+        for c in client.containers.list(all=True, filters=selector, ignore_removed=True)
+    ]
     found += [f"network {n.name}" for n in client.networks.list(filters=selector)]
     found += [f"volume {v.name}" for v in client.volumes.list(filters=selector)]
     return found

@@ -116,8 +116,9 @@ def test_hosts_behind_the_metrics_gateway_are_asked_no_port(tmp_path: Path) -> N
     units = {"prosumers-01": W1, "prosumers-02": W2, "clock": W2}
     layout = Layout([M, W1, W2], M, units=units, behind_gateway=hosts)
     wanted = needs(layout, plan)
-    assert "w1" not in wanted and wanted["w2"] == ["clock-pub", "clock-pull", "clock"]
-    assign(layout, plan, {"m": range(40000, 40000 + len(wanted["m"])), "w2": [1, 2, 3]})
+    assert wanted["w1"] == [] and wanted["w2"] == ["clock-pub", "clock-pull", "clock"]
+    offered = {"m": range(40000, 40000 + len(wanted["m"])), "w1": [], "w2": [1, 2, 3]}
+    assign(layout, plan, offered)
     assert {layout.metrics_ports[h] for h in hosts} == {HOST_METRICS_PORT}
     for host in hosts:
         argv = ("python", "-m", "agents", "prosumer", "--config", f"/testbed/config/{host}.json")

@@ -135,7 +135,10 @@ def run_resources(
             if rid:
                 getattr(found.setdefault(rid, RunResources(rid)), kind).append(item)
 
-    add(client.containers.list(all=True, filters={"label": selector}), "containers")
+    add(
+        client.containers.list(all=True, filters={"label": selector}, ignore_removed=True),
+        "containers",
+    )
     add(client.networks.list(filters={"label": selector}), "networks")
     add(client.volumes.list(filters={"label": selector}), "volumes")
     return found

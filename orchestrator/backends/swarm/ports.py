@@ -123,14 +123,15 @@ def needs(layout: Layout, plan: Plan) -> dict[str, list[str]]:
     """{node id: the ports it publishes, by key}: the chain and Prometheus on the
     manager, the metrics gateway's there too, the clock gateway's pair on the
     clock's node, every agent's metrics port (keyed by its name) on the agent's
-    node but for the hosts behind the metrics gateway."""
+    node but for the hosts behind the metrics gateway (their nodes are in it,
+    with no port: the job there checks the shared folder)."""
     wanted: dict[str, list[str]] = {layout.manager.id: [CHAIN, PROMETHEUS, GATEWAY]}
     clock = layout.node_of("clock").id
     wanted.setdefault(clock, []).extend([CLOCK_PUB, CLOCK_PULL])
     for agent in plan.agents:
-        if agent.name in layout.behind_gateway:
-            continue
-        wanted.setdefault(layout.node_of(agent.name).id, []).append(agent.name)
+        ports = wanted.setdefault(layout.node_of(agent.name).id, [])
+        if agent.name not in layout.behind_gateway:  # its node is checked all the same
+            ports.append(agent.name)
     return wanted
 
 
