@@ -34,6 +34,11 @@ MIN_SCRAPE_SECONDS = 0.25
 # ... and at least this many scrapes over the run's expected length (a rate() over a
 # short run needs several samples; a 9 s run scraped every 5 s has none to speak of).
 SCRAPES_PER_RUN = 20
+# ... and never more than this many scrapes a second over all targets: a scrape costs
+# the agent about 1 ms of CPU (bench/hoststart.py: 0.65-0.85 ms per /metrics read) and
+# Prometheus its own. A one-interval run at 10x (315 targets) scraped every 0.25 s made
+# about 1,260 scrapes a second: both cores of the swarm lab, and its hosts never got ready.
+MAX_SCRAPES_PER_SECOND = 100
 MAX_SCRAPE_TIMEOUT_SECONDS = 10.0
 
 
@@ -59,11 +64,14 @@ def scrape_interval(
     *,
     intervals: int | None = None,
     solver_period_seconds: float = 0.0,
+    targets: int = 0,
 ) -> float:
     """The spec's scrape interval, shortened in wallclock runs to resolve
     every interval Δ̂ (SCRAPES_PER_INTERVAL scrapes per interval) and, when
     the run's `intervals` are given, to scrape SCRAPES_PER_RUN times over its
-    expected length (`expected_run_seconds`); never below MIN_SCRAPE_SECONDS."""
+    expected length (`expected_run_seconds`); never below MIN_SCRAPE_SECONDS,
+    nor so short that the `targets` are scraped more than MAX_SCRAPES_PER_SECOND
+    times a second in all."""
     seconds = float(configured)
     if clock == "wallclock" and simulated_interval_seconds > 0:
         seconds = min(seconds, simulated_interval_seconds / SCRAPES_PER_INTERVAL)
@@ -73,17 +81,19 @@ def scrape_interval(
         )
         if run > 0:
             seconds = min(seconds, run / SCRAPES_PER_RUN)
-    return max(MIN_SCRAPE_SECONDS, seconds)
+    return max(MIN_SCRAPE_SECONDS, targets / MAX_SCRAPES_PER_SECOND, seconds)
 
 
-def run_scrape_interval(configured: float, market: MarketConfig) -> float:
-    """`scrape_interval` for a spec's or plan's `market` (the run's length known)."""
+def run_scrape_interval(configured: float, market: MarketConfig, targets: int = 0) -> float:
+    """`scrape_interval` for a spec's or plan's `market` (the run's length known)
+    and its number of scrape `targets`."""
     return scrape_interval(
         configured,
         market.clock,
         market.simulated_interval_seconds,
         intervals=market.last_interval - market.first_interval + 1,
         solver_period_seconds=market.solver_period_seconds,
+        targets=targets,
     )
 
 

@@ -208,7 +208,9 @@ def cmd_render(args: argparse.Namespace) -> int:
     options = {
         "chain_id": spec.chain.chain_id,
         "accounts": spec.chain.accounts,
-        "scrape_seconds": run_scrape_interval(spec.metrics.prometheus.scrape_interval_seconds, m),
+        "scrape_seconds": run_scrape_interval(
+            spec.metrics.prometheus.scrape_interval_seconds, m, len(plan.agents) + 1
+        ),
         "out": args.out,
     }
     if args.format == "stack":

@@ -280,8 +280,8 @@ def start_run_metrics(
         lambda name: f"{placement.agents[name].metrics_host}:{placement.agents[name].metrics_port}",
     )
     static = [orchestrator_target(plan, exporter_address)]
-    interval = run_scrape_interval(config.scrape_interval_seconds, m)
     targets = [*agents, *static]
+    interval = run_scrape_interval(config.scrape_interval_seconds, m, len(targets))
     site = backend.prometheus_site(bundle) or PrometheusSite(
         HOST, free_ports(1, HOST)[0], backend.state_dir / "prometheus"
     )
