@@ -117,6 +117,11 @@ def test_an_unscheduled_node_loss_is_exit_3_naming_node_and_host(
         proc = start_cli(*argv, env=env, stdout=stdout, stderr=stderr)
     try:
         bundle = wait_for("the first finalized interval", lambda: finalized(proc, out), RUN_SECONDS)
+        # the hosts publish no port: their readiness came through the one metrics gateway
+        services = docker_engine.api.services(filters={"label": f"testbed.run={bundle.name}"})
+        ports = {s["Spec"]["Labels"]["testbed.unit"]: published(s) for s in services}
+        assert {h: ports[h] for h in target.hosts} == {h: [] for h in target.hosts}
+        assert len(ports["metrics-gateway"]) == 1 and ports["dso"], ports
         # its engine gone at once, as when a board loses power: nothing on it can
         # still report its tasks' exits to the manager, which sees the node Down
         docker_engine.containers.get(victim).kill()
@@ -136,6 +141,10 @@ def test_an_unscheduled_node_loss_is_exit_3_naming_node_and_host(
     assert summary["offers"] > 0  # what was recorded is kept
     start_worker(docker_engine, swarm_lab, victim)
     nothing_left(target, bundle.name)
+
+
+def published(service: dict[str, Any]) -> list[int]:
+    return [p["PublishedPort"] for p in service["Spec"].get("EndpointSpec", {}).get("Ports", [])]
 
 
 def finalized(proc: subprocess.Popen[str], out: Path) -> Path | None:

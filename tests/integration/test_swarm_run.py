@@ -1,32 +1,25 @@
 """The swarm backend on the swarm lab (tests/swarm_support.py), beyond the
-conformance suite: netem on a worker's service is a real round-trip change, and
-a worker whose engine stops mid-run is reported by name, the run torn down,
-nothing labelled left on any node once it is back.
+conformance suite: netem on a worker's service is a real round-trip change. (A
+worker lost mid-run: test_swarm_node_faults.py.)
 
 Run under `flock /tmp/swarm-dev.lock` (one engine, one swarm)."""
 
 from __future__ import annotations
 
 import contextlib
-import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from orchestrator import run as run_module
 from orchestrator.backends.base import Unit
 from orchestrator.backends.docker.containers import unit_spec
 from orchestrator.backends.swarm.logs import frames, service_logs
 from orchestrator.backends.swarm.services import ServiceSpec
 from orchestrator.hosts import Netem
-from orchestrator.run import RunOptions, RunResult, run
 from orchestrator.swarm import Lab
-from tests.conformance.oracle import SMOKE, finalizations
-from tests.conformance.targets import SwarmTarget
-from tests.integration.docker_support import bundle_of, wait_for
+from tests.integration.docker_support import wait_for
 from tests.swarm_support import docker_engine, docker_images
 
 __all__ = ["docker_engine", "docker_images"]  # swarm_lab, swarm_images: tests/conftest.py
@@ -46,7 +39,6 @@ for _ in range(200):
 print('median_ms=%.2f' % statistics.median(get() for _ in range({PROBES})))
 """
 RUN_SECONDS = 300.0
-LONG = ["market.first_interval=40", "market.last_interval=90"]
 
 
 @pytest.fixture
@@ -128,75 +120,3 @@ def test_netem_on_a_workers_service_changes_the_round_trip(
     assert delayed - base >= DELAY_MS * 0.8, (base, delayed, logs)
     assert f"delay {DELAY_MS}ms" in logs, logs[:500]
     assert base < DELAY_MS, base  # the overlay itself adds little
-
-
-@pytest.fixture
-def swarm_target(
-    state_dir: Path,
-    docker_engine: Any,
-    swarm_lab: Lab,
-    swarm_images: dict[str, str],
-    tmp_path: Path,
-) -> SwarmTarget:
-    del swarm_images  # in the lab's registry: the runs push nothing new
-    return SwarmTarget(state_dir, docker_engine, swarm_lab, tmp_path.name[-12:])
-
-
-def test_a_worker_lost_mid_run_is_named_and_nothing_is_left(
-    docker_engine: Any, swarm_lab: Lab, swarm_target: SwarmTarget, tmp_path: Path
-) -> None:
-    out = tmp_path / "results"
-    overrides = [*swarm_target.overrides, *LONG]
-    box: dict[str, RunResult] = {}
-    thread = threading.Thread(
-        target=lambda: box.update(result=run(RunOptions(SMOKE, overrides, out=out))), daemon=True
-    )
-    thread.start()
-
-    def started() -> Path | None:
-        assert thread.is_alive(), box["result"].outcome.message
-        bundle = bundle_of(out)
-        return bundle if finalizations(bundle) >= 1 else None
-
-    bundle = wait_for("the first finalized interval", started, timeout=RUN_SECONDS)
-    # the hosts publish no port: their readiness came through the one metrics gateway
-    services = docker_engine.api.services(filters={"label": f"testbed.run={bundle.name}"})
-    ports = {s["Spec"]["Labels"]["testbed.unit"]: _published(s) for s in services}
-    assert {h: ports[h] for h in swarm_target.hosts} == {h: [] for h in swarm_target.hosts}
-    assert len(ports["metrics-gateway"]) == 1 and ports["dso"], ports
-    placement = json.loads((bundle / "swarm.json").read_text())["placement"]
-    host = swarm_target.hosts[0]
-    node = placement[host]
-    assert node in swarm_lab.workers
-    lost = docker_engine.containers.get(node)
-    lost.stop(timeout=5)  # the node's engine stops with its container
-    try:
-        thread.join(timeout=RUN_SECONDS)
-        assert not thread.is_alive(), "the run did not end after losing a node"
-        result = box["result"]
-        assert result.exit_code == run_module.EXIT_AGENT_FAILED, result.outcome.message
-        message = result.outcome.message
-        # whichever the run sees first: the node down (`node N: lost ..., with H`)
-        # or its host's task gone (`H: exited ... its node N is down`); both name both
-        assert message.startswith((f"node {node}: lost", f"{host}: ")), message
-        assert node in message and host in message, message
-        assert result.summary["offers"] > 0  # what was recorded is kept
-    finally:
-        lost.start()
-        wait_for(f"{node} to be ready again", lambda: _ready(docker_engine, node), timeout=180)
-    wait_for(
-        "the run's leftovers to go",
-        lambda: not swarm_target.leftovers(result.run_id),
-        timeout=180,
-    )
-
-
-def _published(service: dict[str, Any]) -> list[int]:
-    return [p["PublishedPort"] for p in service["Spec"].get("EndpointSpec", {}).get("Ports", [])]
-
-
-def _ready(client: Any, hostname: str) -> bool:
-    for node in client.api.nodes():
-        if node["Description"]["Hostname"] == hostname:
-            return bool(node["Status"]["State"] == "ready")
-    return False
