@@ -22,6 +22,10 @@ the machine's load (the 1-minute load average is printed beside the wall times).
   every 0.5 s in short runs, and the orchestrator's readiness polls): the host's and
   this process's CPU milliseconds per read (`orchestrator.progress.scrape`, as the
   readiness wait reads it), and the body's bytes.
+- `idle`: what a ready host costs while it waits for the clock (the clock's endpoints
+  bound, nothing sent): CPU milliseconds per second over IDLE_SECONDS, from the
+  threads' nanosecond run times (/proc/<pid>/task/*/schedstat), and its wake-ups
+  (context switches) per second.
 - `--image TAG` (or `--image current`, the agent image of this tree, built if
   missing): the same host in the agent image on the local engine (`docker run
   --network host`, the image's entrypoint), its Python's CPU from /proc through the
@@ -60,6 +64,7 @@ START_TIMEOUT_SECONDS = 120.0  # generous: the machine is shared
 STOP_TIMEOUT_SECONDS = 30.0
 TICK = os.sysconf("SC_CLK_TCK")
 SCRAPES = 200  # reads of a ready host's /metrics (scrape cost)
+IDLE_SECONDS = 20.0  # a ready host left waiting (idle cost)
 HOST_IMPORTS = "import agents.__main__, agents.prosumer"
 # what the first tick needs beyond the start: the call encoder, signing, log decoding
 FIRST_TICK_IMPORTS = (
@@ -240,6 +245,54 @@ def scrape_cost(bed: Testbed, reads: int = SCRAPES) -> dict[str, float]:
     return {"reads": reads, "host_ms": host_ms, "reader_ms": reader_ms, "bytes": size}
 
 
+def run_time(pid: int) -> tuple[float, int]:
+    """Seconds on CPU (ns precision) and context switches, over the live threads of `pid`."""
+    seconds, switches = 0.0, 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            seconds += int((task / "schedstat").read_text().split()[0]) / 1e9
+            status = (task / "status").read_text()
+        except (OSError, ValueError, IndexError):
+            continue
+        switches += sum(
+            int(line.split()[1]) for line in status.splitlines() if "ctxt_switches" in line
+        )
+    return seconds, switches
+
+
+def idle_cost(bed: Testbed, seconds: float = IDLE_SECONDS) -> dict[str, float]:
+    """CPU milliseconds and wake-ups per second of a ready host waiting for the clock."""
+    import zmq
+
+    path = bed.write_config(bed.host, bed.host.name, bed.tmp / "idle")
+    ctx = zmq.Context.instance()
+    clock = [ctx.socket(zmq.PUB), ctx.socket(zmq.PULL)]  # the host's sockets connect
+    clock[0].bind(bed.endpoints["clock_pub_endpoint"])
+    clock[1].bind(bed.endpoints["clock_pull_endpoint"])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agents", "prosumer", "--config", str(path)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        if not await_line(proc.stderr, READY_LINE, []):
+            raise SystemExit("host exited before ready")
+        time.sleep(1.0)  # its last start-up steps after the ready line
+        cpu0, switches0 = run_time(proc.pid)
+        time.sleep(seconds)
+        cpu1, switches1 = run_time(proc.pid)
+    finally:
+        stop(proc)
+        for sock in clock:
+            sock.close(linger=0)
+    return {
+        "seconds": seconds,
+        "cpu_ms_per_s": round((cpu1 - cpu0) / seconds * 1000, 3),
+        "wakeups_per_s": round((switches1 - switches0) / seconds, 1),
+    }
+
+
 def container_start(bed: Testbed, image: str, i: int) -> dict[str, float]:
     """The same host in the agent image on the local engine (host network)."""
     name = f"{bed.host.name}-docker{i}"
@@ -319,6 +372,7 @@ def measure(scale: int, runs: int, image: str | None) -> dict[str, Any]:
             out["host_config_bytes"] = config_bytes
             out["process"] = summary(starts)
             out["scrape"] = scrape_cost(bed)
+            out["idle"] = idle_cost(bed)
             if image:
                 docker = [container_start(bed, image, i) for i in range(runs)]
                 out["container"] = {"image": image, **summary(docker)}

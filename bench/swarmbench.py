@@ -158,8 +158,13 @@ class SwarmWatch:
         self._stop.set()
         self.cpu.stop()
         self.timeline.stop()
+        from bench.swarmcpu import POSTED_LOG, ready_times
+
         logs = bundle / "logs" if bundle else None
+        hosts_ready = ready_times(logs) if logs else {}
+        posted = ready_times(logs, POSTED_LOG) if logs else {}
         return {
+            "per_host": self.cpu.hosts.report(hosts_ready, posted, ready),
             "cpu_seconds_to_ready": self.cpu.report(started, ready) if ready else None,
             "cpu_seconds_whole_run": self.cpu.report(),
             "tasks_timeline": self.timeline.report(started, logs),

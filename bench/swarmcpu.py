@@ -33,6 +33,7 @@ from typing import Any
 import psutil
 
 from bench.cpu import machine_busy_seconds, proc_cpu
+from bench.hostcpu import HostCpu
 
 CPUACCT = Path("/sys/fs/cgroup/cpuacct")
 TICK = os.sysconf("SC_CLK_TCK")
@@ -95,6 +96,7 @@ class CpuByClass:
         self.busy0 = machine_busy_seconds()
         self.t0 = time.time()
         self.series: list[tuple[float, float, dict[str, float]]] = []
+        self.hosts = HostCpu()  # each prosumer host's own samples (bench/hostcpu.py)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -156,6 +158,7 @@ class CpuByClass:
                 self._cgroup(f"{worker} engine", CPUACCT / "docker" / cid)
                 self._cgroup(f"{worker} tasks", CPUACCT / worker)
         first = not self.series
+        now = time.time()
         for proc in psutil.process_iter():
             try:
                 got = proc_cpu(proc.pid)
@@ -174,6 +177,8 @@ class CpuByClass:
                 self.procs[key] = (what, got[0] - base)
                 if what.startswith("manager engine"):
                     self.reaped[key] = (what, children_cpu(proc.pid) - reaped0)
+                elif what.endswith("tasks: python prosumer"):
+                    self.hosts.sample(proc, key, now)
             except psutil.Error:
                 continue
         self.series.append((time.time(), machine_busy_seconds() - self.busy0, self.totals()))
@@ -215,7 +220,9 @@ class CpuByClass:
         return best
 
 
-READY_LOG = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) INFO .*: \d+ prosumers, ")
+STAMP = r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) INFO .*: "
+READY_LOG = re.compile(STAMP + r"\d+ prosumers, ")
+POSTED_LOG = re.compile(STAMP + r"tick \d+: \d+ offers posted ")  # a host's tick done
 
 
 class Timeline:
@@ -265,7 +272,7 @@ class Timeline:
                     seen.setdefault(s, now)
 
     def report(self, started: float, logs: Path | None) -> dict[str, Any]:
-        ready = _ready_times(logs) if logs else {}
+        ready = ready_times(logs) if logs else {}
         hosts = [s for s, u in self.unit.items() if u.startswith("bbb") or "prosumer" in u]
         cols: dict[str, list[float]] = defaultdict(list)
         for sid in hosts:
@@ -281,12 +288,13 @@ class Timeline:
         }
 
 
-def _ready_times(logs: Path) -> dict[str, float]:
+def ready_times(logs: Path, line: re.Pattern[str] = READY_LOG) -> dict[str, float]:
+    """Unit name -> wall time of the first line of its log that matches `line`."""
     out = {}
     for log in logs.glob("*.log"):
         try:
-            for line in log.read_text(errors="replace").splitlines():
-                if m := READY_LOG.match(line):
+            for text in log.read_text(errors="replace").splitlines():
+                if m := line.match(text):
                     stamp = calendar.timegm(time.strptime(m[1], "%Y-%m-%d %H:%M:%S"))
                     out[log.stem] = stamp + int(m[2]) / 1000
                     break

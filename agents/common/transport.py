@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 import zmq
 
@@ -16,6 +17,10 @@ from agents.common.errors import PeerTimeout, ProtocolError, StopRequested
 from agents.common.protocol import Dispatcher, Message, decode, encode
 
 LINGER_MS = 2000  # let queued reports leave on close
+
+
+class HasFileno(Protocol):
+    def fileno(self) -> int: ...
 
 
 def _ctx() -> zmq.Context[zmq.Socket[bytes]]:
@@ -59,9 +64,18 @@ class Subscriber(_Socket):
     def __init__(self, endpoint: str) -> None:
         super().__init__(zmq.SUB, endpoint, bind=False)
 
-    def recv(self, timeout: float) -> Message | None:
-        data = self._recv(timeout)
-        return None if data is None else decode(data)
+    def recv(self, timeout: float, wake: HasFileno | None = None) -> Message | None:
+        """The next message, or None after `timeout` seconds or as soon as `wake`
+        (e.g. a `Shutdown`) is readable."""
+        if wake is None:
+            data = self._recv(timeout)
+            return None if data is None else decode(data)
+        poller = zmq.Poller()
+        poller.register(self.sock, zmq.POLLIN)
+        poller.register(wake.fileno(), zmq.POLLIN)
+        if self.sock in dict(poller.poll(int(timeout * 1000))):
+            return decode(self.sock.recv())
+        return None
 
 
 class Collector(_Socket):
