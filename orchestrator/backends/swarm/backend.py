@@ -1,7 +1,7 @@
 """The swarm backend: every unit of a run is a service on a Docker Swarm.
 
 One service per unit (replicas 1, restart condition none: a crash ends the run
-as on the other backends), on an attachable overlay network of the run where
+as on the other backends; a task that never ran gets one more, unitstatus.py), on an attachable overlay network of the run where
 agents reach each other by unit name (dnsrr endpoints: no IPVS needed). The
 containers are the docker backend's (containers.py: image, command, mounts,
 profile limits, netem, labels); what the swarm adds is in services.py. Each
