@@ -129,7 +129,6 @@ class ServiceStatus:
         except docker.errors.APIError as exc:
             self._finish(record, None, f"task failed to start ({why}); no new task: {exc}")
             return UnitStatus(name, "exited", None, None)
-        record.seen_task = False
         old = record.follower
         if old is not None and old.started:  # its stream was the failed task's
             old.saved = True
