@@ -12,10 +12,12 @@ How each was made, a service of restart condition none pinned to a worker:
 - exit-3, exit-0: `sh -c 'exit 3'`, `sh -c 'echo ok'`;
 - command-not-found-in-entrypoint: a program the image lacks, which the image's
   entrypoint script runs (the container ran: exit 127 from the shell);
-- killed: `sleep 600`, then `docker kill` of its container on the node;
-- scaled-down: `sleep 600`, then the service scaled to 0 (the backend's kill);
-- running; bind-source-missing-then-created-after-force-update: the source
-  made on the node, the service's ForceUpdate raised: a new task that ran.
+- running, then killed: `sleep 600`, then `docker kill` of its container on
+  the node (exit 137);
+- bind-source-missing-then-created-after-force-update: the source made on the
+  node, the service's ForceUpdate raised: a new task, which ran.
+A service scaled to 0 (the backend's kill) leaves no task to read: the
+backend sees its task gone.
 """
 
 from __future__ import annotations
