@@ -43,7 +43,7 @@ microgrid:
 market: {{first_interval: 49, last_interval: 52, prediction_window: 2}}
 deployment:
   backend: swarm
-  swarm: {{registry: "{registry}"}}
+  swarm: {{registry: "{registry}", prosumers: ["node.labels.testbed.lab=={lab}"]}}
   hosts: [{{name: prosumers, count: 2}}]
 """
 PROGRAM = """\
@@ -63,7 +63,9 @@ def prepared(
 ) -> Iterator[tuple[SwarmBackend, Plan, Bundle]]:
     del state_dir, swarm_images  # a fresh state folder; the images in the lab's registry
     assert swarm_lab.registry is not None
-    spec = parse_spec(SPEC.format(registry=swarm_lab.registry.address), source="s.yaml", env={})
+    spec = parse_spec(
+        SPEC.format(registry=swarm_lab.registry.address, lab=swarm_lab.id), source="s.yaml", env={}
+    )
     run_id = f"20261206T000000Z-{tmp_path.name[-4:]}"
     plan = build_plan(build_scenario(spec), "swarm", run_id)
     bundle = Bundle.create(tmp_path / "results", plan.spec_name, run_id)  # shared with the nodes
