@@ -91,12 +91,13 @@ def test_a_task_that_failed_to_start_gets_one_more_try(
         backend.start(Unit(host, "prosumer", argv, bundle.log_file(host)))
 
     def rejected(host: str) -> list[dict[str, Any]]:
-        service = service_name(backend.run_id, host)
-        return [
-            t
-            for t in docker_engine.api.tasks(filters={"service": service})
-            if t["Status"]["State"] == "rejected"
-        ]
+        import docker.errors
+
+        try:  # the backend creates its service in the background
+            tasks = docker_engine.api.tasks(filters={"service": service_name(backend.run_id, host)})
+        except docker.errors.NotFound:
+            return []
+        return [t for t in tasks if t["Status"]["State"] == "rejected"]
 
     # the engine rejects both first tasks before the backend looks (no status() yet)
     for host in (later, never):
