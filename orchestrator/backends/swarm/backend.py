@@ -1,10 +1,11 @@
 """The swarm backend: every unit of a run is a service on a Docker Swarm.
 
 One service per unit (replicas 1, restart condition none: a crash ends the run
-as on the other backends; a task that never ran gets one more, unitstatus.py), on an attachable overlay network of the run where
-agents reach each other by unit name (dnsrr endpoints: no IPVS needed). The
-containers are the docker backend's (containers.py: image, command, mounts,
-profile limits, netem, labels); what the swarm adds is in services.py. Each
+as on the other backends; a task that never ran gets one more, unitstatus.py),
+on an attachable overlay network of the run where agents reach each other by
+unit name (dnsrr endpoints: no IPVS needed). The containers are the docker
+backend's (containers.py: image, command, mounts, profile limits, netem,
+labels); what the swarm adds is in services.py. Each
 service is pinned to a node chosen up front (nodes.py), its ports published
 in host mode there, picked on that node (ports.py). The chain and Prometheus
 run on the manager. Inputs (configs, keys) are secrets and configs (files.py);
