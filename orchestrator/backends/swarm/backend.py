@@ -1,10 +1,11 @@
 """The swarm backend: every unit of a run is a service on a Docker Swarm.
 
 One service per unit (replicas 1, restart condition none: a crash ends the run
-as on the other backends), on an attachable overlay network of the run where
-agents reach each other by unit name (dnsrr endpoints: no IPVS needed). The
-containers are the docker backend's (containers.py: image, command, mounts,
-profile limits, netem, labels); what the swarm adds is in services.py. Each
+as on the other backends; a task that never ran gets one more, unitstatus.py),
+on an attachable overlay network of the run where agents reach each other by
+unit name (dnsrr endpoints: no IPVS needed). The containers are the docker
+backend's (containers.py: image, command, mounts, profile limits, netem,
+labels); what the swarm adds is in services.py. Each
 service is pinned to a node chosen up front (nodes.py), its ports published
 in host mode there, picked on that node (ports.py). The chain and Prometheus
 run on the manager. Inputs (configs, keys) are secrets and configs (files.py);
@@ -35,7 +36,6 @@ from orchestrator.backends.base import (
     settle_starts,
     state_root,
 )
-from orchestrator.backends.docker.backend import exit_code
 from orchestrator.backends.docker.containers import Mount, unit_spec
 from orchestrator.backends.docker.engine import (
     DOCKER_SOCKET,
@@ -62,7 +62,8 @@ from orchestrator.backends.swarm.resources import (
     swarm_resources,
 )
 from orchestrator.backends.swarm.services import ServiceSpec, service_name
-from orchestrator.backends.swarm.tasks import RUNNING, Listing, Record
+from orchestrator.backends.swarm.tasks import Listing, Record
+from orchestrator.backends.swarm.unitstatus import ServiceStatus
 from orchestrator.hosts import PROFILES, Netem
 from orchestrator.placement import local_out_dirs
 from orchestrator.plan import Plan
@@ -77,7 +78,7 @@ STOP_MARGIN_SECONDS = 20.0  # the manager's own round trips to the nodes
 LOGS_SECONDS = 5.0  # for every log stream to end after its service is removed
 
 
-class SwarmBackend(NodeFaults, NodePorts, Backend):
+class SwarmBackend(ServiceStatus, NodeFaults, NodePorts, Backend):
     name = "swarm"
 
     def __init__(
@@ -286,59 +287,6 @@ class SwarmBackend(NodeFaults, NodePorts, Backend):
     def _settle(self, names: Sequence[str] | None = None, *, raise_errors: bool = True) -> None:
         """Wait for queued starts; the first failure is raised (after all settled)."""
         settle_starts(self._records, names, raise_errors=raise_errors)
-
-    # -- status ----------------------------------------------------------------
-    def status(self) -> dict[str, UnitStatus]:
-        self._settle()
-        tasks, lost = self._listing.current(self._records.values())
-        out: dict[str, UnitStatus] = {}
-        for name, record in self._records.items():
-            if record.service_id is None:
-                out[name] = UnitStatus(name, "missing")
-            elif record.done:
-                out[name] = UnitStatus(
-                    name, "exited", None, record.exit_code, lost_node=record.lost_node
-                )
-            else:
-                out[name] = self._unit_status(name, record, tasks.get(record.service_id), lost)
-        return out
-
-    def _unit_status(
-        self, name: str, record: Record, task: dict[str, Any] | None, lost: dict[str, str]
-    ) -> UnitStatus:
-        if task is None and record.seen_task:
-            self._finish(record, None, "its task is gone")  # removed by the manager
-            return UnitStatus(name, "exited", None, None)
-        if task is None:
-            return UnitStatus(name, "running")  # not scheduled yet
-        record.seen_task = True
-        state = task.get("Status", {}).get("State", "")
-        node = task.get("NodeID") or record.node.id
-        follower = record.follower
-        if follower is not None and not follower.started and task["Status"].get("ContainerStatus"):
-            follower.start()
-        if state in RUNNING and node in lost:
-            record.lost_node = lost[node]
-            self._finish(record, None, f"its node {lost[node]} is down (engine stopped or gone)")
-            return UnitStatus(name, "exited", None, None, lost_node=lost[node])
-        if state in RUNNING:
-            return UnitStatus(name, "running")
-        container = task.get("Status", {}).get("ContainerStatus") or {}
-        code = container.get("ExitCode")
-        err, note = str(task.get("Status", {}).get("Err") or ""), None
-        started_not = bool(err) and "non-zero exit" not in err  # e.g. its port taken on the node
-        if state in ("rejected", "orphaned") or code is None or started_not:
-            note = f"task {state}: {err or 'no exit code'}"
-        self._finish(record, exit_code(int(code)) if code is not None else None, note)
-        return UnitStatus(name, "exited", None, record.exit_code)
-
-    def _finish(self, record: Record, code: int | None, note: str | None) -> None:
-        record.done, record.exit_code = True, code
-        if record.follower is not None and not record.follower.started:
-            record.follower.save()  # it ended before a status saw it run: its log now
-        if note and record.follower is not None:
-            where = f"{record.spec.unit} on node {record.node.hostname}"
-            record.follower.note(f"testbed: {where}: {note}")
 
     # -- stop ------------------------------------------------------------------
     def stop(

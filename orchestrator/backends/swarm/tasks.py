@@ -12,7 +12,7 @@ import math
 import time
 from collections.abc import Iterable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ class Record:
     lost_node: str | None = None  # the hostname of the node it was lost with
     follower: ServiceLogFollower | None = None
     start_error: str | None = None
+    failed_starts: list[str] = field(default_factory=list)  # its tasks that never ran (IDs)
 
 
 class Listing:
