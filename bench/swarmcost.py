@@ -3,13 +3,16 @@ its spec (issue 13). Prints one JSON object.
 
 On a lab (`--lab ID`, from `testbed lab up`), `--services` services of the
 agent image that only sleep, built as the backend builds a prosumer host's
-service (services.py: `bbb` limits, init, the run's attachable overlay with the
-unit as alias, dnsrr, its config file as a swarm secret from the shared results
-folder, its output folder bind-mounted from there), all pinned to one worker,
-are created at once (4 at a time, as the backend does) and then removed. Each
-variant changes one thing of that spec (VARIANTS); the variants alternate
-`--rounds` times, after one warm-up round. Per phase (up: until every task runs; down: until their
-containers are gone on the worker) it measures the CPU seconds of
+service (services.py: `bbb` limits, init, dnsrr, the run's overlay with the
+unit as alias, its output folder bind-mounted from the shared results folder),
+all pinned to one worker, are created at once (4 at a time, as the backend
+does) and then removed. `today` is the spec before this bench (the run's
+overlay not internal, the host's config file a swarm secret); each other
+variant changes one or two things of it (VARIANTS); `internal+bind` is what
+the backend builds now (network.py, files.py). The variants alternate
+`--rounds` times, after one warm-up round. Per phase (up: until every task
+runs; down: until their containers are gone on the worker) it measures the
+CPU seconds of
 - the worker's engine: its node container's cpuacct cgroup (dockerd,
   containerd, shims, and the short-lived runc, iptables... processes),
 - the worker's tasks: the cgroup subtree its dockerd puts containers under,
@@ -39,9 +42,9 @@ from typing import Any
 from bench.swarmcpu import CPUACCT, cgroup_cpu
 from bench.swarmport import manager_dockerd_cpu
 from orchestrator.backends.base import Unit, state_root
-from orchestrator.backends.docker.containers import Mount, unit_spec
+from orchestrator.backends.docker.containers import unit_spec
 from orchestrator.backends.docker.engine import LABEL_RUN, connect
-from orchestrator.backends.swarm.files import create_files, inputs_of
+from orchestrator.backends.swarm.files import InputFile, inputs_of
 from orchestrator.backends.swarm.network import create_overlay
 from orchestrator.backends.swarm.resources import remove_swarm_resources, swarm_resources
 from orchestrator.backends.swarm.services import ServiceSpec, service_name
@@ -115,7 +118,7 @@ def host_specs(
         (config / f"{unit}.json").write_text(
             json.dumps({"pad": os.urandom(CONFIG_BYTES // 2).hex()})
         )
-        # the command names its config, as the agents' does: inputs_of makes it a secret
+        # the command names its config, as the agents' does (files.inputs_of finds it)
         argv = ("sh", "-c", "exec sleep infinity", f"/testbed/config/{unit}.json")
         container = unit_spec(
             Unit(unit, "prosumer", argv, Path("/dev/null")),
@@ -124,12 +127,11 @@ def host_specs(
             out_dir=out,
             profile=PROFILES["bbb"],
         )
-        if variant.config == "secret":
-            container, files = inputs_of(container)
-        else:
-            mounts = [m for m in container.mounts if m.target != "/testbed/config"]
-            mounts.append(Mount(str(config / f"{unit}.json"), argv[-1], read_only=True))
-            container, files = dataclasses.replace(container, mounts=tuple(mounts)), ()
+        container, files = inputs_of(container)  # the backend's: a bind mount of that file
+        if variant.config == "secret":  # as before: the file a swarm secret
+            mounts = [m for m in container.mounts if m.target != argv[-1]]
+            files = (InputFile(config / f"{unit}.json", argv[-1]),)
+            container = dataclasses.replace(container, mounts=tuple(mounts))
         specs.append(
             ServiceSpec(
                 container,
@@ -140,6 +142,19 @@ def host_specs(
             )
         )
     return specs
+
+
+def create_secrets(
+    client: Any, run: str, files: tuple[InputFile, ...], labels: dict[str, str]
+) -> dict[str, Any]:
+    """The `Secrets` of a host's config, as files.py made them before (mode 0400)."""
+    secrets = []
+    for item in files:
+        name = f"testbed-{run}-{uuid.uuid4().hex[:12]}"
+        made = client.api.create_secret(name, item.source.read_bytes(), labels=labels)
+        file = {"Name": item.target, "UID": "0", "GID": "0", "Mode": 0o400}
+        secrets.append({"File": file, "SecretID": made["ID"], "SecretName": name})
+    return {"Secrets": secrets}
 
 
 def template_of(
@@ -167,7 +182,7 @@ def one_round(
     network_id, _ = create_overlay(client, f"testbed-{run}", run, labels, internal=variant.internal)
 
     def create(spec: ServiceSpec) -> str:
-        files = create_files(client, run, spec.unit, spec.files, labels)
+        files = create_secrets(client, run, spec.files, labels)
         made = client.api.create_service(
             template_of(spec, run, network_id, files, variant),
             name=service_name(run, spec.unit),

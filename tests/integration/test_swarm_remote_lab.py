@@ -10,13 +10,13 @@ a run that works there mounts nothing of the orchestrator's disk but the
 shared results root (bind-mounted into every node: NFS's stand-in).
 
 - The smoke run equals replay to the Wh; its agents' configs arrived as
-  secrets, prometheus.yml as a config; Prometheus answered at the manager
-  node's address and its snapshot is in the bundle; nothing is left on that
-  engine or its nodes.
+  bind mounts of their own file from the shared bundle, prometheus.yml as a
+  config; Prometheus answered at the manager node's address and its snapshot
+  is in the bundle; nothing is left on that engine or its nodes.
 - A results root the nodes do not have stops the run before anything starts,
   naming the node and the path.
 - `testbed clean` after the orchestrator was SIGKILLed mid-run removes what
-  the run left on that manager: services, network, secrets, configs.
+  the run left on that manager: services, networks, configs.
 """
 
 from __future__ import annotations
@@ -158,12 +158,12 @@ def test_a_run_with_the_manager_on_another_engine_equals_replay(
     per_interval, expected = replayed(SMOKE, [], clip=True)
     assert finalized_by_content(result.bundle / "events", SMOKE_LAST) == expected
     assert result.summary["total_energy_traded_wh"] == sum(per_interval.values())
-    # inputs through the manager: each agent's config (its keys) a secret,
-    # prometheus.yml a config; no agent mounted the bundle's config folder
+    # inputs: each agent's config (its keys) its own file from the shared bundle,
+    # read-only (no secret); prometheus.yml a config through the manager
     run_id = result.bundle.name
-    agents = [p.stem for p in (result.bundle / "config").glob("*.json")]
-    assert len(created(remote, "secret", run_id, started)) == len(agents)
+    assert created(remote, "secret", run_id, started) == []
     assert len(created(remote, "config", run_id, started)) == 1
+    assert info["network"]["internal"] and info["edge_network"]["subnet"]
     # Prometheus ran on the manager node and answered there; its data came back
     metrics = json.loads((result.bundle / "metrics" / "prometheus.json").read_text())
     assert metrics["live_url"].startswith(f"http://{remote_lab.address}:")

@@ -4,6 +4,10 @@ A `ServiceSpec` is the docker backend's `ContainerSpec` (image kind, command,
 mounts, profile limits, netem, labels: containers.py builds it) plus what a
 swarm adds: the node it is pinned to and the user's constraints, host-mode
 published ports, and the run's overlay network with the unit's name as alias.
+The run's network is internal (network.py): a task there gets no endpoint on
+its node's docker_gwbridge (no veth, no NAT rules per container: what most
+prosumer hosts need); a service that publishes a port also joins the run's
+edge network, whose gateway bridge carries the port.
 `task_template`/`endpoint` turn it into Engine API objects for the backend;
 stack.py writes the same specs as a stack file.
 """
@@ -34,7 +38,7 @@ class ServiceSpec:
     constraints: tuple[str, ...] = ()  # the user's, plus node.id== of the chosen node
     ports: Mapping[int, int] = field(default_factory=dict)  # target -> published (host mode)
     stop_grace_seconds: float = 10.0
-    files: tuple[InputFile, ...] = ()  # inputs as secrets and configs (files.py)
+    files: tuple[InputFile, ...] = ()  # inputs as swarm configs (files.py)
 
     @property
     def unit(self) -> str:
@@ -56,10 +60,15 @@ class ServiceSpec:
         return {"Limits": limits} if limits else {}
 
     def task_template(
-        self, run_id: str, network_id: str, files: Mapping[str, Any] | None = None
+        self,
+        run_id: str,
+        network_id: str,
+        files: Mapping[str, Any] | None = None,
+        edge_id: str | None = None,
     ) -> dict[str, Any]:
         """The service's TaskTemplate (Engine API 1.41: CapabilityAdd for netem);
-        `files`: the `Secrets` and `Configs` entries of its input files."""
+        `files`: the `Configs` entries of its input files; `edge_id`: the network
+        a service with published ports joins too (the run's is internal)."""
         c = self.container
         container: dict[str, Any] = {
             "Image": self.image,
@@ -79,8 +88,16 @@ class ServiceSpec:
             "Resources": self.resources(),
             "RestartPolicy": {"Condition": "none"},  # a crash ends the run, as elsewhere
             "Placement": {"Constraints": list(self.constraints)},
-            "Networks": [{"Target": network_id, "Aliases": [c.unit]}],
+            "Networks": self.networks(network_id, edge_id),
         }
+
+    def networks(self, network_id: str, edge_id: str | None) -> list[dict[str, Any]]:
+        """The run's network first (eth0: the link netem shapes, the address
+        Prometheus scrapes), then the edge network if it publishes a port."""
+        networks: list[dict[str, Any]] = [{"Target": network_id, "Aliases": [self.unit]}]
+        if self.ports and edge_id:
+            networks.append({"Target": edge_id})
+        return networks
 
     def endpoint(self) -> dict[str, Any]:
         """dnsrr (the kernels of small boards often lack IPVS, which VIPs need);
