@@ -163,7 +163,6 @@ def test_a_run_with_the_manager_on_another_engine_equals_replay(
     run_id = result.bundle.name
     assert created(remote, "secret", run_id, started) == []
     assert len(created(remote, "config", run_id, started)) == 1
-    assert info["network"]["internal"] and info["edge_network"]["subnet"]
     # Prometheus ran on the manager node and answered there; its data came back
     metrics = json.loads((result.bundle / "metrics" / "prometheus.json").read_text())
     assert metrics["live_url"].startswith(f"http://{remote_lab.address}:")

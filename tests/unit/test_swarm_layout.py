@@ -128,23 +128,3 @@ def test_a_prosumer_host_service() -> None:
         ],
     }
     assert service_name("r1", "prosumers-01") == "testbed-r1-prosumers-01"
-
-
-def test_only_a_service_that_publishes_a_port_joins_the_edge_network() -> None:
-    """The run's network is internal (no gateway bridge for the hosts); a host-mode
-    port needs the gateway bridge, which the edge network gives."""
-    argv = ("python", "-m", "agents", "prosumer")
-    host = unit_spec(
-        Unit("prosumers-01", "prosumer", argv, REPO / "x.log"), "", config_dir=REPO, out_dir=None
-    )
-    dso = unit_spec(Unit("dso", "dso", argv, REPO / "x.log"), "", config_dir=REPO, out_dir=None)
-    quiet = ServiceSpec(host, "img", {})
-    published = ServiceSpec(dso, "img", {}, ports={9100: 40123})
-    assert quiet.task_template("r1", "run-net", None, "edge-net")["Networks"] == [
-        {"Target": "run-net", "Aliases": ["prosumers-01"]}
-    ]
-    # the run's network first: eth0 (netem's link, the address Prometheus scrapes)
-    assert published.task_template("r1", "run-net", None, "edge-net")["Networks"] == [
-        {"Target": "run-net", "Aliases": ["dso"]},
-        {"Target": "edge-net"},
-    ]

@@ -7,8 +7,9 @@ containers are the docker backend's (containers.py: image, command, mounts,
 profile limits, netem, labels); what the swarm adds is in services.py. Each
 service is pinned to a node chosen up front (nodes.py), its ports published
 in host mode there, picked on that node (ports.py). The chain and Prometheus
-run on the manager. Inputs (configs, keys) are secrets and configs (files.py);
-outputs are bind-mounted from the results root, shared with every node (NFS).
+run on the manager. Inputs: each agent's config (keys) its own file
+bind-mounted read-only, prometheus.yml a config (files.py); inputs and
+outputs come from the results root, shared with every node (NFS).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from orchestrator.backends.swarm import cluster, metricsgw
 from orchestrator.backends.swarm.files import create_files, inputs_of
 from orchestrator.backends.swarm.gateway import gateway_container
 from orchestrator.backends.swarm.logs import ServiceLogFollower
-from orchestrator.backends.swarm.network import create_run_networks
+from orchestrator.backends.swarm.network import create_overlay
 from orchestrator.backends.swarm.nodefaults import NodeFaults, check_fault_nodes
 from orchestrator.backends.swarm.ports import NodePorts
 from orchestrator.backends.swarm.prepull import prepull
@@ -90,8 +91,7 @@ class SwarmBackend(NodeFaults, NodePorts, Backend):
         self.bundle: Path | None = None
         self.layout: cluster.Layout | None = None
         self.images: dict[str, str] = {}
-        self.network_id: str | None = None  # internal: the hosts get no gateway bridge
-        self.edge_id: str | None = None  # for the services that publish a port (network.py)
+        self.network_id: str | None = None
         self.registry: Any = None  # orchestrator.swarm.registry.Registry, if this run started one
         self._registry_address: str | None = None  # where the nodes pull from (None: no registry)
         self._orchestrator = orchestrator_label()
@@ -125,15 +125,15 @@ class SwarmBackend(NodeFaults, NodePorts, Backend):
             images.registry,
         )
         self._write_state()
-        (self.network_id, subnet), (self.edge_id, edge) = create_run_networks(
-            self.client, self.run_id, self._labels()
+        self.network_id, subnet = create_overlay(
+            self.client, f"testbed-{self.run_id}", self.run_id, self._labels()
         )
         if self._registry_address is not None:  # fresh nodes pull while the chain starts
             prepull(self.client, self.run_id, self.images["agent"], self._labels())
         self._pick_ports(plan)  # on the nodes, which must share the bundle with this machine
         self._start_metrics_gateway()  # on the manager, while the chain starts
         self._outs = local_out_dirs(plan, self.bundle)
-        self._write_info(subnet, edge)
+        self._write_info(subnet)
         return self.layout.placement(plan, self.bundle)
 
     def _labels(self) -> dict[str, str]:
@@ -156,14 +156,13 @@ class SwarmBackend(NodeFaults, NodePorts, Backend):
         }
         (self.state_dir / "run.json").write_text(json.dumps(state) + "\n")
 
-    def _write_info(self, subnet: str, edge: str) -> None:
+    def _write_info(self, subnet: str) -> None:
         assert self.plan is not None and self.bundle is not None and self.layout is not None
         info = {
             "manager": cluster.manager_url(self.deployment.swarm.manager),
             "images": self.images,
             "registry": self._registry_address,
-            "network": {"name": f"testbed-{self.run_id}", "subnet": subnet, "internal": True},
-            "edge_network": {"name": f"testbed-{self.run_id}-edge", "subnet": edge},
+            "network": {"name": f"testbed-{self.run_id}", "subnet": subnet},
             "nodes": {n.hostname: n.address for n in self.layout.nodes},
             "placement": {unit: node.hostname for unit, node in self.layout.units.items()},
             "hosts": {
@@ -271,7 +270,7 @@ class SwarmBackend(NodeFaults, NodePorts, Backend):
         try:
             files = create_files(self.client, self.run_id, spec.unit, spec.files, self._labels())
             created = self.client.api.create_service(
-                spec.task_template(self.run_id, self.network_id, files, self.edge_id),
+                spec.task_template(self.run_id, self.network_id, files),
                 name=service_name(self.run_id, spec.unit),
                 labels=dict(spec.labels),
                 mode={"replicated": {"Replicas": 1}},

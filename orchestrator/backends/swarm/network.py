@@ -1,18 +1,5 @@
-"""The run's overlay networks, each with a subnet of its own (the engine's
-default overlay pool hands out /24s: too small for 10x the paper's hosts).
-
-- the run's network (`testbed-<run id>`, labelled with the run id: agents reach
-  each other on it by unit name, Prometheus scrapes them there) is **internal**:
-  a task on it alone gets no endpoint on its node's docker_gwbridge, so no veth,
-  no NAT and no iptables rules per container on the node (bench/swarmcost.py);
-  the prosumer hosts need nothing beyond the run's units;
-- the **edge** network (`testbed-<run id>-edge`) gives a way out to the services
-  that publish a port (a host-mode port is mapped on the gateway bridge) and to
-  Prometheus (it scrapes the orchestrator on its machine). It carries the run's
-  labels but under LABEL_EDGE instead of the run label: Prometheus keeps the
-  tasks' addresses on the network labelled with the run id only
-  (observability/swarmsd.py), so a service on both is scraped once.
-"""
+"""The run's attachable overlay network, with a subnet of its own (the engine's
+default overlay pool hands out /24s: too small for 10x the paper's hosts)."""
 
 from __future__ import annotations
 
@@ -22,36 +9,14 @@ import zlib
 from typing import Any
 
 from orchestrator.backends.base import BackendError
-from orchestrator.backends.docker.engine import LABEL_RUN
 from orchestrator.backends.docker.network import _engine_subnets, _taken
 
 DEFAULT_POOL = "10.214.0.0/16"
 PREFIX = 22  # 1,022 addresses: 10x the paper's 310 hosts with room for tasks' restarts
-EDGE_PREFIX = 24  # the services with ports: the chain, Prometheus, gateways, DSO, clock...
-LABEL_EDGE = "testbed.edge_of"  # the edge network's run (not LABEL_RUN: see above)
-
-
-def create_run_networks(
-    client: Any, run_id: str, labels: dict[str, str]
-) -> tuple[tuple[str, str], tuple[str, str]]:
-    """((id, subnet) of the run's internal network, (id, subnet) of its edge network)."""
-    run = create_overlay(client, f"testbed-{run_id}", run_id, labels, internal=True)
-    edge_labels = {k: v for k, v in labels.items() if k != LABEL_RUN}
-    edge_labels[LABEL_EDGE] = run_id
-    edge = create_overlay(
-        client, f"testbed-{run_id}-edge", f"{run_id}-edge", edge_labels, prefix=EDGE_PREFIX
-    )
-    return run, edge
 
 
 def create_overlay(
-    client: Any,
-    name: str,
-    run_id: str,
-    labels: dict[str, str],
-    *,
-    internal: bool = False,
-    prefix: int = PREFIX,
+    client: Any, name: str, run_id: str, labels: dict[str, str], *, internal: bool = False
 ) -> tuple[str, str]:
     """(id, subnet) of a new attachable overlay network; tries subnets from
     $TESTBED_SWARM_SUBNETS (default 10.214.0.0/16) that nothing here uses.
@@ -60,7 +25,7 @@ def create_overlay(
     import docker.types
 
     pool = ipaddress.IPv4Network(os.environ.get("TESTBED_SWARM_SUBNETS", DEFAULT_POOL))
-    subnets = list(pool.subnets(new_prefix=max(prefix, pool.prefixlen)))
+    subnets = list(pool.subnets(new_prefix=max(PREFIX, pool.prefixlen)))
     busy = _taken() + _engine_subnets(client)
     start = zlib.crc32(run_id.encode()) % len(subnets)
     last = "no free subnet"

@@ -4,10 +4,6 @@ A `ServiceSpec` is the docker backend's `ContainerSpec` (image kind, command,
 mounts, profile limits, netem, labels: containers.py builds it) plus what a
 swarm adds: the node it is pinned to and the user's constraints, host-mode
 published ports, and the run's overlay network with the unit's name as alias.
-The run's network is internal (network.py): a task there gets no endpoint on
-its node's docker_gwbridge (no veth, no NAT rules per container: what most
-prosumer hosts need); a service that publishes a port also joins the run's
-edge network, whose gateway bridge carries the port.
 `task_template`/`endpoint` turn it into Engine API objects for the backend;
 stack.py writes the same specs as a stack file.
 """
@@ -60,15 +56,10 @@ class ServiceSpec:
         return {"Limits": limits} if limits else {}
 
     def task_template(
-        self,
-        run_id: str,
-        network_id: str,
-        files: Mapping[str, Any] | None = None,
-        edge_id: str | None = None,
+        self, run_id: str, network_id: str, files: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
         """The service's TaskTemplate (Engine API 1.41: CapabilityAdd for netem);
-        `files`: the `Configs` entries of its input files; `edge_id`: the network
-        a service with published ports joins too (the run's is internal)."""
+        `files`: the `Configs` entries of its input files."""
         c = self.container
         container: dict[str, Any] = {
             "Image": self.image,
@@ -88,16 +79,8 @@ class ServiceSpec:
             "Resources": self.resources(),
             "RestartPolicy": {"Condition": "none"},  # a crash ends the run, as elsewhere
             "Placement": {"Constraints": list(self.constraints)},
-            "Networks": self.networks(network_id, edge_id),
+            "Networks": [{"Target": network_id, "Aliases": [c.unit]}],
         }
-
-    def networks(self, network_id: str, edge_id: str | None) -> list[dict[str, Any]]:
-        """The run's network first (eth0: the link netem shapes, the address
-        Prometheus scrapes), then the edge network if it publishes a port."""
-        networks: list[dict[str, Any]] = [{"Target": network_id, "Aliases": [self.unit]}]
-        if self.ports and edge_id:
-            networks.append({"Target": edge_id})
-        return networks
 
     def endpoint(self) -> dict[str, Any]:
         """dnsrr (the kernels of small boards often lack IPVS, which VIPs need);
