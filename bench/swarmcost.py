@@ -39,8 +39,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.swarmcpu import CPUACCT, cgroup_cpu
-from bench.swarmport import manager_dockerd_cpu
+import psutil
+
+from bench.swarmcpu import CPUACCT, cgroup_cpu, cpuacct_of
 from orchestrator.backends.base import Unit, state_root
 from orchestrator.backends.docker.containers import unit_spec
 from orchestrator.backends.docker.engine import LABEL_RUN, connect
@@ -56,6 +57,18 @@ TIMEOUT_SECONDS = 900.0
 POLL_SECONDS = 0.5
 CONFIG_BYTES = 96 * 1024  # a paper-c prosumer host's config (keys and offer traces)
 CREATE_PARALLELISM = 4  # as the backend (START_PARALLELISM)
+
+
+def manager_dockerd_cpu() -> float:
+    total = 0.0
+    for proc in psutil.process_iter(["name"]):
+        try:
+            if proc.info["name"] == "dockerd" and not cpuacct_of(proc.pid).startswith("/docker/"):
+                times = proc.cpu_times()
+                total += times.user + times.system
+        except psutil.Error:
+            continue
+    return total
 
 
 @dataclass(frozen=True)
