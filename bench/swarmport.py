@@ -28,9 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import psutil
-
-from bench.swarmcpu import CPUACCT, cgroup_cpu, cpuacct_of
+from bench.swarmcost import Meter
 from orchestrator.backends.base import state_root
 from orchestrator.backends.docker.containers import ContainerSpec
 from orchestrator.backends.docker.engine import LABEL_RUN, connect
@@ -44,36 +42,6 @@ from orchestrator.swarm import Lab
 
 TIMEOUT_SECONDS = 900.0
 POLL_SECONDS = 0.5
-
-
-def manager_dockerd_cpu() -> float:
-    total = 0.0
-    for proc in psutil.process_iter(["name"]):
-        try:
-            if proc.info["name"] == "dockerd" and not cpuacct_of(proc.pid).startswith("/docker/"):
-                times = proc.cpu_times()
-                total += times.user + times.system
-        except psutil.Error:
-            continue
-    return total
-
-
-class Meter:
-    def __init__(self, worker_cid: str, worker: str) -> None:
-        self.engine, self.tasks = CPUACCT / "docker" / worker_cid, CPUACCT / worker
-
-    def read(self) -> tuple[float, float, float, float]:
-        return (
-            time.monotonic(),
-            cgroup_cpu(self.engine),
-            cgroup_cpu(self.tasks),
-            manager_dockerd_cpu(),
-        )
-
-    @staticmethod
-    def delta(a: tuple[float, ...], b: tuple[float, ...]) -> dict[str, float]:
-        keys = ("wall_seconds", "worker_engine_cpu", "worker_tasks_cpu", "manager_dockerd_cpu")
-        return {k: round(y - x, 2) for k, x, y in zip(keys, a, b, strict=True)}
 
 
 def one_round(client: Any, lab: Lab, worker: str, ref: str, n: int, publish: bool) -> dict:

@@ -10,13 +10,13 @@ a run that works there mounts nothing of the orchestrator's disk but the
 shared results root (bind-mounted into every node: NFS's stand-in).
 
 - The smoke run equals replay to the Wh; its agents' configs arrived as
-  secrets, prometheus.yml as a config; Prometheus answered at the manager
-  node's address and its snapshot is in the bundle; nothing is left on that
-  engine or its nodes.
+  bind mounts of their own file from the shared bundle, prometheus.yml as a
+  config; Prometheus answered at the manager node's address and its snapshot
+  is in the bundle; nothing is left on that engine or its nodes.
 - A results root the nodes do not have stops the run before anything starts,
   naming the node and the path.
 - `testbed clean` after the orchestrator was SIGKILLed mid-run removes what
-  the run left on that manager: services, network, secrets, configs.
+  the run left on that manager: services, networks, configs.
 """
 
 from __future__ import annotations
@@ -158,11 +158,10 @@ def test_a_run_with_the_manager_on_another_engine_equals_replay(
     per_interval, expected = replayed(SMOKE, [], clip=True)
     assert finalized_by_content(result.bundle / "events", SMOKE_LAST) == expected
     assert result.summary["total_energy_traded_wh"] == sum(per_interval.values())
-    # inputs through the manager: each agent's config (its keys) a secret,
-    # prometheus.yml a config; no agent mounted the bundle's config folder
+    # inputs: each agent's config (its keys) its own file from the shared bundle,
+    # read-only (no secret); prometheus.yml a config through the manager
     run_id = result.bundle.name
-    agents = [p.stem for p in (result.bundle / "config").glob("*.json")]
-    assert len(created(remote, "secret", run_id, started)) == len(agents)
+    assert created(remote, "secret", run_id, started) == []
     assert len(created(remote, "config", run_id, started)) == 1
     # Prometheus ran on the manager node and answered there; its data came back
     metrics = json.loads((result.bundle / "metrics" / "prometheus.json").read_text())
@@ -212,8 +211,9 @@ def test_clean_after_sigkill_removes_what_the_run_left_on_that_manager(
         proc.kill()  # SIGKILL: the orchestrator dies without any teardown
         proc.wait()
     left = target.leftovers(run_id)
-    for kind in ("service ", "network ", "secret ", "config "):
+    for kind in ("service ", "network ", "config "):
         assert any(item.startswith(kind) for item in left), f"no {kind!r} left: {sorted(left)}"
+    assert not any(item.startswith("secret ") for item in left), sorted(left)  # configs: files
     report = json.loads(cli(target, "clean", "--json"))["cleaned"]
     removed = {r["what"] for r in report if r["run_id"] == run_id and r["action"] == "removed"}
     assert {item for item in left if not item.startswith("container ")} <= removed, report

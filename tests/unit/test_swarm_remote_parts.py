@@ -1,5 +1,5 @@
 """The pure parts behind a swarm whose manager is elsewhere: input files as
-secrets and configs (files.py), which node publishes which port (ports.py),
+bind mounts of one file and configs (files.py), which node publishes which port (ports.py),
 and the TLS material of the remote lab (a real TLS handshake, client
 certificate required, as dockerd --tlsverify does)."""
 
@@ -29,7 +29,7 @@ W1 = Node("w1", "pi-1", "worker", "10.0.0.11")
 W2 = Node("w2", "pi-2", "worker", "10.0.0.12")
 
 
-def test_an_agents_config_becomes_a_secret_its_output_stays_a_mount(tmp_path: Path) -> None:
+def test_an_agent_mounts_its_own_config_file_alone_read_only(tmp_path: Path) -> None:
     config = tmp_path / "config"
     config.mkdir()
     (config / "prosumers-01.json").write_text('{"private_key": "0x01"}')
@@ -38,18 +38,24 @@ def test_an_agents_config_becomes_a_secret_its_output_stays_a_mount(tmp_path: Pa
     unit = Unit("prosumers-01", "prosumer", argv, tmp_path / "x.log")
     container = unit_spec(unit, "", config_dir=config, out_dir=tmp_path / "out")
     left, files = inputs_of(container)
-    assert files == (
-        InputFile(config / "prosumers-01.json", "/testbed/config/prosumers-01.json", secret=True),
-    )
-    assert [(m.target, m.read_only) for m in left.mounts] == [("/testbed/out", False)]
-    template = ServiceSpec(left, "img", {}, files=files).task_template(
-        "r1",
-        "net",
-        {"Secrets": [{"SecretID": "s1", "SecretName": "n1", "File": {"Name": "x"}}]},
-    )
-    assert template["ContainerSpec"]["Secrets"][0]["SecretID"] == "s1"
+    assert files == ()  # no secret, no config: nothing through the manager
+    template = ServiceSpec(left, "img", {}, files=files).task_template("r1", "net")
+    assert "Secrets" not in template["ContainerSpec"]
     assert "Configs" not in template["ContainerSpec"]
-    assert [m["Target"] for m in template["ContainerSpec"]["Mounts"]] == ["/testbed/out"]
+    assert template["ContainerSpec"]["Mounts"] == [
+        {
+            "Type": "bind",
+            "Source": str(config / "prosumers-01.json"),  # the bundle, shared with every node
+            "Target": "/testbed/config/prosumers-01.json",
+            "ReadOnly": True,
+        },
+        {
+            "Type": "bind",
+            "Source": str(tmp_path / "out"),
+            "Target": "/testbed/out",
+            "ReadOnly": False,
+        },
+    ]
 
 
 def test_prometheus_yml_becomes_a_config_its_data_stays_a_mount(tmp_path: Path) -> None:
@@ -67,21 +73,30 @@ def test_prometheus_yml_becomes_a_config_its_data_stays_a_mount(tmp_path: Path) 
     container = unit_spec(unit, "", config_dir=tmp_path, out_dir=None)
     left, files = inputs_of(container)
     assert port == 9090 and len(mounts) == 2
-    assert files == (
-        InputFile(metrics / "prometheus.yml", f"{metrics}/prometheus.yml", secret=False),
-    )
+    assert files == (InputFile(metrics / "prometheus.yml", f"{metrics}/prometheus.yml"),)
     assert [m.target for m in left.mounts] == [f"{metrics}/prometheus-data"]
     assert f"--config.file={metrics}/prometheus.yml" in command
 
 
-def test_a_file_too_large_for_the_swarm_keeps_its_mount(tmp_path: Path) -> None:
-    (tmp_path / "big.json").write_bytes(b" " * (MAX_BYTES + 1))
-    argv = ("python", "-m", "agents", "prosumer", "--config", "/testbed/config/big.json")
+def test_a_file_too_large_for_a_swarm_config_keeps_its_mount(tmp_path: Path) -> None:
+    (tmp_path / "prometheus.yml").write_bytes(b" " * (MAX_BYTES + 1))
+    argv = ["prometheus", f"--config.file={tmp_path}/prometheus.yml"]
     container = unit_spec(
-        Unit("big", "prosumer", argv, tmp_path / "x.log"), "", config_dir=tmp_path, out_dir=None
+        Unit("prometheus", "prometheus", tuple(argv), tmp_path / "p.log"),
+        "",
+        config_dir=tmp_path,
+        out_dir=None,
     )
     left, files = inputs_of(container)
-    assert files == () and [m.target for m in left.mounts] == ["/testbed/config"]
+    assert files == () and [m.target for m in left.mounts] == [str(tmp_path)]
+    # an agent's config of any size is its own file's mount (the DSO's at 10x is large)
+    (tmp_path / "big.json").write_bytes(b" " * (MAX_BYTES + 1))
+    argv = ["python", "-m", "agents", "dso", "--config", "/testbed/config/big.json"]
+    container = unit_spec(
+        Unit("dso", "dso", tuple(argv), tmp_path / "x.log"), "", config_dir=tmp_path, out_dir=None
+    )
+    left, files = inputs_of(container)
+    assert files == () and [m.target for m in left.mounts] == ["/testbed/config/big.json"]
 
 
 def test_every_published_port_is_asked_of_the_node_that_publishes_it() -> None:

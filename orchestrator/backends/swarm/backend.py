@@ -8,8 +8,9 @@ backend's (containers.py: image, command, mounts, profile limits, netem,
 labels); what the swarm adds is in services.py. Each
 service is pinned to a node chosen up front (nodes.py), its ports published
 in host mode there, picked on that node (ports.py). The chain and Prometheus
-run on the manager. Inputs (configs, keys) are secrets and configs (files.py);
-outputs are bind-mounted from the results root, shared with every node (NFS).
+run on the manager. Inputs: each agent's config (keys) its own file
+bind-mounted read-only, prometheus.yml a config (files.py); inputs and
+outputs come from the results root, shared with every node (NFS).
 """
 
 from __future__ import annotations
@@ -216,7 +217,7 @@ class SwarmBackend(ServiceStatus, NodeFaults, NodePorts, Backend):
         if unit.role == "prometheus":  # it asks the manager for the run's tasks
             socket = Mount(DOCKER_SOCKET, DOCKER_SOCKET)
             container = dataclasses.replace(container, mounts=(*container.mounts, socket))
-        container, inputs = inputs_of(container)  # secrets and configs, not bind mounts
+        container, inputs = inputs_of(container)  # its own config file; prometheus.yml a config
         return ServiceSpec(
             container,
             self.images[container.image_kind],

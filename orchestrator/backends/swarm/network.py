@@ -15,9 +15,12 @@ DEFAULT_POOL = "10.214.0.0/16"
 PREFIX = 22  # 1,022 addresses: 10x the paper's 310 hosts with room for tasks' restarts
 
 
-def create_overlay(client: Any, name: str, run_id: str, labels: dict[str, str]) -> tuple[str, str]:
+def create_overlay(
+    client: Any, name: str, run_id: str, labels: dict[str, str], *, internal: bool = False
+) -> tuple[str, str]:
     """(id, subnet) of a new attachable overlay network; tries subnets from
-    $TESTBED_SWARM_SUBNETS (default 10.214.0.0/16) that nothing here uses."""
+    $TESTBED_SWARM_SUBNETS (default 10.214.0.0/16) that nothing here uses.
+    `internal`: its tasks get no way out (no docker_gwbridge endpoint)."""
     import docker.errors
     import docker.types
 
@@ -36,6 +39,7 @@ def create_overlay(client: Any, name: str, run_id: str, labels: dict[str, str]) 
                 name,
                 driver="overlay",
                 attachable=True,
+                internal=internal,
                 ipam=ipam,
                 labels=labels,
                 check_duplicate=True,

@@ -34,7 +34,7 @@ class ServiceSpec:
     constraints: tuple[str, ...] = ()  # the user's, plus node.id== of the chosen node
     ports: Mapping[int, int] = field(default_factory=dict)  # target -> published (host mode)
     stop_grace_seconds: float = 10.0
-    files: tuple[InputFile, ...] = ()  # inputs as secrets and configs (files.py)
+    files: tuple[InputFile, ...] = ()  # inputs as swarm configs (files.py)
 
     @property
     def unit(self) -> str:
@@ -59,7 +59,7 @@ class ServiceSpec:
         self, run_id: str, network_id: str, files: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
         """The service's TaskTemplate (Engine API 1.41: CapabilityAdd for netem);
-        `files`: the `Secrets` and `Configs` entries of its input files."""
+        `files`: the `Configs` entries of its input files."""
         c = self.container
         container: dict[str, Any] = {
             "Image": self.image,
