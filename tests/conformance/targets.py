@@ -232,7 +232,12 @@ class SwarmTarget(Target):
 
     @property
     def overrides(self) -> list[str]:
-        return [f"deployment.backend={self.name}", f"deployment.swarm.registry={self.registry}"]
+        return [
+            f"deployment.backend={self.name}",
+            f"deployment.swarm.registry={self.registry}",
+            # hosts on this lab's workers only (another lab, a user's, may share the swarm)
+            f"deployment.swarm.prosumers=[node.labels.testbed.lab=={self.lab.id}]",
+        ]
 
     @property
     def smoke_overrides(self) -> list[str]:

@@ -2,7 +2,7 @@
 (orchestrator/backends/swarm/unitstatus.py), driven through SwarmBackend itself.
 
 Two prosumer hosts of a run prepared on the lab, each a unit of this test's own
-(a program that reads its config, a swarm secret, and writes into its output
+(a program that reads its config, a read-only bind mount, and writes into its output
 folder, a bind mount from the shared results folder). Both output folders are
 removed before the units start, so the engine rejects both tasks ("bind source
 path does not exist"), as it would on a node whose share is not mounted yet.
