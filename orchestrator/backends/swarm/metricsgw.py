@@ -10,7 +10,9 @@ network and publishing one port there, answers `GET /<unit>/metrics` with
 that unit's /metrics, fetched over the network by its name (an unknown unit:
 404; one that does not answer yet: 502, which a scrape reads as "not
 answering"). A unit's address is looked up once (the manager's engine answers
-the network's DNS) and again only after a failed fetch. The chain, the DSO,
+the network's DNS) and again only after a fetch failed otherwise than refused
+(a refused connection: the host's container is there, its agent not serving
+yet; at 10x that is most of the readiness scrapes for minutes). The chain, the DSO,
 the clock, the solvers and the recorder keep their own published ports (a
 handful; the fault injector finds the clock's node by its metrics address).
 """
@@ -47,8 +49,9 @@ class Handler(BaseHTTPRequestHandler):
             with fetch(f'http://{address(unit)}:{ports[unit]}/metrics', timeout=timeout) as r:
                 body, kind = r.read(), r.headers.get('Content-Type', 'text/plain')
         except (OSError, ValueError) as exc:
-            found.pop(unit, None)  # a new task may have a new address
-            return self.send_error(502, str(exc)[:200])
+            if not isinstance(getattr(exc, 'reason', exc), ConnectionRefusedError):
+                found.pop(unit, None)  # a new task may have a new address
+            return self.send_error(502, str(exc)[:200])  # refused: the agent not serving yet
         self.send_response(200)
         self.send_header('Content-Type', kind)
         self.send_header('Content-Length', str(len(body)))
