@@ -181,7 +181,7 @@ def dns_lookups(client: Any, run: str, count: int, seconds: float, known: bool) 
 
 def phases(client: Any, ids: list[str], run: str, seconds: float, sd: float) -> dict[str, Any]:
     from orchestrator.backends.swarm.logs import ServiceLogFollower
-    from orchestrator.backends.swarm.tasks import Listing, Record
+    from orchestrator.backends.swarm.tasks import ENDED, Listing, Record, newest_tasks
 
     pids, out = manager_engine(), dict[str, Any]()
     with measured("idle", pids, out):
@@ -206,6 +206,9 @@ def phases(client: Any, ids: list[str], run: str, seconds: float, sd: float) -> 
             listing.current(records)
 
         f["calls"] = repeat(seconds, 0.2, fresh)
+
+    with measured("ended_listing_every_0.2s", pids, out) as f:
+        f["calls"] = repeat(seconds, 0.2, lambda: newest_tasks(client, records, desired=ENDED))
 
     def refresh() -> None:  # what Prometheus' dockerswarm_sd (role tasks) asks per refresh
         client.api.tasks(filters={"label": f"testbed.run={run}", "desired-state": "running"})
