@@ -113,7 +113,7 @@ class SwarmBackend(NodeFaults, NodePorts, Backend):
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._write_state()
         self.client = cluster.connect_manager(self.deployment.swarm.manager)
-        self._listing = Listing(self.client)
+        self._listing = Listing(self.client, self.run_id)
         self.layout = cluster.plan_layout(self.client, plan, self.deployment)
         images = cluster.images_for_nodes(
             self.client, self.deployment.swarm.registry, self.layout, self.state_dir, self.announce
