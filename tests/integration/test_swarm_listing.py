@@ -22,43 +22,50 @@ __all__ = ["docker_engine", "docker_images"]  # swarm_lab, swarm_images: tests/c
 DEADLINE_SECONDS = 180.0
 
 
-def _service(client: Any, image: str, name: str, worker: str, argv: list[str]) -> str:
+def _service(client: Any, image: str, run: str, worker: str, argv: list[str]) -> str:
     created = client.api.create_service(
         {
             "ContainerSpec": {"Image": image, "Args": argv},
             "RestartPolicy": {"Condition": "none"},
             "Placement": {"Constraints": [f"node.hostname=={worker}"]},
         },
-        name=name,
-        labels={"testbed.test": "listing"},
+        name=f"{run}-{argv[0]}",
+        labels={"testbed.run": run},
         mode={"replicated": {"Replicas": 1}},
     )
     return str(created["ID"])
 
 
+def record(service_id: str) -> Record:
+    """What the listing reads of a backend's record: its service id, not done."""
+    return Record(None, Path("/dev/null"), None, service_id=service_id)  # type: ignore[arg-type]
+
+
 def test_an_exited_task_is_in_the_short_listing_and_a_running_one_is_not(
     docker_engine: Any, swarm_lab: Lab, swarm_images: dict[str, str]
 ) -> None:
-    tag, worker, image = secrets.token_hex(3), swarm_lab.workers[0], swarm_images["agent"]
+    run, worker = f"listing-{secrets.token_hex(3)}", swarm_lab.workers[0]
+    image = swarm_images["agent"]
     made: list[str] = []
     try:
-        made.append(_service(docker_engine, image, f"listing-{tag}-exits", worker, ["false"]))
-        made.append(
-            _service(docker_engine, image, f"listing-{tag}-runs", worker, ["sleep", "3600"])
-        )
-        exits, runs = (Record(None, Path("/dev/null"), None, service_id=s) for s in made)  # type: ignore[arg-type]
+        made.append(_service(docker_engine, image, run, worker, ["false"]))
+        made.append(_service(docker_engine, image, run, worker, ["sleep", "3600"]))
+        exits, runs = (record(s) for s in made)
 
         def both_seen() -> dict[str, dict[str, Any]] | None:
-            whole = newest_tasks(docker_engine, [exits, runs])
+            whole = newest_tasks(docker_engine, [exits, runs], run_id=run)
             states = {s: t["Status"]["State"] for s, t in whole.items()}
             return whole if states == {made[0]: "failed", made[1]: "running"} else None
 
         wait_for("one task failed, the other running", both_seen, timeout=DEADLINE_SECONDS)
-        ended = newest_tasks(docker_engine, [exits, runs], desired=ENDED)
+        # asked by the run's label or by the services' ids, the same tasks
+        assert newest_tasks(docker_engine, [exits, runs]).keys() == set(made)
+        ended = newest_tasks(docker_engine, [exits, runs], desired=ENDED, run_id=run)
         assert set(ended) == {made[0]}
         assert ended[made[0]]["Status"]["ContainerStatus"]["ExitCode"] == 1
+        assert newest_tasks(docker_engine, [runs], desired=ENDED, run_id=run) == {}
         # the backend's listing: the whole one first, then (within its time) the short one
-        listing = Listing(docker_engine)
+        listing = Listing(docker_engine, run)
         tasks, lost = listing.current([exits, runs])
         assert tasks[made[0]]["Status"]["State"] == "failed" and lost == {}
         tasks, _ = listing.current([exits, runs])
