@@ -89,8 +89,8 @@ def gateway_container(port: int, units: Mapping[str, int]) -> ContainerSpec:
     """The gateway's container (the agent image's Python, no mounts): it serves on
     `port` the /metrics of `units` ({unit: its metrics port})."""
     ports = json.dumps(dict(sorted(units.items())), separators=(",", ":"))
-    command = ("python3", "-c", SERVER, str(port), ports, f"{FETCH_TIMEOUT_SECONDS:g}")
-    command += (f"{UNKNOWN_SECONDS_PER_UNIT:g}",)
+    limits = (f"{FETCH_TIMEOUT_SECONDS:g}", f"{UNKNOWN_SECONDS_PER_UNIT:g}")
+    command = ("python3", "-c", SERVER, str(port), ports, *limits)
     return ContainerSpec(UNIT, ROLE, "agent", command, "", published={port: port})
 
 
