@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -179,36 +180,29 @@ def dns_lookups(client: Any, run: str, count: int, seconds: float, known: bool) 
     return int(out.decode().split()[-1])
 
 
-def phases(client: Any, ids: list[str], run: str, seconds: float, sd: float) -> dict[str, Any]:
-    from orchestrator.backends.swarm.logs import ServiceLogFollower
+def phases(
+    client: Any, ids: list[str], run: str, seconds: float, sd: float, only: set[str]
+) -> dict[str, Any]:
     from orchestrator.backends.swarm.tasks import ENDED, Listing, Record, newest_tasks
 
     pids, out = manager_engine(), dict[str, Any]()
-    with measured("idle", pids, out):
-        time.sleep(seconds)
-
     records = [Record(None, Path("/dev/null"), None, service_id=s) for s in ids]  # type: ignore[arg-type]
-    listing = Listing(client)
-    with measured("listing_as_backend", pids, out) as f:  # status() every 0.2 s, reused
-        listed = {"n": 0}
-
-        def status() -> None:
-            before = listing._at
-            listing.current(records)
-            listed["n"] += listing._at != before
-
-        f["status_calls"] = repeat(seconds, 0.2, status)
-        f["calls"] = listed["n"]
-    with measured("listing_every_0.2s", pids, out) as f:
-
-        def fresh() -> None:
-            listing.invalidate()
-            listing.current(records)
-
-        f["calls"] = repeat(seconds, 0.2, fresh)
-
-    with measured("ended_listing_every_0.2s", pids, out) as f:
-        f["calls"] = repeat(seconds, 0.2, lambda: newest_tasks(client, records, desired=ENDED))
+    if "idle" in only:
+        with measured("idle", pids, out):
+            time.sleep(seconds)
+    if "listing" in only:
+        listing = Listing(client, run)
+        with measured("listing_as_backend", pids, out) as f:  # status() every 0.2 s
+            f["calls"] = repeat(seconds, 0.2, lambda: listing.current(records))
+        asked: dict[str, dict[str, Any]] = {
+            "whole_by_service_ids": {},
+            "whole_by_run_label": {"run_id": run},
+            "ended_by_service_ids": {"desired": ENDED},
+            "ended_by_run_label": {"desired": ENDED, "run_id": run},
+        }
+        for name, how in asked.items():
+            with measured(f"{name}_every_0.2s", pids, out) as f:
+                f["calls"] = repeat(seconds, 0.2, partial(newest_tasks, client, records, **how))
 
     def refresh() -> None:  # what Prometheus' dockerswarm_sd (role tasks) asks per refresh
         client.api.tasks(filters={"label": f"testbed.run={run}", "desired-state": "running"})
@@ -216,13 +210,29 @@ def phases(client: Any, ids: list[str], run: str, seconds: float, sd: float) -> 
         client.api.nodes()
         client.api.networks()
 
-    with measured(f"sd_refresh_every_{sd:g}s", pids, out) as f:
-        f["calls"] = repeat(seconds, sd, refresh)
+    if "sd" in only:
+        with measured(f"sd_refresh_every_{sd:g}s", pids, out) as f:
+            f["calls"] = repeat(seconds, sd, refresh)
+    if "dns" in only:  # the metrics gateway's lookups, 100 a second, less the container's cost
+        with measured("dns_container_alone", pids, out) as f:
+            f["calls"] = dns_lookups(client, run, len(ids), 0.0, True) + 1
+        for names in ("known", "unknown"):
+            with measured(f"dns_{names}_names_100_per_s", pids, out) as f:
+                f["calls"] = dns_lookups(client, run, len(ids), seconds, names == "known")
+            alone = out["dns_container_alone"]["cpu_seconds"]
+            f = out[f"dns_{names}_names_100_per_s"]
+            f["cpu_ms_per_lookup_net"] = round(1000 * (f["cpu_seconds"] - alone) / f["calls"], 3)
+    if "logs" in only:
+        out.update(log_phases(client, ids, run, seconds, pids))
+    return out
 
-    for names in ("known", "unknown"):  # the metrics gateway's lookups, 100 a second
-        with measured(f"dns_{names}_names_100_per_s", pids, out) as f:
-            f["calls"] = dns_lookups(client, run, len(ids), seconds, names == "known")
 
+def log_phases(
+    client: Any, ids: list[str], run: str, seconds: float, pids: list[int]
+) -> dict[str, Any]:
+    from orchestrator.backends.swarm.logs import ServiceLogFollower
+
+    out: dict[str, Any] = {}
     folder = Path(f"/tmp/managercost-{run}")
     folder.mkdir(exist_ok=True)
     with measured("log_streams_open", pids, out) as f:
@@ -239,7 +249,7 @@ def phases(client: Any, ids: list[str], run: str, seconds: float, sd: float) -> 
         time.sleep(seconds)
         f["streams"] = len(ids)
     with measured("logs_read_once", pids, out) as f:
-        for follower in followers[:]:
+        for follower in followers:
             follower.saved = True
         reader = [ServiceLogFollower(client, s, folder / f"once-{s}.log") for s in ids]
         threads = [threading.Thread(target=r.save) for r in reader]
@@ -251,12 +261,16 @@ def phases(client: Any, ids: list[str], run: str, seconds: float, sd: float) -> 
     return out
 
 
+PHASES = ("idle", "listing", "sd", "dns", "logs")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lab", required=True)
     parser.add_argument("--services", type=int, default=93)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--sd-refresh", type=float, default=1.0, help="the run's refresh")
+    parser.add_argument("--phases", default=",".join(PHASES), help="some of " + ",".join(PHASES))
     args = parser.parse_args()
 
     from orchestrator.backends.base import state_root
@@ -273,7 +287,8 @@ def main() -> int:
     try:
         ids = make_services(client, lab, image, args.services, run)
         up = wait_running(client, ids)
-        figures = phases(client, ids, run, args.seconds, args.sd_refresh)
+        only = set(args.phases.split(","))
+        figures = phases(client, ids, run, args.seconds, args.sd_refresh, only)
     finally:
         remove(client, ids, run)
     scale = 225.0
@@ -287,7 +302,7 @@ def main() -> int:
         "extrapolated_to_225s": {
             k: round(v["cpu_per_second"] * scale, 1)
             for k, v in figures.items()
-            if k not in ("log_streams_open", "logs_read_once")
+            if k not in ("log_streams_open", "logs_read_once", "dns_container_alone")
         },
     }
     print(json.dumps(result, indent=2))
