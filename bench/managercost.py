@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import secrets
 import sys
 import threading
@@ -41,12 +42,17 @@ LINE_SECONDS = 5
 
 
 def manager_engine() -> list[int]:
-    """This machine's dockerd and containerd (not a lab node's: those run in node cgroups)."""
+    """This machine's dockerd and containerd: in this process's pid namespace (a lab
+    node's, or any other container's, run in their own) and not in a node's cgroup."""
+    ours = os.readlink("/proc/self/ns/pid")
     pids = []
     for proc in psutil.process_iter(["name"]):
         if proc.info["name"] in ("dockerd", "containerd"):
-            cgroup = cpuacct_of(proc.pid)
-            if not cgroup.startswith(("/testbed-lab", "/docker")):
+            try:
+                same = os.readlink(f"/proc/{proc.pid}/ns/pid") == ours
+            except OSError:
+                continue
+            if same and not cpuacct_of(proc.pid).startswith(("/testbed-lab", "/docker")):
                 pids.append(proc.pid)
     return pids
 
