@@ -36,7 +36,7 @@ from orchestrator.observability.server import (
     prometheus_argv,
     prometheus_binary,
 )
-from orchestrator.observability.swarmsd import REFRESH_SECONDS, render_swarm_config
+from orchestrator.observability.swarmsd import refresh_seconds, render_swarm_config
 from orchestrator.plan import Plan
 from orchestrator.results.bundle import Bundle
 from orchestrator.scrapetargets import (
@@ -55,6 +55,8 @@ SNAPSHOT_DIR = "tsdb"
 INFO_FILE = "prometheus.json"
 START_TIMEOUT_SECONDS = 30.0
 DISCOVERY_TIMEOUT_SECONDS = 30.0
+DISCOVERY_POLL_SECONDS = 0.4
+DISCOVERY_TARGETS_PER_POLL_SECOND = 100  # 315 targets: asked every 3.2 s
 # At the end: wait this many scrape intervals (at least FINAL_SCRAPE_MIN_SECONDS)
 # for Prometheus to scrape the orchestrator's final counters.
 FINAL_SCRAPES = 3
@@ -137,12 +139,15 @@ class RunMetrics:
             expected -= sum(1 for a in self.plan.agents if a.name not in started)
         return expected
 
-    def wait_targets(self, expected: int) -> None:
-        """Until Prometheus scrapes `expected` targets (announced if it does not)."""
+    def wait_targets(self, expected: int, *, moving: bool = False) -> None:
+        """Until Prometheus scrapes `expected` targets (announced if it does not);
+        `moving`: as long as more are found (server.py), asked less often the more
+        there are (each answer lists every target)."""
         if self.api is None:
             return
+        poll = max(DISCOVERY_POLL_SECONDS, expected / DISCOVERY_TARGETS_PER_POLL_SECOND)
         try:
-            self.api.wait_targets(expected, DISCOVERY_TIMEOUT_SECONDS)
+            self.api.wait_targets(expected, DISCOVERY_TIMEOUT_SECONDS, moving=moving, poll=poll)
         except PrometheusError as exc:
             self.announce(f"metrics: {exc}")
 
@@ -321,9 +326,10 @@ def prometheus_config(
     "swarm" discovers the agents among the swarm's tasks (swarmsd.py), the
     others scrape the addresses the backend placed them at."""
     if kind == "swarm":
-        # a task is found within one refresh: no longer than a scrape interval,
-        # or a short run's last hosts end before Prometheus sees them
-        refresh = min(REFRESH_SECONDS, interval_seconds)
+        # each refresh lists the run's tasks (and every service) on the manager: not
+        # with the scrape interval, but less often the more tasks there are; the hosts
+        # are found before the market starts all the same (RunMetricsHooks)
+        refresh = refresh_seconds(len(agents) + len(static))
         return render_swarm_config(
             plan, static, interval_seconds=interval_seconds, refresh_seconds=refresh
         )
@@ -366,9 +372,14 @@ class RunMetricsHooks:
         if backend_entry(self.backend.name).prometheus != "swarm":
             self.metrics.wait_discovered()
             return
-        expected = self.metrics.expected_targets()  # the backend's status: this thread only
+        # every target, the hosts too: they are found as their tasks are made (the
+        # tier starts now), so the wait goes on as long as more are found
+        expected = len(self.metrics.targets)
         self._discovery = threading.Thread(
-            target=self.metrics.wait_targets, args=(expected,), name="metrics-discovery"
+            target=self.metrics.wait_targets,
+            args=(expected,),
+            kwargs={"moving": True},
+            name="metrics-discovery",
         )
         self._discovery.daemon = True
         self._discovery.start()

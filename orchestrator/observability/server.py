@@ -134,18 +134,25 @@ class PrometheusApi:
         data = self._request("/api/v1/targets", {"state": "active"})
         return list(data.get("activeTargets", []))
 
-    def wait_targets(self, count: int, timeout: float) -> None:
+    def wait_targets(
+        self, count: int, timeout: float, *, moving: bool = False, poll: float = POLL_SECONDS * 2
+    ) -> None:
         """Until `count` targets are discovered (Prometheus applies a static
-        config's targets only after its discovery manager's first update, ~5 s)."""
+        config's targets only after its discovery manager's first update, ~5 s).
+        `moving`: the timeout runs from the last time more were found (a swarm's
+        hosts are found as their tasks are made); asked every `poll` seconds."""
         deadline = time.monotonic() + timeout
-        while len(self.active_targets()) < count:
+        found = best = len(self.active_targets())
+        while found < count:
             if time.monotonic() > deadline:
-                found = len(self.active_targets())
                 raise PrometheusError(
                     f"prometheus at {self.url}: {found} of {count} scrape targets "
-                    f"discovered after {timeout:g} s"
+                    f"discovered after {timeout:g} s" + (" without more found" if moving else "")
                 )
-            time.sleep(POLL_SECONDS * 2)
+            time.sleep(poll)
+            found = len(self.active_targets())
+            if moving and found > best:
+                best, deadline = found, time.monotonic() + timeout
 
     def build_info(self) -> dict[str, Any]:
         return dict(self._request("/api/v1/status/buildinfo"))

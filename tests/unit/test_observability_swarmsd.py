@@ -11,8 +11,8 @@ from pathlib import Path
 import yaml
 
 from orchestrator.observability.collect import prometheus_config
-from orchestrator.observability.swarmsd import meta, render_swarm_config
-from orchestrator.scrapetargets import agent_targets, orchestrator_target
+from orchestrator.observability.swarmsd import MIN_REFRESH_SECONDS, meta, render_swarm_config
+from orchestrator.scrapetargets import agent_targets, duration, orchestrator_target
 from orchestrator.spec.backends import BACKENDS
 from tests.conftest import require_tool
 from tests.unit.test_observability_targets import small_plan
@@ -67,6 +67,24 @@ def test_collect_renders_what_the_registry_entry_says() -> None:
         (job,) = config["scrape_configs"]
         assert len(job["static_configs"]) == len(plan.agents) + 1
     assert {entry.prometheus for entry in BACKENDS.values()} <= {"host", "image", "swarm"}
+
+
+def test_the_discovery_refresh_follows_the_number_of_targets_not_the_scrape_interval() -> None:
+    plan = small_plan()
+    static = [orchestrator_target(plan, "10.0.0.1:8999")]
+
+    def refresh(agents: int, interval: float) -> str:
+        targets = agent_targets(plan, lambda name: f"{name}:9100") * agents
+        config = yaml.safe_load(prometheus_config("swarm", plan, targets, static, interval))
+        return str(config["scrape_configs"][0]["dockerswarm_sd_configs"][0]["refresh_interval"])
+
+    # a paper-scale run scraped every 0.25 s lists the swarm's tasks every 2 s, not 4 times
+    # a second; 10x the paper's targets (315) every 9.45 s
+    assert refresh(1, 0.25) == f"{MIN_REFRESH_SECONDS:g}s"
+    copies = 314 // len(plan.agents)
+    targets = copies * len(plan.agents) + 1  # and the orchestrator's exporter
+    assert refresh(copies, 3.15) == duration(targets * 0.03)
+    assert targets * 0.03 > 3.15 * 2
 
 
 def test_promtool_accepts_the_swarm_config(tmp_path: Path) -> None:

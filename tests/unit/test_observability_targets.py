@@ -79,10 +79,10 @@ def test_scrape_interval_follows_the_runs_length() -> None:
     assert scrape_interval(5, "lockstep", 8, intervals=1, solver_period_seconds=0.5) == 0.25
     # never more than MAX_SCRAPES_PER_SECOND scrapes a second over all targets
     short_run = {"intervals": 1, "solver_period_seconds": 0.5}
-    assert scrape_interval(5, "lockstep", 8, **short_run, targets=25) == 0.25
-    assert scrape_interval(5, "lockstep", 8, **short_run, targets=37) == 0.37  # paper, 31 hosts
-    assert scrape_interval(5, "lockstep", 8, **short_run, targets=315) == 3.15  # 10x, 310 hosts
-    assert scrape_interval(2, "lockstep", 8, targets=315) == 3.15  # also above the spec's own
+    assert scrape_interval(5, "lockstep", 8, **short_run, targets=12) == 0.25
+    assert scrape_interval(5, "lockstep", 8, **short_run, targets=37) == 0.74  # paper, 31 hosts
+    assert scrape_interval(5, "lockstep", 8, **short_run, targets=315) == 6.3  # 10x, 310 hosts
+    assert scrape_interval(2, "lockstep", 8, targets=315) == 6.3  # also above the spec's own
     smoke = load_spec(REPO / "topologies" / "smoke.yaml", env={})
     assert run_scrape_interval(1, smoke.market) == 0.8  # 8 intervals x 2 s / 20
 

@@ -55,7 +55,7 @@ from orchestrator.backends.swarm.gateway import gateway_container
 from orchestrator.backends.swarm.logs import ServiceLogFollower
 from orchestrator.backends.swarm.network import create_overlay
 from orchestrator.backends.swarm.nodefaults import NodeFaults, check_fault_nodes
-from orchestrator.backends.swarm.ports import NodePorts
+from orchestrator.backends.swarm.ports import NodePorts, manager_is_here
 from orchestrator.backends.swarm.prepull import prepull
 from orchestrator.backends.swarm.resources import (
     LABEL_SWARM_STATE,
@@ -115,7 +115,7 @@ class SwarmBackend(ServiceStatus, NodeFaults, NodePorts, Backend):
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._write_state()
         self.client = cluster.connect_manager(self.deployment.swarm.manager)
-        self._listing = Listing(self.client)
+        self._listing = Listing(self.client, self.run_id)
         self.layout = cluster.plan_layout(self.client, plan, self.deployment)
         images = cluster.images_for_nodes(
             self.client, self.deployment.swarm.registry, self.layout, self.state_dir, self.announce
@@ -131,7 +131,8 @@ class SwarmBackend(ServiceStatus, NodeFaults, NodePorts, Backend):
         )
         if self._registry_address is not None:  # fresh nodes pull while the chain starts
             prepull(self.client, self.run_id, self.images["agent"], self._labels())
-        self._pick_ports(plan)  # on the nodes, which must share the bundle with this machine
+        here = manager_is_here(self.client, cluster.manager_url(self.deployment.swarm.manager))
+        self._pick_ports(plan, local_manager=here)  # on the nodes, sharing the bundle with us
         self._start_metrics_gateway()  # on the manager, while the chain starts
         self._outs = local_out_dirs(plan, self.bundle)
         self._write_info(subnet)
@@ -190,6 +191,7 @@ class SwarmBackend(ServiceStatus, NodeFaults, NodePorts, Backend):
             raise BackendError("swarm backend: prepare() was not called")
         if unit.name in self._records:
             raise BackendError(f"{unit.name}: already started in run {self.run_id}")
+        self._node_checked(self.layout.node_of(unit.name))  # its node's check (ports.py)
         spec = self.service_spec(unit)
         record = Record(spec, unit.log_file, self.layout.node_of(unit.name))
         record.future = self._pool.submit(self._create, record)

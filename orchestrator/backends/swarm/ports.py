@@ -27,8 +27,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import secrets
 import shutil
+import socket
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -98,19 +101,32 @@ class NodePorts:
     images: dict[str, str]
     bundle: Path | None
     announce: Callable[[str], None]
+    _checks: Checks | None = None
 
     def _labels(self) -> dict[str, str]:
         raise NotImplementedError  # the backend's
 
-    def _pick_ports(self, plan: Plan) -> None:
+    def _pick_ports(self, plan: Plan, *, local_manager: bool = False) -> None:
+        """Ports picked (the nodes that publish some), the shared folder checked
+        there; the nodes that publish nothing (prosumer hosts only) are checked
+        meanwhile: `_node_checked` waits for a node's check before its first unit."""
         assert self.layout is not None and self.bundle is not None
         image, labels, started = self.images["agent"], self._labels(), time.monotonic()
-        pick_ports(self.client, self.layout, plan, image, self.bundle, labels)
-        nodes = len(needs(self.layout, plan))
+        self._checks = pick_ports(
+            self.client, self.layout, plan, image, self.bundle, labels, local_manager=local_manager
+        )
+        later = len(self._checks.pending)
+        nodes = len(needs(self.layout, plan)) - later
         self.announce(
             f"swarm: {self.bundle} shared and ports free on {nodes} node(s), "
             f"checked in {time.monotonic() - started:.1f} s"
+            + (f"; {later} more checked meanwhile" if later else "")
         )
+
+    def _node_checked(self, node: Node) -> None:
+        """Until `node`'s check is done (BackendError naming the nodes that failed)."""
+        if self._checks is not None:
+            self._checks.wait(node.id)
 
     def prometheus_site(self, bundle: Path) -> PrometheusSite:
         """On the manager, at the port picked there; its data in the shared bundle."""
@@ -149,6 +165,32 @@ def assign(layout: Layout, plan: Plan, picked: Mapping[str, Sequence[int]]) -> N
     layout.metrics_ports = {a.name: by_key.get(a.name, HOST_METRICS_PORT) for a in plan.agents}
 
 
+class Checks:
+    """The checks of the nodes that publish no port, finishing in a thread while
+    the chain and the other tiers start."""
+
+    def __init__(self, run: Callable[[], list[str]], pending: Sequence[str]) -> None:
+        self.pending = frozenset(pending)
+        self.problems: list[str] = []
+        self._thread = threading.Thread(target=self._run, args=(run,), name="swarm-node-checks")
+        self._thread.daemon = True  # cleanup removes its jobs (labelled) if the run ends first
+        if self.pending:
+            self._thread.start()
+
+    def _run(self, run: Callable[[], list[str]]) -> None:
+        try:
+            self.problems = run()
+        except Exception as exc:  # the manager's API: the run stops at the node's first unit
+            self.problems = [f"swarm: the check of the nodes failed: {exc}"]
+
+    def wait(self, node_id: str) -> None:
+        if node_id not in self.pending:
+            return
+        self._thread.join()
+        if self.problems:
+            raise BackendError("\n".join(self.problems))
+
+
 def pick_ports(
     client: Any,
     layout: Layout,
@@ -156,39 +198,116 @@ def pick_ports(
     image: str,
     bundle: Path,
     labels: Mapping[str, str],
-) -> None:
+    *,
+    local_manager: bool = False,
+) -> Checks:
     """Probe every node the run uses (ports free there, the bundle shared with
-    this machine) and set the layout's ports; BackendError naming the node and
-    the path when the bundle is not shared."""
+    this machine) and set the layout's ports; BackendError naming every node
+    whose check failed, and the path, when the bundle is not shared. The manager
+    that is this machine's engine (`local_manager`) picks its ports here: its
+    bind mounts are this machine's folders. The nodes that publish no port go on
+    being checked in the returned Checks."""
     wanted = needs(layout, plan)
     nodes = {n.id: n for n in layout.nodes}
     folder = bundle / PROBE_DIR
     folder.mkdir(parents=True, exist_ok=True)
     token = secrets.token_hex(16)
     (folder / "token").write_text(token + "\n")
+    picked: dict[str, list[int]] = {}
+    if local_manager:
+        picked[layout.manager.id] = ports_here(len(wanted[layout.manager.id]))
+    probed = [n for n in wanted if n not in picked]
     jobs: dict[str, str] = {}
     try:
-        for node_id, keys in wanted.items():
+        for node_id in probed:
+            count = len(wanted[node_id])
             jobs[node_id] = _create_job(
-                client, plan.run_id, image, bundle, folder, token, nodes[node_id], len(keys), labels
+                client, plan.run_id, image, bundle, folder, token, nodes[node_id], count, labels
             )
-        tasks = _wait_done(client, jobs, nodes)
-        picked, problems = {}, []
-        for node_id in wanted:  # every node's problem, one line each
+    except BaseException:
+        _remove(client, jobs, folder)
+        raise
+    later = [n for n in probed if not wanted[n]]  # nothing to pick: checked meanwhile
+    now = {n: jobs[n] for n in probed if wanted[n]}
+
+    def check(which: Mapping[str, str]) -> tuple[dict[str, list[int]], list[str]]:
+        answers, problems = {}, []
+        tasks = _wait_done(client, which, nodes)
+        for node_id in which:  # every node's problem, one line each
             try:
-                picked[node_id] = _answer(
+                answers[node_id] = _answer(
                     client, jobs[node_id], tasks[node_id], nodes[node_id], folder, bundle
                 )
             except BackendError as exc:
                 problems.append(str(exc))
+        return answers, problems
+
+    def rest() -> list[str]:
+        try:
+            return check({n: jobs[n] for n in later})[1]
+        finally:
+            _remove(client, jobs, folder)
+
+    try:
+        answers, problems = check(now)
+        if problems and later:  # one line for every node that fails, as when all are waited for
+            problems += check({n: jobs[n] for n in later})[1]
         if problems:
             raise BackendError("\n".join(problems))
-    finally:
-        for job in jobs.values():
-            with contextlib.suppress(Exception):  # labelled: cleanup removes what is left
-                client.api.remove_service(job)
-        shutil.rmtree(folder, ignore_errors=True)
+    except BaseException:
+        _remove(client, jobs, folder)
+        raise
+    picked.update(answers)
+    picked.update({n: [] for n in later})
     assign(layout, plan, picked)
+    if not later:
+        _remove(client, jobs, folder)
+    return Checks(rest, later)
+
+
+def _remove(client: Any, jobs: Mapping[str, str], folder: Path) -> None:
+    for job in jobs.values():
+        with contextlib.suppress(Exception):  # labelled: cleanup removes what is left
+            client.api.remove_service(job)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def manager_is_here(client: Any, url: str) -> bool:
+    """Whether the manager the orchestrator talks to is this machine's engine (its
+    socket, and the engine's name is this machine's): its ports are this machine's."""
+    if not url.startswith("unix://"):
+        return False
+    try:
+        return bool(client.info().get("Name") == socket.gethostname())
+    except Exception:  # the API's errors: ask its node, as any other
+        return False
+
+
+def ports_here(count: int) -> list[int]:
+    """`count` free ports on this machine, picked as the node's job picks them
+    (SCRIPT): below the ephemeral range, at random."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    candidates = list(range(10000 if low > 12000 else 1024, low))
+    random.shuffle(candidates)
+    held: list[socket.socket] = []
+    try:
+        for port in [*candidates, *[0] * count]:  # the ephemeral range only if need be
+            if len(held) == count:
+                break
+            sock = socket.socket()
+            try:
+                sock.bind(("0.0.0.0", port))
+            except OSError:
+                sock.close()
+                continue
+            held.append(sock)
+        return [int(s.getsockname()[1]) for s in held]
+    finally:
+        for sock in held:
+            sock.close()
 
 
 def _create_job(
@@ -234,6 +353,8 @@ def _wait_done(
             tasks = client.api.tasks(filters={"service": job})
             if tasks:
                 latest[node_id] = max(tasks, key=lambda t: int(t["Version"]["Index"]))
+            elif node_id in latest:  # the job is gone (the run's cleanup): no answer
+                latest[node_id] = {"Status": {"State": "remove", "Err": "its check was removed"}}
         pending = [n for n in jobs if _state(latest.get(n)) not in DONE]
         if not pending:
             return latest
