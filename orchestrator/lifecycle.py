@@ -252,7 +252,7 @@ def wait_ready(
             for name, where in pending.items():
                 st = status.get(name)
                 if st is not None and st.state == "exited":
-                    raise AgentFailed(name, st.returncode, log_tail(where.log_file), None)
+                    raise AgentFailed(name, st.returncode, log_tail(where.log_file), st.reason)
             names = list(pending)
             urls = [pending[n].metrics_url for n in names]
             for name, url, metrics in zip(names, urls, pool.map(_scrape, urls), strict=True):

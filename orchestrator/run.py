@@ -340,7 +340,7 @@ class Run:
                 if st.state != "exited" or name == "clock" or name in exempt:
                     continue
                 if st.returncode != 0 or name == "chain":
-                    raise self._failed(name, st.returncode)
+                    raise self._failed(name, st.returncode, st.reason)
                 first = early_exit.setdefault(name, time.monotonic())
                 if time.monotonic() - first > EARLY_EXIT_GRACE_SECONDS:
                     raise self._failed(name, 0, "exited before the last interval was finalized")
@@ -374,7 +374,9 @@ class Run:
             time.sleep(WATCH_POLL_SECONDS / 2)
         status = self.backend.status()
         failed = [
-            f"{n} exited with {status[n].returncode}"
+            f"{n}: {status[n].reason}"
+            if status[n].reason
+            else f"{n} exited with {status[n].returncode}"
             for n in agents
             if status[n].state == "exited" and status[n].returncode != 0
         ]

@@ -87,6 +87,9 @@ class UnitStatus:
     # Exited because the cluster node it ran on was lost (swarm: the node is
     # Down or drained): that node's name, so the run names node and units.
     lost_node: str | None = None
+    # Exited without an exit code: the backend's word on why (swarm: "task failed
+    # to start 2 times, last: <engine's reason>"), so the run's message says it.
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

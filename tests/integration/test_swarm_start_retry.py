@@ -115,6 +115,9 @@ def test_a_task_that_failed_to_start_gets_one_more_try(
         f"{never} to fail a second time", lambda: _exited(backend, never), TIMEOUT
     )
     assert gone.returncode is None, gone
+    # the run's message says why (not "exited with None"): the engine's reason
+    assert (gone.reason or "").startswith("task failed to start 2 times, last: "), gone
+    assert "bind source path does not exist" in (gone.reason or ""), gone
     assert backend.status()[later].state == "running"
     assert len(rejected(never)) == 2 and len(rejected(later)) == 1
 

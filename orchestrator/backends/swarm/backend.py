@@ -355,6 +355,7 @@ class SwarmBackend(ServiceStatus, NodeFaults, NodePorts, Backend):
         assert record.service_id is not None
         self._scale(record.service_id, 1)
         record.done, record.exit_code, record.seen_task = False, None, False
+        record.reason = None
         if record.follower is not None:  # the old task's stream ends here; a new one follows
             record.follower.saved = True
             record.follower = ServiceLogFollower(self.client, record.service_id, record.log_file)

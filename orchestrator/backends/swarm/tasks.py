@@ -54,6 +54,7 @@ class Record:
     follower: ServiceLogFollower | None = None
     start_error: str | None = None
     failed_starts: list[str] = field(default_factory=list)  # its tasks that never ran (IDs)
+    reason: str | None = None  # why it ended, when it has no exit code
 
 
 class Listing:

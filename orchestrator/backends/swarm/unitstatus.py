@@ -74,9 +74,7 @@ class ServiceStatus:
             if record.service_id is None:
                 out[name] = UnitStatus(name, "missing")
             elif record.done:
-                out[name] = UnitStatus(
-                    name, "exited", None, record.exit_code, lost_node=record.lost_node
-                )
+                out[name] = self._ended(name, record)
             else:
                 out[name] = self._unit_status(name, record, tasks.get(record.service_id), lost)
         return out
@@ -86,7 +84,7 @@ class ServiceStatus:
     ) -> UnitStatus:
         if task is None and record.seen_task:
             self._finish(record, None, "its task is gone")  # removed by the manager
-            return UnitStatus(name, "exited", None, None)
+            return self._ended(name, record)
         if task is None or task.get("ID") in record.failed_starts:
             return UnitStatus(name, "running")  # not scheduled yet, or its new task not yet
         record.seen_task = True
@@ -98,7 +96,7 @@ class ServiceStatus:
         if state in RUNNING and node in lost:
             record.lost_node = lost[node]
             self._finish(record, None, f"its node {lost[node]} is down (engine stopped or gone)")
-            return UnitStatus(name, "exited", None, None, lost_node=lost[node])
+            return self._ended(name, record)
         if state in RUNNING:
             return UnitStatus(name, "running")
         if (why := start_failure(task)) is not None:
@@ -109,7 +107,7 @@ class ServiceStatus:
         if state == "orphaned" or code is None or (err and "non-zero exit" not in err):
             note = f"task {state}: {err or 'no exit code'}"
         self._finish(record, exit_code(int(code)) if code is not None else None, note)
-        return UnitStatus(name, "exited", None, record.exit_code)
+        return self._ended(name, record)
 
     def _failed_start(
         self, name: str, record: Record, task: dict[str, Any], why: str
@@ -121,14 +119,14 @@ class ServiceStatus:
         tries = len(record.failed_starts)
         if tries >= START_TRIES:
             self._finish(record, None, f"task failed to start {tries} times, last: {why}")
-            return UnitStatus(name, "exited", None, None)
+            return self._ended(name, record)
         self._note(record, f"task failed to start ({why}); starting it once more")
         self._listing.invalidate()  # its tasks change now
         try:
             force_new_task(self.client, str(record.service_id))
         except docker.errors.APIError as exc:
             self._finish(record, None, f"task failed to start ({why}); no new task: {exc}")
-            return UnitStatus(name, "exited", None, None)
+            return self._ended(name, record)
         old = record.follower
         if old is not None and old.started:  # its stream was the failed task's
             old.saved = True
@@ -136,8 +134,20 @@ class ServiceStatus:
             record.follower.notes = old.notes
         return UnitStatus(name, "running")
 
+    def _ended(self, name: str, record: Record) -> UnitStatus:
+        return UnitStatus(
+            name,
+            "exited",
+            None,
+            record.exit_code,
+            lost_node=record.lost_node,
+            reason=record.reason,
+        )
+
     def _finish(self, record: Record, code: int | None, note: str | None) -> None:
         record.done, record.exit_code = True, code
+        if code is None:
+            record.reason = note
         if record.follower is not None and not record.follower.started:
             record.follower.save()  # it ended before a status saw it run: its log now
         if note:
