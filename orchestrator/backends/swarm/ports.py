@@ -26,8 +26,8 @@ missing on the node (the engine rejects the mount), another folder at that path
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
-import random
 import secrets
 import shutil
 import socket
@@ -55,8 +55,8 @@ HOST_METRICS_PORT = 9100  # inside a host's container, published nowhere
 EXIT_NO_TOKEN, EXIT_OTHER_FOLDER = 3, 4
 PROMETHEUS_DATA = "metrics/prometheus-data"  # in the bundle (shared): its snapshot is read here
 
-SCRIPT = """\
-import json, os, random, socket, sys
+TOKEN_CHECK = """\
+import json, os, socket, sys
 token_file, answer, expected, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 try:
     with open(token_file) as f:
@@ -67,30 +67,49 @@ except OSError as exc:
 if found != expected:
     print(f'{token_file} holds another token: not the folder the orchestrator wrote', flush=True)
     sys.exit(4)
-# below the node's ephemeral range: no outgoing connection takes them as its source port
-try:
-    with open('/proc/sys/net/ipv4/ip_local_port_range') as f:
-        low = int(f.read().split()[0])
-except (OSError, ValueError, IndexError):
-    low = 32768
-candidates = list(range(10000 if low > 12000 else 1024, low))
-random.shuffle(candidates)
-held = []
-for port in [*candidates, *[0] * count]:  # the ephemeral range (port 0) only if need be
-    if len(held) == count:
-        break
-    s = socket.socket()
-    try:
-        s.bind(('0.0.0.0', port))
-    except OSError:
-        s.close()
-        continue
-    held.append(s)
-ports = [s.getsockname()[1] for s in held]
+"""
+ANSWER = """\
+ports = ports_here(count)
 with open(answer + '.tmp', 'w') as f:
     json.dump({'ports': ports, 'hostname': socket.gethostname()}, f)
 os.replace(answer + '.tmp', answer)
 """
+
+
+def ports_here(count: int) -> list[int]:
+    """`count` free ports on this machine, below its ephemeral range (no outgoing
+    connection takes them as its source port), at random; the ephemeral range
+    only if need be. The node's job runs this very function (SCRIPT)."""
+    import random
+    import socket
+
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    candidates = list(range(10000 if low > 12000 else 1024, low))
+    random.shuffle(candidates)
+    held: list[socket.socket] = []
+    try:
+        for port in [*candidates, *[0] * count]:  # port 0: the ephemeral range
+            if len(held) == count:
+                break
+            sock = socket.socket()
+            try:
+                sock.bind(("0.0.0.0", port))
+            except OSError:
+                sock.close()
+                continue
+            held.append(sock)
+        return [int(s.getsockname()[1]) for s in held]
+    finally:
+        for sock in held:
+            sock.close()
+
+
+# the job on each node: the token checked, then ports_here's own source picks the ports
+SCRIPT = TOKEN_CHECK + inspect.getsource(ports_here) + ANSWER
 
 
 class NodePorts:
@@ -281,33 +300,6 @@ def manager_is_here(client: Any, url: str) -> bool:
         return bool(client.info().get("Name") == socket.gethostname())
     except Exception:  # the API's errors: ask its node, as any other
         return False
-
-
-def ports_here(count: int) -> list[int]:
-    """`count` free ports on this machine, picked as the node's job picks them
-    (SCRIPT): below the ephemeral range, at random."""
-    try:
-        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        low = 32768
-    candidates = list(range(10000 if low > 12000 else 1024, low))
-    random.shuffle(candidates)
-    held: list[socket.socket] = []
-    try:
-        for port in [*candidates, *[0] * count]:  # the ephemeral range only if need be
-            if len(held) == count:
-                break
-            sock = socket.socket()
-            try:
-                sock.bind(("0.0.0.0", port))
-            except OSError:
-                sock.close()
-                continue
-            held.append(sock)
-        return [int(s.getsockname()[1]) for s in held]
-    finally:
-        for sock in held:
-            sock.close()
 
 
 def _create_job(
