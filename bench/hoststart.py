@@ -1,23 +1,28 @@
 """What one prosumer host costs to start: CPU seconds and wall seconds from exec to
-ready, and its imports; prints one JSON object.
+ready and through its first tick, and its imports; prints one JSON object.
 
 A real chain (anvil, the compiled contract deployed for the run) and a real DSO
 process serve a prosumer host of topologies/paper-c.yaml as the orchestrator plans
 it (`microgrid.dataset.scale` 1: 102 prosumers; 10: 1,020), its config rendered the
-way `orchestrator.render` renders it. The host (`python -m agents prosumer
---config ...`, the command every backend runs) is started `--runs` times, one after
-the other; each start is timed from exec to its ready log line (it marks itself
+way `orchestrator.render` renders it (bench/hostbed.py). The host (`python -m agents
+prosumer --config ...`, the command every backend runs) is started `--runs` times, one
+after the other; each start is timed from exec to its ready log line (it marks itself
 ready and logs "N prosumers, M offers" once it reached the chain and the DSO), and
 its CPU seconds (utime + stime from /proc) are read at that moment. Then it is
 stopped (SIGTERM). Figures are medians over the runs; CPU seconds do not depend on
 the machine's load (the 1-minute load average is printed beside the wall times).
 
+- `process`: exec to ready.
+- `first_tick`: exec through the host's answer to the clock's first tick (its offers
+  withdrawn from the DSO, signed, posted and mined: `posted` back to the clock), what
+  a host costs before the run's first interval is done: `ready_cpu_s` at the ready
+  line, `cpu_s` at its `posted`, `tick_cpu_s` the difference. Each run has a fresh
+  chain and DSO (a host's withdrawals change the DSO's accounts).
 - `import`: a Python that only imports what a host imports (`agents.__main__` and
   `agents.prosumer`): its CPU seconds from exec to exit, and the sum of
   `-X importtime`'s top-level entries (microseconds of imports alone).
 - `first_tick_import`: the CPU seconds of importing, after that, what a host first
-  needs when the clock's first tick comes (ABI codec, signing): a start that gets
-  ready sooner by importing later shows here what it moved.
+  needs when the clock's first tick comes (ABI codec, signing).
 - `scrape`: what one read of a ready host's /metrics costs (Prometheus' scrapes, down to
   every 0.5 s in short runs, and the orchestrator's readiness polls): the host's and
   this process's CPU milliseconds per read (`orchestrator.progress.scrape`, as the
@@ -27,9 +32,12 @@ the machine's load (the 1-minute load average is printed beside the wall times).
   threads' nanosecond run times (/proc/<pid>/task/*/schedstat), and its wake-ups
   (context switches) per second.
 - `--image TAG` (or `--image current`, the agent image of this tree, built if
-  missing): the same host in the agent image on the local engine (`docker run
-  --network host`, the image's entrypoint), its Python's CPU from /proc through the
-  container's pid; wall from `docker run` to the ready line in `docker logs -f`.
+  missing): `container` and `container_first_tick`, the same host in the agent image
+  on the local engine (`docker run --network host`, the image's entrypoint), its
+  Python's CPU from /proc through the container's pid; wall from `docker run` to the
+  ready line in `docker logs -f`; `import` also for the image's Python.
+- `--profile FILE`: one more start through the first tick under cProfile (pstats in
+  FILE; its top entries by cumulative time go to stderr).
 
     .venv/bin/python bench/hoststart.py                # paper and 10x, 9 starts each
     .venv/bin/python bench/hoststart.py --scale 10 --runs 15
@@ -40,31 +48,29 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import pstats
 import re
-import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-SPEC = REPO / "topologies" / "paper-c.yaml"
-OVERRIDES = ["market.clock=lockstep", "chain.block_time_seconds=0"]
-READY_LINE = re.compile(r"\d+ prosumers, \d+ offers")
-START_TIMEOUT_SECONDS = 120.0  # generous: the machine is shared
-STOP_TIMEOUT_SECONDS = 30.0
-TICK = os.sysconf("SC_CLK_TCK")
+from bench.hostbed import (
+    Clock,
+    Host,
+    Testbed,
+    host_container,
+    host_process,
+    load,
+    median,
+)
+
 SCRAPES = 200  # reads of a ready host's /metrics (scrape cost)
 IDLE_SECONDS = 20.0  # a ready host left waiting (idle cost)
+PROFILE_TOP = 40  # entries of --profile's report
 HOST_IMPORTS = "import agents.__main__, agents.prosumer"
 # what the first tick needs beyond the start: the call encoder, signing, log decoding
 FIRST_TICK_IMPORTS = (
@@ -72,176 +78,69 @@ FIRST_TICK_IMPORTS = (
 )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def host_start(host: Host) -> dict[str, float]:
+    """One host from exec to ready: CPU and wall seconds."""
+    wall = host.await_ready()
+    return {"cpu_s": host.cpu(), "wall_s": wall}
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of `pid` from /proc (clock ticks)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def load() -> float:
-    return round(os.getloadavg()[0], 2)
-
-
-def median(values: list[float]) -> float:
-    return round(statistics.median(values), 3)
-
-
-class Testbed:
-    """anvil + the contract + the DSO of one planned run, and a host config writer."""
-
-    def __init__(self, scale: int, tmp: Path) -> None:
-        from orchestrator.plan import build_plan
-        from orchestrator.scenario import build_scenario
-        from orchestrator.spec import load_spec
-
-        spec = load_spec(SPEC, [f"microgrid.dataset.scale={scale}", *OVERRIDES], env={})
-        self.plan = build_plan(build_scenario(spec), "local", f"hoststart-{uuid.uuid4().hex[:8]}")
-        self.tmp = tmp
-        self.host = self.plan.by_role("prosumer")[0]
-        self.endpoints = {
-            "dso_endpoint": f"tcp://127.0.0.1:{free_port()}",
-            "clock_pub_endpoint": f"tcp://127.0.0.1:{free_port()}",
-            "clock_pull_endpoint": f"tcp://127.0.0.1:{free_port()}",
-        }
-
-    @contextmanager
-    def running(self) -> Iterator[Testbed]:
-        from agents.chain.node import Anvil
-        from orchestrator.chainsetup import deploy
-
-        node = Anvil(accounts=3).start()
-        dso: subprocess.Popen[bytes] | None = None
+def first_tick(bed: Testbed, label: str, image: str | None = None) -> dict[str, float]:
+    """One host from exec through its answer to the first tick, on a fresh chain and DSO."""
+    bed.rewire()
+    with bed.running():
+        clock = Clock(bed.endpoints)
+        config = bed.host_config(label)
+        started = host_container(config, image) if image else host_process(config)
         try:
-            self.rpc_url = node.url
-            self.chain = deploy(node.url, self.plan, 31337, None)
-            path = self.write_config(self.plan.agent("dso"), "dso")
-            with (self.tmp / "dso.log").open("wb") as out:
-                dso = subprocess.Popen(
-                    [sys.executable, "-m", "agents", "dso", "--config", str(path)],
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
-            self._wait_dso(dso)
-            yield self
+            with started as host:
+                ready_wall = host.await_ready()
+                ready = host.cpu()
+                offers = clock.tick(bed.plan.market.first_clock_interval)
+                wall, cpu = time.monotonic() - host.began, host.cpu()
         finally:
-            if dso is not None:
-                stop(dso)
-            node.stop()
-
-    def _wait_dso(self, dso: subprocess.Popen[bytes]) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        log = self.tmp / "dso.log"
-        while "serving tcp://" not in log.read_text():
-            if dso.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the DSO did not start:\n{log.read_text()}")
-            time.sleep(0.05)
-
-    def write_config(self, agent: Any, name: str, out_dir: Path | None = None) -> Path:
-        """The agent's config file, rendered as orchestrator.render does (own wiring)."""
-        import dataclasses
-
-        from agents.common.config import ProsumerHostSettings, config_class
-        from agents.common.typed import to_json
-        from orchestrator.render import dev_key
-
-        wiring: dict[str, Any] = {
-            "run_id": self.plan.run_id,
-            "role": agent.role,
-            "name": name,
-            "rpc_url": self.rpc_url,
-            "contract_address": self.chain.contract_address,
-            "chain_id": self.chain.chain_id,
-            **self.endpoints,
-            "metrics_host": "127.0.0.1",
-            "metrics_port": free_port(),
-            "out_dir": out_dir or self.tmp / name,
-            "log_level": self.plan.log_level,
-            "market": self.plan.market.at_epoch(self.chain.epoch),
-        }
-        if agent.account is not None:
-            wiring["private_key"] = dev_key(agent.account)
-        fields = dataclasses.fields(agent.settings)
-        settings = {f.name: getattr(agent.settings, f.name) for f in fields}
-        if isinstance(agent.settings, ProsumerHostSettings):
-            settings["key_secret"] = self.plan.key_secret.hex()
-        path = self.tmp / f"{name}.json"
-        path.write_text(to_json(config_class(agent.role)(**wiring, **settings)))
-        return path
+            clock.close()
+    return {
+        "ready_cpu_s": ready,
+        "cpu_s": cpu,
+        "wall_s": wall,
+        "ready_wall_s": ready_wall,
+        "offers": offers,
+    }
 
 
-def stop(proc: subprocess.Popen[Any]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
+def profile(bed: Testbed, path: Path) -> None:
+    """A start through the first tick under cProfile; its top entries to stderr."""
+    bed.rewire()
+    with bed.running():
+        clock = Clock(bed.endpoints)
+        python = [sys.executable, "-m", "cProfile", "-o", str(path)]
         try:
-            proc.wait(STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def await_line(stream: IO[str], pattern: re.Pattern[str], lines: list[str]) -> bool:
-    """Read lines until one matches (True) or the stream ends (False)."""
-    for line in stream:
-        lines.append(line)
-        if pattern.search(line):
-            return True
-    return False
-
-
-def host_start(bed: Testbed, i: int) -> dict[str, float]:
-    """One host process from exec to ready: CPU and wall seconds."""
-    name = f"{bed.host.name}-start{i}"
-    path = bed.write_config(bed.host, bed.host.name, bed.tmp / name)
-    began = time.monotonic()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "agents", "prosumer", "--config", str(path)],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    lines: list[str] = []
-    try:
-        assert proc.stderr is not None
-        if not await_line(proc.stderr, READY_LINE, lines):
-            raise SystemExit(f"host exited before ready:\n{''.join(lines)}")
-        wall = time.monotonic() - began
-        cpu = cpu_seconds(proc.pid)
-    finally:
-        stop(proc)
-    return {"cpu_s": cpu, "wall_s": wall}
+            with host_process(bed.host_config("profiled"), python) as host:
+                host.await_ready()
+                clock.tick(bed.plan.market.first_clock_interval)
+        finally:
+            clock.close()
+    stats = pstats.Stats(str(path), stream=sys.stderr)
+    stats.sort_stats("cumulative").print_stats(PROFILE_TOP)
+    stats.sort_stats("tottime").print_stats(PROFILE_TOP)
 
 
 def scrape_cost(bed: Testbed, reads: int = SCRAPES) -> dict[str, float]:
     """CPU milliseconds per /metrics read of a ready host: its own and the reader's."""
     from orchestrator.progress import scrape
 
-    path = bed.write_config(bed.host, bed.host.name, bed.tmp / "scraped")
-    port = json.loads(path.read_text())["metrics_port"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "agents", "prosumer", "--config", str(path)],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}/metrics"
-    try:
-        assert proc.stderr is not None
-        if not await_line(proc.stderr, READY_LINE, []):
-            raise SystemExit("host exited before ready")
-        host, reader = cpu_seconds(proc.pid), time.process_time()
+    path = bed.host_config("scraped")
+    url = f"http://127.0.0.1:{json.loads(path.read_text())['metrics_port']}/metrics"
+    with host_process(path) as host:
+        host.await_ready()
+        cpu, reader = host.cpu(), time.process_time()
         for _ in range(reads):
             scrape(url)
-        host, reader = cpu_seconds(proc.pid) - host, time.process_time() - reader
+        cpu, reader = host.cpu() - cpu, time.process_time() - reader
         with urllib.request.urlopen(url, timeout=30) as response:
             size = len(response.read())
-    finally:
-        stop(proc)
     per = 1000 / reads
-    host_ms, reader_ms = round(host * per, 2), round(reader * per, 2)
+    host_ms, reader_ms = round(cpu * per, 2), round(reader * per, 2)
     return {"reads": reads, "host_ms": host_ms, "reader_ms": reader_ms, "bytes": size}
 
 
@@ -262,65 +161,21 @@ def run_time(pid: int) -> tuple[float, int]:
 
 def idle_cost(bed: Testbed, seconds: float = IDLE_SECONDS) -> dict[str, float]:
     """CPU milliseconds and wake-ups per second of a ready host waiting for the clock."""
-    import zmq
-
-    path = bed.write_config(bed.host, bed.host.name, bed.tmp / "idle")
-    ctx = zmq.Context.instance()
-    clock = [ctx.socket(zmq.PUB), ctx.socket(zmq.PULL)]  # the host's sockets connect
-    clock[0].bind(bed.endpoints["clock_pub_endpoint"])
-    clock[1].bind(bed.endpoints["clock_pull_endpoint"])
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "agents", "prosumer", "--config", str(path)],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    clock = Clock(bed.endpoints)  # bound, silent: the host's sockets connect
     try:
-        assert proc.stderr is not None
-        if not await_line(proc.stderr, READY_LINE, []):
-            raise SystemExit("host exited before ready")
-        time.sleep(1.0)  # its last start-up steps after the ready line
-        cpu0, switches0 = run_time(proc.pid)
-        time.sleep(seconds)
-        cpu1, switches1 = run_time(proc.pid)
+        with host_process(bed.host_config("idle")) as host:
+            host.await_ready()
+            time.sleep(1.0)  # its last start-up steps after the ready line
+            cpu0, switches0 = run_time(host.pid)
+            time.sleep(seconds)
+            cpu1, switches1 = run_time(host.pid)
     finally:
-        stop(proc)
-        for sock in clock:
-            sock.close(linger=0)
+        clock.close()
     return {
         "seconds": seconds,
         "cpu_ms_per_s": round((cpu1 - cpu0) / seconds * 1000, 3),
         "wakeups_per_s": round((switches1 - switches0) / seconds, 1),
     }
-
-
-def container_start(bed: Testbed, image: str, i: int) -> dict[str, float]:
-    """The same host in the agent image on the local engine (host network)."""
-    name = f"{bed.host.name}-docker{i}"
-    path = bed.write_config(bed.host, bed.host.name, bed.tmp / name)
-    mount = f"{bed.tmp}:{bed.tmp}"
-    cname = f"hoststart-{uuid.uuid4().hex[:10]}"
-    argv = ["docker", "run", "-d", "--name", cname, "--network", "host", "-v", mount, image]
-    began = time.monotonic()
-    command = ["python", "-m", "agents", "prosumer", "--config", str(path)]
-    subprocess.run([*argv, *command], check=True, capture_output=True)
-    logs = subprocess.Popen(
-        ["docker", "logs", "-f", cname],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    lines: list[str] = []
-    try:
-        pid = int(subprocess.check_output(["docker", "inspect", "-f", "{{.State.Pid}}", cname]))
-        assert logs.stderr is not None
-        if not await_line(logs.stderr, READY_LINE, lines):
-            raise SystemExit(f"host container exited before ready:\n{''.join(lines)}")
-        wall = time.monotonic() - began
-        cpu = cpu_seconds(pid)
-    finally:
-        subprocess.run(["docker", "rm", "-f", cname], capture_output=True)
-        stop(logs)
-    return {"cpu_s": cpu, "wall_s": wall}
 
 
 def import_cost(runs: int, python: list[str]) -> dict[str, float]:
@@ -355,7 +210,7 @@ def import_cost(runs: int, python: list[str]) -> dict[str, float]:
     }
 
 
-def measure(scale: int, runs: int, image: str | None) -> dict[str, Any]:
+def measure(scale: int, runs: int, image: str | None, prof: Path | None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="hoststart-") as tmp:
         bed = Testbed(scale, Path(tmp))
         host = bed.host
@@ -367,15 +222,26 @@ def measure(scale: int, runs: int, image: str | None) -> dict[str, Any]:
             "host_offers": sum(len(p.offers) for p in host.prosumers),
         }
         with bed.running():
-            config_bytes = bed.write_config(host, host.name).stat().st_size
-            starts = [host_start(bed, i) for i in range(runs)]
-            out["host_config_bytes"] = config_bytes
+            out["host_config_bytes"] = bed.host_config("config").stat().st_size
+            starts = []
+            for i in range(runs):
+                with host_process(bed.host_config(f"start{i}")) as started:
+                    starts.append(host_start(started))
             out["process"] = summary(starts)
             out["scrape"] = scrape_cost(bed)
             out["idle"] = idle_cost(bed)
             if image:
-                docker = [container_start(bed, image, i) for i in range(runs)]
-                out["container"] = {"image": image, **summary(docker)}
+                starts = []
+                for i in range(runs):
+                    with host_container(bed.host_config(f"docker{i}"), image) as started:
+                        starts.append(host_start(started))
+                out["container"] = {"image": image, **summary(starts)}
+        out["first_tick"] = tick_summary([first_tick(bed, f"tick{i}") for i in range(runs)])
+        if image:
+            ticks = [first_tick(bed, f"dtick{i}", image) for i in range(runs)]
+            out["container_first_tick"] = tick_summary(ticks)
+        if prof is not None:
+            profile(bed, prof)
     return out
 
 
@@ -386,6 +252,16 @@ def summary(starts: list[dict[str, float]]) -> dict[str, Any]:
         "cpu_s_min": round(min(s["cpu_s"] for s in starts), 3),
         "wall_s": median([s["wall_s"] for s in starts]),
         "load": load(),
+    }
+
+
+def tick_summary(ticks: list[dict[str, float]]) -> dict[str, Any]:
+    return {
+        **summary(ticks),
+        "ready_cpu_s": median([t["ready_cpu_s"] for t in ticks]),
+        "tick_cpu_s": median([t["cpu_s"] - t["ready_cpu_s"] for t in ticks]),
+        "ready_wall_s": median([t["ready_wall_s"] for t in ticks]),
+        "offers": median([t["offers"] for t in ticks]),
     }
 
 
@@ -402,14 +278,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=int, nargs="+", default=[1, 10])
     parser.add_argument("--runs", type=int, default=9, help="starts per figure (median)")
     parser.add_argument("--image", help="agent image tag, or 'current' (this tree's)")
+    parser.add_argument("--profile", type=Path, help="pstats file of a profiled start")
     args = parser.parse_args(argv)
     image = current_image() if args.image == "current" else args.image
     result: dict[str, Any] = {
         "python": sys.version.split()[0],
         "load_before": load(),
         "import": import_cost(args.runs, [sys.executable]),
-        "starts": [measure(scale, args.runs, image) for scale in args.scale],
     }
+    if image:
+        python = ["docker", "run", "--rm", "--entrypoint", "python", image]
+        result["image_import"] = import_cost(args.runs, python)
+    result["starts"] = [measure(s, args.runs, image, args.profile) for s in args.scale]
     print(json.dumps(result, indent=1))
     return 0
 

@@ -16,9 +16,9 @@ contract published in SolutionAccepted.
 The DSO's grants: `Grant` (on chain, its batched `issue`) and `SignedGrant` (signed off chain
 with eth-account's EIP-712 typed data, checked by postSignedOffer).
 
-No web3 here (eth-abi, eth-utils, eth-account): lean agents use it with their own JSON-RPC
-client. Those libraries are imported where they are used, so a prosumer host gets ready
-without loading them (about 0.2 CPU-s of its start, bench/hoststart.py).
+No web3 here: lean agents use it with their own JSON-RPC client. eth-abi, eth-utils and
+eth-account are imported where the DSO's and the clock's code uses them; a prosumer host
+never loads them (it decodes its grants with agents.common.abi: bench/hoststart.py).
 """
 
 from __future__ import annotations
@@ -294,7 +294,7 @@ class SignedGrant:
 
     @classmethod
     def from_hex(cls, text: str) -> SignedGrant:
-        from eth_abi import decode as abi_decode
+        from agents.common.abi import decode as abi_decode
 
         try:
             anon, word, money, r, vs = abi_decode(

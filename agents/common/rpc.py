@@ -4,16 +4,16 @@ must stay small: web3 alone costs ~60 MB RSS).
 - `JsonRpc`: calls and JSON-RPC *batches* over one kept-alive HTTP connection,
   so a host sends a hundred signed transactions in one round trip.
 - `Contract`: ABI encoding of calls, decoding of return data and logs
-  (eth-abi, through `agents.common.abi`).
+  (`agents.common.abi`).
 - `Signer`: a local key with a locally tracked nonce; signs legacy transactions
   at gas price 0 (the testbed chain runs with base fee 0).
 - `send_and_wait`: send raw transactions in bounded batches, at most
   MAX_IN_FLIGHT unmined at a time, polling receipts in batches until all are mined.
 
-The Ethereum libraries (eth-abi, eth-utils, eth-keys, rlp: about 0.2 CPU-s to import,
-most of a prosumer host's start) are imported when first used, not with this module: a
-host gets ready (metrics, chain reachable, DSO bootstrap) without them and loads them
-at its first tick (bench/hoststart.py measures both).
+The codec and signing (`agents.common.abi`: coincurve and pycryptodome's Keccak, no
+eth-abi, eth-utils or eth-keys for what a prosumer host does) are imported when first
+used, not with this module: a host gets ready (metrics, chain reachable, DSO bootstrap)
+without them and loads them at its first tick (bench/hoststart.py measures both).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from agents.common.errors import AgentError
@@ -181,10 +181,20 @@ class _Event:
     indexed: tuple[bool, ...]
 
 
+def _canonical_type(param: Mapping[str, Any]) -> str:
+    """A parameter's type in signatures and the codec: a tuple as "(t1,t2)" (and its
+    array suffix), as eth-utils' get_abi_input_types gives it."""
+    kind = str(param["type"])
+    if kind.startswith("tuple"):
+        inner = ",".join(_canonical_type(c) for c in param["components"])
+        return f"({inner}){kind[len('tuple') :]}"
+    return kind
+
+
 class Contract:
-    """Encode calls and decode results/logs of one contract from its ABI (eth-abi, with
-    selectors and topics from eth-utils). The tables are built at first use: a prosumer
-    host connects (and gets ready) before it encodes anything."""
+    """Encode calls and decode results/logs of one contract from its ABI (selectors and
+    topics: Keccak-256 of the canonical signatures). The tables are built at first use:
+    a prosumer host connects (and gets ready) before it encodes anything."""
 
     def __init__(self, address: str, abi: Iterable[Mapping[str, Any]]) -> None:
         self.address = address
@@ -192,38 +202,32 @@ class Contract:
 
     @cached_property
     def functions(self) -> dict[str, _Fn]:
-        from eth_typing import ABIFunction
-        from eth_utils import (
-            function_abi_to_4byte_selector,
-            get_abi_input_types,
-            get_abi_output_types,
-        )
+        from agents.common.abi import selector
 
         out = {}
         for item in self.abi:
             if item.get("type") == "function":
-                fn = cast(ABIFunction, item)
+                inputs = tuple(_canonical_type(p) for p in item["inputs"])
                 out[item["name"]] = _Fn(
-                    function_abi_to_4byte_selector(fn),
-                    tuple(get_abi_input_types(fn)),
-                    tuple(get_abi_output_types(fn)),
+                    selector(f"{item['name']}({','.join(inputs)})"),
+                    inputs,
+                    tuple(_canonical_type(p) for p in item.get("outputs", ())),
                 )
         return out
 
     @cached_property
     def events(self) -> dict[bytes, _Event]:
         """Events by topic 0."""
-        from eth_typing import ABIEvent
-        from eth_utils import event_abi_to_log_topic, get_abi_input_types
+        from agents.common.abi import keccak256
 
         out = {}
         for item in self.abi:
             if item.get("type") == "event":
-                event = cast(ABIEvent, item)
-                out[event_abi_to_log_topic(event)] = _Event(
+                types = tuple(_canonical_type(p) for p in item["inputs"])
+                out[keccak256(f"{item['name']}({','.join(types)})".encode())] = _Event(
                     item["name"],
                     tuple(p["name"] for p in item["inputs"]),
-                    tuple(get_abi_input_types(event)),
+                    types,
                     tuple(bool(p.get("indexed")) for p in item["inputs"]),
                 )
         return out
@@ -304,7 +308,7 @@ def send_and_wait(
     """
     if not raws:
         return []
-    from eth_utils import keccak
+    from agents.common.abi import keccak256
 
     waiter = _Receipts(rpc, timeout)
     hashes: list[str] = []
@@ -316,7 +320,7 @@ def send_and_wait(
             for item, raw in zip(sent, chunk, strict=True):
                 if isinstance(item, RpcError) and not _already_known(item):
                     raise item
-                h = "0x" + keccak(raw).hex()
+                h = "0x" + keccak256(raw).hex()
                 waiter.expect(h, raw)
                 hashes.append(h)
             room -= len(chunk)
