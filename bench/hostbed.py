@@ -14,6 +14,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -32,6 +33,25 @@ STOP_TIMEOUT_SECONDS = 30.0
 REPUBLISH_SECONDS = 0.2  # the clock's tick again until the host answers (a late SUB)
 TICK = os.sysconf("SC_CLK_TCK")
 HOST_COMMAND = ["-m", "agents", "prosumer", "--config"]
+# The agent image has every module precompiled; here the hosts' bytecode is cached
+# outside the tree (the environment may say PYTHONDONTWRITEBYTECODE: a host would then
+# compile the project's modules at every start).
+PYCACHE = Path(tempfile.gettempdir()) / "hoststart-pycache"
+
+
+def host_env() -> dict[str, str]:
+    """The environment of a host process started here: bytecode cached in PYCACHE."""
+    env = {**os.environ, "PYTHONPYCACHEPREFIX": str(PYCACHE)}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def precompile() -> None:
+    """Compile the project's packages into PYCACHE (third-party packages in the venv
+    are compiled when installed)."""
+    packages = [str(REPO / name) for name in ("agents", "market")]
+    command = [sys.executable, "-m", "compileall", "-q", *packages]
+    subprocess.run(command, env=host_env(), check=True, capture_output=True)
 
 
 def free_port() -> int:
@@ -189,7 +209,7 @@ def host_process(config: Path, python: list[str] | None = None) -> Iterator[Host
     with -m cProfile), stopped by SIGTERM on the way out."""
     argv = [*(python or [sys.executable]), *HOST_COMMAND, str(config)]
     began = time.monotonic()
-    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=host_env())
     try:
         assert proc.stderr is not None
         yield Host(proc.pid, proc.stderr, began)

@@ -9,8 +9,10 @@ prosumer --config ...`, the command every backend runs) is started `--runs` time
 after the other; each start is timed from exec to its ready log line (it marks itself
 ready and logs "N prosumers, M offers" once it reached the chain and the DSO), and
 its CPU seconds (utime + stime from /proc) are read at that moment. Then it is
-stopped (SIGTERM). Figures are medians over the runs; CPU seconds do not depend on
+stopped (SIGTERM). Figures are medians over the runs; CPU seconds depend little on
 the machine's load (the 1-minute load average is printed beside the wall times).
+Host processes started here read the project's bytecode from a cache of their own
+(compiled first, as the agent image has it: bench/hostbed.py PYCACHE).
 
 - `process`: exec to ready.
 - `first_tick`: exec through the host's answer to the clock's first tick (its offers
@@ -63,9 +65,11 @@ from bench.hostbed import (
     Host,
     Testbed,
     host_container,
+    host_env,
     host_process,
     load,
     median,
+    precompile,
 )
 
 SCRAPES = 200  # reads of a ready host's /metrics (scrape cost)
@@ -178,7 +182,9 @@ def idle_cost(bed: Testbed, seconds: float = IDLE_SECONDS) -> dict[str, float]:
     }
 
 
-def import_cost(runs: int, python: list[str]) -> dict[str, float]:
+def import_cost(
+    runs: int, python: list[str], env: dict[str, str] | None = None
+) -> dict[str, float]:
     """CPU seconds of a Python that imports what a host imports (exec to its end), the
     first tick's further imports, and the sum of -X importtime's top-level entries
     (measured apart: -X importtime itself costs CPU)."""
@@ -192,7 +198,9 @@ def import_cost(runs: int, python: list[str]) -> dict[str, float]:
     )
     top = re.compile(r"import time:\s+\d+ \|\s+(\d+) \| \S")
     for _ in range(runs):
-        out = subprocess.run([*python, "-c", probe], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [*python, "-c", probe], capture_output=True, text=True, check=True, env=env
+        )
         before, after = (float(x) for x in out.stdout.split())
         cpu.append(before)
         later.append(after)
@@ -201,6 +209,7 @@ def import_cost(runs: int, python: list[str]) -> dict[str, float]:
             capture_output=True,
             text=True,
             check=True,
+            env=env,
         )
         imports.append(sum(int(m[1]) for m in top.finditer(timed.stderr)) / 1e6)
     return {
@@ -281,10 +290,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=Path, help="pstats file of a profiled start")
     args = parser.parse_args(argv)
     image = current_image() if args.image == "current" else args.image
+    precompile()
     result: dict[str, Any] = {
         "python": sys.version.split()[0],
         "load_before": load(),
-        "import": import_cost(args.runs, [sys.executable]),
+        "import": import_cost(args.runs, [sys.executable], host_env()),
     }
     if image:
         python = ["docker", "run", "--rm", "--entrypoint", "python", image]
