@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from importlib import resources
 from typing import Any
 
 ARTIFACT_NAME = "Market.json"
@@ -18,6 +17,8 @@ ARTIFACT_NAME = "Market.json"
 def load_artifact() -> dict[str, Any]:
     """The artefact dictionary: contractName, abi, bytecode, deployedBytecode, compiler,
     settings, source. Cached; do not mutate."""
+    from importlib import resources  # with tempfile, shutil...: not at a host's start
+
     text = resources.files("agents.chain").joinpath(ARTIFACT_NAME).read_text()
     artefact: dict[str, Any] = json.loads(text)
     return artefact

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from fractions import Fraction
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from agents.common.errors import ConfigError
+
+if TYPE_CHECKING:
+    from fractions import Fraction
 
 MINUTES_PER_DAY = 1440
 # Lockstep chain time: one interval per virtual hour of chain time is plenty; only
@@ -38,6 +40,8 @@ TieBreak = Literal["expiring-first", "storage-last", "none"]
 def wh_per_interval(kw: float, interval_minutes: int) -> Fraction:
     """Energy of `kw` sustained over one interval, in Wh (exact; the decimal
     value of `kw` as written, so 0.1 kW is exactly 1/10)."""
+    from fractions import Fraction  # with decimal: the spec's checks, not an agent's start
+
     return Fraction(str(kw)) * interval_minutes * 1000 / 60
 
 

@@ -16,7 +16,6 @@ nested dataclasses (also with kw_only fields and inheritance).
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import enum
 import json
 import re
@@ -80,6 +79,8 @@ def from_plain(cls: type[T], data: Any, where: str = "") -> T:
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(fields))
     if unknown:
+        import difflib  # for a mistake only: a host's start does without it
+
         close = difflib.get_close_matches(str(unknown[0]), list(fields), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ConfigError(f"{_join(where, str(unknown[0]))}: unknown key {unknown[0]!r}{hint}")
