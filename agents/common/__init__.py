@@ -17,8 +17,9 @@
   (ABI encode/decode of calls and logs), `Signer` (local key + nonce),
   `send_and_wait` (sends paced to the node: bounded batches and transactions
   in flight; receipts by hash; anvil stall recovery).
-- `agents.common.abi`: the ABI codec (eth-abi), keccak and selectors (eth-utils),
-  EIP-155 legacy signing (rlp + coincurve: ~5x eth-account's speed, bench/encoding.py).
+- `agents.common.abi`: the ABI codec (words: `agents.common.abiwords`; the rest:
+  eth-abi), Keccak-256 (pycryptodome) and selectors, EIP-155 legacy signing (its own
+  RLP + coincurve: ~5x eth-account's speed, bench/encoding.py).
 - `agents.common.metrics`: every Prometheus metric of the run, `start_metrics`,
   `mark_ready`, `record_transaction`.
 - `agents.common.logsetup`: `setup_logging(role, name, level)`.

@@ -4,12 +4,11 @@ Runs every prosumer of its config in one process (the paper ran 102 prosumers
 on 31 boards). Imports nothing heavy (no web3, no LP stack): the goal is under
 60 MB RSS per host process.
 
-In lockstep a host reports ready before it loads the ABI codec and signing libraries
-(about 0.2 CPU-s, more than half its start: bench/hoststart.py); its first tick loads
-them. Hundreds of hosts sharing a few cores (10x the paper on one machine or a small
-swarm) get ready that much sooner, and the clock waits for every host at each tick
-anyway. In wallclock mode the first tick has a deadline, so a host loads them before
-it reports ready.
+In lockstep a host reports ready before it loads its codec and signing libraries
+(agents.common.abi: coincurve and pycryptodome's Keccak, ~0.01 CPU-s in the agent
+image; eth-abi, eth-utils, eth-keys and rlp cost ~0.15 before it did without them:
+bench/hoststart.py); its first tick loads them. In wallclock mode the first tick has a
+deadline, so a host loads them before it reports ready.
 """
 
 from __future__ import annotations
