@@ -279,7 +279,8 @@ def current_image() -> str:
 
     from orchestrator.images.build import ensure_images
 
-    return ensure_images(docker.from_env(), kinds=("agent",), say=print).agent
+    say = lambda line: print(line, file=sys.stderr)  # noqa: E731 - stdout is the JSON
+    return ensure_images(docker.from_env(), kinds=("agent",), say=say).agent
 
 
 def main(argv: list[str] | None = None) -> int:
