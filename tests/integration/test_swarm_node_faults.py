@@ -167,6 +167,10 @@ def check_networks(client: Any, lab: Lab, services: list[Any], hosts: tuple[str,
     names = {n["Network"]["Spec"]["Name"] for n in tasks["dso"]["NetworksAttachments"]}
     run_id = services[0]["Spec"]["Labels"]["testbed.run"]
     assert names == {f"testbed-{run_id}", f"testbed-{run_id}-edge"}, names
+    # Prometheus keeps a task's address on the network labelled with the run (swarmsd.py)
+    edge = client.api.inspect_network(f"testbed-{run_id}-edge")["Labels"]
+    assert "testbed.run" not in edge and edge["testbed.edge_of"] == run_id, edge
+    assert client.api.inspect_network(f"testbed-{run_id}")["Labels"]["testbed.run"] == run_id
 
 
 def published(service: dict[str, Any]) -> list[int]:
