@@ -7,6 +7,7 @@ loops can poll their `Shutdown`. Binders: the clock (PUB, PULL) and the DSO
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -23,6 +24,24 @@ class HasFileno(Protocol):
     def fileno(self) -> int: ...
 
 
+def bind_endpoint(endpoint: str) -> str:
+    """Where a binder listens for `endpoint`, the address its peers connect to.
+    A TCP endpoint that names its host (`tcp://dso:5555`) binds every address
+    (`tcp://*:5555`): the name is the peers' view (a network alias), and in the
+    binder's own container it may resolve to its address on another network (a
+    swarm task on two networks), or to 127.0.1.1 on a Debian board. An IP address
+    (127.0.0.1 on the local backend) or localhost binds as given."""
+    scheme, sep, rest = endpoint.partition("://")
+    host, colon, port = rest.rpartition(":")
+    if scheme != "tcp" or not sep or not colon or host in ("*", "localhost"):
+        return endpoint
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return f"tcp://*:{port}"
+    return endpoint
+
+
 def _ctx() -> zmq.Context[zmq.Socket[bytes]]:
     return zmq.Context.instance()
 
@@ -35,7 +54,7 @@ class _Socket:
         if kind == zmq.SUB:
             self.sock.setsockopt(zmq.SUBSCRIBE, b"")
         if bind:
-            self.sock.bind(endpoint)
+            self.sock.bind(bind_endpoint(endpoint))
         else:
             self.sock.connect(endpoint)
 

@@ -2,7 +2,9 @@
 # Entrypoint of every testbed image: network emulation for this testbed host,
 # then the command (under the engine's init, which forwards SIGTERM to it).
 #
-# Egress of TESTBED_NETEM_DEV (default eth0, the run's network) is shaped by
+# Egress of TESTBED_NETEM_DEV is shaped (default: the interface with a route to
+# TESTBED_NETEM_SUBNET, the run's network on a swarm task that is also on the
+# run's edge network; else eth0, the run's network), by
 #   TESTBED_NETEM_DELAY_MS, TESTBED_NETEM_JITTER_MS, TESTBED_NETEM_LOSS_PERCENT,
 #   TESTBED_NETEM_RATE_KBIT (unset or 0: not emulated).
 # TESTBED_NETEM_MODE: kernel (tc qdisc netem), userspace (tc tbf for the rate,
@@ -13,7 +15,8 @@ set -eu
 say() { echo "testbed-entrypoint: $*" >&2; }
 fail() { say "$*"; exit 70; }
 
-dev=${TESTBED_NETEM_DEV:-eth0}
+dev=${TESTBED_NETEM_DEV:-}
+subnet=${TESTBED_NETEM_SUBNET:-}
 delay=${TESTBED_NETEM_DELAY_MS:-0}
 jitter=${TESTBED_NETEM_JITTER_MS:-0}
 loss=${TESTBED_NETEM_LOSS_PERCENT:-0}
@@ -56,7 +59,17 @@ netem_userspace() {
   fi
 }
 
+# The interface of the run's network: the one with the route to its subnet.
+run_dev() {
+  ip -o route get "${subnet%/*}" 2>/dev/null | sed -n 's/.* dev \([^ ]*\).*/\1/p'
+}
+
 if nonzero "$delay" || nonzero "$jitter" || nonzero "$loss" || nonzero "$rate"; then
+  if [ -z "$dev" ] && [ -n "$subnet" ]; then
+    dev=$(run_dev)
+    [ -n "$dev" ] || fail "no interface on the run's network $subnet"
+  fi
+  dev=${dev:-eth0}
   what="delay ${delay}ms jitter ${jitter}ms loss ${loss}% rate ${rate}kbit on $dev"
   case "$mode" in
   kernel)

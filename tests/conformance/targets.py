@@ -288,9 +288,11 @@ class SwarmTarget(Target):
             self.lab.workers
         )
         assert {info["hosts"][host]["memory_bytes"] for host in self.hosts} == {512 * 2**20}
-        for host in self.hosts:
+        for host in self.hosts:  # on the run's network alone: eth0
             log = (result.bundle / "logs" / f"{host}.log").read_text()
-            assert "netem" in log and "delay 5ms" in log, log[:500]
+            assert "netem" in log and "delay 5ms" in log and "on eth0" in log, log[:500]
+        # the run's network internal; the services with ports on an edge network
+        assert info["network"]["subnet"] and info["edge_network"]["subnet"]
 
     @contextlib.contextmanager
     def bystanders(self) -> Iterator[None]:

@@ -40,6 +40,7 @@ __all__ = [
 RUN_SECONDS = 600.0  # generous: a busy 2-core machine, three engines
 NODE_SECONDS = 300.0  # a stopped node seen Down, a killed one Ready again (its dockerd recovers)
 LONG = ["market.first_interval=40", "market.last_interval=70"]
+GWBRIDGE = ("network", "inspect", "docker_gwbridge", "--format", "{{json .Containers}}")
 
 
 @pytest.fixture
@@ -122,6 +123,7 @@ def test_an_unscheduled_node_loss_is_exit_3_naming_node_and_host(
         ports = {s["Spec"]["Labels"]["testbed.unit"]: published(s) for s in services}
         assert {h: ports[h] for h in target.hosts} == {h: [] for h in target.hosts}
         assert len(ports["metrics-gateway"]) == 1 and ports["dso"], ports
+        check_networks(docker_engine, swarm_lab, services, target.hosts)
         # its engine gone at once, as when a board loses power: nothing on it can
         # still report its tasks' exits to the manager, which sees the node Down
         docker_engine.containers.get(victim).kill()
@@ -141,6 +143,34 @@ def test_an_unscheduled_node_loss_is_exit_3_naming_node_and_host(
     assert summary["offers"] > 0  # what was recorded is kept
     start_worker(docker_engine, swarm_lab, victim)
     nothing_left(target, bundle.name)
+
+
+def check_networks(client: Any, lab: Lab, services: list[Any], hosts: tuple[str, ...]) -> None:
+    """The hosts are on the run's internal network alone: no endpoint on their
+    node's gateway bridge; the DSO publishes a port: on the edge network too."""
+    tasks = {}
+    for service in services:
+        unit = service["Spec"]["Labels"]["testbed.unit"]
+        if unit in (*hosts, "dso"):
+            running = {"service": service["ID"], "desired-state": "running"}
+            [tasks[unit]] = client.api.tasks(filters=running)
+    for host in hosts:
+        [net] = tasks[host]["NetworksAttachments"]
+        assert net["Network"]["Spec"].get("Internal") is True, net
+        worker = next(n.name for n in lab.nodes if n.node_id == tasks[host]["NodeID"])
+        code, out = lab.node_docker(client, worker, *GWBRIDGE)
+        if code != 0:  # a node where no task ever had a way out has no gateway bridge
+            assert "no such network" in out.lower(), out
+            continue
+        container = tasks[host]["Status"]["ContainerStatus"]["ContainerID"]
+        assert container not in json.loads(out), out
+    names = {n["Network"]["Spec"]["Name"] for n in tasks["dso"]["NetworksAttachments"]}
+    run_id = services[0]["Spec"]["Labels"]["testbed.run"]
+    assert names == {f"testbed-{run_id}", f"testbed-{run_id}-edge"}, names
+    # Prometheus keeps a task's address on the network labelled with the run (swarmsd.py)
+    edge = client.api.inspect_network(f"testbed-{run_id}-edge")["Labels"]
+    assert "testbed.run" not in edge and edge["testbed.edge_of"] == run_id, edge
+    assert client.api.inspect_network(f"testbed-{run_id}")["Labels"]["testbed.run"] == run_id
 
 
 def published(service: dict[str, Any]) -> list[int]:

@@ -128,3 +128,37 @@ def test_a_prosumer_host_service() -> None:
         ],
     }
     assert service_name("r1", "prosumers-01") == "testbed-r1-prosumers-01"
+
+
+def test_only_a_service_that_publishes_a_port_joins_the_edge_network() -> None:
+    """The run's network is internal (no gateway bridge for the hosts); a host-mode
+    port needs the gateway bridge, which the edge network gives. Netem on a task
+    with both finds the run's interface by its subnet (the order makes no eth0)."""
+    argv = ("python", "-m", "agents", "prosumer")
+    host = unit_spec(
+        Unit("prosumers-01", "prosumer", argv, REPO / "x.log"),
+        "",
+        config_dir=REPO,
+        out_dir=None,
+        netem=Netem(delay_ms=5),
+    )
+    dso = unit_spec(
+        Unit("dso", "dso", argv, REPO / "x.log"),
+        "",
+        config_dir=REPO,
+        out_dir=None,
+        netem=Netem(delay_ms=5),
+    )
+    quiet = ServiceSpec(host, "img", {}).task_template(
+        "r1", "run-net", edge_id="edge-net", subnet="10.214.4.0/22"
+    )
+    assert quiet["Networks"] == [{"Target": "run-net", "Aliases": ["prosumers-01"]}]
+    assert not [e for e in quiet["ContainerSpec"]["Env"] if e.startswith("TESTBED_NETEM_SUBNET")]
+    published = ServiceSpec(dso, "img", {}, ports={9100: 40123}).task_template(
+        "r1", "run-net", edge_id="edge-net", subnet="10.214.4.0/22"
+    )
+    assert published["Networks"] == [
+        {"Target": "run-net", "Aliases": ["dso"]},  # its name resolves on the run's network
+        {"Target": "edge-net"},
+    ]
+    assert "TESTBED_NETEM_SUBNET=10.214.4.0/22" in published["ContainerSpec"]["Env"]

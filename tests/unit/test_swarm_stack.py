@@ -26,6 +26,13 @@ def test_render_stack_writes_a_project_for_docker_stack_deploy(tmp_path: Path) -
     assert stack["version"] == "3.8"
     assert stack["networks"]["testbed"]["driver"] == "overlay"
     assert stack["networks"]["testbed"]["attachable"] is True
+    # the run's network internal (no gateway bridge per host); the edge network
+    # for the services that publish a port, labelled as the backend's (network.py)
+    assert stack["networks"]["testbed"]["internal"] is True
+    edge = stack["networks"]["edge"]
+    assert edge["driver"] == "overlay" and not edge.get("internal")
+    run_id = stack["networks"]["testbed"]["labels"]["testbed.run"]
+    assert edge["labels"]["testbed.edge_of"] == run_id and "testbed.run" not in edge["labels"]
     services = stack["services"]
     assert set(services) >= {"chain", "deploy", "dso", "clock", "recorder", "solver-1"}
     assert {"bbb-01", "bbb-02", "prometheus"} <= set(services)
@@ -57,6 +64,9 @@ def test_render_stack_writes_a_project_for_docker_stack_deploy(tmp_path: Path) -
     assert services["chain"]["deploy"]["placement"]["constraints"] == ["node.role==manager"]
     assert services["deploy"]["deploy"]["restart_policy"] == {"condition": "none"}
     assert services["prometheus"]["ports"] == [{"target": 9090, "published": 9090, "mode": "host"}]
+    prometheus = services["prometheus"]["networks"]
+    assert prometheus == {"testbed": {"aliases": ["prometheus"]}, "edge": {}}
+    assert host["networks"] == {"testbed": {"aliases": ["bbb-01"]}}  # no way out
     # the project around it: configs, the deploy step, Prometheus' config
     assert (out / "config" / "bbb-01.json").is_file()
     assert (out / "setup" / "deploy.py").is_file()

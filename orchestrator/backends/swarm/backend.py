@@ -3,7 +3,9 @@
 One service per unit (replicas 1, restart condition none: a crash ends the run
 as on the other backends; a task that never ran gets one more, unitstatus.py),
 on an attachable overlay network of the run where agents reach each other by
-unit name (dnsrr endpoints: no IPVS needed). The containers are the docker
+unit name (dnsrr endpoints: no IPVS needed); the network is internal and
+the services that publish a port join the run's edge network too (network.py).
+The containers are the docker
 backend's (containers.py: image, command, mounts, profile limits, netem,
 labels); what the swarm adds is in services.py. Each
 service is pinned to a node chosen up front (nodes.py), its ports published
@@ -53,7 +55,7 @@ from orchestrator.backends.swarm import cluster, metricsgw
 from orchestrator.backends.swarm.files import create_files, inputs_of
 from orchestrator.backends.swarm.gateway import gateway_container
 from orchestrator.backends.swarm.logs import ServiceLogFollower
-from orchestrator.backends.swarm.network import create_overlay
+from orchestrator.backends.swarm.network import RunNetworks, create_run_networks, edge_name
 from orchestrator.backends.swarm.nodefaults import NodeFaults, check_fault_nodes
 from orchestrator.backends.swarm.ports import NodePorts, manager_is_here
 from orchestrator.backends.swarm.prepull import prepull
@@ -92,7 +94,7 @@ class SwarmBackend(ServiceStatus, NodeFaults, NodePorts, Backend):
         self.bundle: Path | None = None
         self.layout: cluster.Layout | None = None
         self.images: dict[str, str] = {}
-        self.network_id: str | None = None
+        self.networks: RunNetworks | None = None  # the run's (internal) and its edge network
         self.registry: Any = None  # orchestrator.swarm.registry.Registry, if this run started one
         self._registry_address: str | None = None  # where the nodes pull from (None: no registry)
         self._orchestrator = orchestrator_label()
@@ -126,16 +128,14 @@ class SwarmBackend(ServiceStatus, NodeFaults, NodePorts, Backend):
             images.registry,
         )
         self._write_state()
-        self.network_id, subnet = create_overlay(
-            self.client, f"testbed-{self.run_id}", self.run_id, self._labels()
-        )
+        self.networks = create_run_networks(self.client, self.run_id, self._labels())
         if self._registry_address is not None:  # fresh nodes pull while the chain starts
             prepull(self.client, self.run_id, self.images["agent"], self._labels())
         here = manager_is_here(self.client, cluster.manager_url(self.deployment.swarm.manager))
         self._pick_ports(plan, local_manager=here)  # on the nodes, sharing the bundle with us
         self._start_metrics_gateway()  # on the manager, while the chain starts
         self._outs = local_out_dirs(plan, self.bundle)
-        self._write_info(subnet)
+        self._write_info(self.networks)
         return self.layout.placement(plan, self.bundle)
 
     def _labels(self) -> dict[str, str]:
@@ -158,13 +158,14 @@ class SwarmBackend(ServiceStatus, NodeFaults, NodePorts, Backend):
         }
         (self.state_dir / "run.json").write_text(json.dumps(state) + "\n")
 
-    def _write_info(self, subnet: str) -> None:
+    def _write_info(self, networks: RunNetworks) -> None:
         assert self.plan is not None and self.bundle is not None and self.layout is not None
         info = {
             "manager": cluster.manager_url(self.deployment.swarm.manager),
             "images": self.images,
             "registry": self._registry_address,
-            "network": {"name": f"testbed-{self.run_id}", "subnet": subnet},
+            "network": {"name": f"testbed-{self.run_id}", "subnet": networks.subnet},
+            "edge_network": {"name": edge_name(self.run_id), "subnet": networks.edge_subnet},
             "nodes": {n.hostname: n.address for n in self.layout.nodes},
             "placement": {unit: node.hostname for unit, node in self.layout.units.items()},
             "hosts": {
@@ -268,12 +269,15 @@ class SwarmBackend(ServiceStatus, NodeFaults, NodePorts, Backend):
     def _create(self, record: Record) -> str:
         import docker.errors
 
-        assert self.network_id is not None
-        spec = record.spec
+        assert self.networks is not None
+        spec, net = record.spec, self.networks
         try:
             files = create_files(self.client, self.run_id, spec.unit, spec.files, self._labels())
+            template = spec.task_template(
+                self.run_id, net.id, files, edge_id=net.edge_id, subnet=net.subnet
+            )
             created = self.client.api.create_service(
-                spec.task_template(self.run_id, self.network_id, files),
+                template,
                 name=service_name(self.run_id, spec.unit),
                 labels=dict(spec.labels),
                 mode={"replicated": {"Replicas": 1}},

@@ -1,5 +1,6 @@
 """A swarm run's resources on the manager, found by label (engine.py's labels):
-services, the overlay network, secrets and configs. `testbed clean` and
+services, the overlay networks (the run's and its edge network: network.py),
+secrets and configs. `testbed clean` and
 `cleanup` remove exactly what these queries name."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import Any
 
 from orchestrator.backends.base import Leftover
 from orchestrator.backends.docker.engine import LABEL_ORCHESTRATOR, LABEL_RUN
+from orchestrator.backends.swarm.network import LABEL_EDGE
 
 # The state directory of the run, under a key of its own: the docker backend's
 # `testbed clean` selects testbed.state=<dir> and must not take a swarm run's
@@ -57,17 +59,21 @@ def swarm_resources(
     selector = [f"{LABEL_RUN}={run_id}" if run_id else LABEL_RUN]
     if state is not None:
         selector.append(f"{LABEL_SWARM_STATE}={state}")
+    edge = [f"{LABEL_EDGE}={run_id}" if run_id else LABEL_EDGE, *selector[1:]]
     api = client.api
     found: dict[str, SwarmResources] = {}
     listed = {
         "services": api.services(filters={"label": selector}),
-        "networks": api.networks(filters={"label": selector, "driver": "overlay"}),
+        "networks": [
+            *api.networks(filters={"label": selector, "driver": "overlay"}),
+            *api.networks(filters={"label": edge, "driver": "overlay"}),
+        ],
         "secrets": api.secrets(filters={"label": selector}),
         "configs": api.configs(filters={"label": selector}),
     }
     for kind, items in listed.items():
         for item in items:
-            rid = labels_of(item).get(LABEL_RUN)
+            rid = labels_of(item).get(LABEL_RUN) or labels_of(item).get(LABEL_EDGE)
             if rid and (run_id is None or rid == run_id):
                 getattr(found.setdefault(rid, SwarmResources(rid)), kind).append(item)
     return found

@@ -4,6 +4,10 @@ A `ServiceSpec` is the docker backend's `ContainerSpec` (image kind, command,
 mounts, profile limits, netem, labels: containers.py builds it) plus what a
 swarm adds: the node it is pinned to and the user's constraints, host-mode
 published ports, and the run's overlay network with the unit's name as alias.
+The run's network is internal (network.py): a task there gets no endpoint on
+its node's docker_gwbridge (no veth, no NAT rules per container: all the
+prosumer hosts need); a service that publishes a port also joins the run's
+edge network, whose gateway bridge carries the port.
 `task_template`/`endpoint` turn it into Engine API objects for the backend;
 stack.py writes the same specs as a stack file.
 """
@@ -56,16 +60,28 @@ class ServiceSpec:
         return {"Limits": limits} if limits else {}
 
     def task_template(
-        self, run_id: str, network_id: str, files: Mapping[str, Any] | None = None
+        self,
+        run_id: str,
+        network_id: str,
+        files: Mapping[str, Any] | None = None,
+        *,
+        edge_id: str | None = None,
+        subnet: str | None = None,
     ) -> dict[str, Any]:
         """The service's TaskTemplate (Engine API 1.41: CapabilityAdd for netem);
-        `files`: the `Configs` entries of its input files."""
+        `files`: the `Configs` entries of its input files; `edge_id`: the network
+        a service that publishes a port joins too; `subnet`: the run network's,
+        where netem finds its interface on a task with both."""
         c = self.container
+        env = c.env(run_id)
+        networks = self.networks(network_id, edge_id)
+        if len(networks) > 1 and subnet and c.netem.active:  # eth0 need not be the run's
+            env["TESTBED_NETEM_SUBNET"] = subnet  # images/common/entrypoint.sh
         container: dict[str, Any] = {
             "Image": self.image,
             "Args": list(c.command),  # the image's entrypoint stays (it applies netem)
             "Hostname": c.unit,
-            "Env": [f"{k}={v}" for k, v in c.env(run_id).items()],
+            "Env": [f"{k}={v}" for k, v in env.items()],
             "Labels": dict(self.labels),
             "Mounts": self.mounts(),
             "Init": True,  # forwards SIGTERM to the agent, reaps its children
@@ -79,8 +95,17 @@ class ServiceSpec:
             "Resources": self.resources(),
             "RestartPolicy": {"Condition": "none"},  # a crash ends the run, as elsewhere
             "Placement": {"Constraints": list(self.constraints)},
-            "Networks": [{"Target": network_id, "Aliases": [c.unit]}],
+            "Networks": networks,
         }
+
+    def networks(self, network_id: str, edge_id: str | None) -> list[dict[str, Any]]:
+        """The run's network (the unit's name is its alias there: agents reach
+        it and Prometheus scrapes it on it), then the edge network if the
+        service publishes a port (the order does not make it eth0)."""
+        networks: list[dict[str, Any]] = [{"Target": network_id, "Aliases": [self.unit]}]
+        if self.ports and edge_id:
+            networks.append({"Target": edge_id})
+        return networks
 
     def endpoint(self) -> dict[str, Any]:
         """dnsrr (the kernels of small boards often lack IPVS, which VIPs need);

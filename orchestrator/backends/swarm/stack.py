@@ -3,10 +3,12 @@ file for `docker stack deploy`, for users who deploy by hand.
 
 The compose project (docker/compose.py: the same containers the backends run,
 the contract's deploy step, health checks, config/, setup/, prometheus/) is
-rewritten for a swarm: compose file format 3.8, an attachable overlay network,
-dnsrr endpoints and host-mode ports (no IPVS needed), profile limits and
-placement constraints under `deploy:`, bind mounts by absolute path (the
-project folder must be the same path on every node: NFS on a real cluster).
+rewritten for a swarm: compose file format 3.8, the backend's networks (the
+run's internal overlay network, and an edge network for the services that
+publish a port: network.py), dnsrr endpoints and host-mode ports (no IPVS
+needed), profile limits and placement constraints under `deploy:`, bind
+mounts by absolute path (the project folder must be the same path on every
+node: NFS on a real cluster).
 
 A stack has no start order of its own: every agent's service runs setup/
 start.py first (stackstart.py), which execs the agent once the deploy step has
@@ -25,8 +27,9 @@ import yaml
 
 from orchestrator.backends.docker.compose import PROMETHEUS_PORT, SETUP_DIR, render_compose
 from orchestrator.backends.docker.containers import CONFIG_DIR
-from orchestrator.backends.docker.engine import LABEL_ORCHESTRATOR
+from orchestrator.backends.docker.engine import LABEL_ORCHESTRATOR, LABEL_RUN
 from orchestrator.backends.swarm.cluster import host_groups
+from orchestrator.backends.swarm.network import LABEL_EDGE
 from orchestrator.plan import Plan
 from orchestrator.spec.model import DeploymentConfig
 from orchestrator.spec.swarm import PROSUMER_LABEL, PROSUMER_LABEL_VALUE
@@ -34,6 +37,7 @@ from orchestrator.spec.swarm import PROSUMER_LABEL, PROSUMER_LABEL_VALUE
 VERSION = "3.8"
 ORCHESTRATOR = "stack"  # testbed.orchestrator of what `docker stack deploy` makes
 MANAGER = "node.role==manager"
+EDGE = "edge"  # the network of the services that publish a port
 START_SCRIPT = Path(__file__).with_name("stackstart.py")  # setup/start.py in the project
 DROPPED = (
     "container_name",
@@ -161,17 +165,24 @@ def stack_document(
             stacked["volumes"] = [_volume(v, root) for v in volumes]
         if service.get("ports"):
             stacked["ports"] = [_port(p, published) for p in service["ports"]]
+            stacked["networks"] = {**service["networks"], EDGE: {}}
         services[name] = stacked
-    networks = {
-        name: {
-            **network,
-            "driver": "overlay",
-            "attachable": True,
-            "labels": _ours(network.get("labels")),
-        }
-        for name, network in compose["networks"].items()
-    }
-    return {"version": VERSION, "networks": networks, "services": services}
+    return {"version": VERSION, "networks": _networks(compose), "services": services}
+
+
+def _networks(compose: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's network internal, and the edge network, labelled as the
+    backend labels them (network.py)."""
+    networks: dict[str, Any] = {}
+    for name, network in compose["networks"].items():
+        labels = _ours(network.get("labels"))
+        run = {"driver": "overlay", "attachable": True, "internal": True, "labels": labels}
+        networks[name] = {**network, **run}
+        edge = {k: v for k, v in labels.items() if k != LABEL_RUN}
+        if LABEL_RUN in labels:
+            edge[LABEL_EDGE] = labels[LABEL_RUN]
+        networks[EDGE] = {"driver": "overlay", "attachable": True, "labels": edge}
+    return networks
 
 
 def _in_registry(ref: str) -> bool:
