@@ -41,6 +41,7 @@ from orchestrator.lifecycle import (
     close_logger,
     degraded,
     file_logger,
+    finalized_through,
     interrupts_deferred,
     interrupts_ignored,
     log_tail,
@@ -198,6 +199,7 @@ class Run:
         self.peak_rss: dict[str, int] = {}
         self.exit_codes: dict[str, int | None] = {}
         self.timeline: dict[str, float] = {}
+        self._finalized = False  # the recorder has finalized the last interval
         self.teardown_errors: list[str] = []
         self._t0 = time.monotonic()
         self._agents_t0 = self._t0  # when the first tier started (bring_up)
@@ -342,10 +344,18 @@ class Run:
                 if st.returncode != 0 or name == "chain":
                     raise self._failed(name, st.returncode, st.reason)
                 first = early_exit.setdefault(name, time.monotonic())
-                if time.monotonic() - first > EARLY_EXIT_GRACE_SECONDS:
+                if time.monotonic() - first > EARLY_EXIT_GRACE_SECONDS and not self._ended():
                     raise self._failed(name, 0, "exited before the last interval was finalized")
             self.events.tick.fire(status)
             self.events.wait(WATCH_POLL_SECONDS)  # faults: applies the steps that are due
+
+    def _ended(self) -> bool:
+        """The last interval is finalized: agents that exit 0 now have settled, and the
+        clock waits (bounded) for the rest to settle too (at 10x on a saturated machine
+        the last host may settle well after the first one left)."""
+        if not self._finalized:
+            self._finalized = finalized_through(self.bundle.events, self.plan.market.last_interval)
+        return self._finalized
 
     def _sample(self) -> dict[str, UnitStatus]:
         status = self.backend.status()
