@@ -41,6 +41,7 @@ from typing import Any
 
 import psutil
 
+from bench.exectrace import ExecTrace
 from bench.swarmcpu import CPUACCT, cgroup_cpu, cpuacct_of
 from orchestrator.backends.base import Unit, state_root
 from orchestrator.backends.docker.containers import unit_spec
@@ -243,7 +244,37 @@ def one_round(
         "up": Meter.delta(start, running),
         "down": Meter.delta(removing, gone),
         "gwbridge_containers_when_up": gwbridge,
+        "windows": {"up": (start[0], running[0]), "down": (removing[0], gone[0])},
     }
+
+
+def traced_round(
+    client: Any, lab: Lab, worker: str, ref: str, args: argparse.Namespace, variant: Variant
+) -> dict[str, Any]:
+    """One round; with --trace, what the worker ran in each phase, per service."""
+    if not args.trace:
+        got = one_round(client, lab, worker, ref, args.services, variant)
+        got.pop("windows")
+        return got
+    with ExecTrace(worker) as trace:
+        got = one_round(client, lab, worker, ref, args.services, variant)
+    try:
+        got["trace_per_service"] = {
+            phase: per_service(table, args.services)
+            for phase, table in trace.breakdown(got.pop("windows")).items()
+        }
+    finally:
+        trace.remove()
+    return got
+
+
+def per_service(table: dict[str, Any], n: int) -> dict[str, Any]:
+    programs = {
+        name: {"cpu_seconds": round(p["cpu_seconds"] / n, 4), "execs": round(p["execs"] / n, 2)}
+        for name, p in table["programs"].items()
+        if p["cpu_seconds"] / n >= 0.0005 or p["execs"]
+    }
+    return {"cpu_seconds": round(table["cpu_seconds"] / n, 4), "programs": programs}
 
 
 def gwbridge_containers(client: Any, lab: Lab, worker: str) -> int | None:
@@ -254,6 +285,7 @@ def gwbridge_containers(client: Any, lab: Lab, worker: str) -> int | None:
 
 
 def summarize(rounds: dict[str, list[dict[str, Any]]], n: int) -> dict[str, Any]:
+    """Per service, the median of the rounds; `*_vs_first`: against the first variant."""
     out: dict[str, Any] = {}
     for name, got in rounds.items():
         per = {
@@ -265,12 +297,33 @@ def summarize(rounds: dict[str, list[dict[str, Any]]], n: int) -> dict[str, Any]
         }
         engine = per["up"]["worker_engine_cpu"] + per["down"]["worker_engine_cpu"]
         per["worker_engine_cpu_up_and_down"] = round(engine, 4)
+        per["worker_cpu_up"] = round(
+            per["up"]["worker_engine_cpu"] + per["up"]["worker_tasks_cpu"], 4
+        )
         out[name] = per
-    base = out.get("today", {}).get("worker_engine_cpu_up_and_down")
-    if base:
+    first = next(iter(out.values()), None)
+    if first and first["worker_engine_cpu_up_and_down"] and first["worker_cpu_up"]:
         for per in out.values():
-            per["engine_vs_today"] = round(per["worker_engine_cpu_up_and_down"] / base - 1, 3)
+            engine = per["worker_engine_cpu_up_and_down"] / first["worker_engine_cpu_up_and_down"]
+            per["engine_vs_first"] = round(engine - 1, 3)
+            per["worker_cpu_up_vs_first"] = round(
+                per["worker_cpu_up"] / first["worker_cpu_up"] - 1, 3
+            )
     return out
+
+
+def node_config(client: Any, lab: Lab, worker: str) -> dict[str, Any]:
+    """What the worker's engine runs with (the node-config dimension)."""
+    _, runtime = lab.node_docker(client, worker, "info", "--format", "{{.DefaultRuntime}}")
+    container = client.containers.get(worker)
+    _, iptables = container.exec_run(["iptables", "--version"])
+    env = container.attrs["Config"]["Env"] or []
+    return {
+        "image": container.attrs["Config"]["Image"],
+        "default_runtime": runtime,
+        "iptables": iptables.decode(errors="replace").strip(),
+        "engine_env": sorted(e for e in env if e.startswith(("GO", "TESTBED_ENGINE"))),
+    }
 
 
 def main() -> int:
@@ -279,6 +332,15 @@ def main() -> int:
     parser.add_argument("--services", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated")
+    parser.add_argument(
+        "--workers",
+        default="1",
+        help="the lab's workers to run on, by number (comma-separated: each variant on each, "
+        "alternating: nodes configured differently compared)",
+    )
+    parser.add_argument(
+        "--trace", action="store_true", help="the worker's programs by CPU and execs (perf)"
+    )
     args = parser.parse_args()
     names = [v for v in args.variants.split(",") if v]
     unknown = [v for v in names if v not in VARIANTS]
@@ -287,18 +349,25 @@ def main() -> int:
     client = connect()
     lab = Lab.load(state_root(), args.lab)
     assert lab.registry is not None and lab.shared, "the lab needs a registry and a shared folder"
+    workers = [lab.workers[int(i) - 1] for i in args.workers.split(",")]
     agent = ensure_images(client).of("agent")
     ref = lab.registry.push_images(client, {"agent": agent})["agent"]
-    worker = lab.workers[0]
-    lab.node_docker(client, worker, "pull", ref)
-    one_round(client, lab, worker, ref, args.services, VARIANTS[names[0]])  # warm-up, not kept
-    rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    cases = [(n, w) for n in names for w in workers]
+
+    def key(name: str, worker: str) -> str:
+        return f"{name}@{worker.rpartition('-')[2]}" if len(workers) > 1 else name
+
+    for worker in workers:
+        lab.node_docker(client, worker, "pull", ref)
+        one_round(client, lab, worker, ref, args.services, VARIANTS[names[0]])  # warm-up
+    rounds: dict[str, list[dict[str, Any]]] = {key(n, w): [] for n, w in cases}
     for _ in range(args.rounds):
-        for name in names:
-            rounds[name].append(one_round(client, lab, worker, ref, args.services, VARIANTS[name]))
+        for name, worker in cases:
+            got = traced_round(client, lab, worker, ref, args, VARIANTS[name])
+            rounds[key(name, worker)].append(got)
     report = {
         "services": args.services,
-        "worker": worker,
+        "workers": {w: node_config(client, lab, w) for w in workers},
         "variants": {name: dataclasses.asdict(VARIANTS[name]) for name in names},
         "per_service_median": summarize(rounds, args.services),
         "rounds": rounds,

@@ -56,6 +56,13 @@ testbed lab down demo
         "--registry-port", type=int, default=5000, help="registry port on docker0 (5000)"
     )
     up.add_argument("--no-registry", action="store_true", help="start no registry")
+    up.add_argument(
+        "--runtime",
+        choices=("runc", "crun"),
+        default=None,
+        help="the OCI runtime of the workers' containers (default: "
+        "orchestrator.swarm.nodes.DEFAULT_RUNTIME)",
+    )
     up.add_argument("--json", action="store_true", help="the lab's status as JSON")
     up.set_defaults(handler=cmd_lab_up)
     status = sub.add_parser("status", help="nodes (container, swarm state, labels), registry")
@@ -97,6 +104,7 @@ def cmd_lab_up(args: argparse.Namespace) -> int:
         registry=not args.no_registry,
         registry_port=args.registry_port,
         say=_say,
+        **({"runtime": args.runtime} if args.runtime else {}),
     )
     if args.json:
         print(json.dumps({**lab.status(client), "timings": lab.timings}, indent=2))
@@ -153,7 +161,10 @@ def _labs(ids: list[str]) -> list[Any]:
 
 def _print_status(report: dict[str, Any]) -> None:
     made = " (initialised by the lab)" if report["initialised_swarm"] else ""
-    print(f"lab {report['id']}: manager {report['manager']}{made}, image {report['image']}")
+    print(
+        f"lab {report['id']}: manager {report['manager']}{made}, image {report['image']}, "
+        f"runtime {report.get('runtime', 'runc')}"
+    )
     for node in report["nodes"]:
         labels = ",".join(f"{k}={v}" for k, v in sorted(node["labels"].items()))
         print(

@@ -38,6 +38,7 @@ from typing import Any
 from orchestrator.results.bundle import write_json
 from orchestrator.swarm.nodeimage import node_image
 from orchestrator.swarm.nodes import (
+    DEFAULT_RUNTIME,
     LABEL_LAB,
     LABEL_ROLE,
     LabError,
@@ -82,6 +83,7 @@ class Lab:
     shared: list[str] = field(default_factory=list)
     registry: Registry | None = None
     owns_registry: bool = False  # started by up() (stopped by down()), not given
+    runtime: str = DEFAULT_RUNTIME  # the OCI runtime of the workers' containers
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -110,14 +112,17 @@ class Lab:
         shared: Sequence[Path | str] = (),
         registry: bool | Registry = True,
         registry_port: int = DEFAULT_PORT,
+        runtime: str = DEFAULT_RUNTIME,
         say: Say = _quiet,
     ) -> Lab:
         """Bring a lab up; on any failure, what was made is removed again.
-        `registry`: True starts one, a Registry is used as given, False none."""
+        `registry`: True starts one, a Registry is used as given, False none;
+        `runtime`: the workers' OCI runtime (nodes.RUNTIMES)."""
         lab_id = name or secrets.token_hex(3)
         if not _ID.match(lab_id):
             raise LabError(f"lab name {lab_id!r}: use a-z, 0-9 and '-' (at most 31)")
-        lab = cls(lab_id, state_dir, shared=[str(Path(p).resolve()) for p in shared])
+        shared_paths = [str(Path(p).resolve()) for p in shared]
+        lab = cls(lab_id, state_dir, shared=shared_paths, runtime=runtime)
         if lab.state_file.exists():
             raise LabError(f"lab {lab_id} exists ({lab.state_file}): `testbed lab down {lab_id}`")
         lab.save()
@@ -154,7 +159,7 @@ class Lab:
             node = LabNode(name=name, volume=f"{name}-docker")
             self.nodes.append(node)
             self.save()
-            start_node(client, node, self.image, labels, self.shared)
+            start_node(client, node, self.image, labels, self.shared, runtime=self.runtime)
             self.save()
         for node in self.nodes:  # the later nodes' engines start meanwhile
             wait_engine(client, node)
@@ -268,6 +273,7 @@ class Lab:
             "manager": self.manager,
             "initialised_swarm": self.initialised_swarm,
             "image": self.image,
+            "runtime": self.runtime,
             "shared": self.shared,
             "nodes": nodes,
             "registry": registry,
@@ -285,6 +291,7 @@ class Lab:
             "shared": self.shared,
             "registry": self.registry.as_dict() if self.registry else None,
             "owns_registry": self.owns_registry,
+            "runtime": self.runtime,
             "timings": self.timings,
         }
         write_json(self.state_file, data)
@@ -308,6 +315,7 @@ class Lab:
             shared=list(data.get("shared", [])),
             registry=Registry.from_dict(registry) if registry else None,
             owns_registry=bool(data.get("owns_registry")),
+            runtime=data.get("runtime", "runc"),  # a lab of before: Docker's default
             timings=dict(data.get("timings", {})),
         )
 

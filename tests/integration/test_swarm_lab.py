@@ -21,6 +21,7 @@ from typing import Any
 import docker.types
 import pytest
 
+from orchestrator.hosts import PROFILES
 from orchestrator.images.base import ensure_offline_base
 from orchestrator.swarm import Lab
 from orchestrator.swarm.nodes import LABEL_LAB, cgroup_subtrees
@@ -224,6 +225,43 @@ def test_a_node_reaps_its_shims_and_weighs_its_engine_above_its_containers(
         )
     finally:
         swarm_lab.node_docker(docker_engine, worker, "rm", "-f", inner)
+
+
+def test_a_node_runs_a_bbb_host_with_the_labs_runtime(
+    docker_engine: Any, swarm_lab: Lab, pushed: str
+) -> None:
+    """The node's engine runs its containers with the lab's runtime (crun by default):
+    a container as the backend makes a prosumer host (the bbb profile's memory and
+    CPU limits, an init, CAP_NET_ADMIN) gets its limits in its cgroups, docker-init
+    as PID 1, may change its own links (what netem needs), and nothing more: without
+    NET_ADMIN that is refused, and /proc/sys stays read-only for it."""
+    worker = swarm_lab.workers[0]
+    code, runtime = swarm_lab.node_docker(
+        docker_engine, worker, "info", "--format", "{{.DefaultRuntime}}"
+    )
+    assert (code, runtime) == (0, swarm_lab.runtime)
+    bbb = PROFILES["bbb"]
+    assert bbb.memory_bytes and bbb.nano_cpus
+    script = (
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/cpu/cpu.cfs_quota_us "
+        "/sys/fs/cgroup/cpu/cpu.cfs_period_us /proc/1/comm; ip link set lo mtu 1400 && echo "
+        "net-admin; (echo 1 > /proc/sys/net/ipv4/ip_forward) 2>/dev/null || echo sysctl-read-only"
+    )
+    code, out = swarm_lab.node_docker(
+        docker_engine, worker,
+        "run", "--rm", "--init", "--cap-add", "NET_ADMIN",
+        "--memory", str(bbb.memory_bytes), "--cpus", str(bbb.nano_cpus / 1e9),
+        pushed, "sh", "-c", script,
+    )  # fmt: skip
+    assert code == 0, out
+    memory, quota, period, init, net_admin, sysctl = out.splitlines()[-6:]
+    assert int(memory) == bbb.memory_bytes
+    assert int(quota) / int(period) == bbb.nano_cpus / 1e9
+    assert (init, net_admin, sysctl) == ("docker-init", "net-admin", "sysctl-read-only")
+    code, out = swarm_lab.node_docker(
+        docker_engine, worker, "run", "--rm", pushed, "ip", "link", "set", "lo", "mtu", "1400"
+    )
+    assert code != 0 and "not permitted" in out, out
 
 
 def _cgroup_in(proc_cgroup: str, controller: str) -> str:
