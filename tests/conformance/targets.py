@@ -252,11 +252,16 @@ class SwarmTarget(Target):
             for kind in KINDS:
                 found |= {f"{kind[:-1]} {name_of(item)}" for item in getattr(swarm, kind)}
         if swarm is None or not swarm.services:
+            # by name too: the tasks of the run's one-shot services (prepull, the ports'
+            # check) carry no run label (a removed swarm *job* left them for good)
+            prefix = service_name(run_id, "")  # every task's container: its service's name
+            named = self.client.containers.list(all=True, filters={"name": prefix})
             found |= {c for c in labelled(self.client, run_id) if c.startswith("container ")}
+            found |= {f"container {c.name}" for c in named}
             for worker in self.lab.workers:
                 code, out = self.lab.node_docker(
                     self.client, worker, "ps", "-a", "--format", "{{.Names}}", "--filter",
-                    f"label={LABEL_RUN}={run_id}",
+                    f"name={prefix}",
                 )  # fmt: skip
                 if code != 0:  # a restarted node's engine is still starting: not known yet
                     found.add(f"engine of {worker} not answering: {out}")

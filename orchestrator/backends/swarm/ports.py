@@ -7,9 +7,9 @@ ports on the clock's node, every agent's metrics port on its node (the prosumer
 hosts publish none: they answer through the metrics gateway, whose port is on
 the manager, at HOST_METRICS_PORT inside their own containers). They must be
 free on *that* node, which need not be this machine (an orchestrator on a
-laptop, the manager elsewhere). So one short job per node (a replicated job
-pinned there, on the node's host network, in the agent image) binds as many
-sockets as the node will publish to free ports below the node's ephemeral range
+laptop, the manager elsewhere). So one short job per node (a one-task service
+that runs once, pinned there, on the node's host network, in the agent image)
+binds as many sockets as the node will publish to free ports below the node's ephemeral range
 (which outgoing connections draw their source ports from: an image pull's
 connections could take one meanwhile), writes them into the run's bundle and
 exits; the services then publish exactly those.
@@ -328,7 +328,9 @@ def _create_job(
         },
         name=service_name(run_id, f"{UNIT}-{node.id[:12]}"),
         labels={**labels, LABEL_UNIT: UNIT, LABEL_ROLE: UNIT},
-        mode={"ReplicatedJob": {"MaxConcurrent": 1, "TotalCompletions": 1}},
+        # one task, run once; not a ReplicatedJob, whose tasks and containers Docker
+        # 20.10 keeps after the service is removed (moby/moby#42789; prepull.py)
+        mode={"Replicated": {"Replicas": 1}},
     )
     return str(created["ID"])
 

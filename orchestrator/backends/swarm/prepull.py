@@ -3,13 +3,15 @@
 A node pulls a service's image when its first task lands there: on a fresh
 swarm the prosumer hosts' tasks would wait for the agent image (17 s for both
 lab workers) after the chain, the contract and the other agents are up. Right
-after the images are pushed, `prepull` creates a global job (Engine API 1.41)
-running `true` in the agent image: every node pulls it at once, while the
-orchestrator starts the chain and deploys the contract. A task that needs the
-image while the pull goes on joins that download (the engine shares it).
-The job's service carries the run's labels, so cleanup and `testbed clean`
-remove it (and the swarm its exited containers; they carry no run label, so
-no check of a node's containers takes them for the run's leftovers).
+after the images are pushed, `prepull` creates a global service running `true`
+once (restart condition none) in the agent image: every node pulls it at once,
+while the orchestrator starts the chain and deploys the contract. A task that
+needs the image while the pull goes on joins that download (the engine shares it).
+The service carries the run's labels, so cleanup and `testbed clean` remove it,
+and the swarm then removes its tasks and their exited containers on every node.
+Not a global *job*: Docker 20.10 keeps a removed job's tasks in the swarm's store
+and their containers on the nodes for good (moby/moby#42789), one more per node
+with every run.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ def prepull(client: Any, run_id: str, image: str, labels: Mapping[str, str]) -> 
         },
         name=service_name(run_id, UNIT),
         labels=tagged,
-        mode={"GlobalJob": {}},
+        mode={"Global": {}},  # not GlobalJob: see the module's docstring
     )
     return str(created["ID"])
 
