@@ -4,6 +4,8 @@ spec's deployment.swarm / hosts[].placement."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from orchestrator.backends.base import BackendError, Unit
@@ -135,20 +137,12 @@ def test_only_a_service_that_publishes_a_port_joins_the_edge_network() -> None:
     port needs the gateway bridge, which the edge network gives. Netem on a task
     with both finds the run's interface by its subnet (the order makes no eth0)."""
     argv = ("python", "-m", "agents", "prosumer")
-    host = unit_spec(
-        Unit("prosumers-01", "prosumer", argv, REPO / "x.log"),
-        "",
-        config_dir=REPO,
-        out_dir=None,
-        netem=Netem(delay_ms=5),
-    )
-    dso = unit_spec(
-        Unit("dso", "dso", argv, REPO / "x.log"),
-        "",
-        config_dir=REPO,
-        out_dir=None,
-        netem=Netem(delay_ms=5),
-    )
+
+    def spec(name: str, role: str) -> Any:
+        unit = Unit(name, role, argv, REPO / "x.log")
+        return unit_spec(unit, "", config_dir=REPO, out_dir=None, netem=Netem(delay_ms=5))
+
+    host, dso = spec("prosumers-01", "prosumer"), spec("dso", "dso")
     quiet = ServiceSpec(host, "img", {}).task_template(
         "r1", "run-net", edge_id="edge-net", subnet="10.214.4.0/22"
     )
