@@ -255,9 +255,10 @@ class SwarmTarget(Target):
             # by name too: the tasks of the run's one-shot services (prepull, the ports'
             # check) carry no run label (a removed swarm *job* left them for good)
             prefix = service_name(run_id, "")  # every task's container: its service's name
-            named = self.client.containers.list(all=True, filters={"name": prefix})
+            # the low-level list: one call, no inspect of a container being removed meanwhile
+            named = self.client.api.containers(all=True, filters={"name": prefix})
             found |= {c for c in labelled(self.client, run_id) if c.startswith("container ")}
-            found |= {f"container {c.name}" for c in named}
+            found |= {f"container {c['Names'][0].lstrip('/')}" for c in named}
             for worker in self.lab.workers:
                 code, out = self.lab.node_docker(
                     self.client, worker, "ps", "-a", "--format", "{{.Names}}", "--filter",
